@@ -1,0 +1,743 @@
+"""Model configs: a deterministic offline model for AG2 v1, and real OpenAI-compatible providers.
+
+``model_config(backend=...)`` is the one switch a notebook's parameters cell turns: ``"offline"`` (the
+default, no network, no key) or a real provider (``"openai"``, ``"azure"``, ``"ollama"``, ``"vllm"``,
+``"compatible"``). Every config it returns is an AG2 ``ModelConfig``, so agents, middleware, telemetry
+and metrics see no difference between them.
+
+Why the offline model is hand-written: AG2's ``ag2.testing.TestConfig`` replays a fixed script that
+restarts on every ``ask`` and reports no token usage, so it cannot drive a role graph, a budget or a
+dashboard. :class:`OfflineModel` instead answers by *rules* a chapter registers and a reader can see
+(``model.rules_frame()``), reports :class:`ag2.events.Usage` on every response, emits tool calls with
+stable ids, and can simulate latency and provider faults at a seeded rate.
+
+Example::
+
+    model = OfflineModel(seed=7)
+    model.add_rule(tool_rule("get_weather", keywords=["weather"], arguments={"city": "Paris"}))
+    agent = ag2.Agent("weather", "Be brief.", config=model, tools=[get_weather])
+    reply = await agent.ask("What's the weather in Paris?")
+
+Token usage: prompt tokens are the system prompt, every conversational message as rendered for the
+model (with its role label) and 3 per offered tool; completion tokens are the reply text and tool calls,
+each counted by :func:`count_tokens`.
+
+Determinism: a reply depends only on the seed, the system prompt, the conversation so far and the
+tools offered — never on wall time or on how concurrent conversations interleave. Faults add one more
+input, the attempt number for that exact conversation state, so a retried call can succeed.
+
+Thread and asyncio safety: the counters and the call log on :class:`OfflineModel` are guarded by a
+lock; one model may serve many agents and concurrent conversations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import re
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ag2.config import LLMClient, ModelConfig
+from ag2.events import (
+    BaseEvent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextInput,
+    ToolCallEvent,
+    ToolCallsEvent,
+    ToolResultsEvent,
+    Usage,
+    is_conversational,
+    render_for_prompt,
+)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
+from agentops.errors import AgentOpsError, ConfigError, MissingCredentialsError, MissingDependencyError
+
+__all__ = [
+    "BACKENDS",
+    "OFFLINE_MODEL",
+    "OFFLINE_PROVIDER",
+    "CallRecord",
+    "Faults",
+    "MalformedOutputError",
+    "OfflineModel",
+    "Prompt",
+    "ProviderError",
+    "ProviderTimeout",
+    "RateLimitError",
+    "Reply",
+    "Rule",
+    "ServerError",
+    "ToolCall",
+    "ToolOutput",
+    "count_tokens",
+    "json_rule",
+    "model_config",
+    "rule",
+    "tool_rule",
+]
+
+OFFLINE_PROVIDER = "offline"
+OFFLINE_MODEL = "offline-1"
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """Count tokens the way the offline model does: each word and each punctuation mark is one."""
+    return len(_TOKEN.findall(text)) if text else 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Provider-shaped errors
+# --------------------------------------------------------------------------------------------------
+
+
+class ProviderError(AgentOpsError):
+    """An error shaped like an OpenAI-compatible provider's: status code, headers, JSON body."""
+
+    status_code: int | None = None
+    error_type: str = "api_error"
+
+    def __init__(self, message: str, *, request_id: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.headers: dict[str, str] = {"x-request-id": request_id}
+        if retry_after is not None:
+            self.headers["retry-after"] = f"{retry_after:g}"
+        self.body = {"error": {"message": message, "type": self.error_type, "code": self.status_code}}
+
+
+class RateLimitError(ProviderError):
+    """HTTP 429 with a ``retry-after`` header (seconds)."""
+
+    status_code = 429
+    error_type = "rate_limit_exceeded"
+
+
+class ServerError(ProviderError):
+    """HTTP 503: the provider is overloaded or down."""
+
+    status_code = 503
+    error_type = "server_error"
+
+
+class ProviderTimeout(ProviderError, TimeoutError):
+    """The request timed out before the provider answered (no status code)."""
+
+    error_type = "timeout"
+
+
+class MalformedOutputError(AgentOpsError):
+    """Raised by callers that require valid structured output and did not get it."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Rules: what the offline model says
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call a rule asks for; the model gives it a stable id."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a rule answers: text, tool calls, or both."""
+
+    text: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """One tool result the model is reading on this call."""
+
+    name: str
+    content: str
+    call_id: str
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Everything a rule may look at for one model call."""
+
+    model: str
+    system: str
+    user: str
+    transcript: tuple[str, ...]
+    tools: tuple[str, ...]
+    tool_results: tuple[ToolOutput, ...]
+    schema: Mapping[str, Any] | None
+    call_index: int
+    rng: random.Random = field(compare=False, repr=False)
+
+    def mentions(self, *words: str, where: str = "user") -> bool:
+        """True if any word appears (case-insensitive, on word boundaries) in the user text or system."""
+        text = self.user if where == "user" else self.system
+        return any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.IGNORECASE) for w in words)
+
+    def has_tool(self, name: str) -> bool:
+        """True if the agent offered a tool with this name on this call."""
+        return name in self.tools
+
+    @property
+    def after_tools(self) -> bool:
+        """True when this call is reading tool results (the second half of a tool round)."""
+        return bool(self.tool_results)
+
+
+Responder = Callable[[Prompt], "Reply | str"]
+Predicate = Callable[[Prompt], bool]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``when(prompt)`` selects the rule; ``respond(prompt)`` builds the reply. First match wins."""
+
+    name: str
+    when: Predicate
+    respond: Responder
+    description: str = ""
+
+
+def rule(
+    name: str,
+    respond: Responder | str,
+    *,
+    system_contains: str | Sequence[str] = (),
+    user_contains: str | Sequence[str] = (),
+    when: Predicate | None = None,
+    description: str = "",
+) -> Rule:
+    """Build a rule from keyword conditions (all given conditions must hold) and a responder.
+
+    ``system_contains`` matches the system prompt (e.g. ``"you are a router"``), ``user_contains``
+    matches any of its words in the latest user message; ``when`` adds an arbitrary predicate.
+    ``respond`` is a function of the :class:`Prompt` or a fixed string.
+    """
+    if isinstance(respond, str):
+        text = respond
+
+        def respond(p: Prompt) -> str:
+            return text
+
+    sys_words = (system_contains,) if isinstance(system_contains, str) else tuple(system_contains)
+    user_words = (user_contains,) if isinstance(user_contains, str) else tuple(user_contains)
+
+    def matches(p: Prompt) -> bool:
+        if sys_words and not all(w.lower() in p.system.lower() for w in sys_words):
+            return False
+        if user_words and not p.mentions(*user_words):
+            return False
+        return when(p) if when is not None else True
+
+    parts = []
+    if sys_words:
+        parts.append(f"system prompt contains {' and '.join(repr(w) for w in sys_words)}")
+    if user_words:
+        parts.append(f"user mentions {' or '.join(repr(w) for w in user_words)}")
+    if when is not None:
+        parts.append(getattr(when, "__doc__", None) or "custom condition")
+    return Rule(name, matches, respond, description or "; ".join(parts) or "always")
+
+
+def tool_rule(
+    tool: str,
+    *,
+    keywords: Sequence[str],
+    arguments: Mapping[str, Any] | Callable[[Prompt], Mapping[str, Any]] | None = None,
+    name: str | None = None,
+) -> Rule:
+    """When the tool is offered and the user mentions a keyword, call it (once per user turn)."""
+
+    def when(p: Prompt) -> bool:
+        return p.has_tool(tool) and not p.after_tools and p.mentions(*keywords)
+
+    def respond(p: Prompt) -> Reply:
+        args = arguments(p) if callable(arguments) else dict(arguments or {})
+        return Reply(tool_calls=(ToolCall(tool, args),))
+
+    return Rule(
+        name or f"call {tool}",
+        when,
+        respond,
+        f"tool {tool!r} offered and user mentions {' or '.join(repr(k) for k in keywords)} → call it",
+    )
+
+
+def json_rule(
+    name: str,
+    build: Callable[[Prompt], Mapping[str, Any]],
+    *,
+    system_contains: str | Sequence[str] = (),
+    when: Predicate | None = None,
+    description: str = "",
+) -> Rule:
+    """A rule that answers with a JSON object (routers, judges, planners)."""
+    return rule(
+        name,
+        lambda p: json.dumps(build(p), sort_keys=True),
+        system_contains=system_contains,
+        when=when,
+        description=description,
+    )
+
+
+def _summarise_tool_results(p: Prompt) -> str:
+    return " ".join(f"{r.name} returned: {r.content}." for r in p.tool_results)
+
+
+def _fallback(p: Prompt) -> str:
+    topic = " ".join(p.user.split())
+    if len(topic) > 80:
+        topic = topic[:77].rstrip() + "..."
+    return f"Offline answer to: {topic}" if topic else "Offline answer: (empty request)"
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule(
+        "summarise tool results",
+        lambda p: p.after_tools,
+        _summarise_tool_results,
+        "after a tool round → report each tool's result",
+    ),
+    Rule("fallback", lambda p: True, _fallback, "nothing else matched → a short deterministic answer"),
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Faults and latency
+# --------------------------------------------------------------------------------------------------
+
+
+class Faults(BaseModel):
+    """Probabilities (per model call) of each simulated provider fault; they must sum to ≤ 1."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate_limit: float = Field(0.0, ge=0, le=1)
+    timeout: float = Field(0.0, ge=0, le=1)
+    server_error: float = Field(0.0, ge=0, le=1)
+    malformed: float = Field(0.0, ge=0, le=1)
+    empty: float = Field(0.0, ge=0, le=1)
+    retry_after_s: float = Field(1.0, ge=0, description="value of the retry-after header on 429s")
+
+    @model_validator(mode="after")
+    def _total_at_most_one(self) -> Faults:
+        if self.total > 1 + 1e-9:
+            raise ValueError(f"fault rates sum to {self.total:.3f}; they must sum to at most 1")
+        return self
+
+    @property
+    def total(self) -> float:
+        """Probability that a call fails or misbehaves in some way."""
+        return self.rate_limit + self.timeout + self.server_error + self.malformed + self.empty
+
+    def draw(self, u: float) -> str | None:
+        """Map a uniform draw in [0, 1) to a fault name (or None for a healthy call)."""
+        edge = 0.0
+        for name in ("rate_limit", "timeout", "server_error", "malformed", "empty"):
+            edge += getattr(self, name)
+            if u < edge:
+                return name
+        return None
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One model call as the offline model saw it (for notebooks and tests)."""
+
+    index: int
+    conversation: str
+    attempt: int
+    rule: str | None
+    fault: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    tool_calls: tuple[str, ...]
+
+
+def _digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# The config and its client
+# --------------------------------------------------------------------------------------------------
+
+
+class OfflineModel(ModelConfig):
+    """A deterministic, rule-driven AG2 ``ModelConfig`` that never touches the network.
+
+    Args:
+        model: model name reported in usage, metrics and traces (priced by ``agentops.pricing``).
+        seed: changes every random choice (faults, latency, rule randomness) deterministically.
+        rules: rules tried before the defaults, in order; first match answers.
+        latency_s: simulated latency per call; a ``(low, high)`` pair draws uniformly (seeded).
+        sleep: really ``await asyncio.sleep(latency)``; with ``False`` latency is only recorded.
+        faults: per-call fault probabilities (see :class:`Faults`).
+        max_log: how many :class:`CallRecord` entries to keep.
+    """
+
+    def __init__(
+        self,
+        model: str = OFFLINE_MODEL,
+        *,
+        seed: int = 0,
+        rules: Iterable[Rule] = (),
+        latency_s: float | tuple[float, float] = 0.0,
+        sleep: bool = True,
+        faults: Faults | Mapping[str, float] | None = None,
+        max_log: int = 10_000,
+    ) -> None:
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ConfigError(f"seed must be an int, got {seed!r}")
+        lo, hi = latency_s if isinstance(latency_s, tuple) else (latency_s, latency_s)
+        if lo < 0 or hi < lo:
+            raise ConfigError(f"latency_s must be ≥ 0 (or a (low, high) pair with low ≤ high), got {latency_s!r}")
+        self._model = model
+        self.seed = seed
+        self.rules: list[Rule] = list(rules)
+        self.latency_s = (float(lo), float(hi))
+        self.sleep = sleep
+        self.faults = faults if isinstance(faults, Faults) else Faults(**(faults or {}))
+        self._lock = threading.Lock()
+        self._attempts: OrderedDict[str, int] = OrderedDict()
+        self._max_attempt_keys = 50_000
+        self.calls = 0
+        self.usage = Usage()
+        self.log: deque[CallRecord] = deque(maxlen=max_log)
+
+    # -- ModelConfig protocol ------------------------------------------------------------------
+    @property
+    def provider(self) -> str:
+        return OFFLINE_PROVIDER
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    def copy(self, **overrides: Any) -> OfflineModel:
+        """Without overrides, the same object (state is shared across turns); else a new model."""
+        if not overrides:
+            return self
+        kwargs: dict[str, Any] = {
+            "model": self._model,
+            "seed": self.seed,
+            "rules": self.rules,
+            "latency_s": self.latency_s,
+            "sleep": self.sleep,
+            "faults": self.faults,
+        }
+        unknown = set(overrides) - set(kwargs)
+        if unknown:
+            raise ConfigError(f"unknown OfflineModel option(s) {sorted(unknown)}; valid: {sorted(kwargs)}")
+        kwargs.update(overrides)
+        return OfflineModel(**kwargs)
+
+    def create(self) -> LLMClient:
+        return _OfflineClient(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"OfflineModel(model={self._model!r}, seed={self.seed}, rules={len(self.rules)}, "
+            f"latency_s={self.latency_s}, faults={self.faults.total:g})"
+        )
+
+    # -- rules -----------------------------------------------------------------------------------
+    def add_rule(self, new: Rule, *, first: bool = False) -> OfflineModel:
+        """Register a rule (after existing ones, or before them with ``first=True``); returns self."""
+        if any(r.name == new.name for r in self.rules):
+            raise ConfigError(f"a rule named {new.name!r} is already registered; pick another name")
+        if first:
+            self.rules.insert(0, new)
+        else:
+            self.rules.append(new)
+        return self
+
+    def rules_frame(self) -> Any:
+        """The rules in match order (chapter rules, then defaults) as a pandas DataFrame."""
+        import pandas as pd
+
+        rows = [{"order": i + 1, "rule": r.name, "when → what": r.description} for i, r in enumerate(self.all_rules)]
+        return pd.DataFrame(rows).set_index("order")
+
+    @property
+    def all_rules(self) -> tuple[Rule, ...]:
+        """Registered rules followed by the built-in defaults."""
+        return (*self.rules, *DEFAULT_RULES)
+
+    def calls_frame(self) -> Any:
+        """The call log as a pandas DataFrame (one row per model call)."""
+        import pandas as pd
+
+        with self._lock:
+            rows = [r.__dict__ for r in self.log]
+        return pd.DataFrame(rows, columns=list(CallRecord.__dataclass_fields__))
+
+    # -- internals used by the client ----------------------------------------------------------
+    def _next_attempt(self, key: str) -> int:
+        with self._lock:
+            n = self._attempts.pop(key, 0) + 1
+            self._attempts[key] = n
+            if len(self._attempts) > self._max_attempt_keys:
+                self._attempts.popitem(last=False)
+            return n
+
+    def _record(self, rec: CallRecord, usage: Usage) -> None:
+        with self._lock:
+            self.calls += 1
+            self.usage = self.usage + usage
+            self.log.append(rec)
+
+
+def _prompt_parts(messages: Sequence[BaseEvent]) -> tuple[str, tuple[str, ...], tuple[ToolOutput, ...]]:
+    transcript = tuple(render_for_prompt(m) for m in messages if is_conversational(m))
+    user = ""
+    for m in reversed(messages):
+        if isinstance(m, ModelRequest):
+            user = " ".join(p.content for p in m.parts if isinstance(p, TextInput))
+            break
+    results: tuple[ToolOutput, ...] = ()
+    last = next((m for m in reversed(messages) if is_conversational(m)), None)
+    if isinstance(last, ToolResultsEvent):
+        outs = []
+        for r in last.results:
+            result = getattr(r, "result", None)
+            parts = getattr(result, "parts", None) or []
+            text = " ".join(
+                getattr(part, "content", None) if isinstance(getattr(part, "content", None), str)
+                else json.dumps(getattr(part, "data", None), sort_keys=True, default=str)
+                for part in parts
+            )
+            if not parts and hasattr(r, "error"):
+                text = f"error: {r.error}"
+            outs.append(ToolOutput(getattr(r, "name", "?"), text, getattr(r, "parent_id", "") or ""))
+        results = tuple(outs)
+    return user, transcript, results
+
+
+class _OfflineClient(LLMClient):
+    """Per-ask client; all state lives on the :class:`OfflineModel` it was created from."""
+
+    def __init__(self, config: OfflineModel) -> None:
+        self.config = config
+
+    async def __call__(
+        self,
+        messages: Sequence[BaseEvent],
+        context: Any,
+        *,
+        tools: Iterable[Any] = (),
+        response_schema: Any = None,
+        serializer: Any = None,
+    ) -> ModelResponse:
+        cfg = self.config
+        system = "\n".join(getattr(context, "prompt", None) or [])
+        tool_names = tuple(sorted(t.function.name for t in tools if hasattr(t, "function")))
+        user, transcript, results = _prompt_parts(messages)
+        schema = getattr(response_schema, "json_schema", None) if response_schema is not None else None
+        state = _digest(str(cfg.seed), cfg.model, system, *transcript, "|".join(tool_names))
+        attempt = cfg._next_attempt(state)
+        rng = random.Random(int(state[:16], 16))
+        prompt = Prompt(
+            model=cfg.model,
+            system=system,
+            user=user,
+            transcript=transcript,
+            tools=tool_names,
+            tool_results=results,
+            schema=schema,
+            call_index=sum(1 for m in messages if isinstance(m, ModelResponse)),
+            rng=rng,
+        )
+        prompt_tokens = count_tokens(system) + sum(count_tokens(t) for t in transcript) + 3 * len(tool_names)
+
+        fault_rng = random.Random(int(_digest(state, "fault", str(attempt))[:16], 16))
+        fault = cfg.faults.draw(fault_rng.random()) if cfg.faults.total else None
+        lo, hi = cfg.latency_s
+        latency = lo if hi == lo else fault_rng.uniform(lo, hi)
+        if latency and cfg.sleep:
+            await asyncio.sleep(latency)
+
+        request_id = f"req_{_digest(state, str(attempt))[:12]}"
+        if fault in ("rate_limit", "timeout", "server_error"):
+            cfg._record(
+                CallRecord(cfg.calls, state[:8], attempt, None, fault, 0, 0, latency, ()), Usage()
+            )
+            if fault == "rate_limit":
+                raise RateLimitError(
+                    f"Rate limit reached for {cfg.model} (simulated): retry after {cfg.faults.retry_after_s:g}s",
+                    request_id=request_id,
+                    retry_after=cfg.faults.retry_after_s,
+                )
+            if fault == "timeout":
+                raise ProviderTimeout(f"Request to {cfg.model} timed out (simulated)", request_id=request_id)
+            raise ServerError(f"The server is overloaded (simulated 503 for {cfg.model})", request_id=request_id)
+
+        chosen = next(r for r in cfg.all_rules if r.when(prompt))
+        reply = chosen.respond(prompt)
+        if isinstance(reply, str):
+            reply = Reply(text=reply)
+        calls = [
+            ToolCallEvent(
+                tc.name,
+                id=f"call_{state[:10]}_{i}",
+                arguments=json.dumps(dict(tc.arguments), sort_keys=True),
+            )
+            for i, tc in enumerate(reply.tool_calls)
+        ]
+        text = reply.text
+        finish = "tool_calls" if calls else "stop"
+        if fault == "malformed":
+            finish = "length"
+            if calls:
+                calls = [ToolCallEvent(c.name, id=c.id, arguments=c.arguments[: max(1, len(c.arguments) // 2)]) for c in calls]
+            text = (text or "")[: max(1, len(text or "") // 2)]
+        elif fault == "empty":
+            text, calls = None, []
+        completion_tokens = count_tokens(text or "") + sum(count_tokens(c.name + c.arguments) for c in calls)
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+        cfg._record(
+            CallRecord(
+                cfg.calls, state[:8], attempt, chosen.name, fault, prompt_tokens, completion_tokens,
+                latency, tuple(c.name for c in calls),
+            ),
+            usage,
+        )
+        message = ModelMessage(text) if text is not None else None
+        if message is not None and hasattr(context, "send"):
+            await context.send(message)
+        return ModelResponse(
+            message,
+            tool_calls=ToolCallsEvent(calls),
+            usage=usage,
+            model=cfg.model,
+            provider=OFFLINE_PROVIDER,
+            finish_reason=finish,
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# The factory
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Backend:
+    name: str
+    description: str
+    key_env: str | None = None  # required API key variable
+    key_optional_env: str | None = None  # optional key variable (local servers)
+    base_url_env: str | None = None
+    default_base_url: str | None = None
+    default_model: str | None = None
+
+
+BACKENDS: dict[str, _Backend] = {
+    b.name: b
+    for b in (
+        _Backend("offline", "deterministic local stand-in (no network, no key)", default_model=OFFLINE_MODEL),
+        _Backend("openai", "OpenAI API", key_env="OPENAI_API_KEY", base_url_env="OPENAI_BASE_URL",
+                 default_model="gpt-4o-mini"),
+        _Backend("azure", "Azure OpenAI (v1-compatible endpoint)", key_env="AZURE_OPENAI_API_KEY",
+                 base_url_env="AZURE_OPENAI_ENDPOINT", default_model="gpt-4o-mini"),
+        _Backend("ollama", "Ollama's OpenAI-compatible server", base_url_env="OLLAMA_BASE_URL",
+                 default_base_url="http://localhost:11434/v1", default_model="llama3.2"),
+        _Backend("vllm", "vLLM's OpenAI-compatible server", key_optional_env="VLLM_API_KEY",
+                 base_url_env="VLLM_BASE_URL", default_base_url="http://localhost:8000/v1"),
+        _Backend("compatible", "any OpenAI-compatible endpoint (base_url required)",
+                 key_env="OPENAI_API_KEY", base_url_env="OPENAI_BASE_URL"),
+    )
+}
+
+
+def model_config(
+    backend: str = "offline",
+    model: str | None = None,
+    base_url: str | None = None,
+    **options: Any,
+) -> ModelConfig:
+    """Return the AG2 ``ModelConfig`` for a backend; the only switch a notebook needs.
+
+    Args:
+        backend: one of :data:`BACKENDS` (``"offline"``, ``"openai"``, ``"azure"``, ``"ollama"``,
+            ``"vllm"``, ``"compatible"``).
+        model: model name; each backend has a sensible default except ``vllm``/``compatible``.
+        base_url: endpoint for OpenAI-compatible servers (else read from the backend's env variable).
+        **options: for ``offline``, :class:`OfflineModel` options (``seed``, ``rules``, ``latency_s``,
+            ``faults``, ``sleep``); for real backends, ``OpenAIConfig`` options (``temperature``,
+            ``timeout``, ``max_retries``, ``seed``, ...).
+
+    Raises:
+        ConfigError: unknown backend or missing model/base_url.
+        MissingCredentialsError: the backend's key variable is not set (names the variable).
+        MissingDependencyError: ``ag2[openai]`` is not installed for a real backend.
+    """
+    spec = BACKENDS.get(str(backend).strip().lower())
+    if spec is None:
+        raise ConfigError(f"unknown llm backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if spec.name == "offline":
+        if base_url is not None:
+            raise ConfigError("the offline backend takes no base_url; drop it or pick a real backend")
+        try:
+            return OfflineModel(model or OFFLINE_MODEL, **options)
+        except TypeError as exc:
+            raise ConfigError(
+                f"invalid offline model option: {exc}; valid: seed, rules, latency_s, sleep, faults, max_log"
+            ) from None
+
+    model = model or spec.default_model
+    if not model:
+        raise ConfigError(f"backend {spec.name!r} needs a model name: pass model='...'")
+    base_url = base_url or (os.environ.get(spec.base_url_env) if spec.base_url_env else None) or spec.default_base_url
+    if spec.name in ("compatible", "azure") and not base_url:
+        raise ConfigError(
+            f"backend {spec.name!r} needs an endpoint: pass base_url='https://...' or set {spec.base_url_env}"
+        )
+    if spec.name == "azure" and base_url and "/openai/v1" not in base_url:
+        base_url = base_url.rstrip("/") + "/openai/v1/"
+    if spec.key_env:
+        api_key = os.environ.get(spec.key_env)
+        if not api_key:
+            raise MissingCredentialsError(spec.name, spec.key_env)
+    elif spec.key_optional_env:
+        api_key = os.environ.get(spec.key_optional_env) or "not-needed"
+    else:
+        api_key = spec.name  # local servers ignore the key but the client requires one
+    try:
+        from openai import AsyncOpenAI  # noqa: F401  (ag2's placeholder hides the missing SDK until use)
+
+        from ag2.config import OpenAIConfig
+    except ImportError:
+        raise MissingDependencyError(
+            f"backend {spec.name!r} needs the OpenAI client: pip install 'ag2-agentops-cookbook[openai]' "
+            f"(or pip install 'ag2[openai]')"
+        ) from None
+    return OpenAIConfig(model=model, api_key=api_key, base_url=base_url, **options)

@@ -1,0 +1,37 @@
+"""Shared fixtures. The session refuses real network access (pytest-socket, loopback only; see
+pyproject addopts), so no test can silently call a model provider."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+REDIS_URL = os.environ.get("AGENTOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the real redis-server started by `make services`; fails loudly when it is absent."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(f"redis-server is not reachable at {REDIS_URL} ({exc}); start it with `make services`")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture()
+def redis_client(redis_url: str):
+    """A client on the test database, flushed before and after each test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
