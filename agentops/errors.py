@@ -8,11 +8,11 @@ from __future__ import annotations
 
 __all__ = [
     "AgentOpsError",
+    "ChapterFailed",
     "ConfigError",
     "MissingCredentialsError",
     "MissingDependencyError",
     "ParameterError",
-    "ChapterFailed",
     "UnknownModelPrice",
 ]
 

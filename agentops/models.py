@@ -614,7 +614,10 @@ class _OfflineClient(LLMClient):
         if fault == "malformed":
             finish = "length"
             if calls:
-                calls = [ToolCallEvent(c.name, id=c.id, arguments=c.arguments[: max(1, len(c.arguments) // 2)]) for c in calls]
+                calls = [
+                    ToolCallEvent(c.name, id=c.id, arguments=c.arguments[: max(1, len(c.arguments) // 2)])
+                    for c in calls
+                ]
             text = (text or "")[: max(1, len(text or "") // 2)]
         elif fault == "empty":
             text, calls = None, []
@@ -732,9 +735,8 @@ def model_config(
     else:
         api_key = spec.name  # local servers ignore the key but the client requires one
     try:
-        from openai import AsyncOpenAI  # noqa: F401  (ag2's placeholder hides the missing SDK until use)
-
         from ag2.config import OpenAIConfig
+        from openai import AsyncOpenAI  # noqa: F401  (ag2's placeholder hides the missing SDK until use)
     except ImportError:
         raise MissingDependencyError(
             f"backend {spec.name!r} needs the OpenAI client: pip install 'ag2-agentops-cookbook[openai]' "

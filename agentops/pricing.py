@@ -20,8 +20,8 @@ Example::
 from __future__ import annotations
 
 import threading
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from importlib import metadata
 from typing import Any
@@ -37,6 +37,7 @@ __all__ = [
     "price",
     "price_table",
     "register_price",
+    "usage_frame",
 ]
 
 PRICES_AS_OF = "2026-11-01"
@@ -183,3 +184,28 @@ def price_table(models: tuple[tuple[str, str | None], ...] = COMMON_MODELS) -> A
             }
         )
     return pd.DataFrame(rows).set_index("model")
+
+
+def usage_frame(report: Any) -> Any:
+    """One row per usage record of an AG2 ``UsageReport`` (``await reply.usage()``), with USD cost.
+
+    Columns: kind, model, provider, input_tokens, output_tokens, total_tokens, cost_usd.
+    """
+    import pandas as pd
+
+    rows = []
+    for rec in getattr(report, "records", ()):
+        u = rec.usage
+        rows.append(
+            {
+                "kind": rec.kind,
+                "model": rec.model,
+                "provider": rec.provider,
+                "input_tokens": int(u.prompt_tokens or 0),
+                "output_tokens": int(u.completion_tokens or 0),
+                "total_tokens": int(u.total_tokens or 0),
+                "cost_usd": cost(u, rec.model, rec.provider) if rec.model else 0.0,
+            }
+        )
+    columns = ["kind", "model", "provider", "input_tokens", "output_tokens", "total_tokens", "cost_usd"]
+    return pd.DataFrame(rows, columns=columns)

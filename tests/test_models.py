@@ -131,7 +131,8 @@ async def test_faults_raise_provider_shaped_errors(fault, exc, status):
 
 
 async def test_malformed_and_empty_outputs():
-    m = OfflineModel(rules=[json_rule("j", lambda p: {"route": "billing", "reason": "invoice"})], faults={"malformed": 1})
+    j = json_rule("j", lambda p: {"route": "billing", "reason": "invoice"})
+    m = OfflineModel(rules=[j], faults={"malformed": 1})
     body = (await ag2.Agent("a", "x", config=m).ask("hi")).body
     with pytest.raises(json.JSONDecodeError):
         json.loads(body)
@@ -224,5 +225,5 @@ def test_backends_listed():
 def test_test_session_refuses_real_network():
     from pytest_socket import SocketConnectBlockedError
 
-    with pytest.raises(SocketConnectBlockedError):
+    with pytest.warns(UserWarning), pytest.raises(SocketConnectBlockedError):
         socket.create_connection(("203.0.113.1", 443), timeout=1)
