@@ -8,7 +8,6 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 REDIS_PORT ?= 6379
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && echo sudo)
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
 .PHONY: help setup system-deps services run test unit nbval lab bench lint clean

@@ -21,7 +21,8 @@ import platform
 import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -237,6 +238,21 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+@contextmanager
+def _kernel_env() -> Iterator[None]:
+    """Kernels inherit the environment: drop ``MPLBACKEND`` so figures use the inline backend.
+
+    With ``MPLBACKEND=Agg`` (common on CI machines) ``plt.show()`` displays nothing, and a report or
+    nbval run would silently lose every figure.
+    """
+    saved = os.environ.pop("MPLBACKEND", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved
+
+
 def _execute(chapter: Chapter, params: dict[str, Any], output: Path, kernel: str) -> ChapterResult:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -244,15 +260,16 @@ def _execute(chapter: Chapter, params: dict[str, Any], output: Path, kernel: str
     merged = {name: p.default for name, p in chapter.parameters.items()} | params
     start = time.perf_counter()
     try:
-        pm.execute_notebook(
-            str(chapter.path),
-            str(output),
-            parameters=params,
-            kernel_name=kernel,
-            cwd=str(chapter.path.parent),
-            progress_bar=False,
-            log_output=False,
-        )
+        with _kernel_env():
+            pm.execute_notebook(
+                str(chapter.path),
+                str(output),
+                parameters=params,
+                kernel_name=kernel,
+                cwd=str(chapter.path.parent),
+                progress_bar=False,
+                log_output=False,
+            )
     except PapermillExecutionError as exc:
         # cell_index counts every cell of the executed report (papermill's injected-parameters cell
         # included), so it points at the right cell of the notebook the reader opens in reports/.
@@ -382,7 +399,8 @@ def refresh(names: Sequence[str] = (), *, notebooks_dir: str | Path | None = Non
         client = nbclient.NotebookClient(
             nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(chapter.path.parent)}}
         )
-        client.execute()
+        with _kernel_env():
+            client.execute()
         nb.metadata.pop("papermill", None)
         for cell in nb.cells:
             cell.metadata.pop("papermill", None)

@@ -7,6 +7,9 @@ import os
 
 import pytest
 
+# nbval kernels inherit this process's environment; MPLBACKEND=Agg would make plt.show() display nothing.
+os.environ.pop("MPLBACKEND", None)
+
 REDIS_URL = os.environ.get("AGENTOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

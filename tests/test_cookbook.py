@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -140,3 +141,15 @@ def test_classic_mapping_matches_readme():
     assert len(classic_mapping()) == len(CLASSIC_TO_V1)
     for classic, v1, _helper in CLASSIC_TO_V1:
         assert f"| {classic} | {v1} |" in readme, classic
+
+
+def test_figures_survive_an_inherited_non_interactive_backend(tmp_path, monkeypatch):
+    d = tmp_path / "nb"
+    d.mkdir()
+    make_notebook(d / "00_plot.ipynb", "import matplotlib.pyplot as plt\n_ = plt.plot([1, 2])\nplt.show()")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    run([], {}, tmp_path / "out", notebooks_dir=d, progress=False).raise_for_failures()
+    executed = json.loads((tmp_path / "out" / "00_plot.ipynb").read_text())
+    mimes = {m for c in executed["cells"] for o in c.get("outputs", []) for m in o.get("data", {})}
+    assert "image/png" in mimes
+    assert os.environ["MPLBACKEND"] == "Agg"  # restored for the caller
