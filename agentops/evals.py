@@ -70,7 +70,7 @@ from typing import Annotated, Any, Literal, Union
 import ag2
 from ag2.eval import Feedback, RunResult, Scorer, Suite, Task, Trace, evaluate_traces
 from ag2.eval import load_run as _ag2_load_run
-from ag2.eval.sources import InMemoryTraceSource, TraceRef
+from ag2.eval.sources import TraceRef
 from ag2.events import ModelMessage, ModelResponse, ToolCallEvent, Usage, UsageEvent
 from ag2.usage import UsageReport
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -1521,6 +1521,24 @@ def _progress(total: int, desc: str, enabled: bool | None) -> Any:
     return tqdm(total=total, desc=desc, unit="case", disable=not enabled, leave=False, file=sys.stderr)
 
 
+class _LiveTraceSource:
+    """An ``ag2.eval`` ``TraceSource`` whose traces become available as their cases finish."""
+
+    def __init__(
+        self, name: str, ids: Sequence[str], futures: Mapping[str, asyncio.Future[_Produced]]
+    ) -> None:
+        self._refs = [TraceRef(trace_id=f"{name}:{i}", task_id=i) for i in ids]
+        self._futures = futures
+
+    async def list(self) -> Any:
+        for ref in self._refs:
+            yield ref
+
+    async def load(self, ref: TraceRef) -> Trace:
+        out = await self._futures[str(ref.task_id)]
+        return Trace(events=out.events, exception=out.error, duration_ms=int(out.latency_s * 1000))
+
+
 async def run_suite(
     suite: EvalSuite,
     target: Target,
@@ -1569,17 +1587,16 @@ async def run_suite(
     sem = asyncio.Semaphore(concurrency)
     bar = _progress(len(suite.cases), f"eval {suite.name}", progress)
 
-    async def produce(case: EvalCase) -> tuple[str, _Produced]:
+    loop = asyncio.get_running_loop()
+    futures: dict[str, asyncio.Future[_Produced]] = {c.id: loop.create_future() for c in suite.cases}
+    produced: dict[str, _Produced] = {}
+
+    async def produce(case: EvalCase) -> None:
         async with sem:
             limit = case.timeout_s or suite.defaults.timeout_s or timeout_s
             out = await _produce(target, case, limit)
-        bar.update(1)
-        return case.id, out
-
-    try:
-        produced = dict(await asyncio.gather(*(produce(c) for c in suite.cases)))
-    finally:
-        bar.close()
+        produced[case.id] = out
+        futures[case.id].set_result(out)
 
     results: dict[str, CaseResult] = {}
 
@@ -1643,6 +1660,7 @@ async def run_suite(
             error=_error_text(out.error) if out.error else None,
         )
         results[case.id] = res
+        bar.update(1)
         _emit(listeners, "eval.case", {"case": case.id, "passed": res.passed, "tags": list(case.tags)})
         fbs = [
             Feedback(
@@ -1663,27 +1681,25 @@ async def run_suite(
             fbs += [Feedback(f"judge.{d}", score=s) for d, s in verdict.scores.items() if s is not None]
         return fbs
 
-    pairs = [
-        (
-            TraceRef(trace_id=f"{suite.name}:{c.id}", task_id=c.id),
-            Trace(
-                events=produced[c.id].events,
-                exception=produced[c.id].error,
-                duration_ms=int(produced[c.id].latency_s * 1000),
-            ),
+    # Grading overlaps production: ag2's grading core pulls each trace from a source whose load()
+    # waits for that case to finish, so a case is graded (and judged) as soon as it is produced.
+    source = _LiveTraceSource(suite.name, [c.id for c in suite.cases], futures)
+    production = asyncio.ensure_future(asyncio.gather(*(produce(c) for c in suite.cases)))
+    try:
+        result = await evaluate_traces(
+            source,
+            scorers=[Scorer(grade_case, key="case")],
+            suite=suite.to_ag2(),
+            store_dir=str(store_dir) if store_dir else "",  # "" → ag2 keeps the run in memory only
+            concurrency=concurrency,
+            run_id=run_id,
+            label=label,
         )
-        for c in suite.cases
-    ]
-    # ag2's grading core: scorers per trace, aggregates, RunResult (and the run JSON when store_dir is set).
-    result = await evaluate_traces(
-        InMemoryTraceSource(pairs),
-        scorers=[Scorer(grade_case, key="case")],
-        suite=suite.to_ag2(),
-        store_dir=str(store_dir) if store_dir else "",
-        concurrency=concurrency,
-        run_id=run_id,
-        label=label,
-    )
+        await production
+    finally:
+        if not production.done():
+            production.cancel()
+        bar.close()
     missing = [c.id for c in suite.cases if c.id not in results]
     if missing:  # grading itself crashed for these (a bug in a custom scorer): surface, don't hide
         raise EvalError(f"grading failed for case(s) {missing}; see the log for the scorer's traceback")
