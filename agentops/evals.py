@@ -1742,6 +1742,16 @@ class EvalRun:
         except KeyError:
             raise UnknownKeyError(f"no case {case_id!r} in this run; cases: {sorted(self._by_id)}") from None
 
+    def select(self, ids: Iterable[str]) -> EvalRun:
+        """The same run restricted to the given case ids (unknown ones are ignored), e.g. a tag subset."""
+        keep = set(ids)
+        return EvalRun(
+            self.result,
+            [c for c in self.cases if c.case_id in keep],
+            suite_name=self.suite_name,
+            label=self.label,
+        )
+
     @property
     def tags(self) -> tuple[str, ...]:
         """Every tag in the run, sorted."""
@@ -1875,7 +1885,7 @@ class EvalRun:
             "|---|---:|---:|---:|",
         ]
         for tag, row in self.pass_rate_by_tag().iterrows():
-            lines.append(f"| {tag} | {row['cases']} | {row['passed']} | {row['pass_rate']:.0%} |")
+            lines.append(f"| {tag} | {int(row['cases'])} | {int(row['passed'])} | {row['pass_rate']:.0%} |")
         lines += [
             "",
             "## Cases",
@@ -2529,6 +2539,8 @@ async def _cli(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise ConfigError(f"--concurrency must be ≥ 1, got {args.concurrency}")
     baseline = load_run(args.baseline) if args.baseline else None  # fail fast, before running anything
+    if baseline is not None and args.tag:  # gate only the selected cases
+        baseline = baseline.select(c.id for c in suite.cases)
     run = await run_suite(
         suite,
         target,
