@@ -711,6 +711,14 @@ class EvalSuite(BaseModel):
             _split_spec(self.target)
         return self
 
+    def with_thresholds(self, thresholds: Mapping[str, float]) -> EvalSuite:
+        """A copy with suite-level judge ``thresholds`` (validated; a case's own thresholds still win)."""
+        try:
+            checked = _check_thresholds(thresholds)
+        except ValueError as exc:
+            raise UnknownKeyError(str(exc)) from None
+        return self.model_copy(update={"judge": self.judge.model_copy(update={"thresholds": checked})})
+
     def thresholds_for(self, case: EvalCase) -> dict[str, float]:
         """The rubric thresholds that apply to a case (the case's own, else the suite's)."""
         return dict(case.judge_thresholds or self.judge.thresholds or {})
@@ -774,8 +782,12 @@ def _task_for(case: EvalCase) -> Task:
 
 def _format_validation(exc: ValidationError, source: str) -> str:
     lines = []
-    for err in exc.errors():
+    errors = exc.errors()
+    in_cases = any(len(e.get("loc", ())) > 1 and e["loc"][0] == "cases" for e in errors)
+    for err in errors:
         loc = list(err.get("loc", ()))
+        if in_cases and tuple(loc) == ("cases",) and err.get("type") == "too_short":
+            continue  # a side effect of an invalid case, reported on its own line
         where = source
         if len(loc) >= 2 and loc[0] == "cases" and isinstance(loc[1], int):
             where += f": case #{loc[1] + 1}"
@@ -1514,7 +1526,7 @@ def _emit(listeners: Sequence[Listener], name: str, payload: Mapping[str, Any]) 
 
 
 def _progress(total: int, desc: str, enabled: bool | None) -> Any:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain tqdm: writes to stderr only when enabled, no widget warnings
 
     if enabled is None:
         enabled = bool(getattr(sys.stderr, "isatty", lambda: False)()) and "ipykernel" not in sys.modules

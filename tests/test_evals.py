@@ -668,7 +668,12 @@ def test_markdown_and_html_reports(demo_runs):
     assert "| safety.ssn | fail | yes |" in md
     page = bad.to_html()
     assert page.startswith("<!doctype html>") and "<td>safety.ssn</td>" in page and 'class="fail"' in page
-    assert "&lt;" not in page or "<script" not in page
+
+
+async def test_html_report_escapes_model_output():
+    s = suite_of(case({"type": "equals", "value": "x"}))
+    page = (await ev.run_suite(s, respond("<script>alert(1)</script>"), progress=False)).to_html()
+    assert "&lt;script&gt;" in page and "<script>" not in page
 
 
 def test_save_and_load_round_trip_is_an_ag2_run_file(demo_runs, tmp_path):
@@ -958,3 +963,10 @@ def test_cli_in_a_subprocess(tmp_path):
         timeout=120,
     )
     assert bad.returncode == 1 and "ssn [critical]" in bad.stdout and bad.stderr == ""
+
+
+def test_with_thresholds_overrides_suite_thresholds_and_validates():
+    s = ev.load_suite(DATA / "small.yaml").with_thresholds({"overall": 7})
+    assert s.thresholds_for(s.cases[1]) == {"overall": 7.0}
+    with pytest.raises(ev.UnknownKeyError, match="overal"):
+        s.with_thresholds({"overal": 7})
