@@ -153,3 +153,24 @@ def test_figures_survive_an_inherited_non_interactive_backend(tmp_path, monkeypa
     mimes = {m for c in executed["cells"] for o in c.get("outputs", []) for m in o.get("data", {})}
     assert "image/png" in mimes
     assert os.environ["MPLBACKEND"] == "Agg"  # restored for the caller
+
+
+def test_every_parameter_line_of_every_chapter_is_understood():
+    """papermill silently skips lines it cannot parse (e.g. an '=' in a comment); `-p` would then reject them."""
+    for chapter in discover(ROOT / "notebooks"):
+        nb = json.loads(chapter.path.read_text())
+        cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+        assigned = [
+            line.split("=", 1)[0].strip()
+            for line in "".join(cell["source"]).splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+        assert assigned == list(chapter.parameters), chapter.name
+
+
+def test_main_dispatches_the_eval_gate(tmp_path, capsys):
+    baseline = tmp_path / "baseline.json"
+    assert main(["eval", "demo", "--save-baseline", str(baseline), "--no-progress"]) == 0
+    assert main(["eval", "demo", "--baseline", str(baseline), "--no-progress"]) == 0
+    assert main(["eval", "demo", "--baseline", str(baseline), "--variant", "regressed", "--no-progress"]) == 1
+    assert "regression gate FAILED" in capsys.readouterr().out
