@@ -763,7 +763,9 @@ class EscalationEngine:
         )
         return record
 
-    async def _handle(self, r: EscalationRule, ctx: RunContext) -> tuple[str, Action]:
+    async def _handle(
+        self, r: EscalationRule, ctx: RunContext, approver: Approver | None = None
+    ) -> tuple[str, Action]:
         handler = Handler(r.handler)
         if handler is Handler.ABORT:
             return "aborted", Action.ABORT
@@ -777,7 +779,8 @@ class EscalationEngine:
                 return f"already on fallback {target}", Action.ABORT
             return f"fallback to {target}", Action.FALLBACK
         # human review
-        if self.approver is None:
+        approver = self.approver if self.approver is not None else approver
+        if approver is None:
             return "no approver configured", Action.STOP
         request = ApprovalRequest(
             kind="escalation",
@@ -792,7 +795,7 @@ class EscalationEngine:
                 "run_id": ctx.run_id,
             },
         )
-        result = await request_approval(self.approver, request, timeout_s=self.approval_timeout_s)
+        result = await request_approval(approver, request, timeout_s=self.approval_timeout_s)
         if result.approved:
             return "approved", Action.CONTINUE
         if result.status == "timeout":
@@ -801,8 +804,12 @@ class EscalationEngine:
             return f"approver failed ({result.error})", Action.STOP
         return "rejected", Action.STOP
 
-    async def check(self, ctx: RunContext) -> Verdict:
+    async def check(self, ctx: RunContext, *, approver: Approver | None = None) -> Verdict:
         """Evaluate the rules in order for ``ctx``, handle what fires, log it, and decide.
+
+        Args:
+            ctx: the run snapshot.
+            approver: answers reviews when the engine has no approver of its own (runners pass theirs).
 
         Returns:
             A :class:`Verdict` whose ``action`` the runner must follow.
@@ -833,7 +840,7 @@ class EscalationEngine:
             if r.once:
                 with self._lock:
                     self._fired_once.add(key)
-            outcome, action = await self._handle(r, ctx)
+            outcome, action = await self._handle(r, ctx, approver)
             escalations.append(self._append(ctx, r, outcome, action, r.describe(ctx)))
             if action.blocks:
                 return Verdict(
