@@ -86,6 +86,7 @@ from agentops.escalation import (
 from agentops.pricing import cost as usd_cost
 
 __all__ = [
+    "MAX_REFUSALS",
     "GraphError",
     "GraphRun",
     "Role",
@@ -102,6 +103,8 @@ __all__ = [
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _RESERVED = frozenset({"user"})
 STOP_ROUTE = "__stop__"
+MAX_REFUSALS = 3
+"""Refused handoffs after which a role's turn is ended (a model that keeps retrying cannot loop)."""
 TRANSCRIPT_COLUMNS = ["step", "role", "action", "target", "tokens", "cost", "detail"]
 
 
@@ -372,6 +375,7 @@ class _Turn:
     detail: str = ""
     text: str = ""
     finished: bool = False
+    refused: int = 0
 
 
 class _Run:
@@ -464,16 +468,21 @@ class _Run:
             self.listeners, "handoff.refused", {"from": src, "to": dst, "reason": reason}
         )
 
-    async def gate(self, where: str, text: str, confidence: float | None = None) -> Any:
+    async def gate(
+        self, where: str, text: str, confidence: float | None = None, pending: UsageMeter | None = None
+    ) -> Any:
+        """Check the escalation engine; ``pending`` is the current turn's usage not yet booked."""
+        extra_tokens = pending.tokens if pending else 0
+        extra_cost = pending.cost_usd if pending else 0.0
         ctx = RunContext(
             run_id=self.run_id,
             where=where,
             text=text,
             confidence=confidence,
-            cost_usd=self.cost,
-            tokens=self.tokens,
-            calls=self.calls,
-            errors=self.errors,
+            cost_usd=self.cost + extra_cost,
+            tokens=self.tokens + extra_tokens,
+            calls=self.calls + (pending.calls if pending else 0),
+            errors=self.errors + (pending.errors if pending else 0),
             elapsed_s=time.perf_counter() - self.started,
             model=getattr(self.models.get(where), "model", ""),
         )
@@ -493,6 +502,9 @@ class _Run:
                 turn.action, turn.target, turn.detail = "handoff", dst, reason
             return Handoff(target=dst, reason=reason)
         options = ", ".join(allowed) if allowed else "none (answer the user yourself)"
+        turn = self.current.get(src)
+        if turn is not None:
+            turn.refused += 1
         self.refuse(src, dst or str(to), why)
         return (
             f"REFUSED: {why}. Allowed handoff targets for {src}: {options}. "
@@ -533,6 +545,9 @@ class _RoleTurn(BaseMiddleware):
         self.meter = UsageMeter(getattr(run.models.get(role), "model", ""))
 
     async def on_llm_call(self, call_next: Any, events: Any, context: Any) -> ModelResponse:
+        turn = self.run.current.get(self.role)
+        if turn is not None and turn.refused >= MAX_REFUSALS:
+            return _response(f"[turn ended after {turn.refused} refused handoffs]")
         try:
             response = await call_next(events, context)
         except BaseException:
@@ -594,7 +609,7 @@ class _RoleTurn(BaseMiddleware):
                 reason = f"route {decision.route!r} not allowed → escalation"
             else:
                 route, reason = decision.route, decision.reason
-        verdict = await run.gate(graph.router, run.request, confidence)
+        verdict = await run.gate(graph.router, run.request, confidence, pending=self.meter)
         if verdict.action is Action.ABORT:
             route, reason = STOP_ROUTE, f"aborted by escalation ({verdict.reason})"
             run.stopped, run.stop_action = f"router: {verdict.reason}", verdict.action

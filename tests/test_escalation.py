@@ -270,7 +270,9 @@ async def test_log_and_listeners():
     def bad_listener(event, payload):
         raise RuntimeError("observer down")
 
-    engine = EscalationEngine([low_confidence(0.6)], listeners=[bad_listener, lambda e, p: events.append((e, p))])
+    engine = EscalationEngine(
+        [low_confidence(0.6)], listeners=[bad_listener, lambda e, p: events.append((e, p))]
+    )
     v = await engine.check(ctx(confidence=0.2, where="router"))
     assert v.action is Action.STOP
     assert engine.listener_errors == 1
@@ -283,7 +285,16 @@ async def test_log_and_listeners():
         "outcome": "no approver configured",
     }
     log = engine.log()
-    assert list(log.columns) == ["run_id", "where", "rule", "severity", "handler", "outcome", "action", "message"]
+    assert list(log.columns) == [
+        "run_id",
+        "where",
+        "rule",
+        "severity",
+        "handler",
+        "outcome",
+        "action",
+        "message",
+    ]
     assert log.iloc[0]["message"] == "confidence 0.20 < 0.60"
     assert engine.log(run_id="other").empty
 
