@@ -443,6 +443,7 @@ class _Runner:
         self.outputs: dict[str, str] = {}
         self.stage_models: dict[str, Any] = {s.name: _model_for(s, models) for s in template.stages}
         self.timed_out: dict[str, bool] = {}
+        self.last_elapsed: dict[str, float] = {}
         self.failures: dict[str, BaseException] = {}
         self.reason = ""
         self.t0 = 0.0
@@ -497,8 +498,9 @@ class _Runner:
         rec = self.records[stage.name]
         model = self.stage_models[stage.name]
         rec.model = getattr(model, "model", type(model).__name__)
+        began = time.perf_counter() - self.t0
         if rec.start_s is None:
-            rec.start_s = time.perf_counter() - self.t0
+            rec.start_s = began
         try:
             output = await self._attempts(stage, model)
         except (Exception, RetryError) as exc:
@@ -510,6 +512,7 @@ class _Runner:
             rec.status, rec.output, rec.error = "completed", output, ""
             self.outputs[stage.name] = output
         rec.end_s = time.perf_counter() - self.t0
+        self.last_elapsed[stage.name] = rec.end_s - began
         self._settle(stage.name)
         self.listener_note(
             "stage",
