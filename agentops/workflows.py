@@ -574,7 +574,7 @@ class _Runner:
                 text=rec.output or rec.error,
                 cost_usd=spent,
                 tokens=tokens,
-                elapsed_s=rec.duration_s or 0.0,
+                elapsed_s=self.last_elapsed.get(stage.name, 0.0),
                 timeout_s=self.t.timeout_for(stage),
                 timed_out=self.timed_out.get(stage.name, False),
                 calls=calls,
