@@ -744,13 +744,15 @@ _COLORS = {
 
 def plot_gantt(run: WorkflowRun, ax: Any = None, title: str | None = None) -> Any:
     """Stages as horizontal bars on a time axis (seconds since the run started); parallel stages
-    overlap. Stages that never ran are listed with no bar. Returns the matplotlib ``Axes``."""
+    overlap. A stage stopped at its gate is marked ✕ where the run ended; skipped stages have no bar.
+    Returns the matplotlib ``Axes``."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.5 * len(run.stages) + 1.2))
     labels = []
+    last_end = max((r.end_s for r in run.stages if r.end_s is not None), default=0.0)
     for i, r in enumerate(run.stages):
         labels.append(r.stage + (f"  [group {r.group}]" if r.group is not None else ""))
         if r.start_s is not None and r.end_s is not None:
@@ -762,7 +764,7 @@ def plot_gantt(run: WorkflowRun, ax: Any = None, title: str | None = None) -> An
                 edgecolor="#333333",
             )
         elif r.status != "skipped":
-            ax.plot([0], [i], marker="x", color=_COLORS.get(r.status, "#333333"))
+            ax.plot([last_end], [i], marker="x", markersize=10, color=_COLORS.get(r.status, "#333333"))
     ax.set_yticks(range(len(run.stages)))
     ax.set_yticklabels(labels)
     ax.invert_yaxis()
