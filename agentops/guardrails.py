@@ -74,7 +74,7 @@ from ag2.events import (
 from ag2.events.tool_events import ToolResult
 from ag2.middleware import BaseMiddleware
 from ag2.middleware.describe import MiddlewareDescription
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.errors import ConfigError, MissingDependencyError
@@ -139,17 +139,12 @@ class Finding(NamedTuple):
 # ==================================================================================================
 
 
+_DOUBLED = str.maketrans("0123456789", "0246813579")  # each digit doubled, digits of the product summed
+
+
 def _luhn_ok(digits: str) -> bool:
-    total = 0
-    parity = len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = ord(ch) - 48
-        if i % 2 == parity:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    """Luhn checksum (ISO/IEC 7812) of a string of ASCII digits."""
+    return (sum(map(int, digits[-1::-2])) + sum(map(int, digits[-2::-2].translate(_DOUBLED)))) % 10 == 0
 
 
 # Issuer prefixes (IIN ranges) and lengths of the networks in wide use.
@@ -189,15 +184,16 @@ _IBAN_LENGTHS: dict[str, int] = {
 }  # fmt: skip
 
 
+_IBAN_LETTERS = str.maketrans({chr(65 + i): str(10 + i) for i in range(26)})
+
+
 def _iban_ok(compact: str) -> bool:
     if _IBAN_LENGTHS.get(compact[:2]) != len(compact):
         return False
-    rearranged = compact[4:] + compact[:4]
-    try:
-        number = int("".join(str(int(c, 36)) for c in rearranged))
-    except ValueError:
+    rearranged = (compact[4:] + compact[:4]).translate(_IBAN_LETTERS)
+    if not rearranged.isdigit():
         return False
-    return number % 97 == 1
+    return int(rearranged) % 97 == 1
 
 
 def _ssn_ok(area: str, group: str, serial: str) -> bool:
@@ -303,13 +299,7 @@ _SECRET_TOKENS = re.compile(
     r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s]*))"
 )
 # Secret-ish key names, searched in the lower-cased text; the assignment itself is checked after.
-_SECRET_KEYWORD = re.compile(
-    r"pass(?:word|wd|phrase)?|pwd|secret|api_?key|apikey|access_?key|token|bearer|credentials?|private_?key|key"
-)
-_ASSIGN_TAIL = re.compile(
-    r"[\w.-]{0,30}?[\"']?\s*(?::|=>?|\bis\b)\s*(?:(?:bearer|token|basic)\s+)?([\"']?)([^\s\"'`,;]{6,200})\1"
-)
-_BEARER_TAIL = re.compile(r"\s+([A-Za-z0-9._~+/=-]{16,})")
+_BEARER_VALUE = re.compile(r"\s+([A-Za-z0-9._~+/=-]{16,})")
 _URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^\s:/@]+:(?P<value>[^\s/@]{3,})@", re.IGNORECASE)
 
 # Overlap resolution: a higher number wins when two findings overlap.
@@ -319,15 +309,18 @@ _SOFT_KINDS = ("openai", "stripe", "github", "slack")
 
 
 _AWS_PREFIX = re.compile(r"A(?:KI|SI|BI|CC)A[0-9A-Z]")
-# (literal, offset from the literal back to where the token starts), grouped by a one-character
-# prefilter that the interpreter checks with memchr.
-_SECRET_LITERALS_US: tuple[tuple[str, int], ...] = (
-    ("ghp_", 0), ("gho_", 0), ("ghu_", 0), ("ghs_", 0), ("ghr_", 0), ("github_pat_", 0), ("k_live_", 1),
-    ("k_test_", 1),
+# (gate character checked with memchr, literal, offset from the literal back to the token start)
+_SECRET_LITERALS: tuple[tuple[str, str, int], ...] = (
+    ("_", "gh", 0), ("_", "k_live_", 1), ("_", "k_test_", 1), ("-", "sk-", 0), ("-", "xox", 0),
+    ("-", "-----BEGIN ", 0), ("J", "eyJ", 0), ("z", "AIza", 0), ("/", "https://hooks.slack.com", 0),
 )
-_SECRET_LITERALS_DASH: tuple[tuple[str, int], ...] = (("sk-", 0), ("xox", 0), ("-----BEGIN ", 0))
-_SECRET_LITERALS_ANY: tuple[tuple[str, int], ...] = (("AIza", 0), ("eyJ", 0), ("https://hooks.slack.com", 0))
-_SECRET_KEYS = ("pass", "pwd", "secret", "key", "token", "bearer", "credential")
+# A secret-looking key name just before an assignment operator ("db_password = ", "API_KEY: ").
+_KEY_BEFORE = re.compile(
+    r"(?:pass(?:word|wd|phrase)?|pwd|secret|api_?key|apikey|key|token|credentials?)[\w.-]{0,30}?[\"']?\s*$"
+)
+_KEY_HINTS = ("pass", "pwd", "secret", "key", "token", "credential")
+_VALUE_AFTER = re.compile(r"=?>?\s*(?:(?:bearer|token|basic)\s+)?([\"']?)([^\s\"'`,;]{6,200})\1", re.I)
+_IS_VALUE = re.compile(r"pass(?:word|wd|phrase)? is ([\"']?)([^\s\"'`,;]{6,200})\1")
 
 
 def _secret_token_at(text: str, start: int, seen: set[int], out: list[Finding]) -> None:
@@ -348,51 +341,70 @@ def _secret_token_at(text: str, start: int, seen: set[int], out: list[Finding]) 
     out.append(Finding("SECRET", start, m.end(), 0.99 if kind in ("pem", "aws", "github") else 0.95))
 
 
+def _assigned_secret(text: str, low: str, op: int, out: list[Finding]) -> None:
+    """Check the assignment at operator position ``op`` (``=`` or ``:``) for a secret value."""
+    j = op
+    while j > 0 and low[j - 1] in " \t\"'":
+        j -= 1
+    lo = max(0, op - 48, low.rfind(" ", 0, j) + 1)
+    token = low[lo:j]
+    if not token or not any(key in token for key in _KEY_HINTS):
+        return
+    k = _KEY_BEFORE.search(low, lo, op)
+    if k is None:
+        return
+    t = _VALUE_AFTER.match(text, op + 1)
+    if t is None:
+        return
+    key = k.group()
+    strict = not (key.startswith("pass") or key.startswith("pwd"))
+    if _secret_value_ok(t.group(2), strict=strict):
+        out.append(Finding("SECRET", t.start(2), t.end(2), 0.85))
+
+
 def _scan_secrets(text: str, out: list[Finding]) -> None:
     seen: set[int] = set()
-    n_text = len(text)
-    groups: list[tuple[tuple[str, int], ...]] = [_SECRET_LITERALS_ANY]
-    if "_" in text:
-        groups.append(_SECRET_LITERALS_US)
-    if "-" in text:
-        groups.append(_SECRET_LITERALS_DASH)
-    for group in groups:
-        for literal, back in group:
-            idx = text.find(literal)
-            while idx != -1:
-                _secret_token_at(text, idx - back, seen, out)
-                idx = text.find(literal, idx + 1)
+    for gate, literal, back in _SECRET_LITERALS:
+        if gate not in text:
+            continue
+        idx = text.find(literal)
+        while idx != -1:
+            _secret_token_at(text, idx - back, seen, out)
+            idx = text.find(literal, idx + 1)
     if "A" in text:
         for m in _AWS_PREFIX.finditer(text):
             _secret_token_at(text, m.start(), seen, out)
-    low = text.lower()
-    if len(low) != n_text:  # a few Unicode characters change length when lower-cased
-        low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
-    values: set[int] = set()
-    keys = _SECRET_KEYS if ("=" in text or ":" in text) else ("pass", "bearer")
-    for key in keys:
-        idx = low.find(key)
+    low = None
+    for op_char in "=:":
+        op = text.find(op_char)
+        while op != -1:
+            if low is None:
+                low = text.lower()
+                if len(low) != len(text):  # a few Unicode characters change length when lower-cased
+                    low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+            if op_char == ":" and text.startswith("//", op + 1):
+                if "@" in text:
+                    u = _URL_PASSWORD.match(text, max(0, text.rfind(" ", 0, op) + 1))
+                    if u and not _is_placeholder(u.group("value")):
+                        out.append(Finding("SECRET", u.start("value"), u.end("value"), 0.9))
+            else:
+                _assigned_secret(text, low, op, out)
+            op = text.find(op_char, op + 1)
+    if "ass" in text or "ASS" in text:
+        low = low if low is not None else text.lower()
+        if len(low) == len(text):
+            for m in _IS_VALUE.finditer(low):
+                value = text[m.start(2) : m.end(2)]
+                if _secret_value_ok(value, strict=False):
+                    out.append(Finding("SECRET", m.start(2), m.end(2), 0.85))
+    if "earer " in text or "EARER " in text:
+        low = low if low is not None else text.lower()
+        idx = low.find("bearer ")
         while idx != -1:
-            k = _SECRET_KEYWORD.match(low, idx)
-            if k is not None:
-                kw = k.group()
-                if kw == "bearer":
-                    t = _BEARER_TAIL.match(text, k.end())
-                    if t and t.start(1) not in values and _secret_value_ok(t.group(1), strict=True):
-                        values.add(t.start(1))
-                        out.append(Finding("SECRET", t.start(1), t.end(1), 0.9))
-                else:
-                    t = _ASSIGN_TAIL.match(text, k.end())
-                    if t is not None and t.start(2) not in values:
-                        strict = not (kw.startswith("pass") or kw == "pwd")
-                        if _secret_value_ok(t.group(2), strict=strict):
-                            values.add(t.start(2))
-                            out.append(Finding("SECRET", t.start(2), t.end(2), 0.85))
-            idx = low.find(key, idx + len(key))
-    if "://" in text and "@" in text:
-        for m in _URL_PASSWORD.finditer(text):
-            if not _is_placeholder(m.group("value")):
-                out.append(Finding("SECRET", m.start("value"), m.end("value"), 0.9))
+            m = _BEARER_VALUE.match(text, idx + 6)
+            if m and _secret_value_ok(m.group(1), strict=True):
+                out.append(Finding("SECRET", m.start(1), m.end(1), 0.9))
+            idx = low.find("bearer ", idx + 7)
 
 
 def _classify_number(text: str, raw: str, start: int, end: int, out: list[Finding]) -> bool:
@@ -487,7 +499,8 @@ def _scan_ipv6(text: str, out: list[Finding]) -> None:
     covered = -1
     i = text.find(":")
     while i != -1:
-        if i > covered:
+        if i > covered and 0 < i < n_text - 1 and (text[i - 1] in _HEX_COLON or text[i + 1] in _HEX_COLON) \
+                and text[i + 1] in _HEX_COLON:
             s = i
             while s > 0 and text[s - 1] in _HEX_COLON and i - s < 40:
                 s -= 1
@@ -501,7 +514,7 @@ def _scan_ipv6(text: str, out: list[Finding]) -> None:
                 if cand.endswith(":") and not cand.endswith("::"):
                     cand = cand.rstrip(":")
                 groups = sum(1 for g in cand.split(":") if g)
-                if groups >= 3 or cand == "::1":
+                if (groups >= 3 and ("::" in cand or cand.count(":") == 7)) or cand == "::1":
                     try:
                         ipaddress.IPv6Address(cand)
                     except ValueError:
@@ -1144,7 +1157,7 @@ class GuardrailPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    actions: Mapping[str, Action] = Field(default_factory=lambda: {"*": "redact", "INJECTION": "block",
+    actions: Mapping[str, str] = Field(default_factory=lambda: {"*": "redact", "INJECTION": "block",
                                                                     "TOXICITY": "flag"})
     scan_input: bool = True
     scan_output: bool = True
@@ -1154,6 +1167,13 @@ class GuardrailPolicy(BaseModel):
     toxicity: Any = Field(default_factory=LexiconToxicity, description="a ToxicityDetector")
     scanner: Any = Field(default=None, description="a Scanner; None means agentops.guardrails.scan")
     refusal: str = "I can't process that message: it was blocked by a safety policy ({reason})."
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"invalid GuardrailPolicy: {problems}") from None
 
     @field_validator("actions")
     @classmethod
