@@ -108,15 +108,21 @@ class Budget:
         if not self.name or not isinstance(self.name, str) or "|" in self.name:
             raise ConfigError(f"budget name must be a non-empty string without '|', got {self.name!r}")
         if self.scope not in ("conversation", "agent", "global"):
-            raise ConfigError(f"budget {self.name!r}: scope must be conversation, agent or global, got {self.scope!r}")
+            raise ConfigError(
+                f"budget {self.name!r}: scope must be conversation, agent or global, got {self.scope!r}"
+            )
         if self.max_usd is None and self.max_tokens is None and self.max_requests is None:
             raise ConfigError(f"budget {self.name!r} has no cap: set max_usd, max_tokens or max_requests")
         for field_name in ("max_usd", "max_tokens", "max_requests", "window_s"):
             value = getattr(self, field_name)
-            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+            if value is not None and (
+                not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0
+            ):
                 raise ConfigError(f"budget {self.name!r}: {field_name} must be a number > 0, got {value!r}")
         if self.max_requests is not None and self.window_s is None:
-            raise ConfigError(f"budget {self.name!r}: max_requests needs window_s (e.g. window_s=60 for per minute)")
+            raise ConfigError(
+                f"budget {self.name!r}: max_requests needs window_s (e.g. window_s=60 for per minute)"
+            )
 
 
 class Line(NamedTuple):
@@ -150,8 +156,9 @@ class BudgetExceeded(AgentOpsError):
     calls in flight, ``requested`` by this call, ``cap``) so a caller can report or react.
     """
 
-    def __init__(self, budget: str, scope: str, unit: str, spent: float, reserved: float, requested: float,
-                 cap: float) -> None:
+    def __init__(
+        self, budget: str, scope: str, unit: str, spent: float, reserved: float, requested: float, cap: float
+    ) -> None:
         self.budget, self.scope, self.unit = budget, scope, unit
         self.spent, self.reserved, self.requested, self.cap = spent, reserved, requested, cap
         if unit == "usd":
@@ -171,8 +178,9 @@ class BudgetExceeded(AgentOpsError):
 
 def _exceeded(line: Line, unit: str, spent: int, reserved: int, requested: int, cap: int) -> BudgetExceeded:
     scale = NANO_USD if unit == "usd" else 1
-    return BudgetExceeded(line.budget, line.scope, unit, spent / scale, reserved / scale, requested / scale,
-                          cap / scale)
+    return BudgetExceeded(
+        line.budget, line.scope, unit, spent / scale, reserved / scale, requested / scale, cap / scale
+    )
 
 
 @runtime_checkable
@@ -252,8 +260,13 @@ class InProcessLedger:
                     if q is None:
                         q = self._requests[line.account] = deque()
                     q.append(now)
-            res = Reservation(key, tuple(lines), max((ln.usd for ln in lines), default=0),
-                              max((ln.tokens for ln in lines), default=0), True)
+            res = Reservation(
+                key,
+                tuple(lines),
+                max((ln.usd for ln in lines), default=0),
+                max((ln.tokens for ln in lines), default=0),
+                True,
+            )
             self._active[key] = res
             return res
 
@@ -413,8 +426,14 @@ class RedisLedger:
         clock: time source in seconds (request windows use it).
     """
 
-    def __init__(self, client: Any, *, prefix: str = "agentops", record_ttl_s: int = 86_400,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = "agentops",
+        record_ttl_s: int = 86_400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ConfigError(f"invalid Redis key prefix {prefix!r}: a non-empty string without braces")
         self.client = client
@@ -437,18 +456,37 @@ class RedisLedger:
 
     def reserve(self, key: str, lines: Sequence[Line]) -> Reservation:
         """Reserve every line or none (atomically in Redis); raises :class:`BudgetExceeded`."""
-        payload = json.dumps([{"u": ln.usd, "t": ln.tokens, "cu": ln.cap_usd, "ct": ln.cap_tokens,
-                               "cr": ln.cap_requests, "w": ln.window_s, "b": ln.budget, "s": ln.scope}
-                              for ln in lines])
-        out = self._reserve(keys=[self._k("res", key), *self._acct_keys(lines)],
-                            args=[repr(self.clock()), payload, self.ttl, key])
+        payload = json.dumps(
+            [
+                {
+                    "u": ln.usd,
+                    "t": ln.tokens,
+                    "cu": ln.cap_usd,
+                    "ct": ln.cap_tokens,
+                    "cr": ln.cap_requests,
+                    "w": ln.window_s,
+                    "b": ln.budget,
+                    "s": ln.scope,
+                }
+                for ln in lines
+            ]
+        )
+        out = self._reserve(
+            keys=[self._k("res", key), *self._acct_keys(lines)],
+            args=[repr(self.clock()), payload, self.ttl, key],
+        )
         status = int(out[0])
         if status == 0:
             line = lines[int(out[1]) - 1]
             unit = out[2].decode() if isinstance(out[2], bytes) else str(out[2])
             raise _exceeded(line, unit, int(out[3]), int(out[4]), int(out[5]), int(out[6]))
-        res = Reservation(key, tuple(lines), max((ln.usd for ln in lines), default=0),
-                          max((ln.tokens for ln in lines), default=0), status == 1)
+        res = Reservation(
+            key,
+            tuple(lines),
+            max((ln.usd for ln in lines), default=0),
+            max((ln.tokens for ln in lines), default=0),
+            status == 1,
+        )
         with self._lock:
             if status == 1:
                 self._held[key] = res
@@ -488,13 +526,25 @@ class RedisLedger:
             in_window = None
             if meta.cap_requests >= 0:
                 in_window = self.client.zcount(self._k("rq", account), now - meta.window_s, "+inf")
-            rows.append(_row(account, meta, int(h.get("su", 0)), int(h.get("ru", 0)), int(h.get("st", 0)),
-                             int(h.get("rt", 0)), int(h.get("n", 0)), in_window))
+            rows.append(
+                _row(
+                    account,
+                    meta,
+                    int(h.get("su", 0)),
+                    int(h.get("ru", 0)),
+                    int(h.get("st", 0)),
+                    int(h.get("rt", 0)),
+                    int(h.get("n", 0)),
+                    in_window,
+                )
+            )
         return rows
 
     def overruns(self) -> int:
         """How many settled calls cost more than they reserved."""
-        return sum(int(self.client.get(k) or 0) for k in self.client.scan_iter(match=self._k("res", "*:overruns")))
+        return sum(
+            int(self.client.get(k) or 0) for k in self.client.scan_iter(match=self._k("res", "*:overruns"))
+        )
 
 
 # ==================================================================================================
@@ -546,7 +596,9 @@ class BudgetMiddleware:
         if not isinstance(ledger, Ledger):
             raise ConfigError("ledger must be an InProcessLedger or RedisLedger (see agentops.budgets)")
         if not agent or not isinstance(agent, str):
-            raise ConfigError("BudgetMiddleware needs the agent's name: BudgetMiddleware(ledger, agent='writer', ...)")
+            raise ConfigError(
+                "BudgetMiddleware needs the agent's name: BudgetMiddleware(ledger, agent='writer', ...)"
+            )
         if not budgets:
             raise ConfigError("BudgetMiddleware needs at least one Budget(...)")
         names = [b.name for b in budgets]
@@ -558,7 +610,9 @@ class BudgetMiddleware:
         if not model_name:
             raise ConfigError("model must be a model name or an AG2 ModelConfig with .model")
         self.model = str(model_name)
-        self.provider = provider or (None if isinstance(model, str) else str(getattr(model, "provider", "") or ""))
+        self.provider = provider or (
+            None if isinstance(model, str) else str(getattr(model, "provider", "") or "")
+        )
         price(self.model, self.provider or None)  # fail now, with the fix, if the model has no price
         self.ledger = ledger
         self.agent = agent
@@ -575,9 +629,15 @@ class BudgetMiddleware:
 
     def describe(self) -> MiddlewareDescription:
         """AG2-style introspection."""
-        return MiddlewareDescription(kind=type(self).__qualname__, config={
-            "agent": self.agent, "model": self.model, "budgets": tuple(b.name for b in self.budgets),
-            "max_completion_tokens": self.max_completion_tokens})
+        return MiddlewareDescription(
+            kind=type(self).__qualname__,
+            config={
+                "agent": self.agent,
+                "model": self.model,
+                "budgets": tuple(b.name for b in self.budgets),
+                "max_completion_tokens": self.max_completion_tokens,
+            },
+        )
 
     # -- estimate, lines, records -----------------------------------------------------------------
     def estimate(self, events: Sequence[BaseEvent], context: Any) -> tuple[int, int]:
@@ -585,26 +645,38 @@ class BudgetMiddleware:
         prompt = sum(estimated_tokens(e, self.chars_per_token) for e in events)
         prompt += sum(len(p) for p in (getattr(context, "prompt", None) or [])) // self.chars_per_token
         prompt += 16  # role/format overhead per call
-        usd = usage_cost(Usage(prompt_tokens=prompt, completion_tokens=self.max_completion_tokens),
-                         self.model, self.provider or None)
+        usd = usage_cost(
+            Usage(prompt_tokens=prompt, completion_tokens=self.max_completion_tokens),
+            self.model,
+            self.provider or None,
+        )
         return to_nano(usd, round_up=True), prompt + self.max_completion_tokens
 
     def lines(self, conversation: str, usd: int, tokens: int, now: float) -> tuple[Line, ...]:
         """The ledger lines for one call of this agent in ``conversation``."""
         out = []
         for b in self.budgets:
-            scope_key = {"conversation": f"conversation={conversation}", "agent": f"agent={self.agent}",
-                         "global": "global"}[b.scope]
+            scope_key = {
+                "conversation": f"conversation={conversation}",
+                "agent": f"agent={self.agent}",
+                "global": "global",
+            }[b.scope]
             account = f"{b.name}|{scope_key}"
             if b.window_s is not None and b.max_requests is None:
                 account += f"|w{int(now // b.window_s)}"
-            out.append(Line(
-                account, b.name, scope_key,
-                to_nano(b.max_usd) if b.max_usd is not None else -1,
-                int(b.max_tokens) if b.max_tokens is not None else -1,
-                int(b.max_requests) if b.max_requests is not None else -1,
-                float(b.window_s or 0.0), usd, tokens,
-            ))
+            out.append(
+                Line(
+                    account,
+                    b.name,
+                    scope_key,
+                    to_nano(b.max_usd) if b.max_usd is not None else -1,
+                    int(b.max_tokens) if b.max_tokens is not None else -1,
+                    int(b.max_requests) if b.max_requests is not None else -1,
+                    float(b.window_s or 0.0),
+                    usd,
+                    tokens,
+                )
+            )
         return tuple(out)
 
     def _conversation_label(self, stream_id: str) -> str:
@@ -649,8 +721,13 @@ class BudgetMiddleware:
         frame = pd.DataFrame(rows)
         if not frame.empty:
             frame["utilisation"] = [
-                (r["spent_usd"] / r["cap_usd"]) if r["cap_usd"] else
-                (r["spent_tokens"] / r["cap_tokens"]) if r["cap_tokens"] else None for r in rows]
+                (r["spent_usd"] / r["cap_usd"])
+                if r["cap_usd"]
+                else (r["spent_tokens"] / r["cap_tokens"])
+                if r["cap_tokens"]
+                else None
+                for r in rows
+            ]
         return frame
 
 
@@ -666,7 +743,9 @@ class _BudgetTurn(BaseMiddleware):
         # Same conversation + same position = same call: a retry re-uses the reservation.
         key = f"{stream_id}|{f.agent}|{len(events)}"
         usd, tokens = f.estimate(events, context)
-        lines = f.lines(stream_id, usd, tokens, f.ledger.clock() if hasattr(f.ledger, "clock") else time.time())
+        lines = f.lines(
+            stream_id, usd, tokens, f.ledger.clock() if hasattr(f.ledger, "clock") else time.time()
+        )
         try:
             f.ledger.reserve(key, lines)
         except BudgetExceeded as exc:

@@ -57,7 +57,7 @@ import unicodedata
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from copy import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from ag2.events import (
@@ -303,16 +303,31 @@ _BEARER_VALUE = re.compile(r"\s+([A-Za-z0-9._~+/=-]{16,})")
 _URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^\s:/@]+:(?P<value>[^\s/@]{3,})@", re.IGNORECASE)
 
 # Overlap resolution: a higher number wins when two findings overlap.
-_PRIORITY = {"SECRET": 8, "CREDIT_CARD": 7, "IBAN_CODE": 6, "EMAIL_ADDRESS": 5, "US_SSN": 4,
-             "PHONE_NUMBER": 3, "IP_ADDRESS": 2, "URL": 1}
+_PRIORITY = {
+    "SECRET": 8,
+    "CREDIT_CARD": 7,
+    "IBAN_CODE": 6,
+    "EMAIL_ADDRESS": 5,
+    "US_SSN": 4,
+    "PHONE_NUMBER": 3,
+    "IP_ADDRESS": 2,
+    "URL": 1,
+}
 _SOFT_KINDS = ("openai", "stripe", "github", "slack")
 
 
 _AWS_PREFIX = re.compile(r"A(?:KI|SI|BI|CC)A[0-9A-Z]")
 # (gate character checked with memchr, literal, offset from the literal back to the token start)
 _SECRET_LITERALS: tuple[tuple[str, str, int], ...] = (
-    ("_", "gh", 0), ("_", "k_live_", 1), ("_", "k_test_", 1), ("-", "sk-", 0), ("-", "xox", 0),
-    ("-", "-----BEGIN ", 0), ("J", "eyJ", 0), ("z", "AIza", 0), ("/", "https://hooks.slack.com", 0),
+    ("_", "gh", 0),
+    ("_", "k_live_", 1),
+    ("_", "k_test_", 1),
+    ("-", "sk-", 0),
+    ("-", "xox", 0),
+    ("-", "-----BEGIN ", 0),
+    ("J", "eyJ", 0),
+    ("z", "AIza", 0),
+    ("/", "https://hooks.slack.com", 0),
 )
 # A secret-looking key name just before an assignment operator ("db_password = ", "API_KEY: ").
 _KEY_BEFORE = re.compile(
@@ -432,10 +447,17 @@ def _classify_number(text: str, raw: str, start: int, end: int, out: list[Findin
             end = e
         out.append(Finding("IP_ADDRESS", start, end, 0.95))
         return True
-    if 12 <= n <= 19 and first.isdigit() and "." not in raw and "(" not in raw:
-        if _CARD_SHAPE.fullmatch(raw) and _luhn_ok(digits) and _card_network_ok(digits):
-            out.append(Finding("CREDIT_CARD", start, end, 1.0))
-            return True
+    if (
+        12 <= n <= 19
+        and first.isdigit()
+        and "." not in raw
+        and "(" not in raw
+        and _CARD_SHAPE.fullmatch(raw)
+        and _luhn_ok(digits)
+        and _card_network_ok(digits)
+    ):
+        out.append(Finding("CREDIT_CARD", start, end, 1.0))
+        return True
     if n == 9 and first.isdigit():
         ssn = _SSN_SHAPE.fullmatch(raw)
         if ssn:
@@ -499,8 +521,12 @@ def _scan_ipv6(text: str, out: list[Finding]) -> None:
     covered = -1
     i = text.find(":")
     while i != -1:
-        if i > covered and 0 < i < n_text - 1 and (text[i - 1] in _HEX_COLON or text[i + 1] in _HEX_COLON) \
-                and text[i + 1] in _HEX_COLON:
+        if (
+            i > covered
+            and 0 < i < n_text - 1
+            and (text[i - 1] in _HEX_COLON or text[i + 1] in _HEX_COLON)
+            and text[i + 1] in _HEX_COLON
+        ):
             s = i
             while s > 0 and text[s - 1] in _HEX_COLON and i - s < 40:
                 s -= 1
@@ -508,8 +534,10 @@ def _scan_ipv6(text: str, out: list[Finding]) -> None:
             end = m.end() if m else i + 1
             covered = end
             cand = text[s:end]
-            if cand.count(":") >= 2 and (s == 0 or not (text[s - 1].isalnum() or text[s - 1] in "_.")) and (
-                end >= n_text or not (text[end].isalnum() or text[end] == "_")
+            if (
+                cand.count(":") >= 2
+                and (s == 0 or not (text[s - 1].isalnum() or text[s - 1] in "_."))
+                and (end >= n_text or not (text[end].isalnum() or text[end] == "_"))
             ):
                 if cand.endswith(":") and not cand.endswith("::"):
                     cand = cand.rstrip(":")
@@ -525,7 +553,6 @@ def _scan_ipv6(text: str, out: list[Finding]) -> None:
 
 
 def _scan_urls(text: str, out: list[Finding]) -> None:
-    n_text = len(text)
     i = text.find("://")
     while i != -1:
         s = i
@@ -634,7 +661,9 @@ def scan(text: str, entities: Iterable[str] | None = None) -> list[Finding]:
         [('EMAIL_ADDRESS', 5, 20)]
     """
     if not isinstance(text, str):
-        raise ConfigError(f"scan() needs a str, got {type(text).__name__}; convert the value with str() first")
+        raise ConfigError(
+            f"scan() needs a str, got {type(text).__name__}; convert the value with str() first"
+        )
     wanted = None
     if entities is not None:
         wanted = set(entities)
@@ -735,8 +764,10 @@ class PresidioScanner:
         results = self.engine.analyze(
             text, language="en", entities=self.entities, score_threshold=self.score_threshold
         )
-        return sorted((Finding(r.entity_type, r.start, r.end, float(r.score)) for r in results),
-                      key=lambda f: (f.start, f.end))
+        return sorted(
+            (Finding(r.entity_type, r.start, r.end, float(r.score)) for r in results),
+            key=lambda f: (f.start, f.end),
+        )
 
 
 # ==================================================================================================
@@ -753,7 +784,9 @@ class Verdict:
     reasons: tuple[str, ...] = ()
 
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e"))
+_ZERO_WIDTH = dict.fromkeys(
+    map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e")
+)
 # Letters that render like Latin ones (Cyrillic, Greek, a few symbols); NFKC handles full-width forms.
 _CONFUSABLES = str.maketrans({
     "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
@@ -761,7 +794,9 @@ _CONFUSABLES = str.maketrans({
     "ӏ": "l", "ԛ": "q", "ԝ": "w", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p",
     "τ": "t", "υ": "u", "χ": "x", "γ": "y", "ѵ": "v", "ɑ": "a", "ı": "i", "ℓ": "l",
 })  # fmt: skip
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"}
+)
 _SPACED = re.compile(r"(?<![^\W_])(?:[^\W\d_][ .\-_*/|]{1,3}){3,}[^\W\d_](?![^\W_])")
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
 _WS = re.compile(r"\s+")
@@ -796,90 +831,214 @@ def _decoded_payloads(text: str) -> list[str]:
     return out
 
 
-_Q = r"(?:all|any|every|each|the|your|these|those|of|previous|prior|above|earlier|preceding|former|" \
-     r"original|initial|system|existing|old|given|foregoing|current|developer|safety|security|content|" \
-     r"(?:and|or) following)"
-_TARGET = r"(?:instructions?|prompts?|rules?|directives?|directions?|guidelines?|guardrails?|context|" \
-          r"commands?|constraints?|restrictions?|polic(?:y|ies)|programming|orders|guidance|filters?|" \
-          r"safeguards?|training|limitations?)"
-_HIJACK = r"(?:unrestricted|unfiltered|uncensored|jailbroken|evil|dan|do anything now|developer mode|god " \
-          r"mode|no (?:rules|restrictions|limits|filters)|without (?:any )?(?:rules|restrictions|limits|" \
-          r"filters|guidelines|ethics)|free from|not bound|no longer bound|amoral|unlimited|rogue|admin mode)"
+_Q = (
+    r"(?:all|any|every|each|the|your|these|those|of|previous|prior|above|earlier|preceding|former|"
+    r"original|initial|system|existing|old|given|foregoing|current|developer|safety|security|content|"
+    r"(?:and|or) following)"
+)
+_TARGET = (
+    r"(?:instructions?|prompts?|rules?|directives?|directions?|guidelines?|guardrails?|context|"
+    r"commands?|constraints?|restrictions?|polic(?:y|ies)|programming|orders|guidance|filters?|"
+    r"safeguards?|training|limitations?)"
+)
+_HIJACK = (
+    r"(?:unrestricted|unfiltered|uncensored|jailbroken|evil|dan|do anything now|developer mode|god "
+    r"mode|no (?:rules|restrictions|limits|filters)|without (?:any )?(?:rules|restrictions|limits|"
+    r"filters|guidelines|ethics)|free from|not bound|no longer bound|amoral|unlimited|rogue|admin mode)"
+)
 # (reason, weight, pattern, negatable): a negatable match preceded by "not"/"never" is a policy
 # statement ("the model should never reveal its system prompt"), not an attack.
 _INJECTION_RULES: tuple[tuple[str, float, re.Pattern[str], bool], ...] = (
-    ("instruction override", 0.9, re.compile(
-        r"\b(?:ignore|disregard|forget|skip|bypass|override|overrule|neglect|abandon|discard|drop|set aside|"
-        r"pay no (?:attention|heed) to|stop following|do not follow|don'?t follow|no longer follow|throw out)"
-        r"\b(?: (?:about|everything|anything))?(?: " + _Q + r"\b){1,4},? (?:\w+ ){0,1}" + _TARGET + r"\b"),
-     False),
-    ("instruction override", 0.85, re.compile(
-        r"\b(?:ignore|disregard|forget) (?:everything|anything|all)(?: (?:you (?:were|have been) told|"
-        r"(?:said |written |stated )?(?:above|before|earlier|previously|so far)))"), False),
-    ("instruction override", 0.85, re.compile(
-        r"\b(?:ignorez|oubliez|ignora|olvida|ignoriere|vergiss|ignorar)\b.{0,30}\b(?:instructions?|"
-        r"instrucciones|anweisungen|istruzioni|r[eè]gles|reglas|regeln|consignes)\b"), False),
-    ("new instructions", 0.6, re.compile(
-        r"\b(?:new|updated|real|actual|revised|true) (?:system )?(?:instructions?|prompt|rules|directives?)"
-        r"(?: ?:| follow| are| is)"), False),
-    ("persona hijack", 0.85, re.compile(
-        r"\b(?:you are (?:now|no longer)|from now on,? you(?: are| will| must| shall)?|act as|pretend (?:to be|"
-        r"you are|you're)|roleplay as|role-play as|become|behave as|you are (?:an?|the))\b(?: an?| the| my)? ?"
-        r"(?:\w+ ){0,3}?" + _HIJACK + r"\b"), True),
-    ("persona hijack", 0.8, re.compile(
-        r"\byou are no longer (?:an? |the |bound|restricted|limited|required|an assistant)|\byou have been "
-        r"(?:jailbroken|freed|unlocked|liberated|released from)\b"), True),
-    ("persona hijack", 0.75, re.compile(
-        r"\b(?:enable|enter|activate|switch to|turn on)\b (?:the )?(?:developer|dev|god|admin|debug|"
-        r"unrestricted|jailbreak|dan|sudo) mode\b|\bdo anything now\b|\bjailbreak(?:ed|ing)? "
-        r"(?:mode|prompt|yourself|the (?:model|assistant|ai))\b"), True),
-    ("fake chat-template marker", 0.8, re.compile(
-        r"<\|(?:im_start|im_end|system|user|assistant|endoftext|start_header_id|end_header_id|eot_id)\|>|"
-        r"\[/?inst\]|<</?sys>>|</?(?:system|sys_prompt|system_prompt)>"), False),
-    ("fake system message", 0.75, re.compile(
-        r"(?:^|\n|\.\s|!\s)\s*(?:#{2,}\s*|\[|\*\*)?(?:system|admin|developer|root)(?: message| prompt| "
-        r"override| notice)?\s*(?:\]|\*\*)?\s*:\s*(?:you|ignore|disregard|new|from now|override|the "
-        r"assistant|do not|always|never|reveal|print)"), False),
-    ("fake system message", 0.7, re.compile(
-        r"\b(?:begin|start|end) (?:of )?(?:system|admin|developer) (?:prompt|message|instructions)\b|"
-        r"\bend of (?:user )?(?:input|conversation|context)\b.{0,40}\b(?:system|instructions?)\b"), False),
-    ("system prompt exfiltration", 0.85, re.compile(
-        r"\b(?:reveal|show|print|display|output|repeat|tell|give|leak|dump|share|send|list|expose|spell "
-        r"out|recite|return|write out|copy|paste|translate|summari[sz]e|what (?:is|are|was|were))\b"
-        r"(?: me| us)?(?: back)?(?: all)?(?: (?:of|the first \d+ words of))? your (?:\w+ ){0,3}?(?:system "
-        r"(?:prompt|message)s?|(?:initial|original|hidden|secret|full|exact|internal|developer|pre-?)?\s?"
-        r"(?:prompt|instructions|rules|guidelines|directives|configuration)|api keys?|secrets?|credentials|"
-        r"passwords?|tokens?|environment variables|env vars)\b"), True),
-    ("system prompt exfiltration", 0.8, re.compile(
-        r"\b(?:reveal|print|output|repeat|leak|dump|recite|spell out|write out)\b (?:the |all )?"
-        r"(?:\w+ ){0,2}?(?:system prompt|hidden (?:prompt|instructions)|initial (?:prompt|instructions)|"
-        r"(?:words|text|everything|instructions|content) (?:above|before this|written above|so far)|"
-        r"api keys?|environment variables)\b"), True),
-    ("system prompt exfiltration", 0.7, re.compile(
-        r"\b(?:starting|beginning|begin) with (?:the words? )?[\"'“]?you are\b|\bwhat (?:was|is) "
-        r"written (?:above|at the (?:top|beginning))(?: this (?:line|message))?\s*(?:[?.!]|$)"), True),
-    ("secret exfiltration", 0.8, re.compile(
-        r"\b(?:send|post|upload|forward|exfiltrate|email|transmit)\b (?:\w+ ){0,4}?(?:api keys?|secrets?|"
-        r"credentials|passwords?|tokens?|(?:the |your )?(?:system )?prompt|conversation|chat history)\b"
-        r" (?:\w+ ){0,3}?(?:to|at|via) (?:https?://|www\.|\S+@|\S+\.\w{2,}\b|my (?:server|email|webhook))"),
-     False),
-    ("markdown image exfiltration", 0.75, re.compile(r"!\[[^\]]*\]\(https?://[^)\s]*[?&][^)\s]*=\s*[{<\[]"),
-     False),
+    (
+        "instruction override",
+        0.9,
+        re.compile(
+            r"\b(?:ignore|disregard|forget|skip|bypass|override|overrule|neglect|abandon|discard|drop|"
+            r"set aside|"
+            r"pay no (?:attention|heed) to|stop following|do not follow|don'?t follow|no longer follow|"
+            r"throw out)"
+            r"\b(?: (?:about|everything|anything))?(?: " + _Q + r"\b){1,4},? (?:\w+ ){0,1}" + _TARGET + r"\b"
+        ),
+        False,
+    ),
+    (
+        "instruction override",
+        0.85,
+        re.compile(
+            r"\b(?:ignore|disregard|forget) (?:everything|anything|all)(?: (?:you (?:were|have been) told|"
+            r"(?:said |written |stated )?(?:above|before|earlier|previously|so far)))"
+        ),
+        False,
+    ),
+    (
+        "instruction override",
+        0.85,
+        re.compile(
+            r"\b(?:ignorez|oubliez|ignora|olvida|ignoriere|vergiss|ignorar)\b.{0,30}\b(?:instructions?|"
+            r"instrucciones|anweisungen|istruzioni|r[eè]gles|reglas|regeln|consignes)\b"
+        ),
+        False,
+    ),
+    (
+        "new instructions",
+        0.6,
+        re.compile(
+            r"\b(?:new|updated|real|actual|revised|true) (?:system )?(?:instructions?|prompt|rules|"
+            r"directives?)"
+            r"(?: ?:| follow| are| is)"
+        ),
+        False,
+    ),
+    (
+        "persona hijack",
+        0.85,
+        re.compile(
+            r"\b(?:you are (?:now|no longer)|from now on,? you(?: are| will| must| shall)?|act as|"
+            r"pretend (?:to be|"
+            r"you are|you're)|roleplay as|role-play as|become|behave as|you are (?:an?|the))\b(?: an?| the|"
+            r" my)? ?"
+            r"(?:\w+ ){0,3}?" + _HIJACK + r"\b"
+        ),
+        True,
+    ),
+    (
+        "persona hijack",
+        0.8,
+        re.compile(
+            r"\byou are no longer (?:an? |the |bound|restricted|limited|required|an assistant)|"
+            r"\byou have been "
+            r"(?:jailbroken|freed|unlocked|liberated|released from)\b"
+        ),
+        True,
+    ),
+    (
+        "persona hijack",
+        0.75,
+        re.compile(
+            r"\b(?:enable|enter|activate|switch to|turn on)\b (?:the )?(?:developer|dev|god|admin|debug|"
+            r"unrestricted|jailbreak|dan|sudo) mode\b|\bdo anything now\b|\bjailbreak(?:ed|ing)? "
+            r"(?:mode|prompt|yourself|the (?:model|assistant|ai))\b"
+        ),
+        True,
+    ),
+    (
+        "fake chat-template marker",
+        0.8,
+        re.compile(
+            r"<\|(?:im_start|im_end|system|user|assistant|endoftext|start_header_id|end_header_id|eot_id)\|>|"
+            r"\[/?inst\]|<</?sys>>|</?(?:system|sys_prompt|system_prompt)>"
+        ),
+        False,
+    ),
+    (
+        "fake system message",
+        0.75,
+        re.compile(
+            r"(?:^|\n|\.\s|!\s)\s*(?:#{2,}\s*|\[|\*\*)?(?:system|admin|developer|root)(?: message| prompt| "
+            r"override| notice)?\s*(?:\]|\*\*)?\s*:\s*(?:you|ignore|disregard|new|from now|override|the "
+            r"assistant|do not|always|never|reveal|print)"
+        ),
+        False,
+    ),
+    (
+        "fake system message",
+        0.7,
+        re.compile(
+            r"\b(?:begin|start|end) (?:of )?(?:system|admin|developer) (?:prompt|message|instructions)\b|"
+            r"\bend of (?:user )?(?:input|conversation|context)\b.{0,40}\b(?:system|instructions?)\b"
+        ),
+        False,
+    ),
+    (
+        "system prompt exfiltration",
+        0.85,
+        re.compile(
+            r"\b(?:reveal|show|print|display|output|repeat|tell|give|leak|dump|share|send|list|expose|spell "
+            r"out|recite|return|write out|copy|paste|translate|summari[sz]e|what (?:is|are|was|were))\b"
+            r"(?: me| us)?(?: back)?(?: all)?(?: (?:of|"
+            r"the first \d+ words of))? your (?:\w+ ){0,3}?(?:system "
+            r"(?:prompt|message)s?|(?:initial|original|hidden|secret|full|exact|internal|developer|pre-?)?\s?"
+            r"(?:prompt|instructions|rules|guidelines|directives|configuration)|api keys?|secrets?|"
+            r"credentials|"
+            r"passwords?|tokens?|environment variables|env vars)\b"
+        ),
+        True,
+    ),
+    (
+        "system prompt exfiltration",
+        0.8,
+        re.compile(
+            r"\b(?:reveal|print|output|repeat|leak|dump|recite|spell out|write out)\b (?:the |all )?"
+            r"(?:\w+ ){0,2}?(?:system prompt|hidden (?:prompt|instructions)|initial (?:prompt|instructions)|"
+            r"(?:words|text|everything|instructions|content) (?:above|before this|written above|so far)|"
+            r"api keys?|environment variables)\b"
+        ),
+        True,
+    ),
+    (
+        "system prompt exfiltration",
+        0.7,
+        re.compile(
+            r"\b(?:starting|beginning|begin) with (?:the words? )?[\"'“]?you are\b|\bwhat (?:was|is) "
+            r"written (?:above|at the (?:top|beginning))(?: this (?:line|message))?\s*(?:[?.!]|$)"
+        ),
+        True,
+    ),
+    (
+        "secret exfiltration",
+        0.8,
+        re.compile(
+            r"\b(?:send|post|upload|forward|exfiltrate|email|transmit)\b (?:\w+ ){0,4}?(?:api keys?|secrets?|"
+            r"credentials|passwords?|tokens?|(?:the |your )?(?:system )?prompt|conversation|chat history)\b"
+            r" (?:\w+ ){0,3}?(?:to|at|via) (?:https?://|www\.|\S+@|\S+\.\w{2,}\b|my (?:server|email|webhook))"
+        ),
+        False,
+    ),
+    (
+        "markdown image exfiltration",
+        0.75,
+        re.compile(r"!\[[^\]]*\]\(https?://[^)\s]*[?&][^)\s]*=\s*[{<\[]"),
+        False,
+    ),
 )
 # Spaced-out letters lose their word breaks ("i g n o r e t h e r u l e s"); these match the
 # letters-only form of such runs.
 _SQUASHED_RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
-    ("instruction override", 0.85, re.compile(
-        r"(?:ignore|disregard|forget|bypass|override|abandon|skip|neglect)(?:all|any|the|your|previous|prior|"
-        r"above|earlier|original|initial|safety|system|my)+(?:instructions?|prompts?|rules|guidelines|"
-        r"directives|directions|filters|constraints|policies|instructionsprecedentes)")),
+    (
+        "instruction override",
+        0.85,
+        re.compile(
+            r"(?:ignore|disregard|forget|bypass|override|abandon|skip|neglect)(?:all|any|the|your|previous|"
+            r"prior|"
+            r"above|earlier|original|initial|safety|system|my)+(?:instructions?|prompts?|rules|guidelines|"
+            r"directives|directions|filters|constraints|policies|instructionsprecedentes)"
+        ),
+    ),
     ("instruction override", 0.85, re.compile(r"(?:ignorez|oubliez)(?:les|toutes)+instructions")),
-    ("persona hijack", 0.75, re.compile(r"(?:enable|enter|activate)(?:the)?(?:developer|god|admin|dan|"
-                                        r"jailbreak|unrestricted)mode")),
-    ("secret exfiltration", 0.7, re.compile(r"(?:send|forward|upload|post)(?:the|your|all)*(?:conversation|"
-                                            r"chathistory|credentials|secrets|apikeys?|systemprompt)")),
-    ("system prompt exfiltration", 0.8, re.compile(r"(?:reveal|print|show|repeat|dump|leak)(?:me)?(?:your|the)"
-                                                   r"(?:system|hidden|initial)?(?:prompt|instructions)")),
+    (
+        "persona hijack",
+        0.75,
+        re.compile(
+            r"(?:enable|enter|activate)(?:the)?(?:developer|god|admin|dan|"
+            r"jailbreak|unrestricted)mode"
+        ),
+    ),
+    (
+        "secret exfiltration",
+        0.7,
+        re.compile(
+            r"(?:send|forward|upload|post)(?:the|your|all)*(?:conversation|"
+            r"chathistory|credentials|secrets|apikeys?|systemprompt)"
+        ),
+    ),
+    (
+        "system prompt exfiltration",
+        0.8,
+        re.compile(
+            r"(?:reveal|print|show|repeat|dump|leak)(?:me)?(?:your|the)"
+            r"(?:system|hidden|initial)?(?:prompt|instructions)"
+        ),
+    ),
 )
 _NEGATION = re.compile(r"\b(?:not|never|n't|cannot|must not|should not|won't|refuse[sd]? to)\b[\w ]{0,25}$")
 _CODE_SPAN = re.compile(r"`[^`\n]{1,200}`|```[\s\S]*?```")
@@ -933,6 +1092,8 @@ def detect_injection(text: str, threshold: float = 0.5) -> Verdict:
                 continue
             if negatable and _NEGATION.search(variant, max(0, m.start() - 40), m.start()):
                 continue
+            if prefix == "leetspeak " and reason in weights:
+                continue  # already found without unfolding leetspeak
             add(prefix + reason, weight)
     if _SPACED.search(unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)):
         squashed = _LETTERS_ONLY.sub("", leet)
@@ -969,18 +1130,48 @@ class ToxicityDetector(Protocol):
 
 
 _TOXIC_WORDS = {
-    "insult": ("idiot", "idiots", "moron", "morons", "imbecile", "cretin", "dumbass", "jackass", "loser",
-               "losers", "scumbag", "worthless piece of", "pathetic excuse"),
-    "profanity": ("fuck", "fucking", "fucker", "motherfucker", "shit", "shitty", "bullshit", "asshole",
-                  "bastard", "bitch", "cunt", "dickhead", "piss off", "wanker"),
+    "insult": (
+        "idiot",
+        "idiots",
+        "moron",
+        "morons",
+        "imbecile",
+        "cretin",
+        "dumbass",
+        "jackass",
+        "loser",
+        "losers",
+        "scumbag",
+        "worthless piece of",
+        "pathetic excuse",
+    ),
+    "profanity": (
+        "fuck",
+        "fucking",
+        "fucker",
+        "motherfucker",
+        "shit",
+        "shitty",
+        "bullshit",
+        "asshole",
+        "bastard",
+        "bitch",
+        "cunt",
+        "dickhead",
+        "piss off",
+        "wanker",
+    ),
 }
 _TOXIC_PHRASES = {
     "threat": re.compile(
         r"\b(?:i(?:'ll| will| am going to|'m going to|m gonna| gonna)|we(?:'ll| will)) (?:\w+ )?(?:kill|hurt|"
         r"destroy|beat|stab|shoot|find) (?:you|u|him|her|them|your family)\b|\b(?:kill|hang|shoot) "
-        r"yourself\b|\bkys\b|\byou(?:'re| are) (?:dead|going to die)\b|\bwatch your back\b"),
-    "harassment": re.compile(r"\b(?:shut (?:the fuck )?up|go to hell|nobody (?:likes|wants) you|"
-                             r"you(?:'re| are) (?:so )?(?:stupid|dumb|useless|worthless|pathetic))\b"),
+        r"yourself\b|\bkys\b|\byou(?:'re| are) (?:dead|going to die)\b|\bwatch your back\b"
+    ),
+    "harassment": re.compile(
+        r"\b(?:shut (?:the fuck )?up|go to hell|nobody (?:likes|wants) you|"
+        r"you(?:'re| are) (?:so )?(?:stupid|dumb|useless|worthless|pathetic))\b"
+    ),
 }
 
 
@@ -995,7 +1186,9 @@ class LexiconToxicity:
         extra_words: more words per category, e.g. ``{"insult": ["nitwit"]}``.
     """
 
-    def __init__(self, threshold: float = 0.5, extra_words: Mapping[str, Sequence[str]] | None = None) -> None:
+    def __init__(
+        self, threshold: float = 0.5, extra_words: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
         words: dict[str, list[str]] = {k: list(v) for k, v in _TOXIC_WORDS.items()}
         for cat, more in (extra_words or {}).items():
             words.setdefault(cat, []).extend(more)
@@ -1157,8 +1350,9 @@ class GuardrailPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    actions: Mapping[str, str] = Field(default_factory=lambda: {"*": "redact", "INJECTION": "block",
-                                                                    "TOXICITY": "flag"})
+    actions: Mapping[str, str] = Field(
+        default_factory=lambda: {"*": "redact", "INJECTION": "block", "TOXICITY": "flag"}
+    )
     scan_input: bool = True
     scan_output: bool = True
     scan_tools: bool = True
@@ -1172,7 +1366,9 @@ class GuardrailPolicy(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}" for e in exc.errors()
+            )
             raise ConfigError(f"invalid GuardrailPolicy: {problems}") from None
 
     @field_validator("actions")
@@ -1187,7 +1383,9 @@ class GuardrailPolicy(BaseModel):
             raise ValueError(f"unknown action(s) {sorted(bad_actions)}; use redact, block, flag or allow")
         merged = {"*": "redact", "INJECTION": "block", "TOXICITY": "flag", **v}
         if merged["INJECTION"] == "redact" or merged["TOXICITY"] == "redact":
-            raise ValueError("INJECTION and TOXICITY can be block, flag or allow (there is no span to redact)")
+            raise ValueError(
+                "INJECTION and TOXICITY can be block, flag or allow (there is no span to redact)"
+            )
         return merged
 
     @field_validator("toxicity")
@@ -1244,7 +1442,9 @@ class GuardrailMiddleware:
         max_conversations: int = 10_000,
     ) -> None:
         if not agent or not isinstance(agent, str):
-            raise ConfigError("GuardrailMiddleware needs the agent's name: GuardrailMiddleware(agent='support')")
+            raise ConfigError(
+                "GuardrailMiddleware needs the agent's name: GuardrailMiddleware(agent='support')"
+            )
         self.agent = agent
         self.policy = policy or GuardrailPolicy()
         self.listeners = tuple(listeners)
@@ -1266,8 +1466,11 @@ class GuardrailMiddleware:
         """AG2-style introspection (no values)."""
         return MiddlewareDescription(
             kind=type(self).__qualname__,
-            config={"agent": self.agent, "actions": dict(self.policy.actions),
-                    "injection_threshold": self.policy.injection_threshold},
+            config={
+                "agent": self.agent,
+                "actions": dict(self.policy.actions),
+                "injection_threshold": self.policy.injection_threshold,
+            },
         )
 
     # -- state ---------------------------------------------------------------------------------
@@ -1296,7 +1499,9 @@ class GuardrailMiddleware:
         import pandas as pd
 
         cols = ["turn", "agent", "where", "tool", "entity_type", "action", "score", "detail"]
-        return pd.DataFrame([r.__dict__ for r in self.records], columns=cols)
+        frame = pd.DataFrame([r.__dict__ for r in self.records], columns=cols)
+        frame["tool"] = frame["tool"].fillna("-")
+        return frame
 
     def clear(self) -> None:
         """Forget records and vaults."""
@@ -1307,7 +1512,12 @@ class GuardrailMiddleware:
     def _record(self, rec: GuardrailRecord) -> None:
         with self._lock:
             self._records.append(rec)
-        payload = {"agent": rec.agent, "entity_type": rec.entity_type, "where": rec.where, "action": rec.action}
+        payload = {
+            "agent": rec.agent,
+            "entity_type": rec.entity_type,
+            "where": rec.where,
+            "action": rec.action,
+        }
         for listener in self.listeners:
             try:
                 listener("guardrail.finding", dict(payload))
@@ -1316,7 +1526,14 @@ class GuardrailMiddleware:
 
     # -- the checks (shared by the per-turn middleware) ----------------------------------------
     def check_text(
-        self, text: str, where: str, vault: Vault, turn: int, tool: str | None = None, *, injection: bool = False
+        self,
+        text: str,
+        where: str,
+        vault: Vault,
+        turn: int,
+        tool: str | None = None,
+        *,
+        injection: bool = False,
     ) -> tuple[str, str | None]:
         """Apply the policy to one text; returns (possibly redacted text, block reason or None)."""
         policy = self.policy
@@ -1325,16 +1542,29 @@ class GuardrailMiddleware:
             verdict = detect_injection(text, policy.injection_threshold)
             action = policy.action_for("INJECTION")
             if verdict.flagged and action != "allow":
-                self._record(GuardrailRecord(self.agent, where, "INJECTION", action, verdict.score, turn, tool,
-                                             ", ".join(verdict.reasons)))
+                self._record(
+                    GuardrailRecord(
+                        self.agent,
+                        where,
+                        "INJECTION",
+                        action,
+                        verdict.score,
+                        turn,
+                        tool,
+                        ", ".join(verdict.reasons),
+                    )
+                )
                 if action == "block":
                     blocked = "possible prompt injection"
         if policy.toxicity is not None and where in ("input", "output"):
             tv = policy.toxicity(text)
             action = policy.action_for("TOXICITY")
             if tv.flagged and action != "allow":
-                self._record(GuardrailRecord(self.agent, where, "TOXICITY", action, tv.score, turn, tool,
-                                             ", ".join(tv.reasons)))
+                self._record(
+                    GuardrailRecord(
+                        self.agent, where, "TOXICITY", action, tv.score, turn, tool, ", ".join(tv.reasons)
+                    )
+                )
                 if action == "block" and blocked is None:
                     blocked = "abusive language"
         to_redact: list[Finding] = []
@@ -1401,7 +1631,9 @@ class _GuardrailTurn(BaseMiddleware):
         if guard.policy.scan_tools and resp.tool_calls:
             calls = []
             for call in resp.tool_calls.calls:
-                clean, reason = guard.check_text(call.arguments or "", "tool_args", vault, self.turn, call.name)
+                clean, reason = guard.check_text(
+                    call.arguments or "", "tool_args", vault, self.turn, call.name
+                )
                 if reason:
                     self._blocked_calls[call.id] = reason
                 if clean != call.arguments:
@@ -1434,8 +1666,14 @@ class _GuardrailTurn(BaseMiddleware):
             else:
                 new_parts.append(part)
                 continue
-            clean, reason = guard.check_text(text, "tool_result", vault, self.turn, event.name,
-                                             injection=guard.policy.check_tool_results_for_injection)
+            clean, reason = guard.check_text(
+                text,
+                "tool_result",
+                vault,
+                self.turn,
+                event.name,
+                injection=guard.policy.check_tool_results_for_injection,
+            )
             if reason:
                 clean = f"BLOCKED: the tool result was withheld by a safety policy ({reason})"
             if clean != text:

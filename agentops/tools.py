@@ -25,7 +25,8 @@ Example::
     registry.register(wire_money, scopes=["payments:write"], approval=True, cost_usd=0.25)
     registry.grant("assistant", "weather:read")
     agent = ag2.Agent("assistant", config=cfg, tools=registry.tools_for("assistant"),
-                      middleware=[registry.authorizer("assistant")], hitl_hook=Approver({"wire_money": False}))
+                      middleware=[registry.authorizer("assistant")],
+                      hitl_hook=Approver({"wire_money": False}))
 
 Thread and asyncio safety: grants, the call log and counters are guarded by a lock; rate limits live in
 a ``limits`` storage (``memory://`` by default, ``redis://...`` to share limits across processes).
@@ -161,8 +162,16 @@ class ToolRegistry:
             ConfigError: bad name, scope, rate or cost, or a duplicate name.
         """
         if func is None:
-            return lambda f: self.register(f, name=name, scopes=scopes, rate_limit=rate_limit, cost_usd=cost_usd,
-                                           approval=approval, receives_pii=receives_pii, description=description)
+            return lambda f: self.register(
+                f,
+                name=name,
+                scopes=scopes,
+                rate_limit=rate_limit,
+                cost_usd=cost_usd,
+                approval=approval,
+                receives_pii=receives_pii,
+                description=description,
+            )
         tool_name = name or getattr(func, "__name__", "")
         if not tool_name or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", tool_name):
             raise ConfigError(f"invalid tool name {tool_name!r}: use letters, digits, '_' or '-' (max 64)")
@@ -176,15 +185,27 @@ class ToolRegistry:
                 limit = parse(rate_limit)
             except ValueError:
                 raise ConfigError(
-                    f"invalid rate_limit {rate_limit!r} for tool {tool_name!r}; use e.g. '5/minute' or '100/hour'"
+                    f"invalid rate_limit {rate_limit!r} for tool {tool_name!r}; "
+                    "use e.g. '5/minute' or '100/hour'"
                 ) from None
         if not isinstance(cost_usd, (int, float)) or cost_usd < 0:
             raise ConfigError(f"cost_usd for tool {tool_name!r} must be a number ≥ 0, got {cost_usd!r}")
-        spec = ToolSpec(tool_name, func, scope_set, rate_limit, float(cost_usd), approval, receives_pii,
-                        description or (func.__doc__ or "").strip(), limit)
+        spec = ToolSpec(
+            tool_name,
+            func,
+            scope_set,
+            rate_limit,
+            float(cost_usd),
+            approval,
+            receives_pii,
+            description or (func.__doc__ or "").strip(),
+            limit,
+        )
         with self._lock:
             if tool_name in self._specs:
-                raise ConfigError(f"a tool named {tool_name!r} is already registered; pass name='...' to rename")
+                raise ConfigError(
+                    f"a tool named {tool_name!r} is already registered; pass name='...' to rename"
+                )
             self._specs[tool_name] = spec
         return func
 
@@ -225,7 +246,9 @@ class ToolRegistry:
         held = self.scopes_of(agent)
         missing = sorted(s for s in spec.scopes if s not in held and "*" not in held)
         if missing:
-            return Decision(False, "scope", f"DENIED: agent {agent!r} lacks scope(s) {missing} for tool {tool_name!r}")
+            return Decision(
+                False, "scope", f"DENIED: agent {agent!r} lacks scope(s) {missing} for tool {tool_name!r}"
+            )
         return Decision(True)
 
     def allowed_tools(self, agent: str) -> list[str]:
@@ -237,9 +260,12 @@ class ToolRegistry:
             return Decision(True)
         if self._limiter.hit(spec.limit, agent, spec.name):
             return Decision(True)
-        return Decision(False, "rate_limit",
-                        f"DENIED: rate limit {spec.rate_limit} for tool {spec.name!r} reached; retry once the "
-                        f"{spec.limit.get_expiry()} s window has moved on")
+        return Decision(
+            False,
+            "rate_limit",
+            f"DENIED: rate limit {spec.rate_limit} for tool {spec.name!r} reached; retry once the "
+            f"{spec.limit.get_expiry()} s window has moved on",
+        )
 
     def retry_after(self, agent: str, tool_name: str) -> float:
         """Seconds until ``agent`` may call ``tool_name`` again (0 when it may call now)."""
@@ -272,14 +298,18 @@ class ToolRegistry:
             spec = self.specs[name]
             hooks: list[Any] = []
             if spec.approval:
-                hooks.append(approval_required(_APPROVAL_MESSAGE, APPROVAL_DENIED, timeout=approval_timeout,
-                                               allow_always=False))
+                hooks.append(
+                    approval_required(
+                        _APPROVAL_MESSAGE, APPROVAL_DENIED, timeout=approval_timeout, allow_always=False
+                    )
+                )
             if spec.receives_pii:
                 from agentops.guardrails import restore_placeholders
 
                 hooks.append(restore_placeholders)
-            tools.append(ag2_tool(spec.func, name=spec.name, description=spec.description or None,
-                                  middleware=hooks))
+            tools.append(
+                ag2_tool(spec.func, name=spec.name, description=spec.description or None, middleware=hooks)
+            )
         return tools
 
     def authorizer(self, agent: str) -> ToolAuthorizer:
@@ -289,8 +319,9 @@ class ToolRegistry:
     # -- records --------------------------------------------------------------------------------
     def _record(self, agent: str, tool_name: str, outcome: str, reason: str, cost: float) -> None:
         with self._lock:
-            self._log.append({"agent": agent, "tool": tool_name, "outcome": outcome, "reason": reason,
-                              "cost_usd": cost})
+            self._log.append(
+                {"agent": agent, "tool": tool_name, "outcome": outcome, "reason": reason, "cost_usd": cost}
+            )
         if outcome == "denied":
             for listener in self.listeners:
                 try:
@@ -326,8 +357,10 @@ class ToolAuthorizer:
 
     def describe(self) -> MiddlewareDescription:
         """AG2-style introspection."""
-        return MiddlewareDescription(kind=type(self).__qualname__,
-                                     config={"agent": self.agent, "tools": tuple(self.registry.allowed_tools(self.agent))})
+        return MiddlewareDescription(
+            kind=type(self).__qualname__,
+            config={"agent": self.agent, "tools": tuple(self.registry.allowed_tools(self.agent))},
+        )
 
 
 class _AuthorizeTurn(BaseMiddleware):

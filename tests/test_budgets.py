@@ -38,8 +38,16 @@ from agentops.models import Faults, OfflineModel, RateLimitError, rule
 REPO = Path(agentops.__file__).resolve().parent.parent
 
 
-def line(cap_usd: int = -1, cap_tokens: int = -1, cap_requests: int = -1, window: float = 0.0, usd: int = 0,
-         tokens: int = 0, account: str = "b|global", name: str = "b") -> Line:
+def line(
+    cap_usd: int = -1,
+    cap_tokens: int = -1,
+    cap_requests: int = -1,
+    window: float = 0.0,
+    usd: int = 0,
+    tokens: int = 0,
+    account: str = "b|global",
+    name: str = "b",
+) -> Line:
     return Line(account, name, "global", cap_usd, cap_tokens, cap_requests, window, usd, tokens)
 
 
@@ -104,7 +112,13 @@ def test_reserve_settle_release_and_refusal(ledger) -> None:
         ledger.reserve("k2", [line(cap_usd=100, usd=50)])
     e = info.value
     assert (e.budget, e.unit, e.spent, e.reserved, e.requested, e.cap) == (
-        "b", "usd", 0, 60 / NANO_USD, 50 / NANO_USD, 100 / NANO_USD)
+        "b",
+        "usd",
+        0,
+        60 / NANO_USD,
+        50 / NANO_USD,
+        100 / NANO_USD,
+    )
     assert ledger.settle("k1", 30, 8) is True
     row = spent(ledger)
     assert (row["spent_nano_usd"], row["reserved_usd"], row["spent_tokens"]) == (30, 0, 8)
@@ -259,9 +273,16 @@ print(json.dumps({"charged": charged, "granted": granted, "refused": refused}))
 def test_several_processes_share_one_redis_budget(redis_url: str, redis_client) -> None:
     cap = 3_000
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, redis_url, str(seed), "200", str(cap)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-             for seed in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, redis_url, str(seed), "200", str(cap)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        for seed in range(4)
+    ]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -309,11 +330,19 @@ def test_middleware_validation() -> None:
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_runaway_conversation_stops_before_the_cap(backend: str, request) -> None:
-    ledger = InProcessLedger() if backend == "memory" else RedisLedger(request.getfixturevalue("redis_client"))
+    ledger = (
+        InProcessLedger() if backend == "memory" else RedisLedger(request.getfixturevalue("redis_client"))
+    )
     cfg = chatty()
     refused: list[dict] = []
-    bm = BudgetMiddleware(ledger, agent="writer", model=cfg, budgets=[Budget("conversation", max_usd=0.002)],
-                          max_completion_tokens=60, listeners=[lambda k, p: refused.append(dict(p))])
+    bm = BudgetMiddleware(
+        ledger,
+        agent="writer",
+        model=cfg,
+        budgets=[Budget("conversation", max_usd=0.002)],
+        max_completion_tokens=60,
+        listeners=[lambda k, p: refused.append(dict(p))],
+    )
     agent = ag2.Agent("writer", "Write.", config=cfg, middleware=[bm])
     reply = await agent.ask("go")
     with pytest.raises(BudgetExceeded) as info:
@@ -335,25 +364,41 @@ async def test_conversation_budgets_are_separate_and_agent_budgets_are_per_agent
     ledger = InProcessLedger()
     cfg = chatty()
     budgets = [Budget("conv", max_tokens=10_000), Budget("per-agent", scope="agent", max_tokens=100_000)]
-    a = ag2.Agent("a", "Write.", config=cfg, middleware=[BudgetMiddleware(ledger, agent="a", model=cfg,
-                                                                          budgets=budgets)])
-    b = ag2.Agent("b", "Write.", config=cfg, middleware=[BudgetMiddleware(ledger, agent="b", model=cfg,
-                                                                          budgets=budgets)])
+    a = ag2.Agent(
+        "a",
+        "Write.",
+        config=cfg,
+        middleware=[BudgetMiddleware(ledger, agent="a", model=cfg, budgets=budgets)],
+    )
+    b = ag2.Agent(
+        "b",
+        "Write.",
+        config=cfg,
+        middleware=[BudgetMiddleware(ledger, agent="b", model=cfg, budgets=budgets)],
+    )
     await a.ask("one")
     await a.ask("two")
     await b.ask("three")
-    accounts = sorted(r["account"].split("=")[0] + "=" + ("x" if r["budget"] == "conv" else r["account"][-1])
-                      for r in ledger.accounts())
+    accounts = sorted(
+        r["account"].split("=")[0] + "=" + ("x" if r["budget"] == "conv" else r["account"][-1])
+        for r in ledger.accounts()
+    )
     assert accounts == ["conv|conversation=x"] * 3 + ["per-agent|agent=a", "per-agent|agent=b"]
 
 
 async def test_retries_reuse_one_reservation_and_failures_release() -> None:
     ledger = InProcessLedger()
     cfg = chatty(faults=Faults(rate_limit=0.5), seed=4)
-    bm = BudgetMiddleware(ledger, agent="w", model=cfg, budgets=[Budget("g", scope="global", max_usd=1.0)],
-                          max_completion_tokens=60)
-    agent = ag2.Agent("w", "Write.", config=cfg,
-                      middleware=[RetryMiddleware(max_retries=8, retry_on=(RateLimitError,)), bm])
+    bm = BudgetMiddleware(
+        ledger,
+        agent="w",
+        model=cfg,
+        budgets=[Budget("g", scope="global", max_usd=1.0)],
+        max_completion_tokens=60,
+    )
+    agent = ag2.Agent(
+        "w", "Write.", config=cfg, middleware=[RetryMiddleware(max_retries=8, retry_on=(RateLimitError,)), bm]
+    )
     for i in range(6):
         await agent.ask(f"task {i}")
     faults = int(cfg.calls_frame().fault.notna().sum())
@@ -369,8 +414,13 @@ async def test_concurrent_asks_against_a_shared_budget_never_overshoot() -> None
     ledger = InProcessLedger()
     cfg = chatty(latency_s=0.002)
     cap = 0.003
-    bm = BudgetMiddleware(ledger, agent="w", model=cfg, budgets=[Budget("shared", scope="global", max_usd=cap)],
-                          max_completion_tokens=60)
+    bm = BudgetMiddleware(
+        ledger,
+        agent="w",
+        model=cfg,
+        budgets=[Budget("shared", scope="global", max_usd=cap)],
+        max_completion_tokens=60,
+    )
     agent = ag2.Agent("w", "Write.", config=cfg, middleware=[bm])
 
     async def one(i: int) -> bool:
@@ -391,16 +441,21 @@ async def test_a_raising_listener_does_not_hide_the_refusal() -> None:
         raise RuntimeError("listener down")
 
     cfg = chatty()
-    bm = BudgetMiddleware(InProcessLedger(), agent="w", model=cfg, budgets=[Budget("tiny", max_tokens=5)],
-                          listeners=[boom])
+    bm = BudgetMiddleware(
+        InProcessLedger(), agent="w", model=cfg, budgets=[Budget("tiny", max_tokens=5)], listeners=[boom]
+    )
     with pytest.raises(BudgetExceeded, match="tiny"):
         await ag2.Agent("w", "Write.", config=cfg, middleware=[bm]).ask("hello")
 
 
 async def test_requests_per_minute_budget_through_the_middleware() -> None:
     cfg = chatty()
-    bm = BudgetMiddleware(InProcessLedger(), agent="w", model=cfg,
-                          budgets=[Budget("rpm", scope="agent", max_requests=3, window_s=60)])
+    bm = BudgetMiddleware(
+        InProcessLedger(),
+        agent="w",
+        model=cfg,
+        budgets=[Budget("rpm", scope="agent", max_requests=3, window_s=60)],
+    )
     agent = ag2.Agent("w", "Write.", config=cfg, middleware=[bm])
     for i in range(3):
         await agent.ask(f"q{i}")

@@ -7,7 +7,9 @@ import base64
 import json
 import re
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
+from typing import ClassVar
 
 import ag2
 import pytest
@@ -62,7 +64,10 @@ def types(text: str) -> list[tuple[str, str]]:
         ("SSN 219-09-9998.", [("US_SSN", "219-09-9998")]),
         ("my ssn is 219099998", [("US_SSN", "219099998")]),
         ("host 10.0.0.12 down", [("IP_ADDRESS", "10.0.0.12")]),
-        ("net 10.1.0.0/16 and 192.168.1.20:8080", [("IP_ADDRESS", "10.1.0.0/16"), ("IP_ADDRESS", "192.168.1.20")]),
+        (
+            "net 10.1.0.0/16 and 192.168.1.20:8080",
+            [("IP_ADDRESS", "10.1.0.0/16"), ("IP_ADDRESS", "192.168.1.20")],
+        ),
         ("v6 fe80::1ff:fe23:4567:890a here", [("IP_ADDRESS", "fe80::1ff:fe23:4567:890a")]),
         ("IBAN GB82 WEST 1234 5698 7654 32.", [("IBAN_CODE", "GB82 WEST 1234 5698 7654 32")]),
         ("iban DE89370400440532013000", [("IBAN_CODE", "DE89370400440532013000")]),
@@ -138,7 +143,7 @@ def test_scan_findings_are_sorted_non_overlapping_and_typed() -> None:
     text = "Visit https://admin:Sup3rSecret!9@example.com/x and mail a@b.io from 10.0.0.1"
     found = scan(text)
     assert [f.start for f in found] == sorted(f.start for f in found)
-    assert all(a.end <= b.start for a, b in zip(found, found[1:], strict=False))
+    assert all(a.end <= b.start for a, b in pairwise(found))
     assert all(isinstance(f, Finding) and f.entity_type in ENTITY_TYPES and 0 < f.score <= 1 for f in found)
     assert ("SECRET", "Sup3rSecret!9") in types(text)
 
@@ -162,8 +167,10 @@ def test_corpus_precision_and_recall_per_entity() -> None:
     for row in rows:
         gold = list(row["entities"])
         for f in scan(row["text"]):
-            hit = next((g for g in gold if g["type"] == f.entity_type and f.start < g["end"] and g["start"] < f.end),
-                       None)
+            hit = next(
+                (g for g in gold if g["type"] == f.entity_type and f.start < g["end"] and g["start"] < f.end),
+                None,
+            )
             if hit is None:
                 fp[f.entity_type] += 1
             else:
@@ -195,7 +202,9 @@ def test_redact_with_explicit_findings() -> None:
 
 
 _EMAILS = st.from_regex(r"[a-z]{2,8}\.[a-z]{2,8}@[a-z]{3,8}\.(com|org|io)", fullmatch=True)
-_WORDS = st.lists(st.sampled_from(["the", "order", "please", "and", "thanks", "ship", "it", "ok"]), max_size=6)
+_WORDS = st.lists(
+    st.sampled_from(["the", "order", "please", "and", "thanks", "ship", "it", "ok"]), max_size=6
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -321,7 +330,12 @@ def test_normalize_folds_obfuscation() -> None:
 def test_lexicon_toxicity_uses_word_boundaries_and_phrases() -> None:
     tox = LexiconToxicity()
     assert isinstance(tox, ToxicityDetector)
-    for benign in ("We did a threat model.", "kill the process and restart", "Scunthorpe council", "assess risk"):
+    for benign in (
+        "We did a threat model.",
+        "kill the process and restart",
+        "Scunthorpe council",
+        "assess risk",
+    ):
         assert not tox(benign).flagged, benign
     v = tox("I will kill you, you idiot")
     assert v.flagged and set(v.reasons) == {"insult", "threat"}
@@ -391,8 +405,13 @@ async def test_middleware_redacts_input_so_history_never_stores_raw_pii() -> Non
     cfg.add_rule(tool_rule("send_email", keywords=["email"], arguments=_email_args))
     events: list[tuple[str, dict]] = []
     guard = GuardrailMiddleware("support", listeners=[lambda k, p: events.append((k, dict(p)))])
-    agent = ag2.Agent("support", "Help.", config=cfg, tools=[tool(send_email, middleware=[restore_placeholders])],
-                      middleware=[guard])
+    agent = ag2.Agent(
+        "support",
+        "Help.",
+        config=cfg,
+        tools=[tool(send_email, middleware=[restore_placeholders])],
+        middleware=[guard],
+    )
     reply = await agent.ask("Please email ana@example.org; my card is 4111 1111 1111 1111")
     history = await _history_text(reply)
     assert "ana@example.org" not in history and "4111 1111 1111 1111" not in history
@@ -406,8 +425,10 @@ async def test_middleware_redacts_input_so_history_never_stores_raw_pii() -> Non
         ("tool_result", "EMAIL_ADDRESS", "redact"),
         ("tool_result", "PHONE_NUMBER", "redact"),
     ]
-    assert events[0] == ("guardrail.finding", {"agent": "support", "entity_type": "EMAIL_ADDRESS",
-                                               "where": "input", "action": "redact"})
+    assert events[0] == (
+        "guardrail.finding",
+        {"agent": "support", "entity_type": "EMAIL_ADDRESS", "where": "input", "action": "redact"},
+    )
     assert "ana@example.org" not in repr(guard.records) and "ana@example.org" not in frame.to_string()
 
 
@@ -451,7 +472,10 @@ async def test_flag_policy_records_without_changing_text() -> None:
     r = await agent.ask("mail ana@example.org, you idiot")
     assert "ana@example.org" in r.body
     assert {(x.where, x.entity_type, x.action) for x in guard.records} >= {
-        ("input", "EMAIL_ADDRESS", "flag"), ("input", "TOXICITY", "flag"), ("output", "EMAIL_ADDRESS", "flag")}
+        ("input", "EMAIL_ADDRESS", "flag"),
+        ("input", "TOXICITY", "flag"),
+        ("output", "EMAIL_ADDRESS", "flag"),
+    }
 
 
 async def test_output_scanning_redacts_model_leaks() -> None:
@@ -490,7 +514,9 @@ async def test_tool_argument_block_and_result_injection_are_contained() -> None:
     agent2 = ag2.Agent("b", "Help.", config=cfg2, tools=[fetch_page], middleware=[guard2])
     r2 = await agent2.ask("fetch the page")
     assert "withheld by a safety policy" in r2.body and "IGNORE" not in r2.body
-    assert ("tool_result", "INJECTION", "block") in {(x.where, x.entity_type, x.action) for x in guard2.records}
+    assert ("tool_result", "INJECTION", "block") in {
+        (x.where, x.entity_type, x.action) for x in guard2.records
+    }
 
 
 async def test_a_raising_listener_does_not_break_the_call() -> None:
@@ -508,7 +534,7 @@ async def test_restore_hook_without_vault_passes_through() -> None:
     event = ToolCallEvent("t", id="c1", arguments='{"to": "[EMAIL_ADDRESS_1]"}')
 
     class Ctx:
-        dependencies: dict = {}
+        dependencies: ClassVar[dict] = {}
 
     async def call_next(ev, ctx):
         return ToolResultEvent.from_call(ev, result=ev.arguments)

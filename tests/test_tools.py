@@ -46,8 +46,13 @@ def make_registry(**kw) -> ToolRegistry:
 def model() -> OfflineModel:
     cfg = OfflineModel(seed=0)
     cfg.add_rule(tool_rule("get_weather", keywords=["weather"], arguments={"city": "Paris"}))
-    cfg.add_rule(tool_rule("wire_money", keywords=["pay"],
-                           arguments=lambda p: {"amount": 50 if "small" in p.user else 5000, "to": "bob"}))
+    cfg.add_rule(
+        tool_rule(
+            "wire_money",
+            keywords=["pay"],
+            arguments=lambda p: {"amount": 50 if "small" in p.user else 5000, "to": "bob"},
+        )
+    )
     cfg.add_rule(tool_rule("delete_db", keywords=["drop"], arguments={}))
     return cfg
 
@@ -107,8 +112,14 @@ async def test_agent_flow_rate_limit_approval_and_denials() -> None:
     reg = make_registry(listeners=[lambda k, p: events.append((k, dict(p)))])
     reg.grant("assistant", "weather:read", "payments:write")
     approver = Approver({"wire_money": lambda a: a["amount"] <= 100})
-    agent = ag2.Agent("assistant", "Help.", config=model(), tools=reg.tools_for("assistant"),
-                      middleware=[reg.authorizer("assistant")], hitl_hook=approver)
+    agent = ag2.Agent(
+        "assistant",
+        "Help.",
+        config=model(),
+        tools=reg.tools_for("assistant"),
+        middleware=[reg.authorizer("assistant")],
+        hitl_hook=approver,
+    )
     bodies = [(await agent.ask(q)).body for q in ("weather?", "weather?", "weather?", "pay small", "pay big")]
     assert bodies[0] == bodies[1] == "get_weather returned: sunny in Paris."
     assert "DENIED: rate limit 2/minute for tool 'get_weather' reached" in bodies[2]
@@ -119,8 +130,10 @@ async def test_agent_flow_rate_limit_approval_and_denials() -> None:
     assert list(frame["outcome"]) == ["ok", "ok", "denied", "ok", "denied"]
     assert list(frame["reason"]) == ["ok", "ok", "rate_limit", "ok", "approval"]
     assert reg.spend("assistant") == pytest.approx(0.252)
-    assert events == [("tool.denied", {"agent": "assistant", "tool": "get_weather", "reason": "rate_limit"}),
-                      ("tool.denied", {"agent": "assistant", "tool": "wire_money", "reason": "approval"})]
+    assert events == [
+        ("tool.denied", {"agent": "assistant", "tool": "get_weather", "reason": "rate_limit"}),
+        ("tool.denied", {"agent": "assistant", "tool": "wire_money", "reason": "approval"}),
+    ]
     assert reg.retry_after("assistant", "get_weather") > 0
     assert reg.retry_after("assistant", "delete_db") == 0.0
 
@@ -138,8 +151,13 @@ async def test_a_call_that_slips_through_gets_denied_not_raised() -> None:
     cfg = OfflineModel(seed=1)
     cfg.add_rule(tool_rule("drop_all", keywords=["drop"], arguments={}))
     # The tool reached the agent directly (not through tools_for): the authorizer still refuses it.
-    agent = ag2.Agent("intern", "Help.", config=cfg, tools=[ag2.tool(drop, name="drop_all")],
-                      middleware=[reg.authorizer("intern")])
+    agent = ag2.Agent(
+        "intern",
+        "Help.",
+        config=cfg,
+        tools=[ag2.tool(drop, name="drop_all")],
+        middleware=[reg.authorizer("intern")],
+    )
     reply = await agent.ask("drop it all")
     assert ran == []
     assert "DENIED: agent 'intern' lacks scope(s) ['db:admin'] for tool 'drop_all'" in reply.body
@@ -224,8 +242,9 @@ def test_rate_limit_really_expires_in_wall_time() -> None:
 
 
 def test_approver_rules_defaults_and_fallback() -> None:
-    req = ToolApprovalRequest("Agent wants to call `wire_money` with {\"amount\": 5}. Approve? (y/n)",
-                              tool_call_id="c1")
+    req = ToolApprovalRequest(
+        'Agent wants to call `wire_money` with {"amount": 5}. Approve? (y/n)', tool_call_id="c1"
+    )
     assert Approver({"wire_money": True})(req) == "y"
     assert Approver({"wire_money": lambda a: a["amount"] > 10})(req) == "n"
     assert Approver()(req) == "n"
@@ -258,8 +277,14 @@ async def test_pii_tool_gets_real_values_after_approval() -> None:
 
     cfg = OfflineModel(seed=3)
     cfg.add_rule(tool_rule("send_email", keywords=["email"], arguments=lambda p: {"to": "[EMAIL_ADDRESS_1]"}))
-    agent = ag2.Agent("a", "Help.", config=cfg, tools=reg.tools_for("a"),
-                      middleware=[GuardrailMiddleware("a"), reg.authorizer("a")], hitl_hook=hook)
+    agent = ag2.Agent(
+        "a",
+        "Help.",
+        config=cfg,
+        tools=reg.tools_for("a"),
+        middleware=[GuardrailMiddleware("a"), reg.authorizer("a")],
+        hitl_hook=hook,
+    )
     reply = await agent.ask("email ana@example.org")
     assert got == ["ana@example.org"]
     assert "ana@example.org" not in seen_by_approver[0] and "[EMAIL_ADDRESS_1]" in seen_by_approver[0]
@@ -305,8 +330,16 @@ def test_safe_files_read_write_list_inside_root(sandbox) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["../secret.txt", "docs/../../secret.txt", "/etc/passwd", "~/.ssh/id_rsa", "C:\\Windows\\win.ini",
-     "..\\secret.txt", "", "docs/\x00a.txt"],
+    [
+        "../secret.txt",
+        "docs/../../secret.txt",
+        "/etc/passwd",
+        "~/.ssh/id_rsa",
+        "C:\\Windows\\win.ini",
+        "..\\secret.txt",
+        "",
+        "docs/\x00a.txt",
+    ],
 )
 def test_safe_files_refuse_traversal_and_absolute_paths(sandbox, path: str) -> None:
     root, _ = sandbox
@@ -347,10 +380,10 @@ async def test_file_tools_through_an_agent_refuse_traversal(sandbox) -> None:
     reg.register(files.read_file, scopes=["files:read"])
     reg.grant("reader", "files:read")
     cfg = OfflineModel(seed=4)
-    cfg.add_rule(tool_rule("read_file", keywords=["read"],
-                           arguments=lambda p: {"path": p.user.split()[-1]}))
-    agent = ag2.Agent("reader", "Help.", config=cfg, tools=reg.tools_for("reader"),
-                      middleware=[reg.authorizer("reader")])
+    cfg.add_rule(tool_rule("read_file", keywords=["read"], arguments=lambda p: {"path": p.user.split()[-1]}))
+    agent = ag2.Agent(
+        "reader", "Help.", config=cfg, tools=reg.tools_for("reader"), middleware=[reg.authorizer("reader")]
+    )
     assert "hello" in (await agent.ask("read docs/a.txt")).body
     body = (await agent.ask("read ../secret.txt")).body
     assert "DENIED" in body and "top secret" not in body

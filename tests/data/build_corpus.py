@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (long literal sentence templates read better on one line)
 """Rebuild the labelled guardrail corpora (deterministic): ``python tests/data/build_corpus.py``.
 
 ``pii_corpus.jsonl``: one message per line, ``{"id", "text", "entities": [{"type", "start", "end"}],
@@ -62,8 +63,12 @@ def card() -> str:
     if kind == "amex":
         d = luhn_complete(rng.choice(["34", "37"]), 15)
         return rng.choice([d, group(d, (4, 6, 5), " "), group(d, (4, 6, 5), "-")])
-    prefix = {"visa": "4", "mc": str(rng.randint(51, 55)), "mc2": "2" + str(rng.randint(221, 720)),
-              "disc": "6011"}[kind]
+    prefix = {
+        "visa": "4",
+        "mc": str(rng.randint(51, 55)),
+        "mc2": "2" + str(rng.randint(221, 720)),
+        "disc": "6011",
+    }[kind]
     d = luhn_complete(prefix, 16)
     return rng.choice([d, group(d, (4, 4, 4, 4), " "), group(d, (4, 4, 4, 4), "-")])
 
@@ -77,13 +82,15 @@ def ssn() -> str:
 
 
 def bad_ssn() -> str:
-    return rng.choice([
-        f"000-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
-        f"666-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
-        f"{rng.randint(900, 999)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
-        f"{rng.randint(100, 599)}-00-{rng.randint(1000, 9999)}",
-        f"{rng.randint(100, 599)}-{rng.randint(10, 99)}-0000",
-    ])
+    return rng.choice(
+        [
+            f"000-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
+            f"666-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
+            f"{rng.randint(900, 999)}-{rng.randint(10, 99)}-{rng.randint(1000, 9999)}",
+            f"{rng.randint(100, 599)}-00-{rng.randint(1000, 9999)}",
+            f"{rng.randint(100, 599)}-{rng.randint(10, 99)}-0000",
+        ]
+    )
 
 
 def phone() -> str:
@@ -92,35 +99,54 @@ def phone() -> str:
         area += 1
     ex = rng.randint(200, 999)
     line = rng.randint(0, 9999)
-    return rng.choice([
-        f"({area}) {ex}-{line:04d}", f"{area}-{ex}-{line:04d}", f"{area}.{ex}.{line:04d}",
-        f"+1 {area} {ex} {line:04d}", f"+1-{area}-{ex}-{line:04d}",
-        f"+44 20 {rng.randint(7000, 8999)} {rng.randint(1000, 9999)}",
-        f"+49 30 {rng.randint(100000, 999999)}", f"+33 1 {rng.randint(10, 99)} {rng.randint(10, 99)} "
-        f"{rng.randint(10, 99)} {rng.randint(10, 99)}",
-        f"+91 {rng.randint(70000, 99999)} {rng.randint(10000, 99999)}",
-    ])
+    return rng.choice(
+        [
+            f"({area}) {ex}-{line:04d}",
+            f"{area}-{ex}-{line:04d}",
+            f"{area}.{ex}.{line:04d}",
+            f"+1 {area} {ex} {line:04d}",
+            f"+1-{area}-{ex}-{line:04d}",
+            f"+44 20 {rng.randint(7000, 8999)} {rng.randint(1000, 9999)}",
+            f"+49 30 {rng.randint(100000, 999999)}",
+            f"+33 1 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}",
+            f"+91 {rng.randint(70000, 99999)} {rng.randint(10000, 99999)}",
+        ]
+    )
 
 
 def ipv4() -> str:
-    return rng.choice([
-        f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-        f"192.168.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-        f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-    ])
+    return rng.choice(
+        [
+            f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            f"192.168.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+        ]
+    )
 
 
 def ipv6() -> str:
     groups = [f"{rng.randint(0, 0xFFFF):x}" for _ in range(8)]
-    return rng.choice([
-        ":".join(groups),
-        f"2001:db8::{groups[0]}:{groups[1]}",
-        f"fe80::{groups[2]}:{groups[3]}:{groups[4]}:{groups[5]}",
-    ])
+    return rng.choice(
+        [
+            ":".join(groups),
+            f"2001:db8::{groups[0]}:{groups[1]}",
+            f"fe80::{groups[2]}:{groups[3]}:{groups[4]}:{groups[5]}",
+        ]
+    )
 
 
-IBAN_SPECS = {"DE": "8n10n", "GB": "4a14n", "FR": "10n11c2n", "NL": "4a10n", "ES": "20n", "IT": "1a10n12c",
-              "CH": "5n12c", "BE": "12n", "AT": "16n", "PL": "24n"}
+IBAN_SPECS = {
+    "DE": "8n10n",
+    "GB": "4a14n",
+    "FR": "10n11c2n",
+    "NL": "4a10n",
+    "ES": "20n",
+    "IT": "1a10n12c",
+    "CH": "5n12c",
+    "BE": "12n",
+    "AT": "16n",
+    "PL": "24n",
+}
 
 
 def iban(valid: bool = True) -> str:
@@ -134,8 +160,11 @@ def iban(valid: bool = True) -> str:
             continue
         n = int(num)
         num = ""
-        alphabet = {"n": "0123456789", "a": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-                    "c": "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"}[ch]
+        alphabet = {
+            "n": "0123456789",
+            "a": "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            "c": "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+        }[ch]
         bban += "".join(rng.choice(alphabet) for _ in range(n))
     numeric = int("".join(str(int(c, 36)) for c in bban + country + "00"))
     check = 98 - numeric % 97
@@ -146,8 +175,9 @@ def iban(valid: bool = True) -> str:
 
 
 def url() -> str:
-    host = rng.choice(["example.com", "docs.acme.io", "shop.example.org", "intranet.corp.example",
-                       "api.widgets.dev"])
+    host = rng.choice(
+        ["example.com", "docs.acme.io", "shop.example.org", "intranet.corp.example", "api.widgets.dev"]
+    )
     path = rng.choice(["", "/", "/orders/8841", "/docs/setup?lang=en", "/a/b/c.html", "/search?q=ag2&page=2"])
     return rng.choice([f"https://{host}{path}", f"http://{host}{path}", f"www.{host}{path}"])
 
@@ -175,30 +205,39 @@ def secret() -> tuple[str, str]:
     kind = rng.choice(["aws", "github", "slack", "stripe", "openai", "jwt", "google", "pwd", "assign", "url"])
     if kind == "aws":
         return "AKIA" + rand(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"), rng.choice(
-            ["The access key is {}", "aws_access_key_id {} was rotated", "Found {} in the CI logs"])
+            ["The access key is {}", "aws_access_key_id {} was rotated", "Found {} in the CI logs"]
+        )
     if kind == "github":
         return "ghp_" + rand(36), rng.choice(["export GH_TOKEN={}", "use the token {} for the push"])
     if kind == "slack":
         return f"xoxb-{rng.randint(10**10, 10**11)}-{rand(24)}", rng.choice(
-            ["slack bot token: {}", "The bot uses {} to post"])
+            ["slack bot token: {}", "The bot uses {} to post"]
+        )
     if kind == "stripe":
         return "sk_live_" + rand(24), rng.choice(["Stripe key {} is in prod", "charge with {} please"])
     if kind == "openai":
         return "sk-proj-" + rand(40, ALNUM + "_-"), rng.choice(
-            ["OPENAI_API_KEY={}", "my key is {} can you check it"])
+            ["OPENAI_API_KEY={}", "my key is {} can you check it"]
+        )
     if kind == "jwt":
         head = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=")
-        body = base64.urlsafe_b64encode(
-            json.dumps({"sub": str(rng.randint(1000, 9999)), "name": rng.choice(FIRST)}).encode()
-        ).decode().rstrip("=")
+        body = (
+            base64.urlsafe_b64encode(
+                json.dumps({"sub": str(rng.randint(1000, 9999)), "name": rng.choice(FIRST)}).encode()
+            )
+            .decode()
+            .rstrip("=")
+        )
         return f"{head}.{body}.{rand(43, ALNUM + '_-')}", rng.choice(
-            ["Authorization header was Bearer {}", "the session cookie is {}"])
+            ["Authorization header was Bearer {}", "the session cookie is {}"]
+        )
     if kind == "google":
         return "AIza" + rand(35, ALNUM + "_-"), rng.choice(["maps key {} leaked", "GOOGLE_KEY: {}"])
     if kind == "pwd":
         word = rng.choice(["Summer", "Falcon", "Orange", "Winter", "Tiger"])
         return f"{word}{rng.randint(1990, 2030)}{rng.choice('!#$%&')}", rng.choice(
-            ["password: {}", "db_password={}", "PASSWORD = {}", "the wifi passwd is {}"])
+            ["password: {}", "db_password={}", "PASSWORD = {}", "the wifi passwd is {}"]
+        )
     if kind == "url":
         return rand(14) + "!", "postgres://app:{}@db.internal:5432/orders"
     return rand(32, "abcdef0123456789"), rng.choice(["client_secret = {}", "api_key: {}", "SECRET_KEY={}"])
@@ -209,40 +248,96 @@ def secret() -> tuple[str, str]:
 # ------------------------------------------------------------------------------------------------
 
 TEMPLATES = {
-    "EMAIL_ADDRESS": ["Please send the invoice to {} by Friday.", "Contact: {}", "cc {} on the thread",
-                      "My email is {} if you need anything.", "Reply-To: {}"],
-    "PHONE_NUMBER": ["Call me at {} after 5pm.", "Phone: {}", "You can reach the office on {}.",
-                     "my mobile is {} thanks", "Fax {} (ask for billing)"],
-    "CREDIT_CARD": ["Charge it to card {} please.", "My card number is {}.", "cc: {} exp 04/29",
-                    "The payment with {} failed twice.", "Use {} for the renewal"],
-    "US_SSN": ["My SSN is {}.", "social security number {} on file", "SSN: {}",
-               "Employee {} needs an update.", "verify {} before payroll"],
-    "IP_ADDRESS": ["The server at {} is down.", "Blocked {} after 5 failed logins.", "ssh admin@{}",
-                   "Requests from {} spiked at noon.", "host={} port=22"],
-    "IBAN_CODE": ["Wire the refund to {}.", "IBAN: {}", "Our account {} changed last month.",
-                  "Pay supplier {} before the 5th.", "Bank details {} (Acme GmbH)"],
-    "URL": ["The docs are at {} for setup.", "See {}", "I uploaded the file to {} yesterday.",
-            "Open {} and log in.", "Status page: {}"],
+    "EMAIL_ADDRESS": [
+        "Please send the invoice to {} by Friday.",
+        "Contact: {}",
+        "cc {} on the thread",
+        "My email is {} if you need anything.",
+        "Reply-To: {}",
+    ],
+    "PHONE_NUMBER": [
+        "Call me at {} after 5pm.",
+        "Phone: {}",
+        "You can reach the office on {}.",
+        "my mobile is {} thanks",
+        "Fax {} (ask for billing)",
+    ],
+    "CREDIT_CARD": [
+        "Charge it to card {} please.",
+        "My card number is {}.",
+        "cc: {} exp 04/29",
+        "The payment with {} failed twice.",
+        "Use {} for the renewal",
+    ],
+    "US_SSN": [
+        "My SSN is {}.",
+        "social security number {} on file",
+        "SSN: {}",
+        "Employee {} needs an update.",
+        "verify {} before payroll",
+    ],
+    "IP_ADDRESS": [
+        "The server at {} is down.",
+        "Blocked {} after 5 failed logins.",
+        "ssh admin@{}",
+        "Requests from {} spiked at noon.",
+        "host={} port=22",
+    ],
+    "IBAN_CODE": [
+        "Wire the refund to {}.",
+        "IBAN: {}",
+        "Our account {} changed last month.",
+        "Pay supplier {} before the 5th.",
+        "Bank details {} (Acme GmbH)",
+    ],
+    "URL": [
+        "The docs are at {} for setup.",
+        "See {}",
+        "I uploaded the file to {} yesterday.",
+        "Open {} and log in.",
+        "Status page: {}",
+    ],
 }
-GEN = {"EMAIL_ADDRESS": email, "PHONE_NUMBER": phone, "CREDIT_CARD": card, "US_SSN": ssn,
-       "IP_ADDRESS": lambda: rng.choice([ipv4, ipv4, ipv6])(), "IBAN_CODE": iban, "URL": url}
+GEN = {
+    "EMAIL_ADDRESS": email,
+    "PHONE_NUMBER": phone,
+    "CREDIT_CARD": card,
+    "US_SSN": ssn,
+    "IP_ADDRESS": lambda: rng.choice([ipv4, ipv4, ipv6])(),
+    "IBAN_CODE": iban,
+    "URL": url,
+}
 
 HARD_NEGATIVES = [
     lambda: f"Order {luhn_broken('4', 16)} shipped today.",
     lambda: f"Tracking number {rng.randint(10**15, 10**16 - 1)} is not a card.",
     lambda: f"Invoice ref {luhn_complete(str(rng.choice([1, 7, 8, 9])), 16)} was paid.",
-    lambda: f"Card {group(luhn_broken('5' + str(rng.randint(1, 5)), 16), (4, 4, 4, 4), ' ')} was declined as invalid.",
+    lambda: (
+        f"Card {group(luhn_broken('5' + str(rng.randint(1, 5)), 16), (4, 4, 4, 4), ' ')} was declined as invalid."
+    ),
     lambda: f"Employee number {bad_ssn()} is not an SSN.",
     lambda: f"Upgrade to version {rng.randint(1, 20)}.{rng.randint(0, 30)}.{rng.randint(0, 99)} today.",
-    lambda: f"Running v{rng.randint(1, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 99)} in staging.",
-    lambda: f"The meeting is on {rng.randint(2020, 2030)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} at "
-            f"{rng.randint(8, 17)}:{rng.choice(['00', '30'])}.",
-    lambda: f"Deadline {rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/{rng.randint(2020, 2030)} for the report.",
-    lambda: f"Logged at {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}.{rng.randint(100, 999)}",
-    lambda: f"Request id {rand(8, 'abcdef0123456789')}-{rand(4, 'abcdef0123456789')}-4{rand(3, 'abcdef0123456789')}-"
-            f"a{rand(3, 'abcdef0123456789')}-{rand(12, 'abcdef0123456789')} failed.",
-    lambda: f"ISBN 978-{rng.randint(0, 9)}-{rng.randint(10, 99)}-{rng.randint(100000, 999999)}-{rng.randint(0, 9)} is "
-            "out of print.",
+    lambda: (
+        f"Running v{rng.randint(1, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 99)} in staging."
+    ),
+    lambda: (
+        f"The meeting is on {rng.randint(2020, 2030)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} at "
+        f"{rng.randint(8, 17)}:{rng.choice(['00', '30'])}."
+    ),
+    lambda: (
+        f"Deadline {rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/{rng.randint(2020, 2030)} for the report."
+    ),
+    lambda: (
+        f"Logged at {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}.{rng.randint(100, 999)}"
+    ),
+    lambda: (
+        f"Request id {rand(8, 'abcdef0123456789')}-{rand(4, 'abcdef0123456789')}-4{rand(3, 'abcdef0123456789')}-"
+        f"a{rand(3, 'abcdef0123456789')}-{rand(12, 'abcdef0123456789')} failed."
+    ),
+    lambda: (
+        f"ISBN 978-{rng.randint(0, 9)}-{rng.randint(10, 99)}-{rng.randint(100000, 999999)}-{rng.randint(0, 9)} is "
+        "out of print."
+    ),
     lambda: "Set api_key=YOUR_API_KEY in the config file.",
     lambda: "export OPENAI_API_KEY=sk-xxxxxxxxxxxxxxxxxxxxxxxx",
     lambda: "password: <your password here>",
@@ -250,21 +345,31 @@ HARD_NEGATIVES = [
     lambda: "token = os.environ['GITHUB_TOKEN']",
     lambda: "Replace password=changeme before deploying.",
     lambda: f"IBAN {iban(valid=False)} has a bad checksum.",
-    lambda: f"Version {rng.randint(300, 999)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 9)} is not an address.",
+    lambda: (
+        f"Version {rng.randint(300, 999)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 9)} is not an address."
+    ),
     lambda: f"The cluster has {rng.randint(2, 64)} nodes and {rng.randint(100, 999)} GB of RAM.",
     lambda: f"Total: ${rng.randint(1000, 99999)}.{rng.randint(10, 99)} for {rng.randint(2, 40)} seats.",
     lambda: f"ZIP {rng.randint(10000, 99999)}, suite {rng.randint(100, 999)}.",
     lambda: "We did a threat model for the payments API last week.",
     lambda: "Use the key cache with a 60 second TTL.",
-    lambda: f"Build {rng.randint(1000, 9999)}-{rng.randint(100, 999)}-{rng.randint(1000, 9999)} passed all checks.",
-    lambda: f"Part no. {rng.randint(100, 999)}.{rng.randint(100, 999)}.{rng.randint(1000, 9999)}-X is back in stock.",
+    lambda: (
+        f"Build {rng.randint(1000, 9999)}-{rng.randint(100, 999)}-{rng.randint(1000, 9999)} passed all checks."
+    ),
+    lambda: (
+        f"Part no. {rng.randint(100, 999)}.{rng.randint(100, 999)}.{rng.randint(1000, 9999)}-X is back in stock."
+    ),
     lambda: f"Matrix sizes {rng.randint(10, 99)}x{rng.randint(10, 99)} and ratio 1:{rng.randint(2, 9)}.",
     lambda: "std::vector<int> and a::b are C++ names, not addresses.",
-    lambda: f"MAC 00:1A:{rand(2, 'ABCDEF0123456789')}:{rand(2, 'ABCDEF0123456789')}:4D:5E is on the allow list.",
+    lambda: (
+        f"MAC 00:1A:{rand(2, 'ABCDEF0123456789')}:{rand(2, 'ABCDEF0123456789')}:4D:5E is on the allow list."
+    ),
     lambda: "Email me when the build is green (no address needed).",
     lambda: f"The session token expires after {rng.randint(5, 90)} minutes.",
     lambda: "the secret to good tests is determinism",
-    lambda: f"Coordinates {rng.randint(10, 80)}.{rng.randint(100000, 999999)}, -{rng.randint(10, 170)}.{rng.randint(100000, 999999)}",
+    lambda: (
+        f"Coordinates {rng.randint(10, 80)}.{rng.randint(100000, 999999)}, -{rng.randint(10, 170)}.{rng.randint(100000, 999999)}"
+    ),
 ]
 
 FILLER = ["Thanks!", "Let me know.", "This is urgent.", "Cheers, the ops team.", "", "Regards."]
@@ -279,19 +384,37 @@ def pii_corpus() -> list[dict]:
             prefix, suffix = t.split("{}")
             filler = rng.choice(FILLER)
             text = prefix + value + suffix + (" " + filler if filler else "")
-            rows.append({"text": text, "entities": [{"type": etype, "start": len(prefix),
-                                                     "end": len(prefix) + len(value)}], "kind": "positive"})
+            rows.append(
+                {
+                    "text": text,
+                    "entities": [{"type": etype, "start": len(prefix), "end": len(prefix) + len(value)}],
+                    "kind": "positive",
+                }
+            )
     for _ in range(60):
         value, t = secret()
         prefix, suffix = t.split("{}")
         text = prefix + value + suffix
-        rows.append({"text": text, "entities": [{"type": "SECRET", "start": len(prefix),
-                                                 "end": len(prefix) + len(value)}], "kind": "positive"})
+        rows.append(
+            {
+                "text": text,
+                "entities": [{"type": "SECRET", "start": len(prefix), "end": len(prefix) + len(value)}],
+                "kind": "positive",
+            }
+        )
     # A PEM private key block.
-    pem = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(rand(64, ALNUM + "+/") for _ in range(3)) + \
-          "\n-----END RSA PRIVATE KEY-----"
-    rows.append({"text": "key file:\n" + pem, "entities": [{"type": "SECRET", "start": 10, "end": 10 + len(pem)}],
-                 "kind": "positive"})
+    pem = (
+        "-----BEGIN RSA PRIVATE KEY-----\n"
+        + "\n".join(rand(64, ALNUM + "+/") for _ in range(3))
+        + "\n-----END RSA PRIVATE KEY-----"
+    )
+    rows.append(
+        {
+            "text": "key file:\n" + pem,
+            "entities": [{"type": "SECRET", "start": 10, "end": 10 + len(pem)}],
+            "kind": "positive",
+        }
+    )
     # Mixed messages: two or three entities each.
     for _ in range(60):
         types = rng.sample(list(TEMPLATES), k=rng.choice([2, 3]))
@@ -305,7 +428,9 @@ def pii_corpus() -> list[dict]:
             text += prefix + value + suffix + " "
         rows.append({"text": text.rstrip(), "entities": ents, "kind": "positive"})
     for i in range(200):
-        rows.append({"text": HARD_NEGATIVES[i % len(HARD_NEGATIVES)](), "entities": [], "kind": "hard_negative"})
+        rows.append(
+            {"text": HARD_NEGATIVES[i % len(HARD_NEGATIVES)](), "entities": [], "kind": "hard_negative"}
+        )
     for i, row in enumerate(rows):
         row["id"] = f"pii-{i:04d}"
     return [{"id": r["id"], **{k: v for k, v in r.items() if k != "id"}} for r in rows]
@@ -474,8 +599,14 @@ def injection_corpus() -> list[dict]:
     rows = [{"text": t, "label": 1, "kind": "direct"} for t in DIRECT]
     transforms = [confusable, zero_width, spaced, b64, leet, mixed_case]
     for i, t in enumerate(DIRECT):
-        rows.append({"text": transforms[i % len(transforms)](t), "label": 1, "kind": "obfuscated",
-                     "transform": transforms[i % len(transforms)].__name__})
+        rows.append(
+            {
+                "text": transforms[i % len(transforms)](t),
+                "label": 1,
+                "kind": "obfuscated",
+                "transform": transforms[i % len(transforms)].__name__,
+            }
+        )
     rows += [{"text": t, "label": 0, "kind": "benign"} for t in BENIGN]
     return [{"id": f"inj-{i:04d}", **r} for i, r in enumerate(rows)]
 
