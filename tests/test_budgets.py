@@ -461,3 +461,24 @@ async def test_requests_per_minute_budget_through_the_middleware() -> None:
         await agent.ask(f"q{i}")
     with pytest.raises(BudgetExceeded, match="requests"):
         await agent.ask("q4")
+
+
+def test_windowed_budgets_roll_over_with_the_clock() -> None:
+    clock = {"now": 7_200.0}
+    ledger = InProcessLedger(clock=lambda: clock["now"])
+    bm = BudgetMiddleware(
+        ledger,
+        agent="a",
+        model="offline-1",
+        budgets=[Budget("hourly", scope="agent", max_tokens=100, window_s=3600)],
+    )
+    first = bm.lines("c1", usd=0, tokens=60, now=clock["now"])
+    assert first[0].account == "hourly|agent=a|w2"
+    ledger.reserve("x1", first)
+    ledger.settle("x1", 0, 60)
+    with pytest.raises(BudgetExceeded, match="hourly"):
+        ledger.reserve("x2", bm.lines("c2", usd=0, tokens=60, now=clock["now"] + 100))
+    clock["now"] += 3600  # the next clock hour is a fresh window
+    later = bm.lines("c3", usd=0, tokens=60, now=clock["now"])
+    assert later[0].account == "hourly|agent=a|w3"
+    assert ledger.reserve("x3", later).fresh
