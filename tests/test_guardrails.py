@@ -555,3 +555,50 @@ def test_describe_and_clear() -> None:
     assert d.kind == "GuardrailMiddleware" and d.config["agent"] == "a"
     guard.clear()
     assert guard.records == [] and guard.findings_frame().empty
+
+
+_PIECES = st.sampled_from(
+    [
+        "4111 1111 1111 1111",
+        "a@b.io",
+        "10.0.0.1",
+        "::1",
+        "fe80::1",
+        "+1 415 555 2671",
+        "219-09-9998",
+        "GB82WEST12345698765432",
+        "https://x.io/a",
+        "key=",
+        "password: ",
+        "sk-",
+        "ghp_",
+        "eyJ",
+        "-----BEGIN ",
+        "(",
+        ")",
+        ".",
+        ":",
+        "-",
+        " ",
+        "\n",
+        "é",
+        "İ",
+        "\u200b",
+        "0",
+        "9",
+        "x",
+        "A",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(parts=st.lists(_PIECES, max_size=30), noise=st.text(max_size=40))
+def test_scan_is_total_and_spans_are_valid(parts: list[str], noise: str) -> None:
+    text = "".join(parts) + noise
+    found = scan(text)
+    assert all(0 <= f.start < f.end <= len(text) and f.entity_type in ENTITY_TYPES for f in found)
+    assert all(a.end <= b.start for a, b in pairwise(found))
+    masked = redact(text, found)
+    assert all(f"[{f.entity_type}]" in masked for f in found)
+    detect_injection(text)  # never raises on arbitrary text
