@@ -1,0 +1,484 @@
+"""Tests for agentops.budgets: caps are never exceeded under concurrency (threads, asyncio tasks and
+several processes, in-process and Redis ledgers), reservations are idempotent, refused calls raise a
+clear BudgetExceeded before they cost anything, and the middleware settles actual usage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import ag2
+import pytest
+from ag2.middleware import RetryMiddleware
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import agentops
+from agentops.budgets import (
+    NANO_USD,
+    Budget,
+    BudgetExceeded,
+    BudgetMiddleware,
+    InProcessLedger,
+    Ledger,
+    Line,
+    RedisLedger,
+    to_nano,
+)
+from agentops.errors import ConfigError, UnknownModelPrice
+from agentops.models import Faults, OfflineModel, RateLimitError, rule
+
+REPO = Path(agentops.__file__).resolve().parent.parent
+
+
+def line(
+    cap_usd: int = -1,
+    cap_tokens: int = -1,
+    cap_requests: int = -1,
+    window: float = 0.0,
+    usd: int = 0,
+    tokens: int = 0,
+    account: str = "b|global",
+    name: str = "b",
+) -> Line:
+    return Line(account, name, "global", cap_usd, cap_tokens, cap_requests, window, usd, tokens)
+
+
+def spent(ledger: Ledger, account: str = "b|global") -> dict:
+    return next(r for r in ledger.accounts() if r["account"] == account)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def ledger(request):
+    if request.param == "memory":
+        return InProcessLedger()
+    client = request.getfixturevalue("redis_client")
+    return RedisLedger(client, prefix="test")
+
+
+# ------------------------------------------------------------------------------------------------
+# Budget and errors
+# ------------------------------------------------------------------------------------------------
+
+
+def test_budget_validation() -> None:
+    with pytest.raises(ConfigError, match="no cap"):
+        Budget("b")
+    with pytest.raises(ConfigError, match="needs window_s"):
+        Budget("rpm", max_requests=60)
+    with pytest.raises(ConfigError, match="scope"):
+        Budget("b", scope="team", max_usd=1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="must be a number > 0"):
+        Budget("b", max_usd=-1)
+    with pytest.raises(ConfigError, match="non-empty"):
+        Budget("a|b", max_usd=1)
+    assert Budget("rpm", scope="agent", max_requests=60, window_s=60).window_s == 60
+
+
+def test_to_nano_rounds_estimates_up() -> None:
+    assert to_nano(0.000_000_001_2) == 1
+    assert to_nano(0.000_000_001_2, round_up=True) == 2
+    assert to_nano(1.0) == NANO_USD
+
+
+def test_budget_exceeded_names_budget_amounts_and_fix() -> None:
+    exc = BudgetExceeded("conversation", "conversation=c1", "usd", 0.012, 0.001, 0.003, 0.015)
+    msg = str(exc)
+    assert "budget 'conversation'" in msg and "$0.012000 spent" in msg and "$0.001000 reserved" in msg
+    assert "$0.015000 cap" in msg and "raise max_usd" in msg
+    assert "wait for the window" in str(BudgetExceeded("rpm", "agent=a", "requests", 60, 0, 1, 60))
+    assert "max_tokens" in str(BudgetExceeded("t", "global", "tokens", 1, 0, 1, 1))
+    assert isinstance(exc, agentops.errors.AgentOpsError)
+
+
+# ------------------------------------------------------------------------------------------------
+# Ledgers (both backends)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_reserve_settle_release_and_refusal(ledger) -> None:
+    r = ledger.reserve("k1", [line(cap_usd=100, usd=60, tokens=10)])
+    assert r.fresh and r.usd == 60
+    row = spent(ledger)
+    assert (row["spent_usd"], row["reserved_usd"]) == (0, 60 / NANO_USD)
+    with pytest.raises(BudgetExceeded) as info:
+        ledger.reserve("k2", [line(cap_usd=100, usd=50)])
+    e = info.value
+    assert (e.budget, e.unit, e.spent, e.reserved, e.requested, e.cap) == (
+        "b",
+        "usd",
+        0,
+        60 / NANO_USD,
+        50 / NANO_USD,
+        100 / NANO_USD,
+    )
+    assert ledger.settle("k1", 30, 8) is True
+    row = spent(ledger)
+    assert (row["spent_nano_usd"], row["reserved_usd"], row["spent_tokens"]) == (30, 0, 8)
+    ledger.reserve("k2", [line(cap_usd=100, usd=50)])
+    assert ledger.release("k2") is True
+    assert spent(ledger)["reserved_usd"] == 0
+    assert ledger.overruns() == 0
+
+
+def test_idempotency_no_double_charge(ledger) -> None:
+    first = ledger.reserve("call-1", [line(cap_usd=1000, usd=100)])
+    again = ledger.reserve("call-1", [line(cap_usd=1000, usd=100)])  # a retry with the same key
+    assert first.fresh and not again.fresh
+    assert spent(ledger)["reserved_nano_usd"] == 100
+    assert ledger.settle("call-1", 70, 5) is True
+    assert ledger.settle("call-1", 70, 5) is False  # second settle is a no-op
+    assert ledger.release("call-1") is False
+    assert not ledger.reserve("call-1", [line(cap_usd=1000, usd=100)]).fresh  # settled keys stay settled
+    row = spent(ledger)
+    assert row["spent_nano_usd"] == 70 and row["reserved_usd"] == 0 and row["calls"] == 1
+
+
+def test_all_or_nothing_across_budgets(ledger) -> None:
+    a = line(cap_usd=100, usd=60, account="a|global", name="a")
+    b = line(cap_tokens=10, tokens=20, account="t|global", name="t")
+    with pytest.raises(BudgetExceeded) as info:
+        ledger.reserve("k", [a._replace(tokens=20), b._replace(usd=60)])
+    assert info.value.budget == "t" and info.value.unit == "tokens"
+    assert ledger.accounts() == []  # nothing was booked on the budget that had room
+
+
+def test_token_cap_and_overrun_accounting(ledger) -> None:
+    ledger.reserve("k", [line(cap_tokens=100, tokens=50)])
+    ledger.settle("k", 0, 80)  # the provider ignored max_tokens: recorded truthfully
+    assert spent(ledger)["spent_tokens"] == 80 and ledger.overruns() == 1
+    with pytest.raises(BudgetExceeded, match="tokens"):
+        ledger.reserve("k2", [line(cap_tokens=100, tokens=30)])
+
+
+def test_requests_per_window_slide(ledger) -> None:
+    clock = {"now": 1_000.0}
+    ledger.clock = lambda: clock["now"]
+    rpm = line(cap_requests=2, window=60.0, account="rpm|agent=a", name="rpm")
+    ledger.reserve("r1", [rpm])
+    clock["now"] += 30
+    ledger.reserve("r2", [rpm])
+    with pytest.raises(BudgetExceeded, match="requests"):
+        ledger.reserve("r3", [rpm])
+    clock["now"] += 31  # r1 left the sliding window
+    ledger.reserve("r4", [rpm])
+    with pytest.raises(BudgetExceeded):
+        ledger.reserve("r5", [rpm])
+    assert spent(ledger, "rpm|agent=a")["requests_in_window"] == 2
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.integers(1, 40), st.floats(0, 1), st.booleans()), min_size=1, max_size=60))
+def test_property_spent_plus_reserved_never_exceeds_cap(ops) -> None:
+    """Random interleavings of reserve/settle/release from 4 threads never pass the cap."""
+    ledger = InProcessLedger()
+    cap = 200
+    violations: list[int] = []
+    lock = threading.Lock()
+
+    def worker(chunk):
+        for i, (amount, fraction, fail) in chunk:
+            key = f"k{i}"
+            try:
+                ledger.reserve(key, [line(cap_usd=cap, usd=amount)])
+            except BudgetExceeded:
+                continue
+            row = spent(ledger)
+            total = row["spent_nano_usd"] + row["reserved_nano_usd"]
+            if total > cap:
+                with lock:
+                    violations.append(total)
+            if fail:
+                ledger.release(key)
+            else:
+                ledger.settle(key, int(amount * fraction), 0)
+
+    indexed = list(enumerate(ops))
+    threads = [threading.Thread(target=worker, args=(indexed[j::4],)) for j in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    row = spent(ledger)
+    assert violations == []
+    assert row["reserved_usd"] == 0 and row["spent_nano_usd"] <= cap
+
+
+def _hammer(ledger: Ledger, cap: int, n_ops: int, seed: int, workers: int) -> int:
+    """Many threads reserve random amounts; returns the sum actually charged."""
+    charged = []
+    lock = threading.Lock()
+
+    def work(w: int) -> None:
+        rng = random.Random(seed * 100 + w)
+        mine = 0
+        for i in range(n_ops):
+            amount = rng.randint(1, 50)
+            key = f"s{seed}-w{w}-{i}"
+            try:
+                ledger.reserve(key, [line(cap_usd=cap, usd=amount)])
+            except BudgetExceeded:
+                continue
+            actual = rng.randint(0, amount)
+            ledger.settle(key, actual, 0)
+            mine += actual
+        with lock:
+            charged.append(mine)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(work, range(workers)))
+    return sum(charged)
+
+
+def test_real_thread_concurrency_never_overshoots(ledger) -> None:
+    cap = 5_000
+    total = _hammer(ledger, cap, n_ops=150 if isinstance(ledger, RedisLedger) else 1500, seed=1, workers=8)
+    row = spent(ledger)
+    assert row["spent_nano_usd"] == total <= cap
+    assert row["reserved_usd"] == 0
+
+
+_WORKER = r"""
+import json, random, sys
+import redis
+from agentops.budgets import BudgetExceeded, Line, RedisLedger
+url, seed, n, cap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ledger = RedisLedger(redis.Redis.from_url(url), prefix="mp")
+rng = random.Random(seed)
+charged = granted = refused = 0
+for i in range(n):
+    amount = rng.randint(1, 40)
+    key = f"p{seed}-{i}"
+    try:
+        ledger.reserve(key, [Line("b|global", "b", "global", cap, -1, -1, 0.0, amount, 0)])
+    except BudgetExceeded:
+        refused += 1
+        continue
+    actual = rng.randint(0, amount)
+    ledger.settle(key, actual, 0)
+    charged += actual
+    granted += 1
+print(json.dumps({"charged": charged, "granted": granted, "refused": refused}))
+"""
+
+
+@pytest.mark.redis
+def test_several_processes_share_one_redis_budget(redis_url: str, redis_client) -> None:
+    cap = 3_000
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, redis_url, str(seed), "200", str(cap)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        for seed in range(4)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        results.append(json.loads(out))
+    ledger = RedisLedger(redis_client, prefix="mp")
+    row = spent(ledger)
+    assert row["spent_nano_usd"] == sum(r["charged"] for r in results) <= cap
+    assert row["reserved_usd"] == 0
+    assert sum(r["refused"] for r in results) > 0  # the cap really was contended
+
+
+def test_redis_ledger_validates_prefix(redis_client) -> None:
+    with pytest.raises(ConfigError, match="prefix"):
+        RedisLedger(redis_client, prefix="{bad}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The AG2 middleware
+# ------------------------------------------------------------------------------------------------
+
+
+def chatty(seed: int = 0, **kw) -> OfflineModel:
+    cfg = OfflineModel(seed=seed, **kw)
+    cfg.add_rule(rule("long answer", lambda p: "word " * 40))
+    return cfg
+
+
+def test_middleware_validation() -> None:
+    led = InProcessLedger()
+    b = [Budget("c", max_usd=1)]
+    with pytest.raises(ConfigError, match="agent"):
+        BudgetMiddleware(led, agent="", budgets=b, model="offline-1")
+    with pytest.raises(ConfigError, match="at least one"):
+        BudgetMiddleware(led, agent="a", budgets=[], model="offline-1")
+    with pytest.raises(ConfigError, match="unique"):
+        BudgetMiddleware(led, agent="a", budgets=b * 2, model="offline-1")
+    with pytest.raises(ConfigError, match="ledger"):
+        BudgetMiddleware(object(), agent="a", budgets=b, model="offline-1")  # type: ignore[arg-type]
+    with pytest.raises(UnknownModelPrice, match="register_price"):
+        BudgetMiddleware(led, agent="a", budgets=b, model="no-such-model-xyz")
+    d = BudgetMiddleware(led, agent="a", budgets=b, model=chatty()).describe()
+    assert d.config["model"] == "offline-1" and d.config["budgets"] == ("c",)
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_runaway_conversation_stops_before_the_cap(backend: str, request) -> None:
+    ledger = (
+        InProcessLedger() if backend == "memory" else RedisLedger(request.getfixturevalue("redis_client"))
+    )
+    cfg = chatty()
+    refused: list[dict] = []
+    bm = BudgetMiddleware(
+        ledger,
+        agent="writer",
+        model=cfg,
+        budgets=[Budget("conversation", max_usd=0.002)],
+        max_completion_tokens=60,
+        listeners=[lambda k, p: refused.append(dict(p))],
+    )
+    agent = ag2.Agent("writer", "Write.", config=cfg, middleware=[bm])
+    reply = await agent.ask("go")
+    with pytest.raises(BudgetExceeded) as info:
+        for _ in range(100):
+            reply = await reply.ask("more")
+    assert info.value.budget == "conversation" and info.value.unit == "usd"
+    frame = bm.usage_frame()
+    ok = frame[frame.outcome == "ok"]
+    assert ok.actual_usd.sum() <= 0.002 and (ok.actual_usd <= ok.estimate_usd).all()
+    assert frame.outcome.iloc[-1] == "refused" and frame.conversation.unique().tolist() == ["conv-1"]
+    report = bm.report()
+    assert report.spent_usd.iloc[0] == pytest.approx(ok.actual_usd.sum(), abs=1e-9)
+    assert report.account.iloc[0] == "conversation|conversation=conv-1"
+    assert refused == [{"agent": "writer", "budget": "conversation", "scope": "conversation"}]
+    assert cfg.calls == len(ok)  # the refused call never reached the model
+
+
+async def test_conversation_budgets_are_separate_and_agent_budgets_are_per_agent() -> None:
+    ledger = InProcessLedger()
+    cfg = chatty()
+    budgets = [Budget("conv", max_tokens=10_000), Budget("per-agent", scope="agent", max_tokens=100_000)]
+    a = ag2.Agent(
+        "a",
+        "Write.",
+        config=cfg,
+        middleware=[BudgetMiddleware(ledger, agent="a", model=cfg, budgets=budgets)],
+    )
+    b = ag2.Agent(
+        "b",
+        "Write.",
+        config=cfg,
+        middleware=[BudgetMiddleware(ledger, agent="b", model=cfg, budgets=budgets)],
+    )
+    await a.ask("one")
+    await a.ask("two")
+    await b.ask("three")
+    accounts = sorted(
+        r["account"].split("=")[0] + "=" + ("x" if r["budget"] == "conv" else r["account"][-1])
+        for r in ledger.accounts()
+    )
+    assert accounts == ["conv|conversation=x"] * 3 + ["per-agent|agent=a", "per-agent|agent=b"]
+
+
+async def test_retries_reuse_one_reservation_and_failures_release() -> None:
+    ledger = InProcessLedger()
+    cfg = chatty(faults=Faults(rate_limit=0.5), seed=4)
+    bm = BudgetMiddleware(
+        ledger,
+        agent="w",
+        model=cfg,
+        budgets=[Budget("g", scope="global", max_usd=1.0)],
+        max_completion_tokens=60,
+    )
+    agent = ag2.Agent(
+        "w", "Write.", config=cfg, middleware=[RetryMiddleware(max_retries=8, retry_on=(RateLimitError,)), bm]
+    )
+    for i in range(6):
+        await agent.ask(f"task {i}")
+    faults = int(cfg.calls_frame().fault.notna().sum())
+    assert faults > 0  # retries really happened
+    frame = bm.usage_frame()
+    assert (frame.outcome == "ok").sum() == 6 and (frame.outcome == "error").sum() == faults
+    row = ledger.accounts()[0]
+    assert row["reserved_usd"] == 0 and ledger.in_flight() == 0
+    assert row["spent_usd"] == pytest.approx(frame.actual_usd.sum(), abs=1e-9)  # charged once per success
+
+
+async def test_concurrent_asks_against_a_shared_budget_never_overshoot() -> None:
+    ledger = InProcessLedger()
+    cfg = chatty(latency_s=0.002)
+    cap = 0.003
+    bm = BudgetMiddleware(
+        ledger,
+        agent="w",
+        model=cfg,
+        budgets=[Budget("shared", scope="global", max_usd=cap)],
+        max_completion_tokens=60,
+    )
+    agent = ag2.Agent("w", "Write.", config=cfg, middleware=[bm])
+
+    async def one(i: int) -> bool:
+        try:
+            await agent.ask(f"request {i}")
+            return True
+        except BudgetExceeded:
+            return False
+
+    results = await asyncio.gather(*(one(i) for i in range(60)))
+    assert 0 < sum(results) < 60
+    row = ledger.accounts()[0]
+    assert row["spent_usd"] <= cap and row["reserved_usd"] == 0
+
+
+async def test_a_raising_listener_does_not_hide_the_refusal() -> None:
+    def boom(kind, payload):
+        raise RuntimeError("listener down")
+
+    cfg = chatty()
+    bm = BudgetMiddleware(
+        InProcessLedger(), agent="w", model=cfg, budgets=[Budget("tiny", max_tokens=5)], listeners=[boom]
+    )
+    with pytest.raises(BudgetExceeded, match="tiny"):
+        await ag2.Agent("w", "Write.", config=cfg, middleware=[bm]).ask("hello")
+
+
+async def test_requests_per_minute_budget_through_the_middleware() -> None:
+    cfg = chatty()
+    bm = BudgetMiddleware(
+        InProcessLedger(),
+        agent="w",
+        model=cfg,
+        budgets=[Budget("rpm", scope="agent", max_requests=3, window_s=60)],
+    )
+    agent = ag2.Agent("w", "Write.", config=cfg, middleware=[bm])
+    for i in range(3):
+        await agent.ask(f"q{i}")
+    with pytest.raises(BudgetExceeded, match="requests"):
+        await agent.ask("q4")
+
+
+def test_windowed_budgets_roll_over_with_the_clock() -> None:
+    clock = {"now": 7_200.0}
+    ledger = InProcessLedger(clock=lambda: clock["now"])
+    bm = BudgetMiddleware(
+        ledger,
+        agent="a",
+        model="offline-1",
+        budgets=[Budget("hourly", scope="agent", max_tokens=100, window_s=3600)],
+    )
+    first = bm.lines("c1", usd=0, tokens=60, now=clock["now"])
+    assert first[0].account == "hourly|agent=a|w2"
+    ledger.reserve("x1", first)
+    ledger.settle("x1", 0, 60)
+    with pytest.raises(BudgetExceeded, match="hourly"):
+        ledger.reserve("x2", bm.lines("c2", usd=0, tokens=60, now=clock["now"] + 100))
+    clock["now"] += 3600  # the next clock hour is a fresh window
+    later = bm.lines("c3", usd=0, tokens=60, now=clock["now"])
+    assert later[0].account == "hourly|agent=a|w3"
+    assert ledger.reserve("x3", later).fresh
