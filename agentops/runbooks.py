@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.errors import ConfigError
@@ -35,6 +35,7 @@ from agentops.slo import (
     DEFAULT_SLOS,
     SLO,
     BurnWindow,
+    Spec,
     EventAlert,
     alert_timeline,
     parse_duration,
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 
-class Runbook(BaseModel):
+class Runbook(Spec):
     """One incident type: how to recognise it, diagnose it, fix it, escalate it and roll back."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -132,7 +133,7 @@ def load_runbooks(path: str | Path | None = None) -> dict[str, Runbook]:
         raise ConfigError(f"runbook file {path or 'runbooks.yaml'} is not valid YAML: {exc}") from None
     try:
         parsed = _RunbookFile.model_validate(data)
-    except ValueError as exc:
+    except (ValidationError, ConfigError) as exc:
         raise ConfigError(f"invalid runbook file {path or 'runbooks.yaml'}: {exc}") from None
     books = {r.id: r for r in parsed.runbooks}
     if path is None:
@@ -201,7 +202,7 @@ def check_links(rules: Mapping[str, Any], runbooks: Mapping[str, Runbook] | None
 _DEFAULT_INTENSITY = {"error_burst": 0.5, "latency_spike": 8.0, "cost_spike": 300.0, "guardrail_spike": 1.0}
 
 
-class DrillPhase(BaseModel):
+class DrillPhase(Spec):
     """A fault injected between ``start`` and ``end`` (durations from the start of the drill).
 
     ``intensity`` means: ``error_burst`` — probability that a model call fails with a 503;

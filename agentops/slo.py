@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.errors import AgentOpsError, ConfigError, MissingDependencyError
@@ -49,6 +49,7 @@ __all__ = [
     "EventAlert",
     "PromtoolError",
     "SLOReport",
+    "Spec",
     "alert_rules",
     "alert_timeline",
     "burn_rates",
@@ -102,7 +103,22 @@ def runbook_url(runbook: str, base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-class SLO(BaseModel):
+class Spec(BaseModel):
+    """Base of the frozen config models here: invalid input raises :class:`ConfigError`, not a pydantic trace."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or type(self).__name__}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"invalid {type(self).__name__}: {problems}") from None
+
+
+class SLO(Spec):
     """One objective: ``target`` fraction of events good over ``window``.
 
     Args:
@@ -182,13 +198,6 @@ class SLO(BaseModel):
         return f"{self.target * 100:.4g}% {what} over {self.window}"
 
 
-def _make_slo(**kwargs: Any) -> SLO:
-    try:
-        return SLO(**kwargs)
-    except ValueError as exc:  # pydantic ValidationError is a ValueError
-        raise ConfigError(str(exc)) from None
-
-
 DEFAULT_SLOS: tuple[SLO, ...] = (
     SLO(name="availability", kind="availability", target=0.99, runbook="high_error_rate",
         description="requests answered without an error"),
@@ -201,7 +210,7 @@ DEFAULT_SLOS: tuple[SLO, ...] = (
 )
 
 
-class BurnWindow(BaseModel):
+class BurnWindow(Spec):
     """One rule of the multi-window scheme: alert when both windows burn faster than ``factor``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -239,7 +248,7 @@ DEFAULT_BURN_WINDOWS: tuple[BurnWindow, ...] = (
 )
 
 
-class EventAlert(BaseModel):
+class EventAlert(Spec):
     """A threshold alert on an observability-hook event: more than ``threshold`` events in ``window``.
 
     ``metric`` is the Prometheus counter family; ``event`` the hook event kind counted in the trace store.
