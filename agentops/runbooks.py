@@ -16,6 +16,7 @@ which runbook each one opens.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,8 +36,8 @@ from agentops.slo import (
     DEFAULT_SLOS,
     SLO,
     BurnWindow,
-    Spec,
     EventAlert,
+    Spec,
     alert_timeline,
     parse_duration,
     runbook_url,
@@ -81,7 +82,14 @@ class Runbook(Spec):
 
     def to_markdown(self, *, base_url: str | None = None) -> str:
         """The runbook as a markdown page (numbered diagnosis and remediation steps)."""
-        lines = [f"# {self.title}", "", f"**Severity:** {self.severity} · **id:** `{self.id}`", "", self.summary, ""]
+        lines = [
+            f"# {self.title}",
+            "",
+            f"**Severity:** {self.severity} · **id:** `{self.id}`",
+            "",
+            self.summary,
+            "",
+        ]
         if self.alerts:
             lines += ["**Opened by alerts:** " + ", ".join(f"`{a}`" for a in self.alerts), ""]
         if base_url:
@@ -171,8 +179,12 @@ def write_markdown(directory: str | Path, runbooks: Mapping[str, Runbook] | None
     return paths
 
 
-def check_links(rules: Mapping[str, Any], runbooks: Mapping[str, Runbook] | None = None,
-                *, base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> dict[str, str]:
+def check_links(
+    rules: Mapping[str, Any],
+    runbooks: Mapping[str, Runbook] | None = None,
+    *,
+    base_url: str = DEFAULT_RUNBOOK_BASE_URL,
+) -> dict[str, str]:
     """Map every alert in a rules dict (:func:`agentops.slo.alert_rules`) to the runbook id it links.
 
     Raises:
@@ -188,9 +200,11 @@ def check_links(rules: Mapping[str, Any], runbooks: Mapping[str, Runbook] | None
             url = (rule.get("annotations") or {}).get("runbook_url")
             if not url:
                 raise ConfigError(f"alert {rule['alert']!r} has no runbook_url annotation")
-            rid = url[len(prefix):] if url.startswith(prefix) else None
+            rid = url[len(prefix) :] if url.startswith(prefix) else None
             if rid not in books:
-                raise ConfigError(f"alert {rule['alert']!r} links {url!r}, which is no known runbook under {prefix}")
+                raise ConfigError(
+                    f"alert {rule['alert']!r} links {url!r}, which is no known runbook under {prefix}"
+                )
             links[rule["alert"]] = rid  # type: ignore[assignment]
     return links
 
@@ -300,8 +314,15 @@ class _FindingProbe:
                     text = " ".join(p.content for p in ev.parts if isinstance(p, TextInput))
                     for kind in re.findall(r"\[REDACTED:([a-z_]+)\]", redact(text)):
                         for listener in probe.listeners:
-                            listener("guardrail.finding", {"agent": probe.agent, "entity_type": kind,
-                                                           "where": "input", "action": "flagged"})
+                            listener(
+                                "guardrail.finding",
+                                {
+                                    "agent": probe.agent,
+                                    "entity_type": kind,
+                                    "where": "input",
+                                    "action": "flagged",
+                                },
+                            )
                 return await call_next(ev, ctx)
 
         return _Instance(event, context)
@@ -325,8 +346,20 @@ class DrillResult:
         frame = self.timeline.copy()
         frame["fired_at_min"] = (frame["fired_at_s"] / 60).round(1)
         frame["resolved_at_min"] = (frame["resolved_at_s"].astype(float) / 60).round(1)
-        frame["runbook_title"] = [self.runbooks[r].title if r in self.runbooks else None for r in frame["runbook"]]
-        return frame[["alert", "severity", "fired_at_min", "resolved_at_min", "runbook", "runbook_title", "runbook_url"]]
+        frame["runbook_title"] = [
+            self.runbooks[r].title if r in self.runbooks else None for r in frame["runbook"]
+        ]
+        return frame[
+            [
+                "alert",
+                "severity",
+                "fired_at_min",
+                "resolved_at_min",
+                "runbook",
+                "runbook_title",
+                "runbook_url",
+            ]
+        ]
 
     def first_alert(self, phase: DrillPhase, severity: str | None = "page") -> Any:
         """The first alert (of ``severity``; ``None`` = any) fired after ``phase`` started and before the
@@ -347,24 +380,38 @@ class DrillResult:
         for p in self.phases:
             first = self.first_alert(p, "page")
             ticket = self.first_alert(p, "ticket")
-            rows.append({
-                "phase": p.kind, "start_min": p.start_s / 60, "end_min": p.end_s / 60,
-                "first_page": None if first is None else first["alert"],
-                "paged_after_min": None if first is None else round((first["fired_at_s"] - p.start_s) / 60, 1),
-                "runbook": None if first is None else first["runbook"],
-                "first_ticket": None if ticket is None else ticket["alert"],
-            })
+            rows.append(
+                {
+                    "phase": p.kind,
+                    "start_min": p.start_s / 60,
+                    "end_min": p.end_s / 60,
+                    "first_page": None if first is None else first["alert"],
+                    "paged_after_min": None
+                    if first is None
+                    else round((first["fired_at_s"] - p.start_s) / 60, 1),
+                    "runbook": None if first is None else first["runbook"],
+                    "first_ticket": None if ticket is None else ticket["alert"],
+                }
+            )
         return pd.DataFrame(rows)
 
     def to_markdown(self) -> str:
         """A short incident-drill report: phases, detection and the runbooks to open."""
-        lines = ["# Incident drill", "", f"{self.requests} requests over {self.duration_s / 60:.0f} simulated minutes, "
-                 f"{self.failed} failed.", "", "| phase | window (min) | first page | paged after | runbook |",
-                 "|---|---|---|---|---|"]
+        lines = [
+            "# Incident drill",
+            "",
+            f"{self.requests} requests over {self.duration_s / 60:.0f} simulated minutes, "
+            f"{self.failed} failed.",
+            "",
+            "| phase | window (min) | first page | paged after | runbook |",
+            "|---|---|---|---|---|",
+        ]
         for r in self.detection().itertuples():
             after = "no page" if r.first_page is None else f"{r.paged_after_min:g} min"
-            lines.append(f"| {r.phase} | {r.start_min:g}–{r.end_min:g} | {r.first_page or '—'} | {after} | "
-                         f"{r.runbook or '—'} |")
+            lines.append(
+                f"| {r.phase} | {r.start_min:g}–{r.end_min:g} | {r.first_page or '—'} | {after} | "
+                f"{r.runbook or '—'} |"
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -411,9 +458,11 @@ async def run_drill(
     from agentops.telemetry import SimulatedClock, Telemetry
 
     phases = tuple(sorted(phases, key=lambda p: p.start_s))
-    for a, b in zip(phases, phases[1:], strict=False):
+    for a, b in itertools.pairwise(phases):
         if b.start_s < a.end_s:
-            raise ConfigError(f"drill phases overlap: {a.kind} ({a.start}–{a.end}) and {b.kind} ({b.start}–{b.end})")
+            raise ConfigError(
+                f"drill phases overlap: {a.kind} ({a.start}–{a.end}) and {b.kind} ({b.start}–{b.end})"
+            )
     total_s, every_s = parse_duration(duration), parse_duration(interval)
     books = runbooks if runbooks is not None else load_runbooks()
     slos = list(slos)
@@ -422,8 +471,14 @@ async def run_drill(
             get_runbook(rid, books)
 
     rules = [tool_rule("lookup_order", keywords=["order"], arguments=_order_args)]
-    base = OfflineModel(model, seed=seed, rules=rules, latency_s=baseline_latency_s, sleep=False,
-                        faults=Faults(server_error=baseline_error_rate))
+    base = OfflineModel(
+        model,
+        seed=seed,
+        rules=rules,
+        latency_s=baseline_latency_s,
+        sleep=False,
+        faults=Faults(server_error=baseline_error_rate),
+    )
     configs: dict[str, Any] = {"baseline": base}
     for p in phases:
         if p.kind == "error_burst":
@@ -436,8 +491,13 @@ async def run_drill(
             configs[p.kind] = base
     clock = SimulatedClock(start=0.0, follow={id(c): c for c in configs.values()}.values())
     telemetry = Telemetry(exporter="memory", clock=clock, service_name="agentops-drill")
-    agent = ag2.Agent("support", "You are a support agent. Answer briefly.", config=base, tools=[lookup_order],
-                      middleware=[_FindingProbe("support", [telemetry.listener])])
+    agent = ag2.Agent(
+        "support",
+        "You are a support agent. Answer briefly.",
+        config=base,
+        tools=[lookup_order],
+        middleware=[_FindingProbe("support", [telemetry.listener])],
+    )
     telemetry.instrument(agent, workflow="support")
 
     rng = random.Random(seed)
@@ -459,6 +519,14 @@ async def run_drill(
             failed += 1
     telemetry.flush()
     store = telemetry.store
-    timeline = alert_timeline(slos, store, windows=windows, event_alerts=event_alerts, step=step,
-                              start=0.0, end=float(total_s), runbook_base_url=runbook_base_url)
+    timeline = alert_timeline(
+        slos,
+        store,
+        windows=windows,
+        event_alerts=event_alerts,
+        step=step,
+        start=0.0,
+        end=float(total_s),
+        runbook_base_url=runbook_base_url,
+    )
     return DrillResult(phases, store, timeline, books, requests, failed, total_s, telemetry)

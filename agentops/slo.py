@@ -65,7 +65,21 @@ __all__ = [
 ]
 
 #: Bucket bounds (s) of AG2's ``ag2_agent_turn_duration_seconds``; a latency threshold must be one.
-LATENCY_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+)
 
 #: Where ``runbook_url`` annotations point by default (render the runbooks there, or pass your own).
 DEFAULT_RUNBOOK_BASE_URL = "https://runbooks.example.com/agentops"
@@ -82,7 +96,9 @@ def parse_duration(text: str) -> int:
     """Seconds in a Prometheus-style duration with one unit (``"5m"``, ``"1h"``, ``"30d"``)."""
     m = _DURATION.match(str(text).strip())
     if not m or int(m.group(1)) == 0:
-        raise ConfigError(f"invalid duration {text!r}: use a positive integer and one unit of s, m, h, d, w (e.g. '5m')")
+        raise ConfigError(
+            f"invalid duration {text!r}: use a positive integer and one unit of s, m, h, d, w (e.g. '5m')"
+        )
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 
@@ -104,7 +120,7 @@ def runbook_url(runbook: str, base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> str:
 
 
 class Spec(BaseModel):
-    """Base of the frozen config models here: invalid input raises :class:`ConfigError`, not a pydantic trace."""
+    """Base of the frozen config models here: bad input raises :class:`ConfigError`, not a pydantic trace."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -172,7 +188,7 @@ class SLO(Spec):
         if self.threshold is None or not any(abs(self.threshold - b) < 1e-12 for b in buckets):
             unit = "seconds" if self.kind == "latency" else "USD"
             raise ValueError(
-                f"SLO {self.name!r} ({self.kind}) needs a threshold in {unit} equal to a histogram bucket bound, "
+                f"SLO {self.name!r} ({self.kind}) needs a threshold in {unit} equal to a histogram bucket, "
                 f"one of {list(buckets)}; got {self.threshold!r}"
             )
         return self
@@ -199,14 +215,36 @@ class SLO(Spec):
 
 
 DEFAULT_SLOS: tuple[SLO, ...] = (
-    SLO(name="availability", kind="availability", target=0.99, runbook="high_error_rate",
-        description="requests answered without an error"),
-    SLO(name="model_errors", kind="error_rate", target=0.98, runbook="high_error_rate",
-        description="model calls that the provider answered"),
-    SLO(name="latency", kind="latency", target=0.95, threshold=5.0, runbook="high_latency",
-        description="p95 turn latency within 5 s"),
-    SLO(name="cost", kind="cost", target=0.99, threshold=0.001, runbook="cost_spike",
-        description="requests within the per-request cost budget"),
+    SLO(
+        name="availability",
+        kind="availability",
+        target=0.99,
+        runbook="high_error_rate",
+        description="requests answered without an error",
+    ),
+    SLO(
+        name="model_errors",
+        kind="error_rate",
+        target=0.98,
+        runbook="high_error_rate",
+        description="model calls that the provider answered",
+    ),
+    SLO(
+        name="latency",
+        kind="latency",
+        target=0.95,
+        threshold=5.0,
+        runbook="high_latency",
+        description="p95 turn latency within 5 s",
+    ),
+    SLO(
+        name="cost",
+        kind="cost",
+        target=0.99,
+        threshold=0.001,
+        runbook="cost_spike",
+        description="requests within the per-request cost budget",
+    ),
 )
 
 
@@ -272,12 +310,26 @@ class EventAlert(Spec):
 
 
 DEFAULT_EVENT_ALERTS: tuple[EventAlert, ...] = (
-    EventAlert(name="GuardrailFindingsSpike", event="guardrail.finding", metric="agentops_guardrail_findings_total",
-               window="10m", threshold=10, severity="page", runbook="guardrail_spike",
-               summary="more than 10 guardrail findings in 10 minutes"),
-    EventAlert(name="BudgetRefusalsSpike", event="budget.refused", metric="agentops_budget_refusals_total",
-               window="15m", threshold=5, severity="ticket", runbook="cost_spike",
-               summary="more than 5 budget refusals in 15 minutes"),
+    EventAlert(
+        name="GuardrailFindingsSpike",
+        event="guardrail.finding",
+        metric="agentops_guardrail_findings_total",
+        window="10m",
+        threshold=10,
+        severity="page",
+        runbook="guardrail_spike",
+        summary="more than 10 guardrail findings in 10 minutes",
+    ),
+    EventAlert(
+        name="BudgetRefusalsSpike",
+        event="budget.refused",
+        metric="agentops_budget_refusals_total",
+        window="15m",
+        threshold=5,
+        severity="ticket",
+        runbook="cost_spike",
+        summary="more than 5 budget refusals in 15 minutes",
+    ),
 )
 
 
@@ -312,7 +364,9 @@ def sli_events(slo: SLO, store: Any) -> Any:
         good = frame["latency_s"].astype(float) <= float(slo.threshold)  # type: ignore[arg-type]
     else:
         good = frame["cost_usd"].fillna(0.0).astype(float) <= float(slo.threshold)  # type: ignore[arg-type]
-    out = pd.DataFrame({"time_s": frame["time_s"].astype(float).to_numpy(), "good": good.to_numpy(dtype=bool)})
+    out = pd.DataFrame(
+        {"time_s": frame["time_s"].astype(float).to_numpy(), "good": good.to_numpy(dtype=bool)}
+    )
     return out.sort_values("time_s", kind="stable").reset_index(drop=True)
 
 
@@ -357,12 +411,29 @@ def evaluate(slo: SLO, store: Any, *, now: float | None = None, window_s: float 
     bad = int((~sel["good"]).sum()) if n else 0
     allowed = slo.error_budget * n
     if n == 0:
-        return SLOReport(slo=slo.name, objective=slo.objective(), target=slo.target, events=0, bad=0, sli=None,
-                         allowed_bad=0.0, budget_remaining=None, burn_rate=None, met=None)
+        return SLOReport(
+            slo=slo.name,
+            objective=slo.objective(),
+            target=slo.target,
+            events=0,
+            bad=0,
+            sli=None,
+            allowed_bad=0.0,
+            budget_remaining=None,
+            burn_rate=None,
+            met=None,
+        )
     ratio = bad / n
     return SLOReport(
-        slo=slo.name, objective=slo.objective(), target=slo.target, events=n, bad=bad, sli=1.0 - ratio,
-        allowed_bad=allowed, budget_remaining=1.0 - bad / allowed, burn_rate=ratio / slo.error_budget,
+        slo=slo.name,
+        objective=slo.objective(),
+        target=slo.target,
+        events=n,
+        bad=bad,
+        sli=1.0 - ratio,
+        allowed_bad=allowed,
+        budget_remaining=1.0 - bad / allowed,
+        burn_rate=ratio / slo.error_budget,
         met=(1.0 - ratio) >= slo.target,
     )
 
@@ -393,8 +464,15 @@ def _grid(start: float, end: float, step_s: float) -> Any:
     return np.arange(start, end + step_s * 0.5, step_s)
 
 
-def burn_rates(slo: SLO, store: Any, *, windows: Sequence[str] = ("5m", "1h"), step: str = "1m",
-               start: float | None = None, end: float | None = None) -> Any:
+def burn_rates(
+    slo: SLO,
+    store: Any,
+    *,
+    windows: Sequence[str] = ("5m", "1h"),
+    step: str = "1m",
+    start: float | None = None,
+    end: float | None = None,
+) -> Any:
     """Burn rate over each trailing window, sampled every ``step``: columns ``time_s`` and one per window.
 
     A value is NaN where the window holds no events.
@@ -407,7 +485,9 @@ def burn_rates(slo: SLO, store: Any, *, windows: Sequence[str] = ("5m", "1h"), s
         return pd.DataFrame(columns=["time_s", *windows])
     times = events["time_s"].to_numpy(dtype=float)
     bad = (~events["good"]).to_numpy(dtype=int)
-    grid = _grid(times[0] if start is None else start, times[-1] if end is None else end, parse_duration(step))
+    grid = _grid(
+        times[0] if start is None else start, times[-1] if end is None else end, parse_duration(step)
+    )
     out = {"time_s": grid}
     for w in windows:
         n, b = _window_counts(times, bad, grid, parse_duration(w))
@@ -416,7 +496,9 @@ def burn_rates(slo: SLO, store: Any, *, windows: Sequence[str] = ("5m", "1h"), s
     return pd.DataFrame(out)
 
 
-def _intervals(alert: str, firing: Any, grid: Any, step_s: float, extra: dict[str, Any], peak: Any) -> list[dict]:
+def _intervals(
+    alert: str, firing: Any, grid: Any, step_s: float, extra: dict[str, Any], peak: Any
+) -> list[dict]:
     rows = []
     i, n = 0, len(grid)
     while i < n:
@@ -425,8 +507,15 @@ def _intervals(alert: str, firing: Any, grid: Any, step_s: float, extra: dict[st
             while j + 1 < n and firing[j + 1]:
                 j += 1
             resolved = float(grid[j + 1]) if j + 1 < n else None
-            rows.append({"alert": alert, "fired_at_s": float(grid[i]), "resolved_at_s": resolved,
-                         "peak": float(peak[i:j + 1].max()), **extra})
+            rows.append(
+                {
+                    "alert": alert,
+                    "fired_at_s": float(grid[i]),
+                    "resolved_at_s": resolved,
+                    "peak": float(peak[i : j + 1].max()),
+                    **extra,
+                }
+            )
             i = j + 1
         else:
             i += 1
@@ -484,10 +573,19 @@ def alert_timeline(
                 burn_s = np.where(n_s > 0, b_s / np.maximum(n_s, 1) / limit, 0.0)
             firing = (burn_l > w.factor) & (burn_s > w.factor)
             rb = slo.runbook
-            rows += _intervals(_alert_name(slo, w), firing, grid, step_s, {
-                "severity": w.severity, "slo": slo.name, "runbook": rb,
-                "runbook_url": runbook_url(rb, runbook_base_url) if rb else None,
-            }, burn_l)
+            rows += _intervals(
+                _alert_name(slo, w),
+                firing,
+                grid,
+                step_s,
+                {
+                    "severity": w.severity,
+                    "slo": slo.name,
+                    "runbook": rb,
+                    "runbook_url": runbook_url(rb, runbook_base_url) if rb else None,
+                },
+                burn_l,
+            )
     if ev_frame is not None and len(ev_frame):
         for ea in event_alerts:
             sel = ev_frame[ev_frame["event"] == ea.event]
@@ -495,10 +593,19 @@ def alert_timeline(
                 continue
             times = np.sort(sel["time_s"].to_numpy(dtype=float))
             n, _ = _window_counts(times, np.zeros(len(times), dtype=int), grid, ea.window_s)
-            rows += _intervals(ea.name, n > ea.threshold, grid, step_s, {
-                "severity": ea.severity, "slo": None, "runbook": ea.runbook,
-                "runbook_url": runbook_url(ea.runbook, runbook_base_url),
-            }, n.astype(float))
+            rows += _intervals(
+                ea.name,
+                n > ea.threshold,
+                grid,
+                step_s,
+                {
+                    "severity": ea.severity,
+                    "slo": None,
+                    "runbook": ea.runbook,
+                    "runbook_url": runbook_url(ea.runbook, runbook_base_url),
+                },
+                n.astype(float),
+            )
     frame = pd.DataFrame(rows, columns=cols)
     return frame.sort_values(["fired_at_s", "alert"], kind="stable").reset_index(drop=True)
 
@@ -580,37 +687,56 @@ def alert_rules(
     durations = sorted({d for w in windows for d in (w.long, w.short)}, key=parse_duration)
     records = [
         {"record": _record_name(d), "expr": _error_ratio_expr(s, d), "labels": {"slo": s.name}}
-        for s in slos for d in durations
+        for s in slos
+        for d in durations
     ]
     alerts: list[dict[str, Any]] = []
     for s in slos:
         for w in windows:
             limit = _fmt(round(w.factor * s.error_budget, 12))
-            alerts.append({
-                "alert": _alert_name(s, w),
-                "expr": (f'{_record_name(w.long)}{{slo="{s.name}"}} > {limit} '
-                         f'and {_record_name(w.short)}{{slo="{s.name}"}} > {limit}'),
-                "labels": {"severity": w.severity, "slo": s.name, "long_window": w.long, "short_window": w.short},
-                "annotations": {
-                    "summary": f"SLO {s.name}: error budget burning {w.factor:g}x too fast over {w.long}",
-                    "description": (f"{s.objective()}. Bad-event ratio over {w.long} is "
-                                    "{{ $value | humanizePercentage }} (limit " + f"{w.factor:g} x {s.error_budget:.4g})."),
-                    "runbook_url": runbook_url(s.runbook, runbook_base_url),  # type: ignore[arg-type]
-                },
-            })
+            alerts.append(
+                {
+                    "alert": _alert_name(s, w),
+                    "expr": (
+                        f'{_record_name(w.long)}{{slo="{s.name}"}} > {limit} '
+                        f'and {_record_name(w.short)}{{slo="{s.name}"}} > {limit}'
+                    ),
+                    "labels": {
+                        "severity": w.severity,
+                        "slo": s.name,
+                        "long_window": w.long,
+                        "short_window": w.short,
+                    },
+                    "annotations": {
+                        "summary": f"SLO {s.name}: error budget burning {w.factor:g}x too fast over {w.long}",
+                        "description": (
+                            f"{s.objective()}. Bad-event ratio over {w.long} is "
+                            "{{ $value | humanizePercentage }} (limit "
+                            + f"{w.factor:g} x {s.error_budget:.4g})."
+                        ),
+                        "runbook_url": runbook_url(s.runbook, runbook_base_url),  # type: ignore[arg-type]
+                    },
+                }
+            )
     for ea in event_alerts:
-        alerts.append({
-            "alert": ea.name,
-            "expr": f"sum(increase({ea.metric}[{ea.window}])) > {_fmt(ea.threshold)}",
-            "labels": {"severity": ea.severity},
-            "annotations": {"summary": ea.summary,
-                            "description": f"{{{{ $value }}}} {ea.event} events in the last {ea.window}.",
-                            "runbook_url": runbook_url(ea.runbook, runbook_base_url)},
-        })
-    return {"groups": [
-        {"name": "agentops-slo-recording", "interval": interval, "rules": records},
-        {"name": "agentops-slo-alerts", "interval": interval, "rules": alerts},
-    ]}
+        alerts.append(
+            {
+                "alert": ea.name,
+                "expr": f"sum(increase({ea.metric}[{ea.window}])) > {_fmt(ea.threshold)}",
+                "labels": {"severity": ea.severity},
+                "annotations": {
+                    "summary": ea.summary,
+                    "description": f"{{{{ $value }}}} {ea.event} events in the last {ea.window}.",
+                    "runbook_url": runbook_url(ea.runbook, runbook_base_url),
+                },
+            }
+        )
+    return {
+        "groups": [
+            {"name": "agentops-slo-recording", "interval": interval, "rules": records},
+            {"name": "agentops-slo-alerts", "interval": interval, "rules": alerts},
+        ]
+    }
 
 
 def rules_yaml(slos: Iterable[SLO] = DEFAULT_SLOS, **kwargs: Any) -> str:
@@ -635,7 +761,8 @@ def _promtool(*args: str) -> str:
     exe = shutil.which("promtool")
     if exe is None:
         raise MissingDependencyError(
-            "promtool is not installed: `sudo apt-get install prometheus` (Debian/Ubuntu) or `make system-deps`"
+            "promtool is not installed: `sudo apt-get install prometheus` (Debian/Ubuntu) "
+            "or `make system-deps`"
         )
     proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120, check=False)
     output = (proc.stdout + proc.stderr).strip()

@@ -51,7 +51,7 @@ import ag2
 from ag2.events import ModelRequest, TextInput, ToolErrorEvent
 from ag2.middleware import BaseMiddleware
 from ag2.middleware.builtin import MetricsMiddleware, TelemetryMiddleware
-from ag2.utils import AGENT_CONTEXT_DEPENDENCY_KEY, MODEL_CONFIG_CONTEXT_DEPENDENCY_KEY
+from ag2.utils import MODEL_CONFIG_CONTEXT_DEPENDENCY_KEY
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
@@ -62,7 +62,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import Status
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pythonjsonlogger.json import JsonFormatter
 
@@ -108,7 +108,21 @@ EVENT_KINDS: Mapping[str, tuple[str, ...]] = {
 
 #: Buckets (USD) of the per-request cost histogram; the cost SLO threshold must be one of them.
 REQUEST_COST_BUCKETS: tuple[float, ...] = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
 )
 
 
@@ -244,7 +258,8 @@ class SimulatedClock:
         """Add an offline model whose recorded latency advances this clock; returns self."""
         if not hasattr(model, "log") or not hasattr(model, "calls"):
             raise ConfigError(
-                f"SimulatedClock can only follow an OfflineModel (with .log and .calls), got {type(model).__name__}"
+                "SimulatedClock can only follow an OfflineModel (with .log and .calls), "
+                f"got {type(model).__name__}"
             )
         with self._lock:
             if all(m is not model for m, _ in self._followed):
@@ -374,8 +389,14 @@ def configure_json_logging(
 # --------------------------------------------------------------------------------------------------
 
 _FREE_TEXT_ATTRS = frozenset(
-    {"gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
-     "exception.message", "exception.stacktrace"}
+    {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "exception.message",
+        "exception.stacktrace",
+    }
 )
 
 
@@ -424,9 +445,17 @@ class RedactingSpanProcessor(SpanProcessor):
                 status, changed = Status(status.status_code, desc), True
         if changed:
             span = ReadableSpan(
-                name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-                attributes=attrs, events=events, links=span.links, kind=span.kind, status=status,
-                start_time=span.start_time, end_time=span.end_time,
+                name=span.name,
+                context=span.context,
+                parent=span.parent,
+                resource=span.resource,
+                attributes=attrs,
+                events=events,
+                links=span.links,
+                kind=span.kind,
+                status=status,
+                start_time=span.start_time,
+                end_time=span.end_time,
                 instrumentation_scope=span.instrumentation_scope,
             )
         self.inner.on_end(span)
@@ -501,9 +530,28 @@ class JsonLinesSpanExporter(SpanExporter):
 
 
 _SPAN_COLUMNS = [
-    "trace_id", "span_id", "parent_span_id", "name", "operation", "agent", "workflow", "provider", "model",
-    "tool", "status", "outcome", "error_type", "time_s", "latency_s", "duration_s", "input_tokens",
-    "output_tokens", "cost_usd", "start_time_ns", "end_time_ns", "attributes",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "operation",
+    "agent",
+    "workflow",
+    "provider",
+    "model",
+    "tool",
+    "status",
+    "outcome",
+    "error_type",
+    "time_s",
+    "latency_s",
+    "duration_s",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "start_time_ns",
+    "end_time_ns",
+    "attributes",
 ]
 
 
@@ -548,7 +596,9 @@ class TraceStore:
     clock; ``duration_s`` is always wall time.
     """
 
-    def __init__(self, exporter: InMemorySpanExporter | None = None, records: Iterable[Mapping[str, Any]] = ()):
+    def __init__(
+        self, exporter: InMemorySpanExporter | None = None, records: Iterable[Mapping[str, Any]] = ()
+    ):
         self._exporter = exporter
         self._records: list[dict[str, Any]] = [dict(r) for r in records]
         self._converted = 0
@@ -565,7 +615,9 @@ class TraceStore:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    raise TelemetryError(f"{path}:{n} is not a JSON span record ({exc.msg}); was it truncated?") from None
+                    raise TelemetryError(
+                        f"{path}:{n} is not a JSON span record ({exc.msg}); was it truncated?"
+                    ) from None
         return cls(records=records)
 
     def records(self) -> list[dict[str, Any]]:
@@ -575,7 +627,7 @@ class TraceStore:
                 finished = self._exporter.get_finished_spans()
                 if len(finished) < self._converted:  # exporter was cleared
                     self._records, self._converted = [], 0
-                self._records.extend(span_record(s) for s in finished[self._converted:])
+                self._records.extend(span_record(s) for s in finished[self._converted :])
                 self._converted = len(finished)
             return list(self._records)
 
@@ -621,21 +673,28 @@ class TraceStore:
             attrs = rec.get("attributes") or {}
             for ev in rec.get("events") or []:
                 ea = ev.get("attributes") or {}
-                rows.append({
-                    "event": ev.get("name"), "trace_id": rec.get("trace_id"), "span_id": rec.get("span_id"),
-                    "span": rec.get("name"), "agent": ea.get("agent", attrs.get("gen_ai.agent.name")),
-                    "time_s": ea.get("agentops.time_s", (ev.get("time_ns") or 0) / 1e9),
-                    "attributes": dict(ea),
-                })
+                rows.append(
+                    {
+                        "event": ev.get("name"),
+                        "trace_id": rec.get("trace_id"),
+                        "span_id": rec.get("span_id"),
+                        "span": rec.get("name"),
+                        "agent": ea.get("agent", attrs.get("gen_ai.agent.name")),
+                        "time_s": ea.get("agentops.time_s", (ev.get("time_ns") or 0) / 1e9),
+                        "attributes": dict(ea),
+                    }
+                )
         cols = ["event", "trace_id", "span_id", "span", "agent", "time_s", "attributes"]
         return pd.DataFrame(rows, columns=cols).sort_values("time_s", kind="stable").reset_index(drop=True)
 
     def trace(self, trace_id: str) -> Any:
-        """All spans of one trace with ``depth`` and ``offset_s`` (start relative to the root) for a waterfall."""
+        """Spans of one trace with ``depth`` and ``offset_s`` (start relative to the root): a waterfall."""
         frame = self.spans()
         frame = frame[frame["trace_id"] == trace_id].reset_index(drop=True)
         if frame.empty:
-            raise TelemetryError(f"no spans with trace_id {trace_id!r}; pick one from store.turns()['trace_id']")
+            raise TelemetryError(
+                f"no spans with trace_id {trace_id!r}; pick one from store.turns()['trace_id']"
+            )
         parents = dict(zip(frame["span_id"], frame["parent_span_id"], strict=True))
 
         def depth(span_id: str) -> int:
@@ -703,33 +762,53 @@ class AgentOpsMetrics:
         self.ag2 = MetricsMiddleware(registry)
         self.label = _LabelGuard(label_limit)
         self.cost_usd = Counter(
-            "agentops_cost_usd", "Model spend in US dollars", ["agent", "provider", "model"], registry=registry
+            "agentops_cost_usd",
+            "Model spend in US dollars",
+            ["agent", "provider", "model"],
+            registry=registry,
         )
         self.request_cost_usd = Histogram(
-            "agentops_request_cost_usd", "Model spend per agent turn (request) in US dollars", ["agent"],
-            buckets=(*REQUEST_COST_BUCKETS, float("inf")), registry=registry,
+            "agentops_request_cost_usd",
+            "Model spend per agent turn (request) in US dollars",
+            ["agent"],
+            buckets=(*REQUEST_COST_BUCKETS, float("inf")),
+            registry=registry,
         )
         self.unpriced_calls = Counter(
-            "agentops_unpriced_llm_calls", "Model calls whose model has no known price", ["model"], registry=registry
+            "agentops_unpriced_llm_calls",
+            "Model calls whose model has no known price",
+            ["model"],
+            registry=registry,
         )
         self.guardrail_findings = Counter(
-            "agentops_guardrail_findings", "Guardrail findings (secrets, PII, injections, ...)",
-            ["agent", "entity_type", "where", "action"], registry=registry,
+            "agentops_guardrail_findings",
+            "Guardrail findings (secrets, PII, injections, ...)",
+            ["agent", "entity_type", "where", "action"],
+            registry=registry,
         )
         self.tool_denials = Counter(
-            "agentops_tool_denials", "Tool calls refused by the tool authorizer", ["agent", "tool"], registry=registry
+            "agentops_tool_denials",
+            "Tool calls refused by the tool authorizer",
+            ["agent", "tool"],
+            registry=registry,
         )
         self.budget_refusals = Counter(
-            "agentops_budget_refusals", "Calls refused because a token or cost budget was exhausted",
-            ["agent", "budget", "scope"], registry=registry,
+            "agentops_budget_refusals",
+            "Calls refused because a token or cost budget was exhausted",
+            ["agent", "budget", "scope"],
+            registry=registry,
         )
         self.escalations = Counter(
-            "agentops_escalations", "Escalations raised by escalation rules",
-            ["rule", "severity", "handler", "outcome"], registry=registry,
+            "agentops_escalations",
+            "Escalations raised by escalation rules",
+            ["rule", "severity", "handler", "outcome"],
+            registry=registry,
         )
         self.handoff_refusals = Counter(
-            "agentops_handoff_refusals", "Hand-offs refused because the edge is not allowed",
-            ["source", "target"], registry=registry,
+            "agentops_handoff_refusals",
+            "Hand-offs refused because the edge is not allowed",
+            ["source", "target"],
+            registry=registry,
         )
 
     @classmethod
@@ -756,8 +835,10 @@ class AgentOpsMetrics:
         p = payload
         if kind == "guardrail.finding":
             self.guardrail_findings.labels(
-                g("agent", p.get("agent")), g("entity_type", p.get("entity_type")),
-                g("where", p.get("where")), g("action", p.get("action")),
+                g("agent", p.get("agent")),
+                g("entity_type", p.get("entity_type")),
+                g("where", p.get("where")),
+                g("action", p.get("action")),
             ).inc()
         elif kind == "tool.denied":
             self.tool_denials.labels(g("agent", p.get("agent")), g("tool", p.get("tool"))).inc()
@@ -767,8 +848,10 @@ class AgentOpsMetrics:
             ).inc()
         elif kind == "escalation":
             self.escalations.labels(
-                g("rule", p.get("rule")), g("severity", p.get("severity")),
-                g("handler", p.get("handler")), g("outcome", p.get("outcome")),
+                g("rule", p.get("rule")),
+                g("severity", p.get("severity")),
+                g("handler", p.get("handler")),
+                g("outcome", p.get("outcome")),
             ).inc()
         elif kind == "handoff.refused":
             self.handoff_refusals.labels(g("agent", p.get("from")), g("agent", p.get("to"))).inc()
@@ -781,8 +864,14 @@ class MetricsServer:
     or call :meth:`stop`.
     """
 
-    def __init__(self, registry: CollectorRegistry, *, port: int = 0, host: str = "127.0.0.1",
-                 allow_remote: bool = False) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        allow_remote: bool = False,
+    ) -> None:
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigError(f"metrics port must be an int in 0..65535 (0 = any free port), got {port!r}")
         if not allow_remote and not _is_loopback(host):
@@ -801,10 +890,13 @@ class MetricsServer:
         from prometheus_client import start_http_server
 
         try:
-            self._server, self._thread = start_http_server(self._requested, addr=self.host, registry=self.registry)
+            self._server, self._thread = start_http_server(
+                self._requested, addr=self.host, registry=self.registry
+            )
         except OSError as exc:
             raise TelemetryError(
-                f"cannot serve metrics on {self.host}:{self._requested} ({exc.strerror}); pick another port or 0"
+                f"cannot serve metrics on {self.host}:{self._requested} ({exc.strerror}); "
+                "pick another port or 0"
             ) from None
         return self
 
@@ -886,10 +978,24 @@ def dashboard_queries(dashboard: Mapping[str, Any]) -> list[str]:
     return exprs
 
 
-_PROMQL_KEYWORDS = frozenset({
-    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset",
-    "inf", "nan", "atan2",
-})
+_PROMQL_KEYWORDS = frozenset(
+    {
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "inf",
+        "nan",
+        "atan2",
+    }
+)
 
 
 def promql_metric_names(expr: str) -> set[str]:
@@ -899,7 +1005,7 @@ def promql_metric_names(expr: str) -> set[str]:
     variables, then keeps identifiers that are not functions or keywords.
 
     Example:
-        >>> sorted(promql_metric_names('sum by (le) (rate(ag2_x_bucket{a="b"}[5m])) / sum(rate(y_total[5m]))'))
+        >>> sorted(promql_metric_names('sum by (le) (rate(x_bucket{a="b"}[5m])) / sum(rate(y_total[5m]))'))
         ['ag2_x_bucket', 'y_total']
     """
     text = re.sub(r""""(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'""", "", expr)
@@ -994,8 +1100,18 @@ class _AgentOpsMiddleware(BaseMiddleware):
         self._finish_turn(span, start, latency, model, provider, "success", None, None, event)
         return response
 
-    def _finish_turn(self, span: Any, start: float, latency: float, model: str | None, provider: str | None,
-                     outcome: str, error_type: str | None, exc: BaseException | None, event: Any) -> None:
+    def _finish_turn(
+        self,
+        span: Any,
+        start: float,
+        latency: float,
+        model: str | None,
+        provider: str | None,
+        outcome: str,
+        error_type: str | None,
+        exc: BaseException | None,
+        event: Any,
+    ) -> None:
         t = self.t
         if span.is_recording():
             span.set_attribute("agentops.time_s", start)
@@ -1012,8 +1128,12 @@ class _AgentOpsMiddleware(BaseMiddleware):
         if log.isEnabledFor(level):
             fields = self._base_fields("agent.turn", span, model, provider)
             fields.update(
-                input_tokens=self.turn_in, output_tokens=self.turn_out, cost_usd=round(self.turn_cost, 8),
-                latency_s=round(latency, 6), outcome=outcome, time_s=start,
+                input_tokens=self.turn_in,
+                output_tokens=self.turn_out,
+                cost_usd=round(self.turn_cost, 8),
+                latency_s=round(latency, 6),
+                outcome=outcome,
+                time_s=start,
             )
             if error_type:
                 fields["error_type"] = error_type
@@ -1061,8 +1181,13 @@ class _AgentOpsMiddleware(BaseMiddleware):
                 span.set_attribute("error.type", type(exc).__name__)
             if t.logger.isEnabledFor(logging.WARNING):
                 fields = self._base_fields("llm.call", span, model, provider)
-                fields.update(latency_s=round(latency, 6), outcome="error", error_type=type(exc).__name__,
-                              error=redact(str(exc))[:500], time_s=start)
+                fields.update(
+                    latency_s=round(latency, 6),
+                    outcome="error",
+                    error_type=type(exc).__name__,
+                    error=redact(str(exc))[:500],
+                    time_s=start,
+                )
                 t.logger.warning("llm.call", extra=fields)
             raise
         latency = t.clock.tick() - t0
@@ -1076,7 +1201,9 @@ class _AgentOpsMiddleware(BaseMiddleware):
         self.turn_out += n_out
         g = t.metrics.label
         if usd is not None:
-            t.metrics.cost_usd.labels(g("agent", self.agent), g("provider", provider), g("model", model)).inc(usd)
+            t.metrics.cost_usd.labels(g("agent", self.agent), g("provider", provider), g("model", model)).inc(
+                usd
+            )
         else:
             t.metrics.unpriced_calls.labels(g("model", model)).inc()
         if recording:
@@ -1088,8 +1215,13 @@ class _AgentOpsMiddleware(BaseMiddleware):
         if t.logger.isEnabledFor(logging.INFO):
             fields = self._base_fields("llm.call", span, model, provider)
             fields.update(
-                input_tokens=n_in, output_tokens=n_out, cost_usd=round(usd, 8) if usd is not None else None,
-                latency_s=round(latency, 6), outcome="success", finish_reason=response.finish_reason, time_s=start,
+                input_tokens=n_in,
+                output_tokens=n_out,
+                cost_usd=round(usd, 8) if usd is not None else None,
+                latency_s=round(latency, 6),
+                outcome="success",
+                finish_reason=response.finish_reason,
+                time_s=start,
             )
             t.logger.info("llm.call", extra=fields)
         return response
@@ -1111,8 +1243,15 @@ class _AgentOpsMiddleware(BaseMiddleware):
         self._log_tool(span, event, start, t.clock.tick() - t0, error_type, getattr(result, "error", None))
         return result
 
-    def _log_tool(self, span: Any, event: Any, start: float, latency: float, error_type: str | None,
-                  exc: BaseException | None) -> None:
+    def _log_tool(
+        self,
+        span: Any,
+        event: Any,
+        start: float,
+        latency: float,
+        error_type: str | None,
+        exc: BaseException | None,
+    ) -> None:
         t = self.t
         outcome = "error" if error_type else "success"
         if span.is_recording():
@@ -1214,7 +1353,11 @@ class Telemetry:
             self.span_exporter = _otlp_exporter(otlp_endpoint)
         if self.span_exporter is not None:
             use_batch = batch if batch is not None else exporter != "memory"
-            inner = BatchSpanProcessor(self.span_exporter) if use_batch else SimpleSpanProcessor(self.span_exporter)
+            inner = (
+                BatchSpanProcessor(self.span_exporter)
+                if use_batch
+                else SimpleSpanProcessor(self.span_exporter)
+            )
             self.tracer_provider.add_span_processor(RedactingSpanProcessor(inner))
         self._tracer = self.tracer_provider.get_tracer("agentops.telemetry")
         self._store = TraceStore(memory) if memory is not None else None
@@ -1229,7 +1372,8 @@ class Telemetry:
             self.flush()
             return TraceStore.from_jsonl(self.jsonl_path) if self.jsonl_path.exists() else TraceStore()
         raise TelemetryError(
-            f"exporter={self.exporter_kind!r} keeps no spans here; use exporter='memory' or 'jsonl' to query them"
+            f"exporter={self.exporter_kind!r} keeps no spans here; "
+            "use exporter='memory' or 'jsonl' to query them"
         )
 
     # -- wiring ------------------------------------------------------------------------------------
@@ -1240,8 +1384,10 @@ class Telemetry:
             self.workflow_of[agent_name] = workflow
         return [
             TelemetryMiddleware(
-                tracer_provider=self.tracer_provider, capture_content=self.capture_content,
-                agent_name=agent_name, span_attributes=attrs,
+                tracer_provider=self.tracer_provider,
+                capture_content=self.capture_content,
+                agent_name=agent_name,
+                span_attributes=attrs,
             ),
             self.metrics.ag2,
             _AgentOpsFactory(self, agent_name),
@@ -1275,7 +1421,9 @@ class Telemetry:
                 ) from None
         bad = [type(a).__name__ for a in items if not isinstance(a, ag2.Agent)]
         if bad:
-            raise ConfigError(f"instrument() accepts ag2.Agent objects only; got {', '.join(sorted(set(bad)))}")
+            raise ConfigError(
+                f"instrument() accepts ag2.Agent objects only; got {', '.join(sorted(set(bad)))}"
+            )
         done: list[ag2.Agent] = []
         for agent in items:
             owners = [
@@ -1304,8 +1452,9 @@ class Telemetry:
         except UnknownModelPrice as exc:
             if model not in self._unpriced_warned:
                 self._unpriced_warned.add(model)
-                self.logger.warning("cost.unpriced", extra={"event": "cost.unpriced", "model": model,
-                                                            "error": str(exc)})
+                self.logger.warning(
+                    "cost.unpriced", extra={"event": "cost.unpriced", "model": model, "error": str(exc)}
+                )
             return None
 
     # -- the observability hook ------------------------------------------------------------------
@@ -1332,7 +1481,8 @@ class Telemetry:
         now = self.clock.now()
         attrs: dict[str, Any] = {
             str(k): (v if isinstance(v, (bool, int, float)) else _scrub(str(v)))
-            for k, v in payload.items() if v is not None
+            for k, v in payload.items()
+            if v is not None
         }
         attrs["agentops.time_s"] = now
         span = trace.get_current_span()
@@ -1353,13 +1503,17 @@ class Telemetry:
             self.logger.log(level, kind, extra={_safe_key(k): v for k, v in fields.items()})
 
     # -- logs, metrics endpoint, lifecycle -------------------------------------------------------
-    def log_to(self, target: IO[str] | str | os.PathLike[str] | None = None, *, level: int = logging.INFO) -> logging.Handler:
-        """Write this telemetry's records as JSON lines to a stream or file (see :func:`configure_json_logging`)."""
+    def log_to(
+        self, target: IO[str] | str | os.PathLike[str] | None = None, *, level: int = logging.INFO
+    ) -> logging.Handler:
+        """Write this telemetry's records as JSON lines to a stream or file (see configure_json_logging)."""
         handler = configure_json_logging(target, level=level, logger_name=self.logger.name)
         self._handlers.append(handler)
         return handler
 
-    def serve_metrics(self, port: int = 0, *, host: str = "127.0.0.1", allow_remote: bool = False) -> MetricsServer:
+    def serve_metrics(
+        self, port: int = 0, *, host: str = "127.0.0.1", allow_remote: bool = False
+    ) -> MetricsServer:
         """Start the ``/metrics`` endpoint (loopback by default, ``port=0`` = ephemeral); returns it."""
         if self._server is not None and self._server.running:
             raise TelemetryError(f"metrics already served at {self._server.url}; stop it first")

@@ -42,16 +42,19 @@ AVAIL = SLO(name="availability", kind="availability", target=0.99, runbook="high
 def turns(outcomes, *, every_s=60.0, latency=None, cost=None, agent="support"):
     """A DataFrame shaped like TraceStore.turns(): one turn per `every_s` seconds."""
     n = len(outcomes)
-    return pd.DataFrame({
-        "time_s": [i * every_s for i in range(n)],
-        "outcome": outcomes,
-        "latency_s": latency if latency is not None else [1.0] * n,
-        "cost_usd": cost if cost is not None else [0.0001] * n,
-        "agent": [agent] * n,
-    })
+    return pd.DataFrame(
+        {
+            "time_s": [i * every_s for i in range(n)],
+            "outcome": outcomes,
+            "latency_s": latency if latency is not None else [1.0] * n,
+            "cost_usd": cost if cost is not None else [0.0001] * n,
+            "agent": [agent] * n,
+        }
+    )
 
 
 # -- parsing and validation -------------------------------------------------------------------------
+
 
 def test_parse_duration():
     assert [parse_duration(x) for x in ("30s", "5m", "1h", "3d", "1w")] == [30, 300, 3600, 259200, 604800]
@@ -60,15 +63,18 @@ def test_parse_duration():
             parse_duration(bad)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"name": "Bad-Name", "kind": "availability", "target": 0.99}, r"\[a-z\]"),
-    ({"name": "x", "kind": "availability", "target": 1.0}, "target"),
-    ({"name": "x", "kind": "availability", "target": 0.9, "threshold": 1.0}, "takes no threshold"),
-    ({"name": "x", "kind": "latency", "target": 0.9, "threshold": 3.0}, "bucket bound"),
-    ({"name": "x", "kind": "cost", "target": 0.9}, "USD"),
-    ({"name": "x", "kind": "availability", "target": 0.9, "window": "a month"}, "invalid duration"),
-    ({"name": "x", "kind": "throughput", "target": 0.9}, "kind"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": "Bad-Name", "kind": "availability", "target": 0.99}, r"\[a-z\]"),
+        ({"name": "x", "kind": "availability", "target": 1.0}, "target"),
+        ({"name": "x", "kind": "availability", "target": 0.9, "threshold": 1.0}, "takes no threshold"),
+        ({"name": "x", "kind": "latency", "target": 0.9, "threshold": 3.0}, "histogram bucket"),
+        ({"name": "x", "kind": "cost", "target": 0.9}, "USD"),
+        ({"name": "x", "kind": "availability", "target": 0.9, "window": "a month"}, "invalid duration"),
+        ({"name": "x", "kind": "throughput", "target": 0.9}, "kind"),
+    ],
+)
 def test_slo_validation_names_the_problem(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         SLO(**kwargs)
@@ -78,7 +84,10 @@ def test_burn_window_short_must_be_a_twelfth_of_long():
     with pytest.raises(ConfigError, match="1/12"):
         BurnWindow(long="1h", short="10m", factor=14.4, severity="page")
     assert [(w.long_s, w.short_s, w.factor, w.severity) for w in DEFAULT_BURN_WINDOWS] == [
-        (3600, 300, 14.4, "page"), (21600, 1800, 6.0, "page"), (259200, 21600, 1.0, "ticket")]
+        (3600, 300, 14.4, "page"),
+        (21600, 1800, 6.0, "page"),
+        (259200, 21600, 1.0, "ticket"),
+    ]
 
 
 def test_objective_text_and_budget():
@@ -88,6 +97,7 @@ def test_objective_text_and_budget():
 
 
 # -- SLO maths against hand-computed cases ----------------------------------------------------------
+
 
 def test_evaluate_hand_computed_availability():
     # 1000 turns, 5 failed, target 99 %: 10 failures allowed, half the budget left, burn rate 0.5
@@ -105,8 +115,12 @@ def test_evaluate_overspent_budget_goes_negative():
     # 100 turns, 3 failed: 1 allowed, budget remaining 1 - 3 = -2, burn rate 3
     frame = turns(["error"] * 3 + ["success"] * 97)
     r = evaluate(AVAIL, frame)
-    assert (r.sli, r.budget_remaining, r.burn_rate, r.met) == (pytest.approx(0.97), pytest.approx(-2.0),
-                                                                pytest.approx(3.0), False)
+    assert (r.sli, r.budget_remaining, r.burn_rate, r.met) == (
+        pytest.approx(0.97),
+        pytest.approx(-2.0),
+        pytest.approx(3.0),
+        False,
+    )
 
 
 def test_evaluate_respects_the_window_and_now():
@@ -170,8 +184,11 @@ def test_alert_timeline_fires_when_both_windows_burn():
     assert fast["severity"] == "page" and fast["runbook"] == "high_error_rate"
     assert fast["runbook_url"] == runbook_url("high_error_rate")
     assert fast["peak"] > 14.4
-    assert set(tl["alert"]) == {"AvailabilityErrorBudgetBurn1h", "AvailabilityErrorBudgetBurn6h",
-                                "AvailabilityErrorBudgetBurn3d"}
+    assert set(tl["alert"]) == {
+        "AvailabilityErrorBudgetBurn1h",
+        "AvailabilityErrorBudgetBurn6h",
+        "AvailabilityErrorBudgetBurn3d",
+    }
 
 
 def test_alert_timeline_event_alerts_from_store_events():
@@ -186,8 +203,15 @@ def test_alert_timeline_event_alerts_from_store_events():
             times = [20 * 60 + 20 * i for i in range(15)]  # 15 findings between minute 20 and 24.7
             return pd.DataFrame({"event": ["guardrail.finding"] * 15, "time_s": times})
 
-    alert = EventAlert(name="G", event="guardrail.finding", metric="agentops_guardrail_findings_total",
-                       window="10m", threshold=10, runbook="guardrail_spike", summary="s")
+    alert = EventAlert(
+        name="G",
+        event="guardrail.finding",
+        metric="agentops_guardrail_findings_total",
+        window="10m",
+        threshold=10,
+        runbook="guardrail_spike",
+        summary="s",
+    )
     tl = alert_timeline(DEFAULT_SLOS, Store(), event_alerts=[alert])
     g = tl[tl["alert"] == "G"].iloc[0]
     # the 11th finding lands at 20m + 200 s = 23m20s; the next evaluation minute is 24
@@ -212,16 +236,24 @@ def test_slo_table_has_one_row_per_slo():
 
 # -- Prometheus rules -------------------------------------------------------------------------------
 
+
 def test_alert_rules_follow_the_multiwindow_scheme():
     rules = alert_rules()
     rec, alerts = rules["groups"][0]["rules"], rules["groups"][1]["rules"]
     assert len(rec) == len(DEFAULT_SLOS) * 5  # 5m, 30m, 1h, 6h, 3d
     by_name = {a["alert"]: a for a in alerts}
     fast = by_name["AvailabilityErrorBudgetBurn1h"]
-    assert fast["expr"] == ('agentops_slo:error_ratio:rate1h{slo="availability"} > 0.144 and '
-                            'agentops_slo:error_ratio:rate5m{slo="availability"} > 0.144')
-    assert fast["labels"] == {"severity": "page", "slo": "availability", "long_window": "1h", "short_window": "5m"}
-    assert by_name["LatencyErrorBudgetBurn6h"]["expr"].endswith("rate30m{slo=\"latency\"} > 0.3")
+    assert fast["expr"] == (
+        'agentops_slo:error_ratio:rate1h{slo="availability"} > 0.144 and '
+        'agentops_slo:error_ratio:rate5m{slo="availability"} > 0.144'
+    )
+    assert fast["labels"] == {
+        "severity": "page",
+        "slo": "availability",
+        "long_window": "1h",
+        "short_window": "5m",
+    }
+    assert by_name["LatencyErrorBudgetBurn6h"]["expr"].endswith('rate30m{slo="latency"} > 0.3')
     assert by_name["CostErrorBudgetBurn3d"]["labels"]["severity"] == "ticket"
     for a in alerts:
         assert a["annotations"]["runbook_url"].startswith("https://runbooks.example.com/agentops/")
@@ -241,8 +273,10 @@ def test_alert_rules_reject_duplicates_and_missing_runbooks():
 def test_agent_scoped_slo_adds_a_matcher():
     slo = SLO(name="router", kind="error_rate", target=0.99, agent="router", runbook="high_error_rate")
     rec = alert_rules([slo], event_alerts=())["groups"][0]["rules"][0]
-    assert rec["expr"] == ('sum(rate(ag2_llm_calls_total{outcome="error",agent="router"}[5m])) / '
-                           'sum(rate(ag2_llm_calls_total{agent="router"}[5m]))')
+    assert rec["expr"] == (
+        'sum(rate(ag2_llm_calls_total{outcome="error",agent="router"}[5m])) / '
+        'sum(rate(ag2_llm_calls_total{agent="router"}[5m]))'
+    )
 
 
 def test_write_rules_writes_parseable_yaml(tmp_path):
@@ -253,6 +287,7 @@ def test_write_rules_writes_parseable_yaml(tmp_path):
 
 
 # -- promtool ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture()
 def promtool_available():
@@ -292,7 +327,9 @@ def test_missing_promtool_is_a_dependency_error(monkeypatch, tmp_path):
 
 def test_thresholds_are_exact_products():
     rules = alert_rules()["groups"][1]["rules"]
-    limits = {r["alert"]: float(r["expr"].split(" > ")[1].split(" ")[0]) for r in rules if "Burn" in r["alert"]}
+    limits = {
+        r["alert"]: float(r["expr"].split(" > ")[1].split(" ")[0]) for r in rules if "Burn" in r["alert"]
+    }
     assert limits["ModelErrorsErrorBudgetBurn1h"] == pytest.approx(14.4 * 0.02)
     assert limits["CostErrorBudgetBurn6h"] == pytest.approx(6 * 0.01)
     assert all(math.isfinite(v) for v in limits.values())

@@ -1,4 +1,4 @@
-"""Tests for agentops.telemetry: JSON logs, GenAI spans with cost, metrics over HTTP, redaction, trace store."""
+"""Tests for agentops.telemetry: JSON logs, GenAI spans, cost, metrics over HTTP, redaction, trace store."""
 
 from __future__ import annotations
 
@@ -113,7 +113,10 @@ def test_redact_never_leaks_a_planted_secret(prefix, suffix, kind):
 
 # -- logging ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("hostile", ['say "hi"', "line1\nline2\r\n\t", "emoji 🚀 ünïcödé \u2028", "\\ back\\slash {}%s"])
+
+@pytest.mark.parametrize(
+    "hostile", ['say "hi"', "line1\nline2\r\n\t", "emoji 🚀 ünïcödé \u2028", "\\ back\\slash {}%s"]
+)
 def test_json_log_lines_stay_valid_with_hostile_content(hostile):
     buf = io.StringIO()
     name = "agentops.hostile"
@@ -167,6 +170,7 @@ def test_correlation_filter_adds_ids_of_current_span():
 
 # -- one instrumented conversation ------------------------------------------------------------------
 
+
 async def test_spans_follow_genai_conventions_and_carry_cost(telemetry):
     cfg = weather_model()
     agent = ag2.Agent("weather", "Be brief.", config=cfg, tools=[get_weather])
@@ -191,8 +195,10 @@ async def test_spans_follow_genai_conventions_and_carry_cost(telemetry):
     assert list(chats["output_tokens"]) == list(records["completion_tokens"])
     from ag2.events import Usage
 
-    expected = [cost(Usage(prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens), "offline-1")
-                for r in records.itertuples()]
+    expected = [
+        cost(Usage(prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens), "offline-1")
+        for r in records.itertuples()
+    ]
     assert chats["cost_usd"].tolist() == pytest.approx(expected)
     turn = telemetry.store.turns().iloc[0]
     assert turn["cost_usd"] == pytest.approx(sum(expected))
@@ -228,12 +234,23 @@ async def test_failed_call_is_an_error_in_logs_spans_and_metrics(telemetry):
     with pytest.raises(ServerError):
         await agent.ask("hello")
     levels = {x["event"]: (x["level"], x["outcome"], x["error_type"]) for x in log_lines(telemetry)}
-    assert levels == {"llm.call": ("WARNING", "error", "ServerError"), "agent.turn": ("ERROR", "error", "ServerError")}
+    assert levels == {
+        "llm.call": ("WARNING", "error", "ServerError"),
+        "agent.turn": ("ERROR", "error", "ServerError"),
+    }
     chat = telemetry.store.llm_calls().iloc[0]
     assert chat["status"] == "ERROR" and chat["outcome"] == "error" and chat["error_type"] == "ServerError"
     assert chat["name"] == "chat offline-1"  # named from the config even without a response
     m = scrape(telemetry.registry)
-    assert m[("ag2_agent_turns_total", (("agent", "flaky"), ("error_type", "ServerError"), ("outcome", "error")))] == 1
+    assert (
+        m[
+            (
+                "ag2_agent_turns_total",
+                (("agent", "flaky"), ("error_type", "ServerError"), ("outcome", "error")),
+            )
+        ]
+        == 1
+    )
 
 
 async def test_unpriced_model_counts_and_warns_once(telemetry):
@@ -244,7 +261,10 @@ async def test_unpriced_model_counts_and_warns_once(telemetry):
     warnings = [x for x in log_lines(telemetry) if x["event"] == "cost.unpriced"]
     assert len(warnings) == 1 and "register_price" in warnings[0]["error"]
     assert telemetry.store.llm_calls()["cost_usd"].isna().all()
-    assert scrape(telemetry.registry)[("agentops_unpriced_llm_calls_total", (("model", "no-such-model-xyz"),))] == 2
+    assert (
+        scrape(telemetry.registry)[("agentops_unpriced_llm_calls_total", (("model", "no-such-model-xyz"),))]
+        == 2
+    )
 
 
 async def test_simulated_clock_records_offline_latency_without_waiting():
@@ -275,6 +295,7 @@ def test_simulated_clock_rejects_bad_use():
 
 
 # -- instrumenting many agents ----------------------------------------------------------------------
+
 
 class _Graph:
     def __init__(self, agents):
@@ -326,7 +347,10 @@ EVENTS = [
     ("guardrail.finding", {"agent": "writer", "entity_type": "EMAIL", "where": "input", "action": "redact"}),
     ("tool.denied", {"agent": "writer", "tool": "delete_file", "reason": "scope files:write missing"}),
     ("budget.refused", {"agent": "writer", "budget": "conversation", "scope": "shared"}),
-    ("escalation", {"rule": "refund_over_500", "severity": "high", "handler": "human", "outcome": "approved"}),
+    (
+        "escalation",
+        {"rule": "refund_over_500", "severity": "high", "handler": "human", "outcome": "approved"},
+    ),
     ("handoff.refused", {"from": "planner", "to": "reviewer", "reason": "edge not allowed"}),
 ]
 
@@ -336,12 +360,39 @@ def test_listener_turns_each_event_into_counter_span_event_and_log(telemetry):
     for kind, payload in EVENTS:
         telemetry.listener(kind, payload)
     m = scrape(telemetry.registry)
-    assert m[("agentops_guardrail_findings_total",
-              (("action", "redact"), ("agent", "writer"), ("entity_type", "EMAIL"), ("where", "input")))] == 1
+    assert (
+        m[
+            (
+                "agentops_guardrail_findings_total",
+                (("action", "redact"), ("agent", "writer"), ("entity_type", "EMAIL"), ("where", "input")),
+            )
+        ]
+        == 1
+    )
     assert m[("agentops_tool_denials_total", (("agent", "writer"), ("tool", "delete_file")))] == 1
-    assert m[("agentops_budget_refusals_total", (("agent", "writer"), ("budget", "conversation"), ("scope", "shared")))] == 1
-    assert m[("agentops_escalations_total",
-              (("handler", "human"), ("outcome", "approved"), ("rule", "refund_over_500"), ("severity", "high")))] == 1
+    assert (
+        m[
+            (
+                "agentops_budget_refusals_total",
+                (("agent", "writer"), ("budget", "conversation"), ("scope", "shared")),
+            )
+        ]
+        == 1
+    )
+    assert (
+        m[
+            (
+                "agentops_escalations_total",
+                (
+                    ("handler", "human"),
+                    ("outcome", "approved"),
+                    ("rule", "refund_over_500"),
+                    ("severity", "high"),
+                ),
+            )
+        ]
+        == 1
+    )
     assert m[("agentops_handoff_refusals_total", (("source", "planner"), ("target", "reviewer")))] == 1
     events = telemetry.store.events()
     assert list(events["event"]) == [k for k, _ in EVENTS]
@@ -357,8 +408,10 @@ async def test_listener_inside_a_turn_adds_a_span_event_to_that_span(telemetry):
 
     class Flag(BaseMiddleware):
         async def on_llm_call(self, call_next, events, context):
-            telemetry.listener("guardrail.finding",
-                               {"agent": "a", "entity_type": "API_KEY", "where": "output", "action": "block"})
+            telemetry.listener(
+                "guardrail.finding",
+                {"agent": "a", "entity_type": "API_KEY", "where": "output", "action": "block"},
+            )
             return await call_next(events, context)
 
     agent = ag2.Agent("a", "Be brief.", config=OfflineModel(seed=0), middleware=[Flag])
@@ -389,6 +442,7 @@ def test_label_values_are_bounded():
 
 # -- the canary -----------------------------------------------------------------------------------
 
+
 def leaky_tool(token: str) -> str:
     """Fails and quotes its argument, as careless tools do."""
     raise ValueError(f"token {token} rejected")
@@ -397,7 +451,9 @@ def leaky_tool(token: str) -> str:
 @pytest.mark.parametrize("capture", [False, True])
 async def test_canary_secret_appears_in_no_log_span_or_metric_label(capture):
     reg = CollectorRegistry()
-    t = Telemetry(registry=reg, capture_content=capture, logger=logging.getLogger(f"agentops.canary{capture}"))
+    t = Telemetry(
+        registry=reg, capture_content=capture, logger=logging.getLogger(f"agentops.canary{capture}")
+    )
     buf = io.StringIO()
     t.log_to(buf, level=logging.DEBUG)
     cfg = OfflineModel("offline-1", seed=3)
@@ -405,12 +461,20 @@ async def test_canary_secret_appears_in_no_log_span_or_metric_label(capture):
     agent = ag2.Agent(f"canary{capture}", "Be brief.", config=cfg, tools=[leaky_tool])
     t.instrument(agent)
     await agent.ask(f"Please check my token {CANARY} and mail me at ops@example.com")
-    t.listener("guardrail.finding", {"agent": agent.name, "entity_type": CANARY, "where": "input", "action": "redact"})
+    t.listener(
+        "guardrail.finding",
+        {"agent": agent.name, "entity_type": CANARY, "where": "input", "action": "redact"},
+    )
     with t.serve_metrics(port=0) as server:
         exposition = urllib.request.urlopen(server.url, timeout=5).read().decode()
     logs = buf.getvalue()
     spans = json.dumps(t.store.records())
-    labels = [v for fam in text_string_to_metric_families(exposition) for s in fam.samples for v in s.labels.values()]
+    labels = [
+        v
+        for fam in text_string_to_metric_families(exposition)
+        for s in fam.samples
+        for v in s.labels.values()
+    ]
     assert logs and spans and labels
     assert CANARY not in logs
     assert CANARY not in spans
@@ -427,6 +491,7 @@ async def test_canary_secret_appears_in_no_log_span_or_metric_label(capture):
 
 # -- metrics endpoint ---------------------------------------------------------------------------------
 
+
 async def test_metrics_served_over_http_and_parsed(telemetry):
     agent = ag2.Agent("weather", "Be brief.", config=weather_model(), tools=[get_weather])
     telemetry.instrument(agent)
@@ -441,11 +506,23 @@ async def test_metrics_served_over_http_and_parsed(telemetry):
     finally:
         server.stop()
     fams = {f.name: f for f in text_string_to_metric_families(body)}
-    assert {"ag2_llm_calls", "ag2_llm_tokens", "ag2_tool_calls", "ag2_agent_turns", "agentops_cost_usd",
-            "agentops_request_cost_usd"} <= set(fams)
-    cost_total = sum(s.value for s in fams["agentops_cost_usd"].samples if s.name == "agentops_cost_usd_total")
+    assert {
+        "ag2_llm_calls",
+        "ag2_llm_tokens",
+        "ag2_tool_calls",
+        "ag2_agent_turns",
+        "agentops_cost_usd",
+        "agentops_request_cost_usd",
+    } <= set(fams)
+    cost_total = sum(
+        s.value for s in fams["agentops_cost_usd"].samples if s.name == "agentops_cost_usd_total"
+    )
     assert cost_total == pytest.approx(telemetry.store.llm_calls()["cost_usd"].sum())
-    count = [s.value for s in fams["agentops_request_cost_usd"].samples if s.name == "agentops_request_cost_usd_count"]
+    count = [
+        s.value
+        for s in fams["agentops_request_cost_usd"].samples
+        if s.name == "agentops_request_cost_usd_count"
+    ]
     assert count == [1.0]
     assert not server.running
     with pytest.raises(urllib.error.URLError):
@@ -456,16 +533,16 @@ def test_metrics_server_is_loopback_only_and_reports_busy_ports():
     reg = CollectorRegistry()
     with pytest.raises(ConfigError, match="loopback"):
         MetricsServer(reg, host="0.0.0.0")
-    with pytest.raises(ConfigError, match="0..65535"):
+    with pytest.raises(ConfigError, match=r"0\.\.65535"):
         MetricsServer(reg, port=70000)
-    with MetricsServer(reg, port=0) as first:
-        with pytest.raises(TelemetryError, match="pick another port"):
-            MetricsServer(reg, port=first.port).start()
+    with MetricsServer(reg, port=0) as first, pytest.raises(TelemetryError, match="pick another port"):
+        MetricsServer(reg, port=first.port).start()
     with pytest.raises(TelemetryError, match="not running"):
         _ = first.port
 
 
 # -- trace store ----------------------------------------------------------------------------------------
+
 
 async def test_jsonl_exporter_round_trips_into_the_same_frames(tmp_path):
     path = tmp_path / "spans.jsonl"
@@ -477,7 +554,17 @@ async def test_jsonl_exporter_round_trips_into_the_same_frames(tmp_path):
         await agent.ask("What's the weather?")
     t_file.shutdown()
     from_file = TraceStore.from_jsonl(path)
-    cols = ["name", "operation", "agent", "model", "tool", "input_tokens", "output_tokens", "cost_usd", "outcome"]
+    cols = [
+        "name",
+        "operation",
+        "agent",
+        "model",
+        "tool",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "outcome",
+    ]
     a = from_file.spans()[cols].sort_values("name", kind="stable").reset_index(drop=True)
     b = t_mem.store.spans()[cols].sort_values("name", kind="stable").reset_index(drop=True)
     assert a.equals(b)
@@ -497,8 +584,11 @@ async def test_trace_waterfall_depths_and_offsets():
     wf = t.store.trace(tid)
     rows = wf[wf["operation"].isin(["invoke_agent", "chat", "execute_tool"])]
     assert list(zip(rows["name"], rows["depth"], rows["offset_s"], strict=True)) == [
-        ("invoke_agent weather", 0, 0.0), ("chat offline-1", 1, 0.0),
-        ("execute_tool get_weather", 1, 1.0), ("chat offline-1", 1, 1.0)]
+        ("invoke_agent weather", 0, 0.0),
+        ("chat offline-1", 1, 0.0),
+        ("execute_tool get_weather", 1, 1.0),
+        ("chat offline-1", 1, 1.0),
+    ]
     assert rows["latency_s"].tolist() == [2.0, 1.0, 0.0, 1.0]
     with pytest.raises(TelemetryError, match="no spans"):
         t.store.trace("0" * 32)
@@ -528,10 +618,13 @@ def test_jsonl_exporter_refuses_after_shutdown(tmp_path):
 
 # -- dashboard ------------------------------------------------------------------------------------------
 
+
 def test_promql_metric_names():
     assert promql_metric_names('sum by (le, model) (rate(a_bucket{x="y",le="0.5"}[5m]))') == {"a_bucket"}
     assert promql_metric_names("sum(rate(a_total[$__rate_interval])) / sum(rate(b_total[1h])) * 3600") == {
-        "a_total", "b_total"}
+        "a_total",
+        "b_total",
+    }
     assert promql_metric_names("label_values(ag2_agent_turns_total, agent)") == {"ag2_agent_turns_total"}
     assert promql_metric_names("x_total > bool 1e-3 and on (slo) y") == {"x_total", "y"}
 
@@ -548,7 +641,9 @@ async def test_dashboard_is_valid_and_every_query_uses_a_real_metric():
     agent = ag2.Agent("weather", "Be brief.", config=weather_model(), tools=[get_weather])
     t.instrument(agent)
     await agent.ask("What's the weather?")
-    await ag2.Agent("odd", "x", config=OfflineModel("unpriced-model-q"), middleware=t.middleware("odd")).ask("hi")
+    await ag2.Agent("odd", "x", config=OfflineModel("unpriced-model-q"), middleware=t.middleware("odd")).ask(
+        "hi"
+    )
     for kind, payload in EVENTS:
         t.listener(kind, payload)
     with pytest.raises(ServerError):
@@ -560,4 +655,6 @@ async def test_dashboard_is_valid_and_every_query_uses_a_real_metric():
     produced = {s.name for f in text_string_to_metric_families(body) for s in f.samples}
     used = set().union(*(promql_metric_names(q) for q in queries))
     assert used, "no metric found in the dashboard"
-    assert used <= produced, f"dashboard uses metrics the exporter does not produce: {sorted(used - produced)}"
+    assert used <= produced, (
+        f"dashboard uses metrics the exporter does not produce: {sorted(used - produced)}"
+    )
