@@ -434,7 +434,7 @@ def evaluate(slo: SLO, store: Any, *, now: float | None = None, window_s: float 
         allowed_bad=allowed,
         budget_remaining=1.0 - bad / allowed,
         burn_rate=ratio / slo.error_budget,
-        met=(1.0 - ratio) >= slo.target,
+        met=bad <= allowed + 1e-9,  # the budget is not overspent (tolerating float rounding)
     )
 
 
