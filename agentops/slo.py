@@ -666,7 +666,7 @@ def alert_rules(
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL,
     interval: str = "30s",
 ) -> dict[str, Any]:
-    """Prometheus rule groups (as a dict ready for YAML): recording rules plus burn-rate alerts.
+    """A Prometheus rule group (as a dict ready for YAML): recording rules, then burn-rate alerts.
 
     One recording rule per SLO and window (``agentops_slo:error_ratio:rate5m{slo="availability"}``),
     then per SLO one alert per :class:`BurnWindow` named like ``AvailabilityErrorBudgetBurn1h`` with
@@ -731,12 +731,9 @@ def alert_rules(
                 },
             }
         )
-    return {
-        "groups": [
-            {"name": "agentops-slo-recording", "interval": interval, "rules": records},
-            {"name": "agentops-slo-alerts", "interval": interval, "rules": alerts},
-        ]
-    }
+    # One group: Prometheus evaluates a group's rules in order, so every alert reads error ratios
+    # recorded in the same evaluation (separate groups run independently and could lag one interval).
+    return {"groups": [{"name": "agentops-slo", "interval": interval, "rules": [*records, *alerts]}]}
 
 
 def rules_yaml(slos: Iterable[SLO] = DEFAULT_SLOS, **kwargs: Any) -> str:

@@ -44,12 +44,11 @@ def test_every_generated_alert_links_a_runbook_that_lists_it():
 
 def test_check_links_rejects_missing_and_unknown_runbooks():
     rules = alert_rules()
-    rules["groups"][1]["rules"][0]["annotations"]["runbook_url"] = (
-        "https://runbooks.example.com/agentops/nope"
-    )
+    first_alert = next(r for r in rules["groups"][0]["rules"] if "alert" in r)
+    first_alert["annotations"]["runbook_url"] = "https://runbooks.example.com/agentops/nope"
     with pytest.raises(ConfigError, match="no known runbook"):
         check_links(rules)
-    del rules["groups"][1]["rules"][0]["annotations"]["runbook_url"]
+    del first_alert["annotations"]["runbook_url"]
     with pytest.raises(ConfigError, match="no runbook_url"):
         check_links(rules)
 
