@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_DRILL",
     "DrillPhase",
     "DrillResult",
+    "FindingProbe",
     "Runbook",
     "check_links",
     "get_runbook",
@@ -289,11 +290,18 @@ def lookup_order(order_id: str) -> str:
     return f"order {order_id} is {status}"
 
 
-class _FindingProbe:
-    """Drill-only stand-in for a guardrail: reports PII in the request through the observability hook.
+class FindingProbe:
+    """A stand-in guardrail for drills and demos: reports secrets/PII in requests through the hook.
 
-    Emits ``("guardrail.finding", {...})`` with the shared payload shape, exactly what the guardrail
-    middleware of a real deployment sends to the same listeners.
+    AG2 middleware factory. For every incoming request it runs :func:`agentops.telemetry.redact` and
+    calls each listener with ``("guardrail.finding", {"agent", "entity_type", "where": "input",
+    "action": "flagged"})`` per finding — the shared payload shape the real guardrail middleware
+    sends to the same listeners. It only observes: the request passes through unchanged. In
+    production use the guardrail middleware instead.
+
+    Example:
+        >>> probe = FindingProbe("support", [telemetry.listener])
+        >>> agent = ag2.Agent("support", config=cfg, middleware=[probe])
     """
 
     def __init__(self, agent: str, listeners: Sequence[Callable[[str, Mapping[str, Any]], None]]) -> None:
@@ -496,7 +504,7 @@ async def run_drill(
         "You are a support agent. Answer briefly.",
         config=base,
         tools=[lookup_order],
-        middleware=[_FindingProbe("support", [telemetry.listener])],
+        middleware=[FindingProbe("support", [telemetry.listener])],
     )
     telemetry.instrument(agent, workflow="support")
 

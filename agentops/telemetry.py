@@ -35,6 +35,7 @@ and asyncio; one :class:`Telemetry` may serve many agents and concurrent convers
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import json
@@ -43,7 +44,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -1441,6 +1442,37 @@ class Telemetry:
                 agent.insert_middleware(factory)
             done.append(agent)
         return done
+
+    @contextlib.contextmanager
+    def span(self, name: str, **attributes: Any) -> Iterator[Any]:
+        """A parent span grouping several agent turns into one trace (a workflow run, a request).
+
+        The span gets ``agentops.time_s``/``agentops.latency_s`` from the telemetry clock, any
+        ``attributes`` given (redacted; ``workflow=`` becomes ``agentops.workflow``) and
+        ``agentops.outcome``; an exception marks it as an error and propagates.
+
+        Example:
+            >>> with telemetry.span("workflow support", workflow="support"):
+            ...     route = await router.ask(question)
+            ...     answer = await billing.ask(question)
+        """
+        start, t0 = self.clock.now(), self.clock.tick()
+        with self._tracer.start_as_current_span(name) as span:
+            span.set_attribute("agentops.time_s", start)
+            for key, value in attributes.items():
+                key = "agentops.workflow" if key == "workflow" else key
+                span.set_attribute(
+                    key, value if isinstance(value, (bool, int, float)) else _scrub(str(value))
+                )
+            try:
+                yield span
+            except BaseException as exc:
+                span.set_attribute("agentops.outcome", "error")
+                span.set_attribute("error.type", type(exc).__name__)
+                span.set_attribute("agentops.latency_s", self.clock.tick() - t0)
+                raise
+            span.set_attribute("agentops.outcome", "success")
+            span.set_attribute("agentops.latency_s", self.clock.tick() - t0)
 
     # -- cost ----------------------------------------------------------------------------------------
     def price(self, usage: Any, model: str | None, provider: str | None) -> float | None:

@@ -658,3 +658,26 @@ async def test_dashboard_is_valid_and_every_query_uses_a_real_metric():
     assert used <= produced, (
         f"dashboard uses metrics the exporter does not produce: {sorted(used - produced)}"
     )
+
+
+async def test_span_groups_turns_into_one_trace_with_clock_times():
+    cfg = weather_model(latency_s=1.5, sleep=False)
+    clock = SimulatedClock(start=10.0, follow=[cfg])
+    t = Telemetry(clock=clock)
+    a = ag2.Agent("router", "Route.", config=cfg)
+    b = ag2.Agent("weather", "Be brief.", config=cfg, tools=[get_weather])
+    t.instrument([a, b])
+    with t.span("workflow support", workflow="support", customer="ops@example.com"):
+        await a.ask("hello")
+        await b.ask("What's the weather?")
+    with pytest.raises(RuntimeError), t.span("workflow failing"):
+        raise RuntimeError("boom")
+    spans = t.store.spans()
+    root = spans[spans["name"] == "workflow support"].iloc[0]
+    turns = t.store.turns()
+    assert set(turns["trace_id"]) == {root["trace_id"]}
+    assert set(turns["parent_span_id"]) == {root["span_id"]}
+    assert (root["time_s"], root["latency_s"], root["workflow"]) == (10.0, 4.5, "support")
+    assert root["attributes"]["customer"] == "[REDACTED:email]"
+    failing = spans[spans["name"] == "workflow failing"].iloc[0]
+    assert failing["outcome"] == "error" and failing["error_type"] == "RuntimeError"
