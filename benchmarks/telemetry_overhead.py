@@ -40,7 +40,9 @@ async def _turns(agent: ag2.Agent, n: int) -> float:
 
 
 def _agent(*middleware: object) -> ag2.Agent:
-    return ag2.Agent("support", "You are a support agent.", config=OfflineModel(seed=0), middleware=list(middleware))
+    return ag2.Agent(
+        "support", "You are a support agent.", config=OfflineModel(seed=0), middleware=list(middleware)
+    )
 
 
 async def main(rounds: int, turns: int) -> dict[str, float]:
@@ -52,11 +54,18 @@ async def main(rounds: int, turns: int) -> dict[str, float]:
     spans_only = Telemetry()  # same processor chain (redaction + in-memory export)
     variants = {
         "baseline": _agent(),
-        "ag2_spans": _agent(TelemetryMiddleware(tracer_provider=spans_only.tracer_provider, capture_content=False,
-                                                agent_name="support")),
+        "ag2_spans": _agent(
+            TelemetryMiddleware(
+                tracer_provider=spans_only.tracer_provider, capture_content=False, agent_name="support"
+            )
+        ),
         "ag2_metrics": _agent(MetricsMiddleware(CollectorRegistry())),
-        "ag2_both": _agent(TelemetryMiddleware(tracer_provider=spans_only.tracer_provider, capture_content=False,
-                                               agent_name="support"), MetricsMiddleware(CollectorRegistry())),
+        "ag2_both": _agent(
+            TelemetryMiddleware(
+                tracer_provider=spans_only.tracer_provider, capture_content=False, agent_name="support"
+            ),
+            MetricsMiddleware(CollectorRegistry()),
+        ),
         "full": full,
     }
     for agent in variants.values():  # warm up imports, caches, pydantic models
@@ -77,15 +86,21 @@ def report(both: dict[str, tuple[float, float]]) -> str:
     base = result["baseline"]
     out = [f"{'variant':<12} {'µs/turn':>9} {'added µs':>9} {'ratio':>7} {'median µs':>10}"]
     for name, secs in result.items():
-        out.append(f"{name:<12} {secs * 1e6:9.0f} {(secs - base) * 1e6:9.0f} {secs / base:7.3f} "
-                   f"{both[name][1] * 1e6:10.0f}")
+        out.append(
+            f"{name:<12} {secs * 1e6:9.0f} {(secs - base) * 1e6:9.0f} {secs / base:7.3f} "
+            f"{both[name][1] * 1e6:10.0f}"
+        )
     ours = result["full"] - result["ag2_both"]
     out.append("")
-    out.append(f"full instrumentation: ratio {result['full'] / base:.3f} "
-               f"(+{(result['full'] / base - 1) * 100:.1f}%, +{(result['full'] - base) * 1e6:.0f} µs per turn)")
-    out.append(f"  of which AG2 middleware: +{(result['ag2_both'] - base) * 1e6:.0f} µs "
-               f"({(result['ag2_both'] / base - 1) * 100:.1f}%); agentops layer: +{ours * 1e6:.0f} µs "
-               f"({ours / base * 100:.1f}% of a baseline turn)")
+    out.append(
+        f"full instrumentation: ratio {result['full'] / base:.3f} "
+        f"(+{(result['full'] / base - 1) * 100:.1f}%, +{(result['full'] - base) * 1e6:.0f} µs per turn)"
+    )
+    out.append(
+        f"  of which AG2 middleware: +{(result['ag2_both'] - base) * 1e6:.0f} µs "
+        f"({(result['ag2_both'] / base - 1) * 100:.1f}%); agentops layer: +{ours * 1e6:.0f} µs "
+        f"({ours / base * 100:.1f}% of a baseline turn)"
+    )
     out.append(f"  target ≤ 5% added: {'met' if result['full'] / base <= 1.05 else 'NOT met'}")
     return "\n".join(out)
 
