@@ -1134,7 +1134,7 @@ class _AgentOpsMiddleware(BaseMiddleware):
                 cost_usd=round(self.turn_cost, 8),
                 latency_s=round(latency, 6),
                 outcome=outcome,
-                time_s=start,
+                time_s=round(start, 6),
             )
             if error_type:
                 fields["error_type"] = error_type
@@ -1148,11 +1148,13 @@ class _AgentOpsMiddleware(BaseMiddleware):
         fields: dict[str, Any] = {
             "event": event,
             "agent": self.agent,
-            "model": model,
-            "provider": provider,
             "trace_id": format(ctx.trace_id, "032x") if ctx.is_valid else None,
             "span_id": format(ctx.span_id, "016x") if ctx.is_valid else None,
         }
+        if model:
+            fields["model"] = model
+        if provider:
+            fields["provider"] = provider
         if self.t.workflow_of.get(self.agent):
             fields["workflow"] = self.t.workflow_of[self.agent]
         return fields
@@ -1187,7 +1189,7 @@ class _AgentOpsMiddleware(BaseMiddleware):
                     outcome="error",
                     error_type=type(exc).__name__,
                     error=redact(str(exc))[:500],
-                    time_s=start,
+                    time_s=round(start, 6),
                 )
                 t.logger.warning("llm.call", extra=fields)
             raise
@@ -1222,7 +1224,7 @@ class _AgentOpsMiddleware(BaseMiddleware):
                 latency_s=round(latency, 6),
                 outcome="success",
                 finish_reason=response.finish_reason,
-                time_s=start,
+                time_s=round(start, 6),
             )
             t.logger.info("llm.call", extra=fields)
         return response
@@ -1265,7 +1267,7 @@ class _AgentOpsMiddleware(BaseMiddleware):
         level = logging.INFO if outcome == "success" else logging.WARNING
         if t.logger.isEnabledFor(level):
             fields = self._base_fields("tool.call", span, None, None)
-            fields.update(tool=event.name, latency_s=round(latency, 6), outcome=outcome, time_s=start)
+            fields.update(tool=event.name, latency_s=round(latency, 6), outcome=outcome, time_s=round(start, 6))
             if error_type:
                 fields["error_type"] = error_type
                 fields["error"] = redact(str(exc))[:500]
@@ -1531,7 +1533,7 @@ class Telemetry:
         if self.logger.isEnabledFor(level):
             trace_id, span_id = current_ids()
             fields = {k.replace(".", "_"): v for k, v in attrs.items() if k != "agentops.time_s"}
-            fields.update(event=kind, time_s=now, trace_id=trace_id, span_id=span_id)
+            fields.update(event=kind, time_s=round(now, 6), trace_id=trace_id, span_id=span_id)
             self.logger.log(level, kind, extra={_safe_key(k): v for k, v in fields.items()})
 
     # -- logs, metrics endpoint, lifecycle -------------------------------------------------------
