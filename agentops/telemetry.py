@@ -328,6 +328,8 @@ class CorrelationFilter(logging.Filter):
 
 
 def _scrub_value(value: Any) -> Any:
+    if value is None or isinstance(value, (int, float)):
+        return value
     if isinstance(value, str):
         return _scrub(value)
     if isinstance(value, Mapping):
@@ -1115,12 +1117,16 @@ class _AgentOpsMiddleware(BaseMiddleware):
     ) -> None:
         t = self.t
         if span.is_recording():
-            span.set_attribute("agentops.time_s", start)
-            span.set_attribute("agentops.latency_s", latency)
-            span.set_attribute("agentops.cost_usd", self.turn_cost)
-            span.set_attribute("agentops.outcome", outcome)
-            span.set_attribute("gen_ai.usage.input_tokens", self.turn_in)
-            span.set_attribute("gen_ai.usage.output_tokens", self.turn_out)
+            span.set_attributes(
+                {
+                    "agentops.time_s": start,
+                    "agentops.latency_s": latency,
+                    "agentops.cost_usd": self.turn_cost,
+                    "agentops.outcome": outcome,
+                    "gen_ai.usage.input_tokens": self.turn_in,
+                    "gen_ai.usage.output_tokens": self.turn_out,
+                }
+            )
             if error_type:
                 span.set_attribute("error.type", error_type)
         t.metrics.request_cost_usd.labels(t.metrics.label("agent", self.agent)).observe(self.turn_cost)
@@ -1165,12 +1171,13 @@ class _AgentOpsMiddleware(BaseMiddleware):
         provider, model = _model_labels(context)
         recording = span.is_recording()
         if recording:
-            span.set_attribute("gen_ai.agent.name", self.agent)
+            attrs = {"gen_ai.agent.name": self.agent}
             if model:
-                span.set_attribute("gen_ai.request.model", model)
+                attrs["gen_ai.request.model"] = model
                 span.update_name(f"chat {model}")
             if provider:
-                span.set_attribute("gen_ai.provider.name", provider)
+                attrs["gen_ai.provider.name"] = provider
+            span.set_attributes(attrs)
         start = t.clock.now() if t.clock.simulated else time.time()
         t0 = t.clock.tick()
         try:
@@ -1178,10 +1185,14 @@ class _AgentOpsMiddleware(BaseMiddleware):
         except BaseException as exc:
             latency = t.clock.tick() - t0
             if recording:
-                span.set_attribute("agentops.time_s", start)
-                span.set_attribute("agentops.latency_s", latency)
-                span.set_attribute("agentops.outcome", "error")
-                span.set_attribute("error.type", type(exc).__name__)
+                span.set_attributes(
+                    {
+                        "agentops.time_s": start,
+                        "agentops.latency_s": latency,
+                        "agentops.outcome": "error",
+                        "error.type": type(exc).__name__,
+                    }
+                )
             if t.logger.isEnabledFor(logging.WARNING):
                 fields = self._base_fields("llm.call", span, model, provider)
                 fields.update(
@@ -1210,11 +1221,10 @@ class _AgentOpsMiddleware(BaseMiddleware):
         else:
             t.metrics.unpriced_calls.labels(g("model", model)).inc()
         if recording:
-            span.set_attribute("agentops.time_s", start)
-            span.set_attribute("agentops.latency_s", latency)
-            span.set_attribute("agentops.outcome", "success")
+            attrs = {"agentops.time_s": start, "agentops.latency_s": latency, "agentops.outcome": "success"}
             if usd is not None:
-                span.set_attribute("agentops.cost_usd", usd)
+                attrs["agentops.cost_usd"] = usd
+            span.set_attributes(attrs)
         if t.logger.isEnabledFor(logging.INFO):
             fields = self._base_fields("llm.call", span, model, provider)
             fields.update(
@@ -1258,16 +1268,22 @@ class _AgentOpsMiddleware(BaseMiddleware):
         t = self.t
         outcome = "error" if error_type else "success"
         if span.is_recording():
-            span.set_attribute("gen_ai.agent.name", self.agent)
-            span.set_attribute("agentops.time_s", start)
-            span.set_attribute("agentops.latency_s", latency)
-            span.set_attribute("agentops.outcome", outcome)
+            span.set_attributes(
+                {
+                    "gen_ai.agent.name": self.agent,
+                    "agentops.time_s": start,
+                    "agentops.latency_s": latency,
+                    "agentops.outcome": outcome,
+                }
+            )
             if error_type:
                 span.set_attribute("error.type", error_type)
         level = logging.INFO if outcome == "success" else logging.WARNING
         if t.logger.isEnabledFor(level):
             fields = self._base_fields("tool.call", span, None, None)
-            fields.update(tool=event.name, latency_s=round(latency, 6), outcome=outcome, time_s=round(start, 6))
+            fields.update(
+                tool=event.name, latency_s=round(latency, 6), outcome=outcome, time_s=round(start, 6)
+            )
             if error_type:
                 fields["error_type"] = error_type
                 fields["error"] = redact(str(exc))[:500]
