@@ -23,9 +23,8 @@ classification apply. The approver is a plain callable (sync or async) that rece
 :class:`ApprovalRequest`; notebooks and tests use :class:`ScriptedApprover`, never stdin.
 
 Sensitive-data detection is pluggable: :func:`sensitive_data` takes any ``Callable[[str], bool]``. The
-default, :func:`default_sensitive_detector`, only knows e-mail addresses, Luhn-valid card numbers and
-``password=``/``api_key=`` assignments; plug in a real detector (for instance the one from
-``agentops.guardrails``) for production.
+default, :func:`default_sensitive_detector`, is :func:`agentops.guardrails.scan` (PII and secrets,
+validated); any ``Callable[[str], bool]`` can replace it.
 
 Why hand-written: AG2 v1 ships retry middleware and approval gates but no rule engine that decides
 *when* to escalate across a multi-agent run; the engine here is small, ordered and fully logged.
@@ -50,7 +49,6 @@ import asyncio
 import enum
 import inspect
 import logging
-import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -64,6 +62,7 @@ from ag2.stream import MemoryStream
 
 from agentops import _identity  # noqa: F401
 from agentops.errors import AgentOpsError, ConfigError
+from agentops.guardrails import scan
 
 __all__ = [
     "SEVERITIES",
@@ -433,38 +432,14 @@ class Verdict:
 # Rule factories
 # --------------------------------------------------------------------------------------------------
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
-_SECRET = re.compile(r"\b(?:password|passwd|api[_-]?key|secret)\s*[=:]\s*\S+", re.IGNORECASE)
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
 def default_sensitive_detector(text: str) -> bool:
-    """A deliberately small detector: e-mail addresses, Luhn-valid card numbers, ``password=...``.
+    """True when :func:`agentops.guardrails.scan` finds PII or a secret in ``text``.
 
-    Replace it with a real detector in production (any ``Callable[[str], bool]``, such as one built
-    on ``agentops.guardrails``); this one exists so the escalation rule works out of the box.
+    The same validated detectors as the guardrail middleware (Luhn-checked cards, SSN rules, provider
+    key formats, high-entropy assignments), so escalation and filtering never disagree about what is
+    sensitive. Any ``Callable[[str], bool]`` can replace it.
     """
-    if not text:
-        return False
-    if _EMAIL.search(text) or _SECRET.search(text):
-        return True
-    for match in _CARD.finditer(text):
-        digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
-            return True
-    return False
+    return bool(text) and bool(scan(text))
 
 
 def _check_handler(handler: Handler | str, fallback_model: Any) -> None:

@@ -122,7 +122,8 @@ def test_message_formats_context_and_survives_bad_template():
         ("card 4111-1111-1111-1111", True),
         ("order 4111 1111 1111 1112", False),  # fails the Luhn check
         ("password = hunter2", True),
-        ("API_KEY: abc123", True),
+        ("API_KEY: 9fJ2kL0qXv7Rt3Zp8Wm1", True),
+        ("API_KEY: YOUR_API_KEY", False),  # a placeholder, not a secret
         ("the threat model is fine", False),
         ("", False),
     ],
