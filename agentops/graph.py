@@ -51,7 +51,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -89,12 +89,14 @@ __all__ = [
     "MAX_REFUSALS",
     "GraphError",
     "GraphRun",
+    "MiddlewareSpec",
     "Role",
     "RoleGraph",
     "RouteDecision",
     "RouteParseError",
     "UsageMeter",
     "draw_graph",
+    "extra_middleware",
     "network_quiet",
     "parse_route",
     "runs_frame",
@@ -291,6 +293,28 @@ class RouterTarget:
 
 
 register_target(RouterTarget)
+
+
+MiddlewareSpec = Sequence[Any] | Callable[[str], Sequence[Any]]
+"""Extra AG2 middleware for the agents a graph or workflow builds: one list for every agent, or a
+function of the role/stage name returning that agent's list (e.g. ``telemetry.middleware``)."""
+
+
+def extra_middleware(spec: MiddlewareSpec | None, name: str) -> list[Any]:
+    """Resolve a :data:`MiddlewareSpec` for the agent called ``name``.
+
+    Raises:
+        ConfigError: the spec is neither a list/tuple of factories nor a function of the name.
+    """
+    if spec is None:
+        return []
+    if isinstance(spec, (list, tuple)):
+        return list(spec)
+    if callable(spec):
+        return list(spec(name))
+    raise ConfigError(
+        f"middleware must be a list of AG2 middleware factories or a function role -> list; got {type(spec).__name__}"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -889,14 +913,15 @@ class RoleGraph:
             *self.roles[role].tools,
         ]
 
-    def _agent(self, run: _Run, role: str, config: Any) -> ag2.Agent:
-        hook = Middleware(_RoleTurn, run=run, role=role)
+    def _agent(self, run: _Run, role: str, config: Any, extra: MiddlewareSpec | None) -> ag2.Agent:
+        # Caller's middleware (telemetry, guardrails, budgets) goes outermost so it sees the whole turn.
+        stack = [*extra_middleware(extra, role), Middleware(_RoleTurn, run=run, role=role)]
         if role == self.router:
             return ag2.Agent(
                 role,
                 self.router_prompt(),
                 config=config,
-                middleware=[hook],
+                middleware=stack,
                 response_schema=self.route_schema,
             )
         return ag2.Agent(
@@ -904,7 +929,7 @@ class RoleGraph:
             self.roles[role].instructions,
             config=config,
             tools=self._tools_for(run, role),
-            middleware=[hook],
+            middleware=stack,
         )
 
     # -- running -------------------------------------------------------------------------------
@@ -918,6 +943,7 @@ class RoleGraph:
         listeners: Sequence[Listener] = (),
         timeout_s: float = 60.0,
         run_id: str | None = None,
+        middleware: MiddlewareSpec | None = None,
     ) -> GraphRun:
         """Route one request through the graph as an ``ag2.network`` workflow and return the result.
 
@@ -931,6 +957,8 @@ class RoleGraph:
             listeners: called with ``("handoff.refused", {"from", "to", "reason"})``.
             timeout_s: wall-clock limit for the whole run (status ``timeout`` when hit).
             run_id: defaults to ``<graph name>-<n>``.
+            middleware: extra AG2 middleware for every role's agent — a list, or a function of the
+                role name such as ``Telemetry.middleware`` — placed outermost.
 
         Raises:
             ConfigError: empty request, or a role without a model when ``model`` is not given.
@@ -958,7 +986,7 @@ class RoleGraph:
                 user = await hub.register(ag2.Agent("user"), attach_plugin=False)
                 ids = {"user": user.agent_id}
                 for role in self.roles:
-                    client = await hub.register(self._agent(run, role, models[role]), attach_plugin=False)
+                    client = await hub.register(self._agent(run, role, models[role], middleware), attach_plugin=False)
                     ids[role] = client.agent_id
                 table = {r: ids[r] for r in self.roles}
                 graph = TransitionGraph(

@@ -60,7 +60,7 @@ from agentops.escalation import (
     notify,
     request_approval,
 )
-from agentops.graph import UsageMeter
+from agentops.graph import MiddlewareSpec, UsageMeter, extra_middleware
 
 __all__ = [
     "STATUSES",
@@ -428,8 +428,10 @@ class _Runner:
         listeners: Sequence[Listener],
         run_id: str,
         rate_limit: Callable[[], tuple[int, int]] | None,
+        middleware: MiddlewareSpec | None = None,
     ) -> None:
         self.t = template
+        self.middleware = middleware
         self.request = request
         self.models = models
         self.params = params
@@ -481,7 +483,8 @@ class _Runner:
                 rec.attempts += 1
                 meter = UsageMeter(getattr(model, "model", ""))
                 self.meters[stage.name].append(meter)
-                agent = ag2.Agent(stage.name, instructions, config=model, middleware=[meter.middleware()])
+                stack = [*extra_middleware(self.middleware, stage.name), meter.middleware()]
+                agent = ag2.Agent(stage.name, instructions, config=model, middleware=stack)
                 try:
                     reply = await asyncio.wait_for(agent.ask(prompt), timeout)
                 except asyncio.TimeoutError:
@@ -669,6 +672,7 @@ async def run_workflow(
     listeners: Sequence[Listener] = (),
     run_id: str | None = None,
     rate_limit: Callable[[], tuple[int, int]] | None = None,
+    middleware: MiddlewareSpec | None = None,
 ) -> WorkflowRun:
     """Run a workflow template once.
 
@@ -685,6 +689,8 @@ async def run_workflow(
         listeners: called with ``("stage", {...})`` and ``("approval", {...})`` events.
         run_id: defaults to ``<template name>-<n>``.
         rate_limit: returns ``(remaining, limit)`` of the provider's window, for headroom rules.
+        middleware: extra AG2 middleware for every stage agent — a list, or a function of the stage
+            name such as ``Telemetry.middleware`` — placed outermost.
 
     Returns:
         A :class:`WorkflowRun` (call :meth:`WorkflowRun.raise_for_status` to turn a failure into an
@@ -724,6 +730,7 @@ async def run_workflow(
         listeners,
         run_id or f"{template.name}-{next(_run_counter)}",
         rate_limit,
+        middleware,
     )
     return await runner.run()
 

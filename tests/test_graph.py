@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
+from ag2.middleware import BaseMiddleware, Middleware
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +31,7 @@ from agentops.graph import (
     RouteParseError,
     UsageMeter,
     draw_graph,
+    extra_middleware,
     network_quiet,
     parse_route,
     runs_frame,
@@ -387,3 +389,48 @@ async def test_draw_graph_highlights_path(graph):
     ax2 = draw_graph(graph)
     assert ax2.get_title() == "desk: allowed handoffs"
     plt.close("all")
+
+
+# -- extra middleware (telemetry, guardrails, budgets) on every role ---------------------------------
+
+
+class _Seen(BaseMiddleware):
+    def __init__(self, event, context, *, name, log):
+        super().__init__(event, context)
+        self.name, self.log = name, log
+
+    async def on_turn(self, call_next, event, context):
+        self.log.append(self.name)
+        return await call_next(event, context)
+
+
+def test_extra_middleware_spec_forms():
+    factory = Middleware(_Seen, name="x", log=[])
+    assert extra_middleware(None, "tech") == []
+    assert extra_middleware([factory], "tech") == [factory]
+    assert extra_middleware(lambda role: [role], "tech") == ["tech"]
+    with pytest.raises(ConfigError, match="list of AG2 middleware factories"):
+        extra_middleware(42, "tech")
+
+
+async def test_extra_middleware_wraps_every_role_turn(graph):
+    log: list[str] = []
+    run = await graph.run(
+        "My app crash on login",
+        model=make_model(),
+        middleware=lambda role: [Middleware(_Seen, name=role, log=log)],
+    )
+    assert run.path == ("router", "tech", "reviewer")
+    assert log == ["router", "tech", "reviewer"]
+
+
+async def test_telemetry_instruments_a_graph_run(graph):
+    from agentops.telemetry import Telemetry
+
+    telemetry = Telemetry(exporter="memory")
+    run = await graph.run("My app crash on login", model=make_model(), middleware=telemetry.middleware)
+    telemetry.flush()
+    turns = telemetry.store.turns()
+    assert list(turns["agent"]) == ["router", "tech", "reviewer"]
+    assert turns["cost_usd"].sum() == pytest.approx(run.cost_usd)
+    telemetry.shutdown()

@@ -322,3 +322,17 @@ async def test_run_ids_are_counted_per_process():
     a = await run_workflow(t, "x", models=echo_model())
     b = await run_workflow(t, "x", models=echo_model(), run_id="mine")
     assert a.run_id.startswith("counter-") and b.run_id == "mine"
+
+
+async def test_extra_middleware_wraps_every_stage_and_telemetry_sees_them():
+    from agentops.telemetry import Telemetry
+
+    telemetry = Telemetry(exporter="memory")
+    run = await run_workflow(
+        CODE_REVIEW, "PR", models=echo_model(), approver=ScriptedApprover(True), middleware=telemetry.middleware
+    )
+    telemetry.flush()
+    turns = telemetry.store.turns()
+    assert sorted(turns["agent"]) == sorted(r.stage for r in run.stages)
+    assert turns["cost_usd"].sum() == pytest.approx(run.cost_usd)
+    telemetry.shutdown()
