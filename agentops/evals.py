@@ -121,9 +121,11 @@ __all__ = [
     "pytest_cases",
     "register_cli",
     "resolve_target",
+    "role_graph_target",
     "run_case",
     "run_suite",
     "suite_from_dict",
+    "workflow_target",
 ]
 
 logger = logging.getLogger(__name__)
@@ -1444,6 +1446,87 @@ def _tool_calls(events: Iterable[Any]) -> tuple[tuple[str, Mapping[str, Any]], .
                 args = {"_raw": e.arguments}
             out.append((e.name, args if isinstance(args, dict) else {"_value": args}))
     return tuple(out)
+
+
+class _RunRecorder:
+    """AG2 middleware factory that records every model call's usage (per model) and tool calls.
+
+    Given to a role graph or workflow through its ``middleware=`` seam, it lets an eval price and
+    check a multi-agent run exactly like a single agent's reply. Safe under asyncio (one event loop).
+    """
+
+    def __init__(self) -> None:
+        self.usage: dict[str, Usage] = {}
+        self.tool_calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, event: Any, context: Any) -> Any:
+        from ag2.middleware import BaseMiddleware
+
+        recorder = self
+
+        class _Record(BaseMiddleware):
+            async def on_llm_call(self, call_next: Any, events: Any, ctx: Any) -> Any:
+                response = await call_next(events, ctx)
+                if response.usage:
+                    name = response.model or "unknown"
+                    recorder.usage[name] = recorder.usage.get(name, Usage()) + response.usage
+                for call in response.tool_calls.calls:
+                    try:
+                        args = json.loads(call.arguments or "{}")
+                    except json.JSONDecodeError:
+                        args = {"_raw": call.arguments}
+                    recorder.tool_calls.append((call.name, args))
+                return response
+
+        return _Record(event, context)
+
+
+def _with_recorder(recorder: _RunRecorder, extra: Any) -> Callable[[str], list[Any]]:
+    """The recorder innermost of the caller's middleware spec (a list or a function of the role name)."""
+    from agentops.graph import extra_middleware
+
+    return lambda name: [*extra_middleware(extra, name), recorder]
+
+
+def role_graph_target(graph: Any, **run_options: Any) -> Callable[[str], Awaitable[TargetResponse]]:
+    """Turn an :class:`agentops.graph.RoleGraph` into an eval target.
+
+    Each case runs ``graph.run(prompt, **run_options)``; the answer is the last role's text, and usage
+    and tool calls of every role are recorded, so token, cost and tool-call assertions work.
+
+    Example::
+
+        run = await run_suite(suite, role_graph_target(desk, model=cfg))
+    """
+    extra = run_options.pop("middleware", None)
+
+    async def target(prompt: str) -> TargetResponse:
+        recorder = _RunRecorder()
+        run = await graph.run(prompt, middleware=_with_recorder(recorder, extra), **run_options)
+        return TargetResponse(run.answer, dict(recorder.usage), tuple(recorder.tool_calls))
+
+    return target
+
+
+def workflow_target(template: Any, **run_options: Any) -> Callable[[str], Awaitable[TargetResponse]]:
+    """Turn an :mod:`agentops.workflows` template into an eval target.
+
+    Each case runs ``run_workflow(template, prompt, **run_options)``; the answer is the output of the
+    last stage that completed (template order), with every stage's usage and tool calls recorded. A run
+    that does not complete raises, so the case is recorded as an error naming the stage.
+    """
+    from agentops.workflows import run_workflow
+
+    extra = run_options.pop("middleware", None)
+
+    async def target(prompt: str) -> TargetResponse:
+        recorder = _RunRecorder()
+        run = await run_workflow(template, prompt, middleware=_with_recorder(recorder, extra), **run_options)
+        run.raise_for_status()
+        done = [r.stage for r in run.stages if r.stage in run.outputs]
+        return TargetResponse(run.outputs[done[-1]] if done else "", dict(recorder.usage), tuple(recorder.tool_calls))
+
+    return target
 
 
 async def _call_target(target: Target, prompt: str) -> tuple[str, tuple[Any, ...], TargetResponse | None]:

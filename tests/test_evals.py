@@ -970,3 +970,64 @@ def test_with_thresholds_overrides_suite_thresholds_and_validates():
     assert s.thresholds_for(s.cases[1]) == {"overall": 7.0}
     with pytest.raises(ev.UnknownKeyError, match="overal"):
         s.with_thresholds({"overal": 7})
+
+
+# -- chapter 01 targets: role graphs and workflows -----------------------------------------------------
+
+
+def _desk():
+    from agentops.graph import Role, RoleGraph
+
+    roles = [
+        Role("router", "You route support requests."),
+        Role("billing", "You are billing support.", description="payments and refunds"),
+        Role("escalation", "You hand the case to a person."),
+    ]
+    return RoleGraph(roles, {"router": ["billing", "escalation"], "billing": ["escalation"]}, name="desk")
+
+
+def _desk_model():
+    m = OfflineModel(seed=0)
+    m.add_rule(rule("router", '{"route": "billing", "reason": "payment", "confidence": 0.9}',
+                    system_contains="You route"))
+    m.add_rule(rule("billing", "Your refund of $20 is on its way.", system_contains="billing support"))
+    return m
+
+
+async def test_suite_runs_against_a_role_graph_with_usage_and_cost():
+    suite = ev.suite_from_dict({
+        "name": "desk",
+        "cases": [
+            {"id": "refund", "prompt": "I was charged twice, refund me",
+             "assert": [{"type": "contains_all", "values": ["refund"]}, {"type": "max_tokens", "value": 5000}]},
+        ],
+    })
+    model = _desk_model()
+    seen: list[str] = []
+    run = await ev.run_suite(
+        suite, ev.role_graph_target(_desk(), model=model, middleware=lambda role: seen.append(role) or []),
+        progress=False,
+    )
+    row = run.frame().iloc[0]
+    assert row["passed"] and "refund" in run.cases[0].output
+    assert row["tokens"] == int(model.usage.total_tokens)
+    assert row["cost_usd"] == pytest.approx(cost(model.usage, "offline-1"))
+    assert seen == ["router", "billing", "escalation"]  # the caller's middleware spec still applies
+
+
+async def test_suite_runs_against_a_workflow_and_failed_runs_are_case_errors():
+
+    template = {"name": "answer", "stages": [
+        {"name": "draft", "instructions": "Draft an answer."},
+        {"name": "polish", "depends_on": ["draft"], "instructions": "Polish it."},
+    ]}
+    model = OfflineModel(seed=0, rules=[rule("stage", lambda p: f"{p.system} done")])
+    suite = ev.suite_from_dict({"name": "wf", "cases": [
+        {"id": "ok", "prompt": "hello", "assert": [{"type": "contains_all", "values": ["Polish it. done"]}]},
+    ]})
+    run = await ev.run_suite(suite, ev.workflow_target(template, models=model), progress=False)
+    row = run.frame().iloc[0]
+    assert row["passed"] and row["tokens"] == int(model.usage.total_tokens)
+    broken = OfflineModel(seed=0, faults={"empty": 1.0})
+    failed = await ev.run_suite(suite, ev.workflow_target(template, models=broken), progress=False)
+    assert failed.frame().iloc[0]["status"] == "error"
