@@ -49,6 +49,7 @@ lab:  ## install and open JupyterLab
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: setup services  ## run every benchmark (prints ratios against baselines measured in the same run)
+	$(PIP) install -e ".[dev,bench]"
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lint: setup  ## ruff

@@ -75,3 +75,24 @@ def test_import_agentops_is_cheap_and_does_not_import_ag2():
 def test_gitignore_covers_generated_files():
     ignored = (ROOT / ".gitignore").read_text().split()
     assert {"reports/", ".venv/", "__pycache__/"} <= set(ignored)
+
+
+def test_readme_python_examples_run_offline(tmp_path, monkeypatch):
+    """The README's code is executed (offline) so it cannot drift from the package."""
+    import asyncio
+    import textwrap
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    source = "\n".join(b.replace('model_config("openai", "gpt-4o-mini")', 'model_config("offline", seed=1)')
+                       for b in blocks)
+    namespace: dict = {}
+    exec(compile("async def _main():\n" + textwrap.indent(source, "    ") + "\n    return locals()",
+                 "README.md", "exec"), namespace)
+    result = asyncio.run(namespace["_main"]())
+    result["telemetry"].shutdown()
+    traces = (tmp_path / "traces.jsonl").read_text()
+    assert "invoke_agent support" in traces
+    assert "jane@example.com" not in traces and "jane@example.com" not in str(result["reply"].body)
