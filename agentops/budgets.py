@@ -43,7 +43,7 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -53,6 +53,7 @@ from ag2.middleware.describe import MiddlewareDescription
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.errors import AgentOpsError, ConfigError
+from agentops.listeners import BUDGET_REFUSED, Listener, notify
 from agentops.pricing import cost as usage_cost
 from agentops.pricing import price
 
@@ -72,7 +73,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NANO_USD = 1_000_000_000  # ledgers count integer nano-dollars: exact sums, no float drift
-Listener = Callable[[str, Mapping[str, Any]], None]
 Scope = Literal["conversation", "agent", "global"]
 
 
@@ -692,11 +692,7 @@ class BudgetMiddleware:
 
     def _notify(self, exc: BudgetExceeded) -> None:
         payload = {"agent": self.agent, "budget": exc.budget, "scope": exc.scope.split("=", 1)[0]}
-        for listener in self.listeners:
-            try:
-                listener("budget.refused", dict(payload))
-            except Exception:  # a broken listener must never break the call
-                log.warning("budget listener %r raised; ignored", listener, exc_info=True)
+        notify(self.listeners, BUDGET_REFUSED, payload)
 
     def usage_frame(self) -> Any:
         """Per-call DataFrame: call, agent, conversation, outcome, budget, estimate/actual USD and tokens."""

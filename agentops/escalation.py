@@ -50,7 +50,7 @@ import enum
 import inspect
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -63,6 +63,7 @@ from ag2.stream import MemoryStream
 from agentops import _identity  # noqa: F401
 from agentops.errors import AgentOpsError, ConfigError
 from agentops.guardrails import scan
+from agentops.listeners import ESCALATION, Listener, notify
 
 __all__ = [
     "SEVERITIES",
@@ -75,7 +76,6 @@ __all__ = [
     "EscalationRule",
     "EscalationRuleError",
     "Handler",
-    "Listener",
     "RunContext",
     "ScriptedApprover",
     "Severity",
@@ -85,7 +85,6 @@ __all__ = [
     "default_sensitive_detector",
     "error_rate_over",
     "low_confidence",
-    "notify",
     "rate_limit_headroom",
     "request_approval",
     "sensitive_data",
@@ -97,28 +96,8 @@ logger = logging.getLogger(__name__)
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 
-Listener = Callable[[str, Mapping[str, Any]], None]
-"""Observability hook shared across chapters: ``listener(event_name, payload)``."""
-
-
 class EscalationRuleError(AgentOpsError):
     """A rule's condition raised; raised only by engines built with ``strict=True``."""
-
-
-def notify(listeners: Iterable[Listener], event: str, payload: Mapping[str, Any]) -> int:
-    """Call every listener with ``(event, payload)``; a listener that raises is logged, never re-raised.
-
-    Returns:
-        How many listeners raised.
-    """
-    failed = 0
-    for listener in listeners:
-        try:
-            listener(event, dict(payload))
-        except Exception:  # a broken observer must not break the run
-            failed += 1
-            logger.warning("listener %r raised on %r; the run continues", listener, event, exc_info=True)
-    return failed
 
 
 # --------------------------------------------------------------------------------------------------
@@ -724,7 +703,7 @@ class EscalationEngine:
             self._records.append(record)
         self.listener_errors += notify(
             self.listeners,
-            "escalation",
+            ESCALATION,
             {
                 "rule": r.name,
                 "severity": r.severity,

@@ -77,6 +77,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.errors import AgentOpsError, ConfigError, UnknownModelPrice
+from agentops.listeners import EVAL_CASE, Listener, notify
 from agentops.models import OfflineModel, Prompt, json_rule, model_config, rule, tool_rule
 from agentops.pricing import cost as _usage_cost
 
@@ -1306,7 +1307,6 @@ class TargetResponse:
 
 
 Target = Union[ag2.Agent, Callable[[str], Awaitable[Any]]]  # noqa: UP007
-Listener = Callable[[str, Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -1608,14 +1608,6 @@ def _resolve_scorers(suite: EvalSuite, scorers: Mapping[str, Scorer] | None) -> 
     return out
 
 
-def _emit(listeners: Sequence[Listener], name: str, payload: Mapping[str, Any]) -> None:
-    for fn in listeners:
-        try:
-            fn(name, payload)
-        except Exception:  # an observer must never break a run
-            logger.exception("eval listener %r failed on %s", fn, name)
-
-
 def _progress(total: int, desc: str, enabled: bool | None) -> Any:
     from tqdm import tqdm  # plain tqdm: writes to stderr only when enabled, no widget warnings
 
@@ -1764,7 +1756,7 @@ async def run_suite(
         )
         results[case.id] = res
         bar.update(1)
-        _emit(listeners, "eval.case", {"case": case.id, "passed": res.passed, "tags": list(case.tags)})
+        notify(listeners, EVAL_CASE, {"case": case.id, "passed": res.passed, "tags": list(case.tags)})
         fbs = [
             Feedback(
                 "case",

@@ -75,14 +75,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agentops import _identity  # noqa: F401
 from agentops.errors import AgentOpsError, ConfigError
-from agentops.escalation import (
-    Action,
-    EscalationEngine,
-    Listener,
-    RunContext,
-    low_confidence,
-    notify,
-)
+from agentops.escalation import Action, EscalationEngine, RunContext, low_confidence
+from agentops.listeners import HANDOFF_REFUSED, Listener, notify
 from agentops.pricing import cost as usd_cost
 
 __all__ = [
@@ -489,7 +483,7 @@ class _Run:
             }
         )
         self.listener_errors += notify(
-            self.listeners, "handoff.refused", {"from": src, "to": dst, "reason": reason}
+            self.listeners, HANDOFF_REFUSED, {"from": src, "to": dst, "reason": reason}
         )
 
     async def gate(
@@ -954,7 +948,7 @@ class RoleGraph:
                 ``EscalationEngine([low_confidence(confidence_threshold)])`` with no approver, so a
                 router below the threshold sends the request to the escalation role.
             confidence_threshold: used only by the default engine.
-            listeners: called with ``("handoff.refused", {"from", "to", "reason"})``.
+            listeners: called with ``(HANDOFF_REFUSED, {"from", "to", "reason"})``.
             timeout_s: wall-clock limit for the whole run (status ``timeout`` when hit).
             run_id: defaults to ``<graph name>-<n>``.
             middleware: extra AG2 middleware for every role's agent — a list, or a function of the

@@ -78,6 +78,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.errors import ConfigError, MissingDependencyError
+from agentops.listeners import GUARDRAIL_FINDING, Listener, notify
 
 __all__ = [
     "ENTITY_TYPES",
@@ -115,7 +116,6 @@ ENTITY_TYPES: tuple[str, ...] = (
     "SECRET",
 )
 
-Listener = Callable[[str, Mapping[str, Any]], None]
 
 
 class Finding(NamedTuple):
@@ -1518,11 +1518,7 @@ class GuardrailMiddleware:
             "where": rec.where,
             "action": rec.action,
         }
-        for listener in self.listeners:
-            try:
-                listener("guardrail.finding", dict(payload))
-            except Exception:  # a broken listener must never break the guarded call
-                log.warning("guardrail listener %r raised; ignored", listener, exc_info=True)
+        notify(self.listeners, GUARDRAIL_FINDING, payload)
 
     # -- the checks (shared by the per-turn middleware) ----------------------------------------
     def check_text(

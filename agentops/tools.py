@@ -64,6 +64,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.errors import AgentOpsError, ConfigError
+from agentops.listeners import TOOL_DENIED, Listener, notify
 
 __all__ = [
     "APPROVAL_DENIED",
@@ -78,7 +79,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[str, Mapping[str, Any]], None]
 APPROVAL_DENIED = "DENIED: a human approver declined this call"
 _APPROVAL_MESSAGE = "Agent wants to call `{tool_name}` with {tool_arguments}. Approve? (y/n)"
 _APPROVAL_PARSE = re.compile(r"`(?P<tool>[^`]+)` with (?P<args>.*)\. Approve\? \(y/n\)$", re.DOTALL)
@@ -323,11 +323,7 @@ class ToolRegistry:
                 {"agent": agent, "tool": tool_name, "outcome": outcome, "reason": reason, "cost_usd": cost}
             )
         if outcome == "denied":
-            for listener in self.listeners:
-                try:
-                    listener("tool.denied", {"agent": agent, "tool": tool_name, "reason": reason})
-                except Exception:  # a broken listener must never break the call
-                    log.warning("tool listener %r raised; ignored", listener, exc_info=True)
+            notify(self.listeners, TOOL_DENIED, {"agent": agent, "tool": tool_name, "reason": reason})
 
     def calls_frame(self) -> Any:
         """Every authorized or denied call as a DataFrame: agent, tool, outcome, reason, cost_usd."""

@@ -55,12 +55,11 @@ from agentops.escalation import (
     ApprovalRequest,
     Approver,
     EscalationEngine,
-    Listener,
     RunContext,
-    notify,
     request_approval,
 )
 from agentops.graph import MiddlewareSpec, UsageMeter, extra_middleware
+from agentops.listeners import APPROVAL, STAGE, Listener, notify
 
 __all__ = [
     "STATUSES",
@@ -518,7 +517,7 @@ class _Runner:
         self.last_elapsed[stage.name] = rec.end_s - began
         self._settle(stage.name)
         self.listener_note(
-            "stage",
+            STAGE,
             {
                 "workflow": self.t.name,
                 "run_id": self.run_id,
@@ -555,7 +554,7 @@ class _Runner:
         rec.approval = {"approved": "approved", "rejected": "rejected", "timeout": "timed out"}.get(
             result.status, "approver failed"
         )
-        self.listener_note("approval", {"workflow": self.t.name, "stage": stage.name, "status": rec.approval})
+        self.listener_note(APPROVAL, {"workflow": self.t.name, "stage": stage.name, "status": rec.approval})
         if not result.approved:
             rec.status = "rejected"
             rec.error = result.error or f"approver answered {result.answer!r}"

@@ -23,7 +23,6 @@ from agentops.escalation import (
     default_sensitive_detector,
     error_rate_over,
     low_confidence,
-    notify,
     rate_limit_headroom,
     request_approval,
     sensitive_data,
@@ -314,16 +313,6 @@ def test_evaluate_is_pure():
     fired = engine.evaluate(ctx(cost_usd=1, confidence=0.9))
     assert [r.name for r in fired] == ["cost_over"]
     assert engine.log().empty
-
-
-def test_notify_counts_failures():
-    calls = []
-
-    def boom(e, p):
-        raise ValueError
-
-    assert notify([boom, lambda e, p: calls.append(e)], "x", {"a": 1}) == 1
-    assert calls == ["x"]
 
 
 def test_context_error_rate_and_with():

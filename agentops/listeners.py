@@ -1,0 +1,60 @@
+"""The observability hook every agentops module shares: ``listener(kind, payload)``.
+
+Guardrails, tool authorization, budgets, escalation, role graphs, workflows and evals report what they
+did to any number of listeners — plain callables such as ``Telemetry.listener`` — without importing
+telemetry. Payloads carry names and outcomes only, never raw user content.
+
+A listener that raises is logged and skipped: observing a run must never break it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from agentops import _identity  # noqa: F401
+
+__all__ = [
+    "APPROVAL",
+    "BUDGET_REFUSED",
+    "ESCALATION",
+    "EVAL_CASE",
+    "GUARDRAIL_FINDING",
+    "HANDOFF_REFUSED",
+    "KINDS",
+    "STAGE",
+    "TOOL_DENIED",
+    "Listener",
+    "notify",
+]
+
+Listener = Callable[[str, Mapping[str, Any]], None]
+
+GUARDRAIL_FINDING = "guardrail.finding"  # {"agent", "entity_type", "where", "action"}
+TOOL_DENIED = "tool.denied"  # {"agent", "tool", "reason"}
+BUDGET_REFUSED = "budget.refused"  # {"agent", "budget", "scope"}
+ESCALATION = "escalation"  # {"rule", "severity", "handler", "outcome", ...}
+HANDOFF_REFUSED = "handoff.refused"  # {"from", "to", "reason"}
+STAGE = "stage"  # workflow stage finished: {"workflow", "stage", "status", ...}
+APPROVAL = "approval"  # workflow approval gate: {"workflow", "stage", "status"}
+EVAL_CASE = "eval.case"  # {"case", "passed", "tags"}
+KINDS = (GUARDRAIL_FINDING, TOOL_DENIED, BUDGET_REFUSED, ESCALATION, HANDOFF_REFUSED, STAGE, APPROVAL, EVAL_CASE)
+
+logger = logging.getLogger(__name__)
+
+
+def notify(listeners: Iterable[Listener], kind: str, payload: Mapping[str, Any]) -> int:
+    """Call every listener with ``(kind, copy of payload)``; one that raises is logged, never re-raised.
+
+    Returns:
+        How many listeners raised.
+    """
+    failed = 0
+    for listener in listeners:
+        try:
+            listener(kind, dict(payload))
+        except Exception:  # a broken observer must not break the run
+            failed += 1
+            logger.warning("listener %r raised on %r; ignored", listener, kind, exc_info=True)
+    return failed
