@@ -254,20 +254,27 @@ _IDENTIFIER_KEYS = frozenset(
 )
 
 
+_IS_NAME, _IS_ID = 1, 2
+# One lookup tells how a key's string values are treated (absent: free text).
+_KEY_KIND: dict[str, int] = {**dict.fromkeys(_VOCABULARY_KEYS, _IS_NAME), **dict.fromkeys(_IDENTIFIER_KEYS, _IS_ID)}
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
 def _clean_str(key: str, value: str) -> str:
-    if key in _VOCABULARY_KEYS:
-        return _name(value)
-    if key in _IDENTIFIER_KEYS:
-        return value
-    return _redact_text(value)
+    kind = _KEY_KIND.get(key)
+    if kind is None:
+        return _redact_short(value) if len(value) <= 256 else redact(value)
+    return _name(value) if kind == _IS_NAME else value
 
 
 def _clean_value(key: str, value: Any) -> Any:
     """One log field, span attribute or payload value, cleaned according to its key."""
+    if value.__class__ is str:
+        return _clean_str(key, value)
+    if value.__class__ in _SCALARS:
+        return value
     if isinstance(value, str):
         return _clean_str(key, value)
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
     if isinstance(value, Mapping):  # nested structures are content: every string in them is redacted
         return {_redact_text(str(k)): _clean_value("", v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -409,7 +416,18 @@ class JsonLogFormatter(JsonFormatter):
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         """Redact free text (recursively) and check vocabulary fields before serialisation."""
-        return {k: _clean_value(k, v) for k, v in log_data.items()}
+        kinds = _KEY_KIND
+        for key, value in log_data.items():
+            cls = value.__class__
+            if cls is str:
+                kind = kinds.get(key)
+                if kind is None:
+                    log_data[key] = _redact_short(value) if len(value) <= 256 else redact(value)
+                elif kind == _IS_NAME:
+                    log_data[key] = _name(value)
+            elif cls not in _SCALARS:
+                log_data[key] = _clean_value(key, value)
+        return log_data
 
 
 def configure_json_logging(
@@ -448,17 +466,20 @@ def configure_json_logging(
 
 def _clean_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Span or event attributes with free text redacted and names checked; ``None`` if unchanged."""
+    if not attrs:
+        return None
     out: dict[str, Any] | None = None
-    for key, value in (attrs or {}).items():
-        if isinstance(value, str):
+    for key, value in attrs.items():
+        cls = value.__class__
+        if cls is str:
             new: Any = _clean_str(key, value)
-        elif isinstance(value, tuple) and value and isinstance(value[0], str):
+        elif cls is tuple and value and value[0].__class__ is str:
             new = tuple(_clean_str(key, v) for v in value)
         else:
             continue
         if new != value:
             if out is None:
-                out = dict(attrs)  # type: ignore[arg-type]
+                out = dict(attrs)
             out[key] = new
     return out
 
