@@ -191,24 +191,50 @@ def redact(text: Any) -> str:
     return _KNOWN_RE.sub(_known_placeholder, _guardrails.redact(text))
 
 
+# Strings that redaction leaves unchanged — names, event kinds, short messages — seen so far. A set
+# lookup is the whole cost of checking them again on the hot path (span export, log formatting). Only
+# strings of at most 256 characters are remembered, and the set is emptied when it grows too large.
+_CLEAN: set[str] = set()
+_CLEAN_MAX = 8192
+
+
+def _remember_clean(text: str) -> None:
+    if len(_CLEAN) >= _CLEAN_MAX:
+        _CLEAN.clear()
+    _CLEAN.add(text)
+
+
 @functools.lru_cache(maxsize=4096)
 def _redact_short(text: str) -> str:
-    return redact(text)
+    out = redact(text)
+    if out == text:
+        _remember_clean(text)
+    return out
 
 
 def _redact_text(value: str) -> str:
     """Redact free text, memoising short strings (event names, messages) so repeats are a lookup."""
+    if value in _CLEAN:
+        return value
     return _redact_short(value) if len(value) <= 256 else redact(value)
 
 
 @functools.lru_cache(maxsize=4096)
+def _check_name(value: str) -> str:
+    if redact(value) != value:
+        return REDACTED_NAME
+    if len(value) <= 256:
+        _remember_clean(value)
+    return value
+
+
 def _name(value: str) -> str:
     """A vocabulary value, verbatim — or :data:`REDACTED_NAME` if the whole value is a secret or PII.
 
     Never rewritten in part: ``"SECRET"`` (an entity type) stays ``"SECRET"``, while an API key passed
     where an agent name belongs disappears entirely.
     """
-    return value if redact(value) == value else REDACTED_NAME
+    return value if value in _CLEAN else _check_name(value)
 
 
 # Keys whose string values are the telemetry's own vocabulary (span attributes, log fields, hook
@@ -261,10 +287,12 @@ _SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _clean_str(key: str, value: str) -> str:
+    if value in _CLEAN:  # clean as free text means clean as a name too: the same check
+        return value
     kind = _KEY_KIND.get(key)
     if kind is None:
         return _redact_short(value) if len(value) <= 256 else redact(value)
-    return _name(value) if kind == _IS_NAME else value
+    return _check_name(value) if kind == _IS_NAME else value
 
 
 def _clean_value(key: str, value: Any) -> Any:
@@ -416,15 +444,12 @@ class JsonLogFormatter(JsonFormatter):
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         """Redact free text (recursively) and check vocabulary fields before serialisation."""
-        kinds = _KEY_KIND
+        clean = _CLEAN
         for key, value in log_data.items():
             cls = value.__class__
             if cls is str:
-                kind = kinds.get(key)
-                if kind is None:
-                    log_data[key] = _redact_short(value) if len(value) <= 256 else redact(value)
-                elif kind == _IS_NAME:
-                    log_data[key] = _name(value)
+                if value not in clean:
+                    log_data[key] = _clean_str(key, value)
             elif cls not in _SCALARS:
                 log_data[key] = _clean_value(key, value)
         return log_data
@@ -469,9 +494,12 @@ def _clean_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not attrs:
         return None
     out: dict[str, Any] | None = None
+    clean = _CLEAN
     for key, value in attrs.items():
         cls = value.__class__
         if cls is str:
+            if value in clean:
+                continue
             new: Any = _clean_str(key, value)
         elif cls is tuple and value and value[0].__class__ is str:
             new = tuple(_clean_str(key, v) for v in value)
@@ -1632,7 +1660,10 @@ class Telemetry:
         Pass ``telemetry.listener`` in ``listeners=[...]`` of the guardrail middleware, tool
         authorizer, budget middleware and escalation engine. Each event becomes a Prometheus counter
         increment, a span event (on the current span, or on a short span of its own when none is
-        active) and a WARNING log line. Payload values are redacted and label values bounded.
+        active) and a WARNING log line. Payload fields that are names (``agent``, ``entity_type``,
+        ``where``, ``action``, ``tool``, ``rule``, ...) are kept whole — ``"SECRET"`` stays ``"SECRET"``
+        — unless a value is itself a secret; free-text fields such as ``reason`` are redacted; label
+        values are bounded.
 
         Example:
             >>> telemetry.listener("budget.refused", {"agent": "writer", "budget": "daily", "scope": "agent"})

@@ -95,12 +95,16 @@ PLACEHOLDER = {kind: "[EMAIL_ADDRESS]" if kind == "email" else "[SECRET]" for ki
 @pytest.fixture()
 def scanner_blind(monkeypatch):
     """The guardrails scanner finds nothing: only telemetry's own known-format pass is left."""
+
+    def forget() -> None:  # memoised verdicts depend on the scanner
+        telemetry_module._redact_short.cache_clear()
+        telemetry_module._check_name.cache_clear()
+        telemetry_module._CLEAN.clear()
+
     monkeypatch.setattr(telemetry_module._guardrails, "redact", lambda text: text)
-    telemetry_module._redact_short.cache_clear()
-    telemetry_module._name.cache_clear()
+    forget()
     yield
-    telemetry_module._redact_short.cache_clear()
-    telemetry_module._name.cache_clear()
+    forget()
 
 
 @pytest.mark.parametrize("kind", sorted(SECRETS))
@@ -763,3 +767,14 @@ async def test_span_groups_turns_into_one_trace_with_clock_times():
     assert root["attributes"]["customer"] == "[EMAIL_ADDRESS]"
     failing = spans[spans["name"] == "workflow failing"].iloc[0]
     assert failing["outcome"] == "error" and failing["error_type"] == "RuntimeError"
+
+
+@settings(max_examples=150, deadline=None)
+@given(prefix=st.text(max_size=20), suffix=st.text(max_size=20), kind=st.sampled_from(sorted(SECRETS)))
+def test_a_name_carrying_a_secret_is_dropped_whole(prefix, suffix, kind):
+    t = Telemetry()
+    value = prefix + SECRETS[kind] + suffix
+    assert t.metrics.label("agent", value) == "[REDACTED]"
+    t.listener("tool.denied", {"agent": "a", "tool": value, "reason": value})
+    attrs = t.store.events()["attributes"].iloc[0]
+    assert attrs["tool"] == "[REDACTED]" and SECRETS[kind] not in attrs["reason"]
