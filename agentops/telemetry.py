@@ -273,6 +273,8 @@ _VOCABULARY_KEYS = frozenset(
         "kind",
         *(key for keys in EVENT_KINDS.values() for key in keys if key != "reason"),
         "payload_from",
+        "stage",
+        "status",
     }
 )
 _IDENTIFIER_KEYS = frozenset(
