@@ -8,8 +8,10 @@ runbook through its ``runbook_url``; :func:`check_links` proves every alert reso
 
 An incident drill (:func:`run_drill`) rehearses the whole loop without a provider: a support agent
 serves steady traffic on the offline model while phases inject faults — an error burst, a latency
-spike, a cost spike, a guardrail spike. Time is simulated (:class:`agentops.telemetry.SimulatedClock`
-and ``OfflineModel(sleep=False)``), so hours of traffic replay in seconds and every run is identical.
+spike, a cost spike, a guardrail spike (requests carrying an email address and an API key, caught and
+redacted by :class:`agentops.guardrails.GuardrailMiddleware`). Time is simulated
+(:class:`agentops.telemetry.SimulatedClock` and ``OfflineModel(sleep=False)``), so hours of traffic
+replay in seconds and every run is identical.
 The drill then replays the alert rules over the trace store and reports which alerts fired, when, and
 which runbook each one opens.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -47,7 +49,6 @@ __all__ = [
     "DEFAULT_DRILL",
     "DrillPhase",
     "DrillResult",
-    "FindingProbe",
     "Runbook",
     "check_links",
     "get_runbook",
@@ -290,52 +291,6 @@ def lookup_order(order_id: str) -> str:
     return f"order {order_id} is {status}"
 
 
-class FindingProbe:
-    """A stand-in guardrail for drills and demos: reports secrets/PII in requests through the hook.
-
-    AG2 middleware factory. For every incoming request it runs :func:`agentops.telemetry.redact` and
-    calls each listener with ``("guardrail.finding", {"agent", "entity_type", "where": "input",
-    "action": "flagged"})`` per finding — the shared payload shape the real guardrail middleware
-    sends to the same listeners. It only observes: the request passes through unchanged. In
-    production use the guardrail middleware instead.
-
-    Example:
-        >>> probe = FindingProbe("support", [telemetry.listener])
-        >>> agent = ag2.Agent("support", config=cfg, middleware=[probe])
-    """
-
-    def __init__(self, agent: str, listeners: Sequence[Callable[[str, Mapping[str, Any]], None]]) -> None:
-        self.agent = agent
-        self.listeners = tuple(listeners)
-
-    def __call__(self, event: Any, context: Any) -> Any:
-        from ag2.events import ModelRequest, TextInput
-        from ag2.middleware import BaseMiddleware
-
-        from agentops.telemetry import redact
-
-        probe = self
-
-        class _Instance(BaseMiddleware):
-            async def on_turn(self, call_next: Any, ev: Any, ctx: Any) -> Any:
-                if isinstance(ev, ModelRequest):
-                    text = " ".join(p.content for p in ev.parts if isinstance(p, TextInput))
-                    for kind in re.findall(r"\[REDACTED:([a-z_]+)\]", redact(text)):
-                        for listener in probe.listeners:
-                            listener(
-                                "guardrail.finding",
-                                {
-                                    "agent": probe.agent,
-                                    "entity_type": kind,
-                                    "where": "input",
-                                    "action": "flagged",
-                                },
-                            )
-                return await call_next(ev, ctx)
-
-        return _Instance(event, context)
-
-
 @dataclass
 class DrillResult:
     """What a drill produced: the trace store, the alert timeline and the runbooks the alerts open."""
@@ -452,7 +407,8 @@ async def run_drill(
     One request arrives every ``interval`` for ``duration`` of simulated time. Outside the phases the
     agent sees ``baseline_error_rate`` server errors and ``baseline_latency_s`` per call; each phase
     swaps in a faulty model config (error burst, latency spike, expensive model with bloated context)
-    or requests carrying PII (reported by a guardrail stand-in through the observability hook).
+    or requests carrying PII. The agent runs behind :class:`agentops.guardrails.GuardrailMiddleware`
+    (default policy: redact), whose findings reach the telemetry through the observability hook.
 
     Returns:
         a :class:`DrillResult` whose ``timeline`` lists every alert firing interval and its runbook.
@@ -462,6 +418,7 @@ async def run_drill(
     """
     import ag2
 
+    from agentops.guardrails import GuardrailMiddleware
     from agentops.models import Faults, OfflineModel, ProviderError, tool_rule
     from agentops.telemetry import SimulatedClock, Telemetry
 
@@ -504,7 +461,7 @@ async def run_drill(
         "You are a support agent. Answer briefly.",
         config=base,
         tools=[lookup_order],
-        middleware=[FindingProbe("support", [telemetry.listener])],
+        middleware=[GuardrailMiddleware(agent="support", listeners=[telemetry.listener])],
     )
     telemetry.instrument(agent, workflow="support")
 

@@ -12,8 +12,10 @@ agents with one call and adds what they lack:
 * **safety signals** — :meth:`Telemetry.listener` turns the events of the shared observability hook
   (``guardrail.finding``, ``tool.denied``, ``budget.refused``, ``escalation``, ``handoff.refused``)
   into counters, span events and log lines;
-* **redaction everywhere** — secrets and PII never reach a log line, a span attribute or a metric label
-  (see :func:`redact`); message content capture is off by default;
+* **redaction everywhere** — secrets and PII never reach a log line, a span attribute or a metric label:
+  free text goes through the guardrails scanner plus a pass over known key formats (:func:`redact`),
+  while the telemetry's own vocabulary (agent, model and tool names, entity types, event kinds,
+  outcomes) is never rewritten; message content capture is off by default;
 * a **trace store** — spans kept in memory or appended to a JSONL file, read back as pandas
   DataFrames (spans, turns, LLM calls, tool calls, events); OTLP export is a configuration switch;
 * a **metrics endpoint** on loopback, started explicitly and stoppable (:meth:`Telemetry.serve_metrics`).
@@ -44,7 +46,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -68,11 +70,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pythonjsonlogger.json import JsonFormatter
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
+from agentops import guardrails as _guardrails
 from agentops.errors import AgentOpsError, ConfigError, MissingDependencyError, UnknownModelPrice
 from agentops.pricing import cost as _price_cost
 
 __all__ = [
     "EVENT_KINDS",
+    "REDACTED_NAME",
     "REQUEST_COST_BUCKETS",
     "AgentOpsMetrics",
     "CorrelationFilter",
@@ -135,10 +139,11 @@ class TelemetryError(AgentOpsError):
 # Redaction
 # --------------------------------------------------------------------------------------------------
 
-# Known credential and PII formats, used when the guardrails scanner is not available (and always, as
-# a cheap second pass). Prefix-anchored but not word-bounded on the left, so a key glued to other text
-# is still caught. Placeholders never match any pattern, so redaction is idempotent.
-_SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
+# Well-known credential formats and email addresses: a second pass after the guardrails scanner. They
+# are prefix-anchored and certain, so a key the scanner's plausibility checks let through (a
+# low-entropy token, a key glued to other text) still never reaches telemetry. Each maps onto the
+# scanner's placeholder vocabulary, and no placeholder matches any pattern, so redaction is idempotent.
+_KNOWN_FORMATS: tuple[tuple[str, str], ...] = (
     ("private_key", r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?:[\s\S]*?-----END[A-Z ]*PRIVATE KEY-----|[\s\S]*)"),
     ("jwt", r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}"),
     ("stripe_key", r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}"),
@@ -150,65 +155,161 @@ _SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ("bearer_token", r"(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*"),
     ("email", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
 )
-_SECRET_RE = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _SECRET_PATTERNS))
+_KNOWN_RE = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _KNOWN_FORMATS))
+
+#: What a vocabulary value (a name, kind or outcome) becomes when it is itself a secret or PII.
+REDACTED_NAME = "[REDACTED]"
 
 
-def _sub_secret(match: re.Match[str]) -> str:
-    return f"[REDACTED:{match.lastgroup}]"
-
-
-def _fallback_redact(text: str) -> str:
-    return _SECRET_RE.sub(_sub_secret, text)
-
-
-_scanner: Callable[[str], str] | None = None
-_scanner_lock = threading.Lock()
-
-
-def _guardrails_scanner() -> Callable[[str], str]:
-    """The guardrails redactor when ``agentops.guardrails`` is importable, else the known-format one."""
-    global _scanner
-    if _scanner is None:
-        with _scanner_lock:
-            if _scanner is None:
-                try:
-                    from agentops.guardrails import redact as guard_redact  # type: ignore[attr-defined]
-                except ImportError:
-                    _scanner = _fallback_redact
-                else:
-
-                    def both(text: str) -> str:
-                        return _fallback_redact(guard_redact(text))
-
-                    _scanner = both
-    return _scanner
+def _known_placeholder(match: re.Match[str]) -> str:
+    return "[EMAIL_ADDRESS]" if match.lastgroup == "email" else "[SECRET]"
 
 
 def redact(text: Any) -> str:
-    """Replace secrets and PII in ``text`` with ``[REDACTED:<kind>]`` placeholders.
+    """Replace secrets and PII in free text with the guardrails' typed placeholders.
 
-    Uses ``agentops.guardrails.redact`` when that module is available (followed by a pass over known key
-    formats), otherwise the known formats alone: OpenAI/Anthropic ``sk-…``, Stripe ``sk_live_…``, AWS
-    ``AKIA…``, GitHub ``ghp_…``, Slack ``xox…``, Google ``AIza…``, bearer tokens, JWTs, PEM private
-    keys and email addresses. Non-strings are converted with ``str`` first.
+    The text goes through :func:`agentops.guardrails.redact` — emails, phone numbers, Luhn-checked
+    cards, IBANs, SSNs, IP addresses, URLs, and secrets found by format, assignment and entropy — and
+    then through a pass over well-known credential formats (OpenAI/Anthropic ``sk-…``, Stripe, AWS,
+    GitHub, Slack, Google keys, bearer tokens, JWTs, PEM private keys, emails), so a key the
+    scanner's plausibility checks let through is still removed. Placeholders are ``[SECRET]``,
+    ``[EMAIL_ADDRESS]``, ``[CREDIT_CARD]``, ...; none matches any pattern, so ``redact`` is
+    idempotent. Non-strings are converted with ``str`` first.
+
+    This is for free text (messages, errors, tool arguments). Names that are the telemetry's own
+    vocabulary — agents, models, tools, entity types, event kinds, outcomes — are never rewritten:
+    they are kept whole, or dropped whole as ``[REDACTED]`` if a value is itself a secret.
 
     Example:
         >>> redact("key=sk-abcdefghijklmnop1234 mail a@b.io")
-        'key=[REDACTED:openai_key] mail [REDACTED:email]'
+        'key=[SECRET] mail [EMAIL_ADDRESS]'
     """
     if not isinstance(text, str):
         text = str(text)
-    return _guardrails_scanner()(text) if text else text
+    if not text:
+        return text
+    return _KNOWN_RE.sub(_known_placeholder, _guardrails.redact(text))
+
+
+# Strings that redaction leaves unchanged — names, event kinds, short messages — seen so far. A set
+# lookup is the whole cost of checking them again on the hot path (span export, log formatting). Only
+# strings of at most 256 characters are remembered, and the set is emptied when it grows too large.
+_CLEAN: set[str] = set()
+_CLEAN_MAX = 8192
+
+
+def _remember_clean(text: str) -> None:
+    if len(_CLEAN) >= _CLEAN_MAX:
+        _CLEAN.clear()
+    _CLEAN.add(text)
 
 
 @functools.lru_cache(maxsize=4096)
 def _redact_short(text: str) -> str:
-    return redact(text)
+    out = redact(text)
+    if out == text:
+        _remember_clean(text)
+    return out
 
 
-def _scrub(value: str) -> str:
-    """Redact a string, memoising short ones (names, labels) so the hot path is a dict lookup."""
+def _redact_text(value: str) -> str:
+    """Redact free text, memoising short strings (event names, messages) so repeats are a lookup."""
+    if value in _CLEAN:
+        return value
     return _redact_short(value) if len(value) <= 256 else redact(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_name(value: str) -> str:
+    if redact(value) != value:
+        return REDACTED_NAME
+    if len(value) <= 256:
+        _remember_clean(value)
+    return value
+
+
+def _name(value: str) -> str:
+    """A vocabulary value, verbatim — or :data:`REDACTED_NAME` if the whole value is a secret or PII.
+
+    Never rewritten in part: ``"SECRET"`` (an entity type) stays ``"SECRET"``, while an API key passed
+    where an agent name belongs disappears entirely.
+    """
+    return value if value in _CLEAN else _check_name(value)
+
+
+# Keys whose string values are the telemetry's own vocabulary (span attributes, log fields, hook
+# payloads): checked as names, never rewritten. Identifiers are passed through unchanged. Every other
+# string — messages, errors, tool arguments, payload fields like ``reason``, attributes a caller adds —
+# is free text and redacted.
+_VOCABULARY_KEYS = frozenset(
+    {
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "gen_ai.agent.name",
+        "gen_ai.tool.name",
+        "gen_ai.tool.type",
+        "gen_ai.response.finish_reasons",
+        "ag2.span.type",
+        "ag2.usage.kind",
+        "ag2.usage.label",
+        "agentops.workflow",
+        "agentops.outcome",
+        "error.type",
+        "exception.type",
+        "service.name",
+        "event",
+        "level",
+        "logger",
+        "agent",
+        "model",
+        "provider",
+        "workflow",
+        "outcome",
+        "error_type",
+        "finish_reason",
+        "tool",
+        "kind",
+        *(key for keys in EVENT_KINDS.values() for key in keys if key != "reason"),
+        "payload_from",
+        "stage",
+        "status",
+    }
+)
+_IDENTIFIER_KEYS = frozenset(
+    {"trace_id", "span_id", "timestamp", "gen_ai.tool.call.id", "gen_ai.response.id"}
+)
+
+
+_IS_NAME, _IS_ID = 1, 2
+# One lookup tells how a key's string values are treated (absent: free text).
+_KEY_KIND: dict[str, int] = {**dict.fromkeys(_VOCABULARY_KEYS, _IS_NAME), **dict.fromkeys(_IDENTIFIER_KEYS, _IS_ID)}
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _clean_str(key: str, value: str) -> str:
+    if value in _CLEAN:  # clean as free text means clean as a name too: the same check
+        return value
+    kind = _KEY_KIND.get(key)
+    if kind is None:
+        return _redact_short(value) if len(value) <= 256 else redact(value)
+    return _check_name(value) if kind == _IS_NAME else value
+
+
+def _clean_value(key: str, value: Any) -> Any:
+    """One log field, span attribute or payload value, cleaned according to its key."""
+    if value.__class__ is str:
+        return _clean_str(key, value)
+    if value.__class__ in _SCALARS:
+        return value
+    if isinstance(value, str):
+        return _clean_str(key, value)
+    if isinstance(value, Mapping):  # nested structures are content: every string in them is redacted
+        return {_redact_text(str(k)): _clean_value("", v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_value(key, v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------------------------------
@@ -327,23 +428,14 @@ class CorrelationFilter(logging.Filter):
         return True
 
 
-def _scrub_value(value: Any) -> Any:
-    if value is None or isinstance(value, (int, float)):
-        return value
-    if isinstance(value, str):
-        return _scrub(value)
-    if isinstance(value, Mapping):
-        return {_scrub(str(k)): _scrub_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_scrub_value(v) for v in value]
-    return value
-
-
 class JsonLogFormatter(JsonFormatter):
-    """One JSON object per line (``python-json-logger``), with every string value redacted.
+    """One JSON object per line (``python-json-logger``), with secrets and PII redacted.
 
     Fields: ``timestamp`` (ISO 8601), ``level``, ``logger``, ``message`` and everything passed in
-    ``extra=``; exception text is redacted too. Quotes, newlines and any unicode stay valid JSON.
+    ``extra=``. Free text — the message, exception text, ``error``, ``request``, any field this
+    module does not know — goes through :func:`redact`; vocabulary fields (``event``, ``agent``,
+    ``model``, ``tool``, ``entity_type``, ``outcome``, ...) are kept whole unless a value is itself a
+    secret; ``trace_id``/``span_id`` pass unchanged. Quotes, newlines and any unicode stay valid JSON.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -353,8 +445,16 @@ class JsonLogFormatter(JsonFormatter):
         super().__init__("{levelname}{name}{message}", style="{", **kwargs)
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
-        """Redact every string (recursively) before serialisation."""
-        return {k: _scrub_value(v) for k, v in log_data.items()}
+        """Redact free text (recursively) and check vocabulary fields before serialisation."""
+        clean = _CLEAN
+        for key, value in log_data.items():
+            cls = value.__class__
+            if cls is str:
+                if value not in clean:
+                    log_data[key] = _clean_str(key, value)
+            elif cls not in _SCALARS:
+                log_data[key] = _clean_value(key, value)
+        return log_data
 
 
 def configure_json_logging(
@@ -391,41 +491,37 @@ def configure_json_logging(
 # Spans: redaction at the export boundary, a JSONL exporter, the trace store
 # --------------------------------------------------------------------------------------------------
 
-_FREE_TEXT_ATTRS = frozenset(
-    {
-        "gen_ai.input.messages",
-        "gen_ai.output.messages",
-        "gen_ai.tool.call.arguments",
-        "gen_ai.tool.call.result",
-        "exception.message",
-        "exception.stacktrace",
-    }
-)
-
-
-def _redact_attr(key: str, value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value) if key in _FREE_TEXT_ATTRS else _scrub(value)
-    if isinstance(value, (tuple, list)):
-        return tuple(_scrub(v) if isinstance(v, str) else v for v in value)
-    return value
-
-
-def _redact_attrs(attrs: Mapping[str, Any] | None) -> tuple[dict[str, Any], bool]:
-    out: dict[str, Any] = {}
-    changed = False
-    for key, value in (attrs or {}).items():
-        new = _redact_attr(key, value)
-        changed = changed or new != value
-        out[key] = new
-    return out, changed
+def _clean_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Span or event attributes with free text redacted and names checked; ``None`` if unchanged."""
+    if not attrs:
+        return None
+    out: dict[str, Any] | None = None
+    clean = _CLEAN
+    for key, value in attrs.items():
+        cls = value.__class__
+        if cls is str:
+            if value in clean:
+                continue
+            new: Any = _clean_str(key, value)
+        elif cls is tuple and value and value[0].__class__ is str:
+            new = tuple(_clean_str(key, v) for v in value)
+        else:
+            continue
+        if new != value:
+            if out is None:
+                out = dict(attrs)
+            out[key] = new
+    return out
 
 
 class RedactingSpanProcessor(SpanProcessor):
     """Wraps a span processor and redacts every finished span before it is exported.
 
-    String attributes, event attributes (exception messages and stack traces included) and the status
-    description pass through :func:`redact`; a span that needs no change is forwarded as is.
+    Free-text attributes (captured messages, tool arguments and results, exception messages and stack
+    traces, anything a caller adds), event attributes and the status description pass through
+    :func:`redact`; vocabulary attributes (agent, model, provider, tool names, outcome, entity type,
+    ...) are kept whole unless a value is itself a secret. A span that needs no change is forwarded as
+    is, so the usual cost is a few dictionary lookups per span.
     """
 
     def __init__(self, inner: SpanProcessor) -> None:
@@ -435,12 +531,18 @@ class RedactingSpanProcessor(SpanProcessor):
         self.inner.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        attrs, changed = _redact_attrs(span.attributes)
-        events = []
-        for ev in span.events:
-            ev_attrs, ev_changed = _redact_attrs(ev.attributes)
-            changed = changed or ev_changed
-            events.append(Event(ev.name, ev_attrs, ev.timestamp) if ev_changed else ev)
+        attrs = _clean_attrs(span.attributes)
+        changed = attrs is not None
+        events = span.events
+        if events:
+            cleaned = []
+            for ev in events:
+                ev_attrs = _clean_attrs(ev.attributes)
+                if ev_attrs is not None:
+                    changed = True
+                    ev = Event(ev.name, ev_attrs, ev.timestamp)
+                cleaned.append(ev)
+            events = tuple(cleaned)
         status = span.status
         if status.description:
             desc = redact(status.description)
@@ -452,7 +554,7 @@ class RedactingSpanProcessor(SpanProcessor):
                 context=span.context,
                 parent=span.parent,
                 resource=span.resource,
-                attributes=attrs,
+                attributes=attrs if attrs is not None else span.attributes,
                 events=events,
                 links=span.links,
                 kind=span.kind,
@@ -718,7 +820,8 @@ class TraceStore:
 
 
 class _LabelGuard:
-    """Bounds label cardinality: values are redacted, truncated, and beyond ``limit`` become "other"."""
+    """Bounds label values: names are checked (a secret becomes ``[REDACTED]``, never part of one), cut
+    to 64 characters, and beyond ``limit`` distinct values per label they become ``"other"``."""
 
     def __init__(self, limit: int = 100) -> None:
         self.limit = limit
@@ -726,7 +829,7 @@ class _LabelGuard:
         self._lock = threading.Lock()
 
     def __call__(self, label: str, value: Any) -> str:
-        text = "unknown" if value is None or value == "" else _scrub(str(value))[:64]
+        text = "unknown" if value is None or value == "" else _name(str(value))[:64]
         seen = self._seen.get(label)
         if seen is not None and text in seen:
             return text
@@ -1060,174 +1163,189 @@ def _request_text(event: Any) -> str:
     return ""
 
 
-class _AgentOpsFactory:
-    """Per-agent factory of :class:`_AgentOpsMiddleware` (bound to one :class:`Telemetry`)."""
+def _hex_ids(span: Any) -> tuple[str | None, str | None]:
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None, None
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
-    def __init__(self, telemetry: Telemetry, agent_name: str) -> None:
+
+class _AgentOpsFactory:
+    """Per-agent factory of :class:`_AgentOpsMiddleware` (bound to one :class:`Telemetry`).
+
+    Holds what does not change from turn to turn: the agent's label values and the metric children
+    they select, so a turn records its metrics with dictionary lookups.
+    """
+
+    _MAX_CHILDREN = 256  # (provider, model) pairs cached per agent; beyond it children are looked up
+
+    def __init__(self, telemetry: Telemetry, agent_name: str, workflow: str | None = None) -> None:
         self.telemetry = telemetry
         self.agent_name = agent_name
+        self.workflow = workflow
+        metrics = telemetry.metrics
+        self.agent_label = metrics.label("agent", agent_name)
+        self.turn_cost = metrics.request_cost_usd.labels(self.agent_label)
+        self._children: dict[tuple[bool, str | None, str | None], Any] = {}
 
     def describe(self) -> Any:
         from ag2.middleware.describe import MiddlewareDescription
 
         return MiddlewareDescription(kind="AgentOpsTelemetry", config={"agent": self.agent_name})
 
+    def cost_counter(self, priced: bool, provider: str | None, model: str | None) -> Any:
+        """The ``agentops_cost_usd_total`` child (priced) or ``agentops_unpriced_llm_calls_total`` one."""
+        key = (priced, provider, model)
+        child = self._children.get(key)
+        if child is None:
+            metrics = self.telemetry.metrics
+            g = metrics.label
+            if priced:
+                child = metrics.cost_usd.labels(self.agent_label, g("provider", provider), g("model", model))
+            else:
+                child = metrics.unpriced_calls.labels(g("model", model))
+            if len(self._children) < self._MAX_CHILDREN:
+                self._children[key] = child
+        return child
+
     def __call__(self, event: Any, context: Any) -> BaseMiddleware:
-        return _AgentOpsMiddleware(event, context, self.telemetry, self.agent_name)
+        return _AgentOpsMiddleware(event, context, self)
 
 
 class _AgentOpsMiddleware(BaseMiddleware):
-    """Runs inside AG2's ``TelemetryMiddleware``: the current span is the one AG2 opened for the hook."""
+    """Runs inside AG2's ``TelemetryMiddleware``: the current span is the one AG2 opened for the hook.
 
-    def __init__(self, event: Any, context: Any, telemetry: Telemetry, agent_name: str) -> None:
+    Per hook it does only what AG2 lacks: cost (attribute, counter, per-turn histogram), the turn's
+    token totals, error details, and — only when a handler would emit them — JSON log lines. With the
+    wall clock, times and latencies are the span's own timestamps; a simulated clock adds its readings
+    as ``agentops.time_s``/``agentops.latency_s``.
+    """
+
+    def __init__(self, event: Any, context: Any, factory: _AgentOpsFactory) -> None:
         super().__init__(event, context)
-        self.t = telemetry
-        self.agent = agent_name
+        self.f = factory
         self.turn_cost = 0.0
         self.turn_in = 0
         self.turn_out = 0
 
-    async def on_turn(self, call_next: Any, event: Any, context: Any) -> Any:
-        t = self.t
-        span = trace.get_current_span()
-        t0 = t.clock.tick()
-        start = t.clock.now() if t.clock.simulated else time.time()
-        provider, model = _model_labels(context)
-        try:
-            response = await call_next(event, context)
-        except BaseException as exc:
-            latency = t.clock.tick() - t0
-            self._finish_turn(span, start, latency, model, provider, "error", type(exc).__name__, exc, event)
-            raise
-        latency = t.clock.tick() - t0
-        self._finish_turn(span, start, latency, model, provider, "success", None, None, event)
-        return response
-
-    def _finish_turn(
-        self,
-        span: Any,
-        start: float,
-        latency: float,
-        model: str | None,
-        provider: str | None,
-        outcome: str,
-        error_type: str | None,
-        exc: BaseException | None,
-        event: Any,
-    ) -> None:
-        t = self.t
-        if span.is_recording():
-            span.set_attributes(
-                {
-                    "agentops.time_s": start,
-                    "agentops.latency_s": latency,
-                    "agentops.cost_usd": self.turn_cost,
-                    "agentops.outcome": outcome,
-                    "gen_ai.usage.input_tokens": self.turn_in,
-                    "gen_ai.usage.output_tokens": self.turn_out,
-                }
-            )
-            if error_type:
-                span.set_attribute("error.type", error_type)
-        t.metrics.request_cost_usd.labels(t.metrics.label("agent", self.agent)).observe(self.turn_cost)
-        log = t.logger
-        level = logging.INFO if outcome == "success" else logging.ERROR
-        if log.isEnabledFor(level):
-            fields = self._base_fields("agent.turn", span, model, provider)
-            fields.update(
-                input_tokens=self.turn_in,
-                output_tokens=self.turn_out,
-                cost_usd=round(self.turn_cost, 8),
-                latency_s=round(latency, 6),
-                outcome=outcome,
-                time_s=round(start, 6),
-            )
-            if error_type:
-                fields["error_type"] = error_type
-                fields["error"] = redact(str(exc))[:500]
-            if t.capture_content:
-                fields["request"] = redact(_request_text(event))[:500]
-            log.log(level, "agent.turn", extra=fields)
-
-    def _base_fields(self, event: str, span: Any, model: str | None, provider: str | None) -> dict[str, Any]:
-        ctx = span.get_span_context()
-        fields: dict[str, Any] = {
-            "event": event,
-            "agent": self.agent,
-            "trace_id": format(ctx.trace_id, "032x") if ctx.is_valid else None,
-            "span_id": format(ctx.span_id, "016x") if ctx.is_valid else None,
-        }
+    def _fields(
+        self, event: str, span: Any, model: str | None, provider: str | None, **extra: Any
+    ) -> dict[str, Any]:
+        trace_id, span_id = _hex_ids(span)
+        fields: dict[str, Any] = {"event": event, "agent": self.f.agent_name}
+        fields["trace_id"], fields["span_id"] = trace_id, span_id
         if model:
             fields["model"] = model
         if provider:
             fields["provider"] = provider
-        if self.t.workflow_of.get(self.agent):
-            fields["workflow"] = self.t.workflow_of[self.agent]
+        if self.f.workflow:
+            fields["workflow"] = self.f.workflow
+        fields.update(extra)
         return fields
 
-    async def on_llm_call(self, call_next: Any, events: Any, context: Any) -> Any:
-        t = self.t
+    # -- turn ------------------------------------------------------------------------------------
+    async def on_turn(self, call_next: Any, event: Any, context: Any) -> Any:
+        clock = self.f.telemetry.clock
+        start = clock.now() if clock.simulated else time.time()
+        t0 = clock.tick()
+        try:
+            response = await call_next(event, context)
+        except BaseException as exc:
+            self._finish_turn(start, clock.tick() - t0, context, event, exc)
+            raise
+        self._finish_turn(start, clock.tick() - t0, context, event, None)
+        return response
+
+    def _finish_turn(
+        self, start: float, latency: float, context: Any, event: Any, exc: BaseException | None
+    ) -> None:
+        f = self.f
+        t = f.telemetry
         span = trace.get_current_span()
-        provider, model = _model_labels(context)
-        recording = span.is_recording()
-        if recording:
-            attrs = {"gen_ai.agent.name": self.agent}
-            if model:
-                attrs["gen_ai.request.model"] = model
-                span.update_name(f"chat {model}")
-            if provider:
-                attrs["gen_ai.provider.name"] = provider
+        if span.is_recording():
+            attrs: dict[str, Any] = {
+                "agentops.cost_usd": self.turn_cost,
+                "gen_ai.usage.input_tokens": self.turn_in,
+                "gen_ai.usage.output_tokens": self.turn_out,
+            }
+            if t.clock.simulated:
+                attrs["agentops.time_s"] = start
+                attrs["agentops.latency_s"] = latency
+            if exc is not None:
+                attrs["agentops.outcome"] = "error"
+                attrs["error.type"] = type(exc).__name__
             span.set_attributes(attrs)
-        start = t.clock.now() if t.clock.simulated else time.time()
-        t0 = t.clock.tick()
+        f.turn_cost.observe(self.turn_cost)
+        level = logging.INFO if exc is None else logging.ERROR
+        if t.logger.isEnabledFor(level):
+            provider, model = _model_labels(context)
+            fields = self._fields(
+                "agent.turn",
+                span,
+                model,
+                provider,
+                input_tokens=self.turn_in,
+                output_tokens=self.turn_out,
+                cost_usd=round(self.turn_cost, 8),
+                latency_s=round(latency, 6),
+                outcome="success" if exc is None else "error",
+                time_s=round(start, 6),
+            )
+            if exc is not None:
+                fields["error_type"] = type(exc).__name__
+                fields["error"] = redact(str(exc))[:500]
+            if t.capture_content:
+                fields["request"] = redact(_request_text(event))[:500]
+            t.logger.log(level, "agent.turn", extra=fields)
+
+    # -- model call ------------------------------------------------------------------------------
+    async def on_llm_call(self, call_next: Any, events: Any, context: Any) -> Any:
+        t = self.f.telemetry
+        clock = t.clock
+        start = clock.now() if clock.simulated else time.time()
+        t0 = clock.tick()
         try:
             response = await call_next(events, context)
         except BaseException as exc:
-            latency = t.clock.tick() - t0
-            if recording:
-                span.set_attributes(
-                    {
-                        "agentops.time_s": start,
-                        "agentops.latency_s": latency,
-                        "agentops.outcome": "error",
-                        "error.type": type(exc).__name__,
-                    }
-                )
-            if t.logger.isEnabledFor(logging.WARNING):
-                fields = self._base_fields("llm.call", span, model, provider)
-                fields.update(
-                    latency_s=round(latency, 6),
-                    outcome="error",
-                    error_type=type(exc).__name__,
-                    error=redact(str(exc))[:500],
-                    time_s=round(start, 6),
-                )
-                t.logger.warning("llm.call", extra=fields)
+            self._failed_call(start, clock.tick() - t0, context, exc)
             raise
-        latency = t.clock.tick() - t0
-        model = response.model or model
-        provider = response.provider or provider
+        latency = clock.tick() - t0
+        model, provider = response.model, response.provider
+        named: dict[str, str] = {}
+        if not model or not provider:  # AG2 names the span from the response; fill in from the config
+            cfg_provider, cfg_model = _model_labels(context)
+            if not model and cfg_model:
+                model = named["gen_ai.request.model"] = cfg_model
+            if not provider and cfg_provider:
+                provider = named["gen_ai.provider.name"] = cfg_provider
         usage = response.usage
         n_in, n_out = int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
         usd = t.price(usage, model, provider)
-        self.turn_cost += usd or 0.0
         self.turn_in += n_in
         self.turn_out += n_out
-        g = t.metrics.label
         if usd is not None:
-            t.metrics.cost_usd.labels(g("agent", self.agent), g("provider", provider), g("model", model)).inc(
-                usd
-            )
+            self.turn_cost += usd
+            self.f.cost_counter(True, provider, model).inc(usd)
         else:
-            t.metrics.unpriced_calls.labels(g("model", model)).inc()
-        if recording:
-            attrs = {"agentops.time_s": start, "agentops.latency_s": latency, "agentops.outcome": "success"}
+            self.f.cost_counter(False, provider, model).inc()
+        span = trace.get_current_span()
+        if span.is_recording():
+            attrs: dict[str, Any] = dict(named)
             if usd is not None:
                 attrs["agentops.cost_usd"] = usd
-            span.set_attributes(attrs)
+            if clock.simulated:
+                attrs["agentops.time_s"] = start
+                attrs["agentops.latency_s"] = latency
+            if attrs:
+                span.set_attributes(attrs)
+            if "gen_ai.request.model" in named:
+                span.update_name(f"chat {model}")
         if t.logger.isEnabledFor(logging.INFO):
-            fields = self._base_fields("llm.call", span, model, provider)
-            fields.update(
+            fields = self._fields(
+                "llm.call",
+                span,
+                model,
+                provider,
                 input_tokens=n_in,
                 output_tokens=n_out,
                 cost_usd=round(usd, 8) if usd is not None else None,
@@ -1239,54 +1357,76 @@ class _AgentOpsMiddleware(BaseMiddleware):
             t.logger.info("llm.call", extra=fields)
         return response
 
-    async def on_tool_execution(self, call_next: Any, event: Any, context: Any) -> Any:
-        t = self.t
+    def _failed_call(self, start: float, latency: float, context: Any, exc: BaseException) -> None:
+        t = self.f.telemetry
+        provider, model = _model_labels(context)
         span = trace.get_current_span()
-        start = t.clock.now() if t.clock.simulated else time.time()
-        t0 = t.clock.tick()
-        error_type: str | None = None
+        if span.is_recording():  # AG2 names the span from a response; there is none
+            attrs: dict[str, Any] = {"agentops.outcome": "error", "error.type": type(exc).__name__}
+            if model:
+                attrs["gen_ai.request.model"] = model
+                span.update_name(f"chat {model}")
+            if provider:
+                attrs["gen_ai.provider.name"] = provider
+            if t.clock.simulated:
+                attrs["agentops.time_s"] = start
+                attrs["agentops.latency_s"] = latency
+            span.set_attributes(attrs)
+        if t.logger.isEnabledFor(logging.WARNING):
+            fields = self._fields(
+                "llm.call",
+                span,
+                model,
+                provider,
+                latency_s=round(latency, 6),
+                outcome="error",
+                error_type=type(exc).__name__,
+                error=redact(str(exc))[:500],
+                time_s=round(start, 6),
+            )
+            t.logger.warning("llm.call", extra=fields)
+
+    # -- tool call -------------------------------------------------------------------------------
+    async def on_tool_execution(self, call_next: Any, event: Any, context: Any) -> Any:
+        clock = self.f.telemetry.clock
+        start = clock.now() if clock.simulated else time.time()
+        t0 = clock.tick()
         try:
             result = await call_next(event, context)
         except BaseException as exc:
-            error_type, result = type(exc).__name__, None
-            self._log_tool(span, event, start, t.clock.tick() - t0, error_type, exc)
+            self._finish_tool(event, start, clock.tick() - t0, exc)
             raise
-        if isinstance(result, ToolErrorEvent):
-            error_type = type(result.error).__name__
-        self._log_tool(span, event, start, t.clock.tick() - t0, error_type, getattr(result, "error", None))
+        error = result.error if isinstance(result, ToolErrorEvent) else None
+        self._finish_tool(event, start, clock.tick() - t0, error)
         return result
 
-    def _log_tool(
-        self,
-        span: Any,
-        event: Any,
-        start: float,
-        latency: float,
-        error_type: str | None,
-        exc: BaseException | None,
-    ) -> None:
-        t = self.t
-        outcome = "error" if error_type else "success"
-        if span.is_recording():
-            span.set_attributes(
-                {
-                    "gen_ai.agent.name": self.agent,
-                    "agentops.time_s": start,
-                    "agentops.latency_s": latency,
-                    "agentops.outcome": outcome,
-                }
-            )
-            if error_type:
-                span.set_attribute("error.type", error_type)
-        level = logging.INFO if outcome == "success" else logging.WARNING
+    def _finish_tool(self, event: Any, start: float, latency: float, error: BaseException | None) -> None:
+        t = self.f.telemetry
+        span = trace.get_current_span()
+        if span.is_recording() and (error is not None or t.clock.simulated):
+            attrs: dict[str, Any] = {}
+            if t.clock.simulated:
+                attrs["agentops.time_s"] = start
+                attrs["agentops.latency_s"] = latency
+            if error is not None:
+                attrs["agentops.outcome"] = "error"
+                attrs["error.type"] = type(error).__name__
+            span.set_attributes(attrs)
+        level = logging.INFO if error is None else logging.WARNING
         if t.logger.isEnabledFor(level):
-            fields = self._base_fields("tool.call", span, None, None)
-            fields.update(
-                tool=event.name, latency_s=round(latency, 6), outcome=outcome, time_s=round(start, 6)
+            fields = self._fields(
+                "tool.call",
+                span,
+                None,
+                None,
+                tool=event.name,
+                latency_s=round(latency, 6),
+                outcome="success" if error is None else "error",
+                time_s=round(start, 6),
             )
-            if error_type:
-                fields["error_type"] = error_type
-                fields["error"] = redact(str(exc))[:500]
+            if error is not None:
+                fields["error_type"] = type(error).__name__
+                fields["error"] = redact(str(error))[:500]
             if t.capture_content:
                 fields["arguments"] = redact(event.arguments)[:500]
             t.logger.log(level, "tool.call", extra=fields)
@@ -1397,9 +1537,15 @@ class Telemetry:
 
     # -- wiring ------------------------------------------------------------------------------------
     def middleware(self, agent_name: str, *, workflow: str | None = None) -> list[Any]:
-        """The middleware factories for one agent, outermost first: AG2 telemetry, AG2 metrics, ours."""
-        attrs = {"agentops.workflow": workflow} if workflow else None
+        """The middleware factories for one agent, outermost first: AG2 telemetry, AG2 metrics, ours.
+
+        AG2's ``TelemetryMiddleware`` stamps ``gen_ai.agent.name`` (and ``agentops.workflow``) on every
+        span it opens — turns, model calls, tool calls and usage records — through its
+        ``span_attributes`` option.
+        """
+        attrs = {"gen_ai.agent.name": agent_name}
         if workflow:
+            attrs["agentops.workflow"] = workflow
             self.workflow_of[agent_name] = workflow
         return [
             TelemetryMiddleware(
@@ -1409,7 +1555,7 @@ class Telemetry:
                 span_attributes=attrs,
             ),
             self.metrics.ag2,
-            _AgentOpsFactory(self, agent_name),
+            _AgentOpsFactory(self, agent_name, workflow),
         ]
 
     def instrument(self, agents: Any, *, workflow: str | None = None) -> list[ag2.Agent]:
@@ -1465,32 +1611,34 @@ class Telemetry:
     def span(self, name: str, **attributes: Any) -> Iterator[Any]:
         """A parent span grouping several agent turns into one trace (a workflow run, a request).
 
-        The span gets ``agentops.time_s``/``agentops.latency_s`` from the telemetry clock, any
-        ``attributes`` given (redacted; ``workflow=`` becomes ``agentops.workflow``) and
-        ``agentops.outcome``; an exception marks it as an error and propagates.
+        The span gets any ``attributes`` given (``workflow=`` becomes ``agentops.workflow``; other
+        string values are free text and redacted), ``agentops.time_s``/``agentops.latency_s`` when the
+        clock is simulated, and on an exception ``agentops.outcome="error"`` and ``error.type``; the
+        exception propagates.
 
         Example:
             >>> with telemetry.span("workflow support", workflow="support"):
             ...     route = await router.ask(question)
             ...     answer = await billing.ask(question)
         """
-        start, t0 = self.clock.now(), self.clock.tick()
+        clock = self.clock
+        start, t0 = clock.now(), clock.tick()
         with self._tracer.start_as_current_span(name) as span:
-            span.set_attribute("agentops.time_s", start)
+            attrs: dict[str, Any] = {"agentops.time_s": start} if clock.simulated else {}
             for key, value in attributes.items():
                 key = "agentops.workflow" if key == "workflow" else key
-                span.set_attribute(
-                    key, value if isinstance(value, (bool, int, float)) else _scrub(str(value))
-                )
+                attrs[key] = value if isinstance(value, (bool, int, float)) else _clean_str(key, str(value))
+            if attrs:
+                span.set_attributes(attrs)
             try:
                 yield span
             except BaseException as exc:
-                span.set_attribute("agentops.outcome", "error")
-                span.set_attribute("error.type", type(exc).__name__)
-                span.set_attribute("agentops.latency_s", self.clock.tick() - t0)
+                span.set_attributes({"agentops.outcome": "error", "error.type": type(exc).__name__})
+                if clock.simulated:
+                    span.set_attribute("agentops.latency_s", clock.tick() - t0)
                 raise
-            span.set_attribute("agentops.outcome", "success")
-            span.set_attribute("agentops.latency_s", self.clock.tick() - t0)
+            if clock.simulated:
+                span.set_attribute("agentops.latency_s", clock.tick() - t0)
 
     # -- cost ----------------------------------------------------------------------------------------
     def price(self, usage: Any, model: str | None, provider: str | None) -> float | None:
@@ -1514,7 +1662,10 @@ class Telemetry:
         Pass ``telemetry.listener`` in ``listeners=[...]`` of the guardrail middleware, tool
         authorizer, budget middleware and escalation engine. Each event becomes a Prometheus counter
         increment, a span event (on the current span, or on a short span of its own when none is
-        active) and a WARNING log line. Payload values are redacted and label values bounded.
+        active) and a WARNING log line. Payload fields that are names (``agent``, ``entity_type``,
+        ``where``, ``action``, ``tool``, ``rule``, ...) are kept whole — ``"SECRET"`` stays ``"SECRET"``
+        — unless a value is itself a secret; free-text fields such as ``reason`` are redacted; label
+        values are bounded.
 
         Example:
             >>> telemetry.listener("budget.refused", {"agent": "writer", "budget": "daily", "scope": "agent"})
@@ -1525,23 +1676,26 @@ class Telemetry:
             self.logger.exception("listener.failed", extra={"event": "listener.failed", "kind": str(kind)})
 
     def _listen(self, kind: str, payload: Mapping[str, Any]) -> None:
-        kind = str(kind)
+        kind = _name(str(kind))
         payload = dict(payload or {})
         self.metrics.record_event(kind, payload)
+        attrs: dict[str, Any] = {}
+        for key, value in payload.items():
+            if value is not None:
+                key = str(key)
+                attrs[key] = value if isinstance(value, (bool, int, float)) else _clean_str(key, str(value))
+        simulated = self.clock.simulated
         now = self.clock.now()
-        attrs: dict[str, Any] = {
-            str(k): (v if isinstance(v, (bool, int, float)) else _scrub(str(v)))
-            for k, v in payload.items()
-            if v is not None
-        }
-        attrs["agentops.time_s"] = now
+        if simulated:
+            attrs["agentops.time_s"] = now
         span = trace.get_current_span()
         if span.is_recording():
             span.add_event(kind, attrs)
         else:
             with self._tracer.start_as_current_span(f"agentops.event {kind}") as own:
                 own.set_attribute("ag2.span.type", "agentops_event")
-                own.set_attribute("agentops.time_s", now)
+                if simulated:
+                    own.set_attribute("agentops.time_s", now)
                 if "agent" in attrs:
                     own.set_attribute("gen_ai.agent.name", attrs["agent"])
                 own.add_event(kind, attrs)

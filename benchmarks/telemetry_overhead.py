@@ -7,11 +7,16 @@ other load; the median is printed beside it).
 
 Variants:
   baseline       no middleware
-  ag2_spans      AG2 TelemetryMiddleware alone (same tracer provider and exporter as `full`)
+  ag2_spans      AG2 TelemetryMiddleware alone, on the plain SDK pipeline
+                 (TracerProvider -> SimpleSpanProcessor -> InMemorySpanExporter)
   ag2_metrics    AG2 MetricsMiddleware alone
   ag2_both       both AG2 middlewares (what AG2 costs before agentops adds anything)
   full_no_logs   Telemetry.instrument() with logging disabled (no JSON lines are built)
-  full           Telemetry.instrument(): AG2's two + agentops (cost, correlation, JSON log lines, redaction)
+  full           Telemetry.instrument(): AG2's two + agentops (cost, redaction of every exported span,
+                 metrics, correlated JSON log lines written to /dev/null)
+
+The agentops layer is ``full - ag2_both``: it includes redacting every span at export, cost, the
+agentops metric families and the JSON log lines (``full - full_no_logs``).
 
 Run: ``python benchmarks/telemetry_overhead.py [--rounds 30] [--turns 40]``
 """
@@ -27,6 +32,9 @@ import time
 
 import ag2
 from ag2.middleware.builtin import MetricsMiddleware, TelemetryMiddleware
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from agentops.models import OfflineModel
@@ -46,28 +54,33 @@ def _agent(*middleware: object) -> ag2.Agent:
     )
 
 
-async def main(rounds: int, turns: int) -> dict[str, float]:
+def _plain_sdk() -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+async def main(rounds: int, turns: int) -> dict[str, tuple[float, float]]:
     sink = open(os.devnull, "w")  # noqa: SIM115 - closed below
-    telemetry = Telemetry(logger=logging.getLogger("agentops.bench"))
+    telemetry = Telemetry(logger=logging.getLogger("agentops.bench_logged"))
     telemetry.log_to(sink)  # every turn writes its JSON lines (2 per plain turn)
     full = _agent()
     telemetry.instrument(full)
-    quiet = Telemetry(logger=logging.getLogger("agentops.bench.quiet"))  # no handler: log lines skipped
+    quiet = Telemetry(logger=logging.getLogger("agentops.bench_quiet"))  # no handler: lines skipped
+    assert not quiet.logger.isEnabledFor(logging.INFO), "the quiet variant must not log"
     full_no_logs = _agent()
     quiet.instrument(full_no_logs)
-    spans_only = Telemetry()  # same processor chain (redaction + in-memory export)
+    spans_provider, spans_exporter = _plain_sdk()
+    both_provider, both_exporter = _plain_sdk()
     variants = {
         "baseline": _agent(),
         "ag2_spans": _agent(
-            TelemetryMiddleware(
-                tracer_provider=spans_only.tracer_provider, capture_content=False, agent_name="support"
-            )
+            TelemetryMiddleware(tracer_provider=spans_provider, capture_content=False, agent_name="support")
         ),
         "ag2_metrics": _agent(MetricsMiddleware(CollectorRegistry())),
         "ag2_both": _agent(
-            TelemetryMiddleware(
-                tracer_provider=spans_only.tracer_provider, capture_content=False, agent_name="support"
-            ),
+            TelemetryMiddleware(tracer_provider=both_provider, capture_content=False, agent_name="support"),
             MetricsMiddleware(CollectorRegistry()),
         ),
         "full_no_logs": full_no_logs,
@@ -81,8 +94,10 @@ async def main(rounds: int, turns: int) -> dict[str, float]:
         # rotate the order every round so no variant always runs after the same neighbour
         for name in names[r % len(names) :] + names[: r % len(names)]:
             samples[name].append(await _turns(variants[name], turns))
-        for t in (telemetry, quiet, spans_only):
+        for t in (telemetry, quiet):
             t.store.clear()
+        spans_exporter.clear()
+        both_exporter.clear()
     sink.close()
     return {k: (min(v), statistics.median(v)) for k, v in samples.items()}
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from agentops import telemetry as telemetry_module
 from agentops.errors import ConfigError, MissingDependencyError
 from agentops.models import Faults, OfflineModel, ServerError, tool_rule
 from agentops.pricing import cost
@@ -88,13 +89,44 @@ SECRETS = {
 }
 
 
+PLACEHOLDER = {kind: "[EMAIL_ADDRESS]" if kind == "email" else "[SECRET]" for kind in SECRETS}
+
+
+@pytest.fixture()
+def scanner_blind(monkeypatch):
+    """The guardrails scanner finds nothing: only telemetry's own known-format pass is left."""
+
+    def forget() -> None:  # memoised verdicts depend on the scanner
+        telemetry_module._redact_short.cache_clear()
+        telemetry_module._check_name.cache_clear()
+        telemetry_module._CLEAN.clear()
+
+    monkeypatch.setattr(telemetry_module._guardrails, "redact", lambda text: text)
+    forget()
+    yield
+    forget()
+
+
 @pytest.mark.parametrize("kind", sorted(SECRETS))
 def test_redact_known_formats(kind):
     secret = SECRETS[kind]
     out = redact(f"before {secret} after")
     assert secret not in out
-    assert f"[REDACTED:{kind}]" in out
-    assert out.startswith("before ") and out.endswith(" after")
+    assert out == f"before {PLACEHOLDER[kind]} after"
+
+
+@pytest.mark.parametrize("kind", sorted(SECRETS))
+def test_known_formats_are_caught_even_when_the_scanner_misses_them(scanner_blind, kind):
+    secret = SECRETS[kind]
+    assert redact(f"before {secret} after") == f"before {PLACEHOLDER[kind]} after"
+
+
+def test_redact_uses_the_guardrails_scanner_for_what_no_key_format_covers():
+    text = "card 4111 1111 1111 1111, call me on +44 20 7946 0958, password=Tr0ub4dor&3x"
+    out = redact(text)
+    assert "[CREDIT_CARD]" in out and "[PHONE_NUMBER]" in out and "[SECRET]" in out
+    assert "4111" not in out and "7946" not in out and "Tr0ub4dor" not in out
+    assert redact("card 4111 1111 1111 1112") == "card 4111 1111 1111 1112"  # fails Luhn: no card
 
 
 def test_redact_leaves_clean_text_and_converts_non_strings():
@@ -147,7 +179,7 @@ def test_json_logs_redact_messages_extras_and_exceptions():
         log.removeHandler(handler)
     text = buf.getvalue()
     assert CANARY not in text
-    assert text.count("[REDACTED:openai_key]") == 3
+    assert text.count("[SECRET]") == 3
     assert all(json.loads(line) for line in text.splitlines())
 
 
@@ -190,6 +222,9 @@ async def test_spans_follow_genai_conventions_and_carry_cost(telemetry):
         assert a["gen_ai.agent.name"] == "weather"
         assert a["agentops.workflow"] == "demo"
         assert "gen_ai.input.messages" not in a and "gen_ai.output.messages" not in a  # content off
+    assert chats["time_s"].notna().all() and (chats["latency_s"] >= 0).all()  # from span timestamps
+    usage = spans[spans["operation"] == "usage"]
+    assert len(usage) == 2 and set(usage["agent"]) == {"weather"} and set(usage["workflow"]) == {"demo"}
     records = cfg.calls_frame()
     assert list(chats["input_tokens"]) == list(records["prompt_tokens"])
     assert list(chats["output_tokens"]) == list(records["completion_tokens"])
@@ -423,6 +458,53 @@ async def test_listener_inside_a_turn_adds_a_span_event_to_that_span(telemetry):
     assert not telemetry.store.spans()["name"].str.startswith("agentops.event").any()
 
 
+def test_vocabulary_is_kept_whole_while_free_text_is_redacted(telemetry):
+    telemetry.listener(
+        "guardrail.finding",
+        {"agent": "support", "entity_type": "SECRET", "where": "tool_args", "action": "redact"},
+    )
+    telemetry.listener(
+        "tool.denied", {"agent": "support", "tool": "send_email", "reason": "may not mail ops@example.com"}
+    )
+    telemetry.listener("tool.denied", {"agent": "bot ops@example.com", "tool": "x", "reason": "r"})
+    a = list(telemetry.store.events()["attributes"])
+    assert a[0] == {"agent": "support", "entity_type": "SECRET", "where": "tool_args", "action": "redact"}
+    assert a[1] == {"agent": "support", "tool": "send_email", "reason": "may not mail [EMAIL_ADDRESS]"}
+    assert a[2]["agent"] == "[REDACTED]"  # a name carrying PII is dropped whole, not half-rewritten
+    m = scrape(telemetry.registry)
+    key = (("action", "redact"), ("agent", "support"), ("entity_type", "SECRET"), ("where", "tool_args"))
+    assert m[("agentops_guardrail_findings_total", key)] == 1
+    assert m[("agentops_tool_denials_total", (("agent", "[REDACTED]"), ("tool", "x")))] == 1
+    logs = log_lines(telemetry)
+    assert logs[0]["event"] == logs[0]["message"] == "guardrail.finding"
+    assert (logs[0]["entity_type"], logs[0]["where"]) == ("SECRET", "tool_args")
+    assert logs[1]["reason"] == "may not mail [EMAIL_ADDRESS]" and logs[2]["agent"] == "[REDACTED]"
+
+
+async def test_guardrail_middleware_findings_reach_spans_counters_and_logs(telemetry):
+    from agentops.guardrails import GuardrailMiddleware
+
+    guard = GuardrailMiddleware(agent="support", listeners=[telemetry.listener])
+    agent = ag2.Agent("support", "Be brief.", config=OfflineModel(seed=0), middleware=[guard])
+    telemetry.instrument(agent, workflow="desk")
+    await agent.ask(f"My key is {CANARY}, mail me at ops@example.com")
+    turn = telemetry.store.turns().iloc[0]
+    events = telemetry.store.events()
+    findings = events[events["event"] == "guardrail.finding"]
+    assert sorted(a["entity_type"] for a in findings["attributes"]) == ["EMAIL_ADDRESS", "SECRET"]
+    assert set(findings["span_id"]) == {turn["span_id"]}  # events on the turn's span
+    assert {a["action"] for a in findings["attributes"]} == {"redact"}
+    m = scrape(telemetry.registry)
+    for entity in ("EMAIL_ADDRESS", "SECRET"):
+        labels = (("action", "redact"), ("agent", "support"), ("entity_type", entity), ("where", "input"))
+        assert m[("agentops_guardrail_findings_total", labels)] == 1
+    lines = [x for x in log_lines(telemetry) if x["event"] == "guardrail.finding"]
+    assert sorted(x["entity_type"] for x in lines) == ["EMAIL_ADDRESS", "SECRET"]
+    assert {x["trace_id"] for x in lines} == {turn["trace_id"]}
+    everything = telemetry.buf.getvalue() + json.dumps(telemetry.store.records())
+    assert CANARY not in everything and "ops@example.com" not in everything
+
+
 def test_listener_never_raises(telemetry):
     telemetry.listener("something.new", {"x": 1})
     telemetry.listener("guardrail.finding", None)  # type: ignore[arg-type]
@@ -481,11 +563,15 @@ async def test_canary_secret_appears_in_no_log_span_or_metric_label(capture):
     assert not any(CANARY in v for v in labels)
     assert "ops@example.com" not in logs + spans
     # the key really was there to leak: the tool failed on it, and captured content shows the placeholder
-    assert "ValueError" in spans and "[REDACTED:openai_key]" in spans
+    assert "ValueError" in spans and "token [SECRET] rejected" in spans
     if capture:
-        assert "gen_ai.input.messages" in spans and "[REDACTED:openai_key]" in logs
+        assert "gen_ai.input.messages" in spans and "[SECRET]" in logs and "[EMAIL_ADDRESS]" in logs
     else:
         assert "gen_ai.input.messages" not in spans
+    # a key passed where a name belongs is dropped whole, never half-rewritten
+    finding = next(e for e in t.store.events().itertuples() if e.event == "guardrail.finding")
+    assert finding.attributes["entity_type"] == "[REDACTED]"
+    assert "[REDACTED]" in labels
     t.shutdown()
 
 
@@ -678,6 +764,17 @@ async def test_span_groups_turns_into_one_trace_with_clock_times():
     assert set(turns["trace_id"]) == {root["trace_id"]}
     assert set(turns["parent_span_id"]) == {root["span_id"]}
     assert (root["time_s"], root["latency_s"], root["workflow"]) == (10.0, 4.5, "support")
-    assert root["attributes"]["customer"] == "[REDACTED:email]"
+    assert root["attributes"]["customer"] == "[EMAIL_ADDRESS]"
     failing = spans[spans["name"] == "workflow failing"].iloc[0]
     assert failing["outcome"] == "error" and failing["error_type"] == "RuntimeError"
+
+
+@settings(max_examples=150, deadline=None)
+@given(prefix=st.text(max_size=20), suffix=st.text(max_size=20), kind=st.sampled_from(sorted(SECRETS)))
+def test_a_name_carrying_a_secret_is_dropped_whole(prefix, suffix, kind):
+    t = Telemetry()
+    value = prefix + SECRETS[kind] + suffix
+    assert t.metrics.label("agent", value) == "[REDACTED]"
+    t.listener("tool.denied", {"agent": "a", "tool": value, "reason": value})
+    attrs = t.store.events()["attributes"].iloc[0]
+    assert attrs["tool"] == "[REDACTED]" and SECRETS[kind] not in attrs["reason"]
