@@ -23,6 +23,7 @@ __all__ = [
     "GUARDRAIL_FINDING",
     "HANDOFF_REFUSED",
     "KINDS",
+    "PAYLOAD_KEYS",
     "STAGE",
     "TOOL_DENIED",
     "Listener",
@@ -40,6 +41,18 @@ STAGE = "stage"  # workflow stage finished: {"workflow", "stage", "status", ...}
 APPROVAL = "approval"  # workflow approval gate: {"workflow", "stage", "status"}
 EVAL_CASE = "eval.case"  # {"case", "passed", "tags"}
 KINDS = (GUARDRAIL_FINDING, TOOL_DENIED, BUDGET_REFUSED, ESCALATION, HANDOFF_REFUSED, STAGE, APPROVAL, EVAL_CASE)
+
+#: The payload keys every event of a kind carries (emitters may add more).
+PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
+    GUARDRAIL_FINDING: ("agent", "entity_type", "where", "action"),
+    TOOL_DENIED: ("agent", "tool", "reason"),
+    BUDGET_REFUSED: ("agent", "budget", "scope"),
+    ESCALATION: ("rule", "severity", "handler", "outcome"),
+    HANDOFF_REFUSED: ("from", "to", "reason"),
+    STAGE: ("workflow", "stage", "status"),
+    APPROVAL: ("workflow", "stage", "status"),
+    EVAL_CASE: ("case", "passed", "tags"),
+}
 
 logger = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.errors import AgentOpsError, ConfigError, MissingDependencyError
+from agentops.listeners import BUDGET_REFUSED, GUARDRAIL_FINDING
 
 __all__ = [
     "DEFAULT_BURN_WINDOWS",
@@ -312,7 +313,7 @@ class EventAlert(Spec):
 DEFAULT_EVENT_ALERTS: tuple[EventAlert, ...] = (
     EventAlert(
         name="GuardrailFindingsSpike",
-        event="guardrail.finding",
+        event=GUARDRAIL_FINDING,
         metric="agentops_guardrail_findings_total",
         window="10m",
         threshold=10,
@@ -322,7 +323,7 @@ DEFAULT_EVENT_ALERTS: tuple[EventAlert, ...] = (
     ),
     EventAlert(
         name="BudgetRefusalsSpike",
-        event="budget.refused",
+        event=BUDGET_REFUSED,
         metric="agentops_budget_refusals_total",
         window="15m",
         threshold=5,

@@ -72,6 +72,14 @@ from pythonjsonlogger.json import JsonFormatter
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops import guardrails as _guardrails
 from agentops.errors import AgentOpsError, ConfigError, MissingDependencyError, UnknownModelPrice
+from agentops.listeners import (
+    BUDGET_REFUSED,
+    ESCALATION,
+    GUARDRAIL_FINDING,
+    HANDOFF_REFUSED,
+    PAYLOAD_KEYS,
+    TOOL_DENIED,
+)
 from agentops.pricing import cost as _price_cost
 
 __all__ = [
@@ -102,13 +110,9 @@ LOGGER_NAME = "agentops.telemetry"
 # records to stderr until the application configures logging.
 logging.getLogger("agentops").addHandler(logging.NullHandler())
 
-#: The event kinds of the shared observability hook and the payload keys each one carries.
+#: The hook's event kinds that telemetry turns into metrics, span events and log lines, with their keys.
 EVENT_KINDS: Mapping[str, tuple[str, ...]] = {
-    "guardrail.finding": ("agent", "entity_type", "where", "action"),
-    "tool.denied": ("agent", "tool", "reason"),
-    "budget.refused": ("agent", "budget", "scope"),
-    "escalation": ("rule", "severity", "handler", "outcome"),
-    "handoff.refused": ("from", "to", "reason"),
+    k: PAYLOAD_KEYS[k] for k in (GUARDRAIL_FINDING, TOOL_DENIED, BUDGET_REFUSED, ESCALATION, HANDOFF_REFUSED)
 }
 
 #: Buckets (USD) of the per-request cost histogram; the cost SLO threshold must be one of them.
@@ -939,27 +943,27 @@ class AgentOpsMetrics:
         """Count one observability-hook event (unknown kinds are ignored)."""
         g = self.label
         p = payload
-        if kind == "guardrail.finding":
+        if kind == GUARDRAIL_FINDING:
             self.guardrail_findings.labels(
                 g("agent", p.get("agent")),
                 g("entity_type", p.get("entity_type")),
                 g("where", p.get("where")),
                 g("action", p.get("action")),
             ).inc()
-        elif kind == "tool.denied":
+        elif kind == TOOL_DENIED:
             self.tool_denials.labels(g("agent", p.get("agent")), g("tool", p.get("tool"))).inc()
-        elif kind == "budget.refused":
+        elif kind == BUDGET_REFUSED:
             self.budget_refusals.labels(
                 g("agent", p.get("agent")), g("budget", p.get("budget")), g("scope", p.get("scope"))
             ).inc()
-        elif kind == "escalation":
+        elif kind == ESCALATION:
             self.escalations.labels(
                 g("rule", p.get("rule")),
                 g("severity", p.get("severity")),
                 g("handler", p.get("handler")),
                 g("outcome", p.get("outcome")),
             ).inc()
-        elif kind == "handoff.refused":
+        elif kind == HANDOFF_REFUSED:
             self.handoff_refusals.labels(g("agent", p.get("from")), g("agent", p.get("to"))).inc()
 
 

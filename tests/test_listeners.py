@@ -27,3 +27,10 @@ def test_notify_calls_every_listener_with_a_copy_and_survives_failures(caplog):
 def test_kinds_are_unique_and_dotted_names():
     assert len(set(KINDS)) == len(KINDS)
     assert all(k == k.lower() and " " not in k for k in KINDS)
+
+
+def test_every_kind_documents_its_payload_keys():
+    from agentops.listeners import PAYLOAD_KEYS
+
+    assert set(PAYLOAD_KEYS) == set(KINDS)
+    assert all(keys and len(set(keys)) == len(keys) for keys in PAYLOAD_KEYS.values())
