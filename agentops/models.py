@@ -33,6 +33,7 @@ lock; one model may serve many agents and concurrent conversations.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
@@ -507,10 +508,10 @@ class OfflineModel(ModelConfig):
             return n
 
     def _record(self, rec: CallRecord, usage: Usage) -> None:
-        with self._lock:
+        with self._lock:  # the index is assigned here so concurrent calls never share one
+            self.log.append(dataclasses.replace(rec, index=self.calls))
             self.calls += 1
             self.usage = self.usage + usage
-            self.log.append(rec)
 
 
 def _prompt_parts(messages: Sequence[BaseEvent]) -> tuple[str, tuple[str, ...], tuple[ToolOutput, ...]]:
@@ -585,7 +586,7 @@ class _OfflineClient(LLMClient):
         request_id = f"req_{_digest(state, str(attempt))[:12]}"
         if fault in ("rate_limit", "timeout", "server_error"):
             cfg._record(
-                CallRecord(cfg.calls, state[:8], attempt, None, fault, 0, 0, latency, ()), Usage()
+                CallRecord(-1, state[:8], attempt, None, fault, 0, 0, latency, ()), Usage()
             )
             if fault == "rate_limit":
                 raise RateLimitError(
@@ -629,7 +630,7 @@ class _OfflineClient(LLMClient):
         )
         cfg._record(
             CallRecord(
-                cfg.calls, state[:8], attempt, chosen.name, fault, prompt_tokens, completion_tokens,
+                -1, state[:8], attempt, chosen.name, fault, prompt_tokens, completion_tokens,
                 latency, tuple(c.name for c in calls),
             ),
             usage,

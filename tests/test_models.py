@@ -227,3 +227,28 @@ def test_test_session_refuses_real_network():
 
     with pytest.warns(UserWarning), pytest.raises(SocketConnectBlockedError):
         socket.create_connection(("203.0.113.1", 443), timeout=1)
+
+
+def test_call_log_is_consistent_under_threads():
+    import threading
+
+    m = OfflineModel(seed=2)
+
+    def worker(n):
+        import asyncio
+
+        async def go():
+            agent = ag2.Agent("t", "x", config=m)
+            for i in range(5):
+                await agent.ask(f"thread {n} question {i}")
+
+        asyncio.run(go())
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    frame = m.calls_frame()
+    assert m.calls == 20 and sorted(frame["index"]) == list(range(20))
+    assert m.usage.total_tokens == (frame["prompt_tokens"] + frame["completion_tokens"]).sum()
