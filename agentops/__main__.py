@@ -1,4 +1,4 @@
-"""Command line: ``python -m agentops {list,run,refresh,eval} ...``."""
+"""Command line: ``python -m agentops {list,run,refresh,compare,eval} ...``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,16 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from agentops.cookbook import compare_reports
+
+    differing = 0
+    for chapter, cells in compare_reports(args.first, args.second, sanitize=args.sanitize).items():
+        print(f"{'same' if not cells else 'DIFFERS':>7}  {chapter}" + (f"  (cells {cells})" if cells else ""))
+        differing += bool(cells)
+    return 1 if differing else 0
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """The CLI parser; the ``eval`` subcommand is registered only when asked for (it imports AG2)."""
     parser = argparse.ArgumentParser(prog="python -m agentops", description="Run and check the AG2 AgentOps Cookbook.")
@@ -67,6 +77,12 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     p_refresh.add_argument("chapters", nargs="*")
     p_refresh.add_argument("--notebooks", help="notebooks directory")
     p_refresh.set_defaults(func=_cmd_refresh)
+
+    p_cmp = sub.add_parser("compare", help="check two report directories give the same outputs (after sanitizing)")
+    p_cmp.add_argument("first")
+    p_cmp.add_argument("second")
+    p_cmp.add_argument("--sanitize", help="sanitize file (default: notebooks/nbval.cfg)")
+    p_cmp.set_defaults(func=_cmd_compare)
 
     if argv[:1] == ["eval"]:
         from agentops.evals import register_cli

@@ -39,6 +39,7 @@ __all__ = [
     "RunReport",
     "classic_mapping",
     "coerce_parameters",
+    "compare_reports",
     "discover",
     "find_chapters",
     "refresh",
@@ -239,6 +240,33 @@ def package_versions() -> dict[str, str]:
 
 
 @contextmanager
+def _ipc_kernels() -> Iterator[type]:
+    """A kernel-manager class whose kernels talk over IPC sockets in a private temporary directory.
+
+    Local kernels need no TCP port; over IPC nothing listens on the network and ipykernel does not
+    warn (once per chapter) that TCP traffic is unencrypted. The directory is removed afterwards.
+    """
+    import shutil
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    root = Path(tempfile.mkdtemp(prefix="agentops-kernels-"))
+    counter = iter(range(1_000_000))
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = str(root / f"kernel-{next(counter)}")
+
+    try:
+        yield IPCKernelManager
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
 def _kernel_env() -> Iterator[None]:
     """Kernels inherit the environment: drop ``MPLBACKEND`` so figures use the inline backend.
 
@@ -253,7 +281,9 @@ def _kernel_env() -> Iterator[None]:
             os.environ["MPLBACKEND"] = saved
 
 
-def _execute(chapter: Chapter, params: dict[str, Any], output: Path, kernel: str) -> ChapterResult:
+def _execute(
+    chapter: Chapter, params: dict[str, Any], output: Path, kernel: str, manager: type | None = None
+) -> ChapterResult:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -269,6 +299,7 @@ def _execute(chapter: Chapter, params: dict[str, Any], output: Path, kernel: str
                 cwd=str(chapter.path.parent),
                 progress_bar=False,
                 log_output=False,
+                **({"kernel_manager_class": manager} if manager is not None else {}),
             )
     except PapermillExecutionError as exc:
         # cell_index counts every cell of the executed report (papermill's injected-parameters cell
@@ -380,9 +411,10 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     results: list[ChapterResult] = []
     bar = tqdm(chapters, desc="chapters", unit="chapter", disable=not progress, file=sys.stderr)
-    for chapter in bar:
-        bar.set_postfix_str(chapter.name)
-        results.append(_execute(chapter, typed[chapter.name], out_dir / chapter.path.name, kernel))
+    with _ipc_kernels() as manager:
+        for chapter in bar:
+            bar.set_postfix_str(chapter.name)
+            results.append(_execute(chapter, typed[chapter.name], out_dir / chapter.path.name, kernel, manager))
     versions = package_versions()
     md, html_path = _write_index(results, versions, out_dir)
     return RunReport(results, versions, md, html_path, [r for r in results if r.status != "passed"])
@@ -396,10 +428,14 @@ def refresh(names: Sequence[str] = (), *, notebooks_dir: str | Path | None = Non
     paths = []
     for chapter in find_chapters(names, discover(notebooks_dir)):
         nb = nbformat.read(chapter.path, as_version=4)
-        client = nbclient.NotebookClient(
-            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(chapter.path.parent)}}
-        )
-        with _kernel_env():
+        with _ipc_kernels() as manager, _kernel_env():
+            client = nbclient.NotebookClient(
+                nb,
+                timeout=timeout,
+                kernel_name="python3",
+                kernel_manager_class=manager,
+                resources={"metadata": {"path": str(chapter.path.parent)}},
+            )
             client.execute()
         nb.metadata.pop("papermill", None)
         for cell in nb.cells:
@@ -410,6 +446,61 @@ def refresh(names: Sequence[str] = (), *, notebooks_dir: str | Path | None = Non
         tmp.replace(chapter.path)  # atomic: a failed run never leaves a half-written notebook
         paths.append(chapter.path)
     return paths
+
+
+def _sanitizers(cfg_path: Path) -> list[tuple[re.Pattern[str], str]]:
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(cfg_path, encoding="utf-8")
+    return [(re.compile(parser[s]["regex"]), parser[s]["replace"]) for s in parser.sections()]
+
+
+def _text_outputs(path: Path) -> list[tuple[int, str]]:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    out = []
+    for index, cell in enumerate(nb.get("cells", [])):
+        for o in cell.get("outputs", []):
+            data = {k: v for k, v in o.get("data", {}).items() if not k.startswith("image/")}
+            text = o.get("text", "")
+            if o.get("output_type") == "error":
+                text = f"{o.get('ename')}: {o.get('evalue')}"
+            out.append((index, json.dumps([data, text], ensure_ascii=False, sort_keys=True)))
+    return out
+
+
+def compare_reports(
+    first: str | Path, second: str | Path, *, sanitize: str | Path | None = None
+) -> dict[str, list[int]]:
+    """Compare the text outputs of the chapters two report runs share, after the nbval sanitize file.
+
+    Figures are not compared (like nbval); durations marked with ⏱ and memory addresses are
+    normalised. Returns chapter → indexes of cells whose outputs differ (empty lists: reproducible).
+
+    Raises:
+        ConfigError: a directory holds no executed chapters, or the two hold different chapters.
+    """
+    a, b = Path(first), Path(second)
+    subs = _sanitizers(Path(sanitize) if sanitize else DEFAULT_NOTEBOOKS / "nbval.cfg")
+    names_a = sorted(p.name for p in a.glob("[0-9][0-9]_*.ipynb"))
+    names_b = sorted(p.name for p in b.glob("[0-9][0-9]_*.ipynb"))
+    if not names_a or names_a != names_b:
+        raise ConfigError(f"{a} and {b} must hold the same executed chapters; got {names_a} and {names_b}")
+
+    def norm(text: str) -> str:
+        for pattern, replacement in subs:
+            text = pattern.sub(replacement, text)
+        return text
+
+    result: dict[str, list[int]] = {}
+    for name in names_a:
+        left, right = _text_outputs(a / name), _text_outputs(b / name)
+        cells = {i for (i, x), (_, y) in zip(left, right, strict=False) if norm(x) != norm(y)}
+        if len(left) != len(right):  # an output missing on one side: name the cell it belongs to
+            longer = left if len(left) > len(right) else right
+            cells.add(longer[min(len(left), len(right))][0])
+        result[Path(name).stem] = sorted(cells)
+    return result
 
 
 # --------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from agentops.cookbook import (
     refresh,
     run,
 )
-from agentops.errors import ChapterFailed, ParameterError
+from agentops.errors import ChapterFailed, ConfigError, ParameterError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,3 +174,20 @@ def test_main_dispatches_the_eval_gate(tmp_path, capsys):
     assert main(["eval", "demo", "--baseline", str(baseline), "--no-progress"]) == 0
     assert main(["eval", "demo", "--baseline", str(baseline), "--variant", "regressed", "--no-progress"]) == 1
     assert "regression gate FAILED" in capsys.readouterr().out
+
+
+def test_compare_reports_sanitizes_durations_and_names_differing_cells(book, tmp_path, capsys):
+    from agentops.cookbook import compare_reports
+
+    make_notebook(book / "00_ok.ipynb", "print(f'took ⏱ {__import__(\"time\").perf_counter() % 1:.3f} s', greeting)")
+    first, second = tmp_path / "a", tmp_path / "b"
+    run(["00"], {}, first, notebooks_dir=book, progress=False)
+    run(["00"], {}, second, notebooks_dir=book, progress=False)
+    assert compare_reports(first, second) == {"00_ok": []}  # only the ⏱ duration differed
+    assert main(["compare", str(first), str(second)]) == 0
+    run(["00"], {"greeting": "hello"}, second, notebooks_dir=book, progress=False)
+    assert compare_reports(first, second) == {"00_ok": [2]}
+    assert main(["compare", str(first), str(second)]) == 1
+    assert "DIFFERS  00_ok  (cells [2])" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="same executed chapters"):
+        compare_reports(first, tmp_path)
