@@ -65,7 +65,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import ag2
 from ag2.eval import Feedback, RunResult, Scorer, Suite, Task, Trace, evaluate_traces
@@ -532,21 +532,7 @@ Assertion = Annotated[
 
 _ASSERTION_CLASSES: dict[str, type[_AssertionBase]] = {
     c.model_fields["type"].annotation.__args__[0]: c  # type: ignore[union-attr]
-    for c in (
-        Equals,
-        ContainsAny,
-        ContainsAll,
-        NotContains,
-        Regex,
-        NotRegex,
-        JsonValid,
-        ToolCalled,
-        ToolNotCalled,
-        MaxTokens,
-        MaxLatency,
-        MaxCost,
-        ScorerRef,
-    )
+    for c in get_args(get_args(Assertion)[0])
 }
 ASSERTION_TYPES: tuple[str, ...] = tuple(sorted(_ASSERTION_CLASSES))
 """Every assertion ``type`` a case may use."""
