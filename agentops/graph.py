@@ -351,6 +351,16 @@ class UsageMeter:
             self.cost_usd += spent
         return spent
 
+    async def metered(self, call_next: Any, events: Any, context: Any) -> ModelResponse:
+        """Run one LLM call through ``call_next`` and record its usage (or its failure)."""
+        try:
+            response = await call_next(events, context)
+        except BaseException:
+            self.fail()
+            raise
+        self.add(response.usage, response.model, response.provider)
+        return response
+
     def fail(self) -> None:
         """Count a call that raised."""
         with self._lock:
@@ -368,13 +378,7 @@ class _MeterHook(BaseMiddleware):
         self.meter = meter
 
     async def on_llm_call(self, call_next: Any, events: Any, context: Any) -> ModelResponse:
-        try:
-            response = await call_next(events, context)
-        except BaseException:
-            self.meter.fail()
-            raise
-        self.meter.add(response.usage, response.model, response.provider)
-        return response
+        return await self.meter.metered(call_next, events, context)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -566,13 +570,7 @@ class _RoleTurn(BaseMiddleware):
         turn = self.run.current.get(self.role)
         if turn is not None and turn.refused >= MAX_REFUSALS:
             return _response(f"[turn ended after {turn.refused} refused handoffs]")
-        try:
-            response = await call_next(events, context)
-        except BaseException:
-            self.meter.fail()
-            raise
-        self.meter.add(response.usage, response.model, response.provider)
-        return response
+        return await self.meter.metered(call_next, events, context)
 
     async def on_turn(self, call_next: Any, event: Any, context: Any) -> ModelResponse:
         run = self.run

@@ -701,6 +701,11 @@ def redact(text: str, findings: Sequence[Finding] | None = None) -> str:
     """
     if not isinstance(text, str):
         raise ConfigError(f"redact() needs a str, got {type(text).__name__}")
+    return _splice(text, findings, lambda f: f"[{f.entity_type}]")
+
+
+def _splice(text: str, findings: Sequence[Finding] | None, placeholder: Callable[[Finding], str]) -> str:
+    """Replace each finding (default: :func:`scan` of the text) by ``placeholder(finding)``; overlaps skipped."""
     found = scan(text) if findings is None else sorted(findings, key=lambda f: f.start)
     if not found:
         return text
@@ -710,7 +715,7 @@ def redact(text: str, findings: Sequence[Finding] | None = None) -> str:
         if f.start < pos:
             continue
         parts.append(text[pos : f.start])
-        parts.append(f"[{f.entity_type}]")
+        parts.append(placeholder(f))
         pos = f.end
     parts.append(text[pos:])
     return "".join(parts)
@@ -1280,19 +1285,7 @@ class Vault:
 
     def redact(self, text: str, findings: Sequence[Finding] | None = None) -> str:
         """Replace findings with this vault's placeholders."""
-        found = scan(text) if findings is None else sorted(findings, key=lambda f: f.start)
-        if not found:
-            return text
-        parts: list[str] = []
-        pos = 0
-        for f in found:
-            if f.start < pos:
-                continue
-            parts.append(text[pos : f.start])
-            parts.append(self.placeholder(f.entity_type, text[f.start : f.end]))
-            pos = f.end
-        parts.append(text[pos:])
-        return "".join(parts)
+        return _splice(text, findings, lambda f: self.placeholder(f.entity_type, text[f.start : f.end]))
 
     def restore(self, text: str) -> str:
         """Swap known placeholders back to their real values (unknown ones stay as they are)."""

@@ -434,3 +434,22 @@ async def test_telemetry_instruments_a_graph_run(graph):
     assert list(turns["agent"]) == ["router", "tech", "reviewer"]
     assert turns["cost_usd"].sum() == pytest.approx(run.cost_usd)
     telemetry.shutdown()
+
+
+async def test_usage_meter_metered_records_success_and_failure():
+    from ag2.events import ModelResponse, Usage
+
+    meter = UsageMeter("offline-1")
+
+    async def ok(events, context):
+        return ModelResponse(usage=Usage(prompt_tokens=1000, completion_tokens=500), model="offline-1")
+
+    async def boom(events, context):
+        raise TimeoutError("dropped")
+
+    response = await meter.metered(ok, [], None)
+    assert response.usage.prompt_tokens == 1000
+    with pytest.raises(TimeoutError):
+        await meter.metered(boom, [], None)
+    assert (meter.calls, meter.errors, meter.tokens) == (2, 1, 1500)  # a failed call is still a call
+    assert meter.cost_usd == pytest.approx(cost(Usage(prompt_tokens=1000, completion_tokens=500), "offline-1"))
