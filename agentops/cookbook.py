@@ -342,7 +342,7 @@ def _write_index(results: list[ChapterResult], versions: dict[str, str], out_dir
         f"Chapters: {len(results)} · passed: {sum(r.status == 'passed' for r in results)} · "
         f"failed: {sum(r.status != 'passed' for r in results)}",
         "",
-        table.to_markdown(index=False) if _has_tabulate() else _plain_md(table),
+        _plain_md(table),
         "",
         *(["## Failures", "", *errors, ""] if errors else []),
         "## Environment",
@@ -369,14 +369,6 @@ def _esc(text: str) -> str:
     import html
 
     return html.escape(text)
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _plain_md(df: Any) -> str:
