@@ -47,6 +47,7 @@ from agentops.slo import (
 
 __all__ = [
     "DEFAULT_DRILL",
+    "NO_ALERT",
     "DrillPhase",
     "DrillResult",
     "Runbook",
@@ -57,6 +58,9 @@ __all__ = [
     "run_drill",
     "write_markdown",
 ]
+
+#: What the drill report shows where a phase raised no alert.
+NO_ALERT = "—"
 
 
 class Runbook(Spec):
@@ -336,7 +340,11 @@ class DrillResult:
         return None if sel.empty else sel.iloc[0]
 
     def detection(self) -> Any:
-        """Per phase: the first page it raised, minutes to detect, the runbook it opens, and tickets."""
+        """Per phase: the first page it raised, minutes to detect, the runbook it opens, and tickets.
+
+        A phase that raised nothing shows :data:`NO_ALERT` (and NaN minutes), the same in every pandas
+        version — ``None`` in an object column prints differently in pandas 2 and 3.
+        """
         import pandas as pd
 
         rows = []
@@ -348,12 +356,12 @@ class DrillResult:
                     "phase": p.kind,
                     "start_min": p.start_s / 60,
                     "end_min": p.end_s / 60,
-                    "first_page": None if first is None else first["alert"],
-                    "paged_after_min": None
+                    "first_page": NO_ALERT if first is None else first["alert"],
+                    "paged_after_min": float("nan")
                     if first is None
                     else round((first["fired_at_s"] - p.start_s) / 60, 1),
-                    "runbook": None if first is None else first["runbook"],
-                    "first_ticket": None if ticket is None else ticket["alert"],
+                    "runbook": NO_ALERT if first is None else first["runbook"],
+                    "first_ticket": NO_ALERT if ticket is None else ticket["alert"],
                 }
             )
         return pd.DataFrame(rows)
@@ -370,10 +378,9 @@ class DrillResult:
             "|---|---|---|---|---|",
         ]
         for r in self.detection().itertuples():
-            after = "no page" if r.first_page is None else f"{r.paged_after_min:g} min"
+            after = "no page" if r.first_page == NO_ALERT else f"{r.paged_after_min:g} min"
             lines.append(
-                f"| {r.phase} | {r.start_min:g}–{r.end_min:g} | {r.first_page or '—'} | {after} | "
-                f"{r.runbook or '—'} |"
+                f"| {r.phase} | {r.start_min:g}–{r.end_min:g} | {r.first_page} | {after} | {r.runbook} |"
             )
         return "\n".join(lines) + "\n"
 

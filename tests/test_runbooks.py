@@ -203,3 +203,15 @@ async def test_quiet_drill_raises_no_alert():
     result = await run_drill([], duration="60m", slos=DEFAULT_SLOS, baseline_error_rate=0.0)
     assert result.timeline.empty and result.failed == 0
     assert result.detection().empty
+
+
+def test_detection_marks_phases_without_alerts_explicitly(drill):
+    import dataclasses
+
+    from agentops.runbooks import NO_ALERT
+
+    quiet = dataclasses.replace(drill, timeline=drill.timeline.iloc[0:0])
+    det = quiet.detection()
+    assert (det["first_page"] == NO_ALERT).all() and (det["first_ticket"] == NO_ALERT).all()
+    assert det["paged_after_min"].isna().all()
+    assert "| no page |" in quiet.to_markdown()
