@@ -30,7 +30,7 @@ system-deps:  ## install redis-server and promtool (Debian/Ubuntu) if missing
 	fi
 	@command -v redis-server >/dev/null && command -v promtool >/dev/null
 
-services: system-deps  ## start redis-server on 127.0.0.1:$(REDIS_PORT) unless one answers
+services: system-deps  ## start redis-server on 127.0.0.1 (port REDIS_PORT, default 6379) unless one answers
 	@if ! redis-cli -h 127.0.0.1 -p $(REDIS_PORT) ping >/dev/null 2>&1; then \
 	  redis-server --bind 127.0.0.1 --port $(REDIS_PORT) --save '' --appendonly no --daemonize yes >/dev/null; \
 	  for i in $$(seq 50); do redis-cli -h 127.0.0.1 -p $(REDIS_PORT) ping >/dev/null 2>&1 && break; sleep 0.1; done; \
