@@ -101,6 +101,7 @@ __all__ = [
     "redact",
     "restore_placeholders",
     "scan",
+    "score_scanner",
 ]
 
 log = logging.getLogger(__name__)
@@ -687,6 +688,56 @@ def scan(text: str, entities: Iterable[str] | None = None) -> list[Finding]:
     if wanted is not None:
         found = [f for f in found if f.entity_type in wanted]
     return found
+
+
+def score_scanner(
+    rows: Iterable[Mapping[str, Any]],
+    scanner: Callable[[str], Sequence[Finding]] | None = None,
+    entities: Sequence[str] | None = None,
+) -> Any:
+    """Precision and recall of a scanner on a labelled corpus, per entity type and micro-averaged.
+
+    Each row is ``{"text": ..., "entities": [{"type", "start", "end"}, ...]}`` (the format of
+    ``tests/data/pii_corpus.jsonl``). A finding counts as a true positive when it has the type of a
+    not-yet-matched gold span and overlaps it; findings and gold spans of other types are ignored.
+
+    Returns:
+        A pandas DataFrame indexed by entity type plus ``"micro"``, with columns support, tp, fp, fn,
+        precision, recall and f1 (0.0 where undefined).
+    """
+    import pandas as pd
+
+    scanner = scanner or scan
+    kinds = list(entities or ENTITY_TYPES)
+    wanted = set(kinds)
+    counts = {k: [0, 0, 0] for k in kinds}  # tp, fp, fn
+    for row in rows:
+        gold = [g for g in row["entities"] if g["type"] in wanted]
+        for f in scanner(row["text"]):
+            if f.entity_type not in wanted:
+                continue
+            hit = next(
+                (g for g in gold if g["type"] == f.entity_type and f.start < g["end"] and g["start"] < f.end),
+                None,
+            )
+            if hit is None:
+                counts[f.entity_type][1] += 1
+            else:
+                gold.remove(hit)
+                counts[f.entity_type][0] += 1
+        for g in gold:
+            counts[g["type"]][2] += 1
+    counts["micro"] = [sum(c[i] for c in counts.values()) for i in range(3)]
+    rows_out = []
+    for kind, (tp, fp, fn) in counts.items():
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows_out.append(
+            {"entity": kind, "support": tp + fn, "tp": tp, "fp": fp, "fn": fn,
+             "precision": precision, "recall": recall, "f1": f1}
+        )
+    return pd.DataFrame(rows_out).set_index("entity")
 
 
 def redact(text: str, findings: Sequence[Finding] | None = None) -> str:

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agentops.budgets import Budget, BudgetExceeded, BudgetMiddleware, InProcessLedger, Line, RedisLedger  # noqa: E402
-from agentops.guardrails import ENTITY_TYPES, Finding, detect_injection, scan  # noqa: E402
+from agentops.guardrails import ENTITY_TYPES, Finding, detect_injection, scan, score_scanner  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 SHARED = [e for e in ENTITY_TYPES if e != "SECRET"]  # what Presidio can detect
@@ -100,37 +100,8 @@ def load(name: str) -> list[dict]:
 
 
 def accuracy(fn: Callable[[str], list[Finding]], rows: list[dict], entities: list[str]) -> dict[str, tuple]:
-    tp: dict[str, int] = defaultdict(int)
-    fp: dict[str, int] = defaultdict(int)
-    fn_: dict[str, int] = defaultdict(int)
-    for row in rows:
-        gold = [g for g in row["entities"] if g["type"] in entities]
-        for f in fn(row["text"]):
-            if f.entity_type not in entities:
-                continue
-            hit = next(
-                (g for g in gold if g["type"] == f.entity_type and f.start < g["end"] and g["start"] < f.end),
-                None,
-            )
-            if hit is None:
-                fp[f.entity_type] += 1
-            else:
-                gold.remove(hit)
-                tp[f.entity_type] += 1
-        for g in gold:
-            fn_[g["type"]] += 1
-    out = {}
-    for e in [*entities, "micro"]:
-        t, p, n = (
-            (sum(tp.values()), sum(fp.values()), sum(fn_.values()))
-            if e == "micro"
-            else (tp[e], fp[e], fn_[e])
-        )
-        prec = t / (t + p) if t + p else 0.0
-        rec = t / (t + n) if t + n else 0.0
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        out[e] = (prec, rec, f1)
-    return out
+    scores = score_scanner(rows, fn, entities)
+    return {e: tuple(scores.loc[e, ["precision", "recall", "f1"]]) for e in [*entities, "micro"]}
 
 
 def messages(rows: list[dict], dense: bool, n: int = 200, seed: int = 0) -> list[str]:

@@ -37,6 +37,7 @@ from agentops.guardrails import (
     redact,
     restore_placeholders,
     scan,
+    score_scanner,
 )
 from agentops.models import OfflineModel, rule, tool_rule
 
@@ -161,27 +162,36 @@ def test_scan_entity_filter_and_errors() -> None:
 def test_corpus_precision_and_recall_per_entity() -> None:
     rows = [json.loads(line) for line in (DATA / "pii_corpus.jsonl").read_text().splitlines()]
     assert len(rows) >= 500 and sum(r["kind"] == "hard_negative" for r in rows) >= 150
-    tp: dict[str, int] = defaultdict(int)
-    fp: dict[str, int] = defaultdict(int)
-    fn: dict[str, int] = defaultdict(int)
-    for row in rows:
-        gold = list(row["entities"])
-        for f in scan(row["text"]):
-            hit = next(
-                (g for g in gold if g["type"] == f.entity_type and f.start < g["end"] and g["start"] < f.end),
-                None,
-            )
-            if hit is None:
-                fp[f.entity_type] += 1
-            else:
-                gold.remove(hit)
-                tp[f.entity_type] += 1
-        for g in gold:
-            fn[g["type"]] += 1
+    scores = score_scanner(rows)
     for etype in ENTITY_TYPES:
-        assert tp[etype] >= 40, etype
-        assert tp[etype] / (tp[etype] + fp[etype]) >= 0.95, (etype, fp[etype])
-        assert tp[etype] / (tp[etype] + fn[etype]) >= 0.95, (etype, fn[etype])
+        row = scores.loc[etype]
+        assert row.tp >= 40, etype
+        assert row.precision >= 0.95, (etype, row.fp)
+        assert row.recall >= 0.95, (etype, row.fn)
+
+
+def test_score_scanner_counts_overlaps_types_and_micro() -> None:
+    rows = [
+        {"text": "mail a@b.example now", "entities": [{"type": "EMAIL_ADDRESS", "start": 5, "end": 16}]},
+        {"text": "x", "entities": [{"type": "US_SSN", "start": 0, "end": 1}, {"type": "URL", "start": 0, "end": 1}]},
+    ]
+
+    def fake(text: str) -> list[Finding]:
+        # one overlapping hit, one wrong-type false positive, one ignored type
+        return [
+            Finding("EMAIL_ADDRESS", 7, 9, 1.0),
+            Finding("CREDIT_CARD", 0, 1, 1.0),
+            Finding("IP_ADDRESS", 0, 1, 1.0),
+        ]
+
+    s = score_scanner(rows, fake, entities=["EMAIL_ADDRESS", "CREDIT_CARD", "US_SSN"])
+    assert s.loc["EMAIL_ADDRESS", ["tp", "fp", "fn"]].tolist() == [1, 1, 0]  # second row's email is a false positive
+    assert s.loc["CREDIT_CARD", ["tp", "fp", "fn"]].tolist() == [0, 2, 0]
+    assert s.loc["US_SSN", ["tp", "fp", "fn", "recall"]].tolist() == [0, 0, 1, 0.0]
+    assert "URL" not in s.index and "IP_ADDRESS" not in s.index
+    micro = s.loc["micro"]
+    assert (micro.tp, micro.fp, micro.fn) == (1, 3, 1)
+    assert micro.precision == 0.25 and micro.recall == 0.5 and abs(micro.f1 - 1 / 3) < 1e-12
 
 
 # ------------------------------------------------------------------------------------------------
