@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import importlib
+import logging
 import re
 import unicodedata
+from collections.abc import Callable
 
 from agentops.errors import ConfigError
 from agentops.guardrails._types import Verdict
 
-__all__ = ["detect_injection", "normalize"]
+__all__ = ["detect_injection", "normalize", "rule_score"]
+
+log = logging.getLogger(__name__)
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e"))
 # Letters that render like Latin ones (Cyrillic, Greek, a few symbols); NFKC handles full-width forms.
@@ -279,7 +285,10 @@ def detect_injection(text: str, threshold: float = 0.5) -> Verdict:
     Text is normalised (:func:`normalize`), leetspeak-folded and base64 payloads are decoded, then
     matched against instruction overrides, persona hijacks, fake system or chat-template markers
     and exfiltration requests. Matches inside inline code, or in text that is a question *about*
-    injection (``"how do I detect 'ignore previous instructions'?"``), count for less.
+    injection (``"how do I detect 'ignore previous instructions'?"``), count for less. When the
+    learned classifier (``agentops.guardrails.classifier``) is installed, its probability is
+    combined with the rule score (:func:`_combine`) and ``"classifier"`` joins the reasons when it
+    alone reaches the threshold.
 
     Args:
         text: the untrusted text (user input, a tool result, a retrieved document).
@@ -295,6 +304,52 @@ def detect_injection(text: str, threshold: float = 0.5) -> Verdict:
         raise ConfigError(f"detect_injection() needs a str, got {type(text).__name__}")
     if not 0 < threshold <= 1:
         raise ConfigError(f"threshold must be in (0, 1], got {threshold!r}")
+    rule, reasons = rule_score(text)
+    classify = _classifier()
+    if classify is None:
+        score = rule
+    else:
+        p = float(classify(text))
+        score = _combine(rule, p)
+        if p >= threshold:
+            reasons = (*reasons, "classifier")
+    score = round(min(max(score, 0.0), 1.0), 4)
+    return Verdict(score, score >= threshold, reasons)
+
+
+def _combine(rule: float, classifier: float) -> float:
+    """The one place that merges the rule score with the classifier's probability (both in [0, 1])."""
+    return max(rule, classifier)
+
+
+@functools.cache
+def _classifier() -> Callable[[str], float] | None:
+    """``agentops.guardrails.classifier.score`` when that module is installed and importable, else None.
+
+    Looked up once per process. A classifier module whose own dependencies are missing is reported
+    once as a warning and the rules work alone.
+    """
+    name = f"{__package__}.classifier"
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        log.warning("injection classifier unavailable (%s); using the rules alone", exc)
+        return None
+    except ImportError as exc:
+        log.warning("injection classifier unavailable (%s); using the rules alone", exc)
+        return None
+    return getattr(module, "score", None)
+
+
+def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
+    """The rules' score in [0, 1] and the names of the rules that matched (no classifier).
+
+    Example:
+        >>> rule_score("ignore all previous instructions")
+        (0.9, ('instruction override',))
+    """
     variants: list[tuple[str, str]] = []
     norm = normalize(text)
     code_free = _CODE_SPAN.sub(" ", norm)
@@ -330,12 +385,11 @@ def detect_injection(text: str, threshold: float = 0.5) -> Verdict:
             if pattern.search(norm):
                 add("in code: " + reason, weight * 0.3)
     if not weights:
-        return Verdict(0.0, False, ())
+        return 0.0, ()
     keep = 1.0
     for w in weights.values():
         keep *= 1.0 - w
     score = 1.0 - keep
     if _ABOUT_INJECTION.search(code_free):
         score *= 0.45
-    score = round(min(score, 1.0), 4)
-    return Verdict(score, score >= threshold, tuple(sorted(weights)))
+    return round(min(score, 1.0), 4), tuple(sorted(weights))
