@@ -18,8 +18,7 @@ from agentops.guardrails._types import Finding
 
 _DOMAIN = re.compile(r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.){1,8}(?P<tld>[^\W\d_]{2,24}|xn--[a-z0-9-]{1,59})(?![\w-])")
 _NOT_TLD = frozenset(
-    ("png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "css", "js", "mjs", "ts", "py", "json", "yaml")
-    + ("yml", "md", "txt", "lock", "toml", "html", "htm")
+    "png jpg jpeg gif svg webp bmp ico css js mjs ts py json yaml yml md txt lock toml html htm".split()  # noqa: SIM905
 )
 _RETINA = re.compile(r"\d{1,2}(?:\.\d)?x\.")
 
@@ -145,7 +144,7 @@ def scan_ipv6(text: str, out: list[Finding]) -> None:
             if end < n and (text[end].isalnum() or text[end] == "_"):
                 i = text.find(":", covered)
                 continue
-            if _v6_plausible(cand):
+            if _v6_plausible(cand) or ("::" in cand and _PREFIX.match(text, end)):
                 try:
                     ipaddress.IPv6Address(cand)
                 except ValueError:

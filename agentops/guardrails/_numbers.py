@@ -17,7 +17,8 @@ from pathlib import Path
 from agentops.guardrails._types import Finding
 from agentops.guardrails._validators import _IBAN_LENGTHS, _card_network_ok, _iban_ok, _luhn_ok, _ssn_ok
 
-_RUN = re.compile(r"(?:\+|\(\+?)?[0-9][0-9 ()./\n-]{4,46}[0-9]")
+_RUN = re.compile(r"(?:\+|\(\+?)?[0-9][0-9 ()./\n-]{4,118}[0-9]")
+_RUN_MAX = 121
 _GROUP = re.compile(r"[0-9]{1,19}")
 _SPACE = re.compile(r"\s{1,8}")
 _BAD_BEFORE = frozenset("_.-/#$€£¥&\\")
@@ -34,7 +35,7 @@ _SSN_CONTEXT = re.compile(r"(?i)(?:ssn|social security|soc\.? ?sec)")
 _CARD_CONTEXT = re.compile(r"(?i)(?:card|visa|mastercard|amex|credit|debit|cc|pan)")
 _DATEISH = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 _EXTENSION = re.compile(r"[ \t]?(?:x|ext\.?|extension)[ \t]?[0-9]{1,6}(?![0-9A-Za-z])", re.IGNORECASE)
-_IPV4_CIDR = re.compile(r"([0-9]{1,3}(?:\.[0-9]{1,3}){3})/([0-9]{1,2})")
+_IPV4_CIDR = re.compile(r"([0-9]{1,3}(?:\.[0-9]{1,3}){3})/([0-9]{1,3})")
 _IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _NANP_GROUPS = frozenset({(10,), (11,), (3, 3, 4), (1, 3, 3, 4), (3, 7), (1, 3, 7)})
 _CARD_GROUPS = ((4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 2), (4, 4, 4, 3), (4, 4, 4, 1))
@@ -93,7 +94,7 @@ def _card(raw: str, run: _Run) -> bool:
 def _ssn(text: str, raw: str, run: _Run, start: int) -> float | None:
     if len(run.digits) != 9 or not raw[0].isdigit():
         return None
-    if run.groups == [3, 2, 4] and len(set(run.seps)) == 1 and run.seps[0] in ("-", " ", ".", "/", "  ", "- "):
+    if run.groups == [3, 2, 4] and len(set(run.seps)) == 1 and run.seps[0] in ("-", " ", ".", "/", "  "):
         sep = True
     elif run.groups == [9]:
         sep = False
@@ -102,15 +103,16 @@ def _ssn(text: str, raw: str, run: _Run, start: int) -> float | None:
     d = run.digits
     if not _ssn_ok(d[:3], d[3:5], d[5:]):
         return None
-    if sep and (run.seps[0] == "-" or _SSN_CONTEXT.search(text, max(0, start - 40), start)):
-        return 0.95
-    if _SSN_CONTEXT.search(text, max(0, start - 40), start):
-        return 0.8
-    return None
+    context = _SSN_CONTEXT.search(text, max(0, start - 40), start) is not None
+    if sep:
+        return 0.95 if run.seps[0] == "-" or context else 0.7  # the 3-2-4 shape is an SSN's own
+    return 0.8 if context else None
 
 
-def _phone(text: str, raw: str, run: _Run, start: int) -> float | None:
+def _phone(text: str, raw: str, run: _Run, start: int, strict: bool) -> float | None:
     d = run.digits
+    if run.groups == [3, 2, 4]:
+        return None  # the SSN shape (valid or not)
     lead = raw.lstrip("(")
     international = lead.startswith("+") or (lead.startswith("00") and len(run.groups) > 1)
     if not 7 <= len(d) <= 15 or _DATEISH.fullmatch(raw):
@@ -124,7 +126,7 @@ def _phone(text: str, raw: str, run: _Run, start: int) -> float | None:
     if international:
         ok = _international_ok(d[2:] if lead.startswith("00") else d)
     elif d.startswith("0"):
-        ok = 9 <= len(d) <= 11 and (has_sep or context) and d[1] != "0"
+        ok = 9 <= len(d) <= 11 and (has_sep or context) and d[1] != "0" and not strict
     elif tuple(run.groups) in _NANP_GROUPS and len(run.groups) > 1:
         ok = len(set(d)) > 2  # 415-555-2671, (415)555-2671, 1 415 555 2671
     else:
@@ -142,11 +144,12 @@ def _ipv4(text: str, raw: str, start: int) -> bool:
     return _VERSION_BEFORE.search(text, max(0, start - 14), start) is None
 
 
-def _classify(text: str, raw: str, start: int, end: int, out: list[Finding]) -> bool:
+def _classify(text: str, raw: str, start: int, end: int, out: list[Finding], strict: bool = False) -> bool:
     """Validate one candidate; append its finding and return True if it is one."""
     cidr = _IPV4_CIDR.fullmatch(raw)
-    if cidr and int(cidr.group(2)) <= 32 and _ipv4(text, cidr.group(1), start):
-        out.append(Finding("IP_ADDRESS", start, end, 0.95))
+    if cidr and _ipv4(text, cidr.group(1), start):
+        valid_prefix = len(cidr.group(2)) <= 2 and int(cidr.group(2)) <= 32
+        out.append(Finding("IP_ADDRESS", start, end if valid_prefix else start + len(cidr.group(1)), 0.95))
         return True
     if raw.count(".") == 3 and _ipv4(text, raw, start):
         n = len(text)
@@ -167,7 +170,7 @@ def _classify(text: str, raw: str, start: int, end: int, out: list[Finding]) -> 
         return True
     if _VERSION_BEFORE.search(text, max(0, start - 14), start):
         return False
-    score = _phone(text, raw, run, start)
+    score = _phone(text, raw, run, start, strict)
     if score is not None:
         ext = _EXTENSION.match(text, end)
         out.append(Finding("PHONE_NUMBER", start, ext.end() if ext else end, score))
@@ -190,7 +193,7 @@ def _split(text: str, raw: str, start: int, out: list[Finding]) -> None:
                 e += 1
             if s not in breaks or e not in breaks:
                 continue
-            if e - s >= 7 and _classify(text, raw[s:e], start + s, start + e, out):
+            if e - s >= 7 and _classify(text, raw[s:e], start + s, start + e, out, strict=True):
                 i = j
                 break
         else:
@@ -215,6 +218,10 @@ def scan_numbers(text: str, out: list[Finding]) -> None:
     while (m := _RUN.search(text, pos)) is not None:
         start, end = m.span()
         raw = m.group()
+        if end - start >= _RUN_MAX:  # a long run: read it up to its last whitespace, continue from there
+            cut = max(raw.rfind(" "), raw.rfind("\n"))
+            if cut > 0:
+                raw, end = raw[:cut].rstrip(), start + len(raw[:cut].rstrip())
         pos = end
         if not _start_ok(text, start, raw):
             while pos < n and not text[pos].isspace():  # inside a longer token: skip to its end
@@ -258,5 +265,8 @@ def scan_ibans(text: str, out: list[Finding]) -> None:
             i += 1
         if got != want or (i < n and text[i].isascii() and text[i].isalnum()):
             continue
+        letters = [c for c in text[m.start() : i] if c.isalpha()]
+        if not (all(c.isupper() for c in letters) or all(c.islower() for c in letters)):
+            continue  # mixed case inside one IBAN ("LV80 bANK ...") is not how anyone writes one
         if _iban_ok("".join(chars)):
             out.append(Finding("IBAN_CODE", m.start(), i, 1.0))

@@ -156,7 +156,9 @@ _NOT_SECRET_NAME = re.compile(
     r"compass|passive|tokenomics"
 )
 # Code, not a credential: an identifier (digits at most at its end), an attribute chain, a call, a number.
-_CODE_VALUE = re.compile(r"[A-Za-z_]{1,80}[0-9]{0,2}(?:\.[A-Za-z_]\w{0,80}){0,8}(?:\(.{0,200})?|[0-9]{1,5}|[0-9.]{1,12}")
+_CODE_VALUE = re.compile(
+    r"[A-Za-z_]{1,80}[0-9]{0,2}(?:\.[A-Za-z_]\w{0,80}){0,8}(?:\(.{0,200})?|[0-9]{1,5}|[0-9.]{1,12}"
+)
 _NEEDS_ALNUM = re.compile(r"[^\W_]")
 
 

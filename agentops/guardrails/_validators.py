@@ -23,6 +23,8 @@ def _card_network_ok(d: str) -> bool:
     two, three, four, six = int(d[:2]), int(d[:3]), int(d[:4]), int(d[:6])
     if d[0] == "4":
         return n in (13, 16, 19)  # Visa
+    if d[0] == "1":
+        return n == 15  # UATP
     if 51 <= two <= 55 or 2221 <= four <= 2720:
         return n == 16  # Mastercard
     if two in (34, 37):
