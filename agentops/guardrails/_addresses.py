@@ -130,14 +130,14 @@ def scan_ipv6(text: str, out: list[Finding]) -> None:
                 s -= 1
             end = _V6_RUN.match(text, s).end()
             covered = end
-            if s > 0 and (text[s - 1].isalnum() or text[s - 1] in "_."):
-                i = text.find(":", end)
-                continue
             while end > s and text[end - 1] == ".":
                 end -= 1
             cand = text[s:end]
             if cand.startswith(":") and not cand.startswith("::"):
                 cand, s = cand[1:], s + 1
+            if s > 0 and (text[s - 1].isalnum() or text[s - 1] in "_."):
+                i = text.find(":", covered)
+                continue
             if cand.endswith(":") and not cand.endswith("::"):
                 cand = cand.rstrip(":")
             end = s + len(cand)

@@ -206,6 +206,8 @@ def _start_ok(text: str, start: int, raw: str) -> bool:
     prev = text[start - 1]
     if prev.isspace() or prev in "\"'([{<,;:=>*|":
         return True
+    if raw[0] == "+" and prev in ".:":
+        return True  # "Tel.+44 ...", "tel:+1..."
     if prev.isalpha():
         return raw[0] == "+" or _LABEL_BEFORE.search(text, max(0, start - 10), start) is not None
     return prev not in _BAD_BEFORE and not prev.isdigit()

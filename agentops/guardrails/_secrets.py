@@ -226,7 +226,15 @@ _QUOTED = re.compile(r"([\"'])(?P<v>[A-Za-z0-9+/=_.~-]{20,200})\1")
 _HEXISH = frozenset("0123456789abcdefABCDEF-")
 
 
+_USER_PASS_AT = re.compile(r"(?<![\w.:/%+-])[A-Za-z0-9._-]{1,64}:(?P<pw>[^\s:/@\"'<>]{4,128})@[A-Za-z0-9]")
+
+
 def _scan_url_credentials(text: str, out: list[Finding]) -> None:
+    for m in _USER_PASS_AT.finditer(text):  # user:password@host without a scheme
+        if _value_is_secret(m.group("pw"), quoted=True, password=True):
+            out.append(Finding("SECRET", m.start("pw"), m.end("pw"), 0.85))
+    if "://" not in text:
+        return
     i = text.find("://")
     while i != -1:
         m = _URL_CRED.match(text, i + 3)
@@ -290,7 +298,7 @@ def scan_secrets(text: str, out: list[Finding]) -> None:
     _scan_patterned(text, out)
     if "-----BEGIN " in text:
         _scan_pem(text, out)
-    if "://" in text and "@" in text:
+    if ":" in text and "@" in text:
         _scan_url_credentials(text, out)
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lower-cased; keep offsets aligned
