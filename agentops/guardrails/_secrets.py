@@ -39,6 +39,7 @@ _PREFIX_RX = re.compile("|".join(re.escape(p) for p in sorted(_PREFIXED, key=len
 _PREFIX_CHARS = frozenset(p[0] for p in _PREFIXED)
 # For each prefix, the prefixes that also match where it matches ("sk-" under "sk-proj-").
 _SHARED_PREFIXES = {p: [q for q in _PREFIXED if p.startswith(q)] for p in _PREFIXED}
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _PEM = next(f for f in SECRET_FORMATS if f.block == "pem")
 _PEM_BODY = re.compile(r"[A-Za-z0-9+/=\s]{0,16384}")
 _PEM_LIMIT = 16384
@@ -74,8 +75,8 @@ def _scan_prefixed(text: str, out: list[Finding]) -> None:
     covered = -1
     for cand in _PREFIX_RX.finditer(text):
         pos = cand.start()
-        if pos < covered:
-            continue
+        if pos < covered or (pos and text[pos - 1] in _TOKEN_CHARS):
+            continue  # inside a longer token (also what keeps "glpat-glpat-glpat-..." linear and cheap)
         best: tuple[int, float] | None = None
         for prefix in _SHARED_PREFIXES[cand.group()]:
             for fmt in _PREFIXED[prefix]:
