@@ -58,8 +58,9 @@ from agentops.escalation import (
     RunContext,
     request_approval,
 )
-from agentops.graph import MiddlewareSpec, UsageMeter, extra_middleware
+from agentops.graph._meter import UsageMeter
 from agentops.listeners import APPROVAL, STAGE, Listener, notify
+from agentops.stack import MiddlewareSpec, extra_middleware
 
 __all__ = [
     "STATUSES",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -239,12 +240,8 @@ async def test_illegal_handoff_is_refused_and_target_never_speaks(graph):
     )
     assert "admin" not in run.path
     assert run.path == ("router", "billing")
-    assert run.refusals == (
-        {"from": "billing", "to": "admin", "reason": "'billing' may not hand off to 'admin'"},
-    )
-    assert events == [
-        ("handoff.refused", {"from": "billing", "to": "admin", "reason": run.refusals[0]["reason"]})
-    ]
+    assert run.refusals == ({"from": "billing", "to": "admin", "reason": "'billing' may not hand off to 'admin'"},)
+    assert events == [("handoff.refused", {"from": "billing", "to": "admin", "reason": run.refusals[0]["reason"]})]
     refused = run.transcript[run.transcript["action"] == "handoff.refused"]
     assert list(refused["role"]) == ["billing"] and list(refused["target"]) == ["admin"]
     # the model read the refusal as a tool result (not a traceback) and no admin prompt was ever built
@@ -256,9 +253,7 @@ async def test_illegal_handoff_is_refused_and_target_never_speaks(graph):
 async def test_unknown_handoff_target_is_refused_and_a_looping_model_is_cut_off():
     m = make_model()
     # this rule never stops calling the tool: the turn is ended after MAX_REFUSALS refusals
-    m.add_rule(
-        rule("tech to nowhere", _call("handoff", to="nowhere"), system_contains="tech support"), first=True
-    )
+    m.add_rule(rule("tech to nowhere", _call("handoff", to="nowhere"), system_contains="tech support"), first=True)
     run = await RoleGraph(ROLES, EDGES).run("crash", model=m, timeout_s=10)
     assert run.refusals[0]["to"] == "nowhere" and "no role named" in run.refusals[0]["reason"]
     assert len(run.refusals) == MAX_REFUSALS
@@ -301,9 +296,7 @@ async def test_router_cannot_pick_a_disallowed_or_unknown_role(graph):
 
 
 async def test_abort_at_router_ends_the_run(graph):
-    engine = EscalationEngine(
-        [EscalationRule("no_refunds", lambda c: "refund" in c.text, "critical", "abort")]
-    )
+    engine = EscalationEngine([EscalationRule("no_refunds", lambda c: "refund" in c.text, "critical", "abort")])
     run = await graph.run("refund please", model=make_model(), escalation=engine)
     assert run.status == "aborted" and run.path == ("router",)
 
@@ -361,14 +354,53 @@ async def test_run_ids_are_deterministic_and_summary(graph):
     assert list(frame["path"]) == ["router → billing", "router → tech → reviewer"]
 
 
-def test_network_quiet_restores_logging():
+async def test_network_log_capture_keeps_each_runs_lines_and_leaves_the_logger_alone(caplog):
+    caplog.set_level(logging.WARNING, logger="ag2.network")
     net = logging.getLogger("ag2.network")
-    before = (net.propagate, net.level)
-    with network_quiet() as sink, network_quiet():
-        logging.getLogger("ag2.network.hub.core").warning("post_envelope rejected")
-        assert not net.propagate
-    assert (net.propagate, net.level) == before
-    assert sink == ["WARNING ag2.network.hub.core: post_envelope rejected"]
+    before = (net.propagate, net.level, list(net.handlers))
+    hub_log = logging.getLogger("ag2.network.hub.core")
+
+    async def run(name: str) -> list[str]:
+        with network_quiet() as sink:
+            for _ in range(3):
+                hub_log.warning("rejected post from %s", name)
+                await asyncio.sleep(0)
+            assert (net.propagate, net.level) == before[:2]
+        return sink
+
+    a, b = await asyncio.gather(run("a"), run("b"))
+    assert a == ["WARNING ag2.network.hub.core: rejected post from a"] * 3
+    assert b == ["WARNING ag2.network.hub.core: rejected post from b"] * 3
+    assert (net.propagate, net.level, list(net.handlers)) == before
+    # configured handlers (pytest's, here) still receive the records
+    assert caplog.text.count("rejected post from") == 6
+
+
+async def test_network_records_outside_a_capture_reach_stderr_as_before(monkeypatch):
+    seen: list[str] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    monkeypatch.setattr(logging, "lastResort", Recorder(logging.WARNING))
+    monkeypatch.setattr(logging.getLogger("ag2.network"), "propagate", False)  # no other handler anywhere
+    hub_log = logging.getLogger("ag2.network.hub.core")
+    inside = asyncio.Event()
+    done = asyncio.Event()
+
+    async def captured() -> list[str]:
+        with network_quiet() as sink:
+            inside.set()
+            await done.wait()
+        return sink
+
+    task = asyncio.create_task(captured())  # created before the capture: not part of it
+    await inside.wait()
+    hub_log.warning("outside any run")
+    done.set()
+    assert await task == []
+    assert seen == ["outside any run"]
 
 
 def test_usage_meter_counts():
