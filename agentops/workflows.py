@@ -58,7 +58,7 @@ from agentops.escalation import (
     RunContext,
     request_approval,
 )
-from agentops.graph._meter import UsageMeter
+from agentops.usage import UsageMeter
 from agentops.listeners import APPROVAL, STAGE, Listener, notify
 from agentops.stack import MiddlewareSpec, extra_middleware
 

@@ -47,13 +47,13 @@ contract), :mod:`~agentops.graph.run` (running and results), :mod:`~agentops.gra
 from __future__ import annotations
 
 from agentops._ag2 import network_log_capture as network_quiet
-from agentops.graph._meter import UsageMeter
 from agentops.graph._turns import MAX_REFUSALS
 from agentops.graph.drawing import draw_graph
 from agentops.graph.roles import GraphError, Role, RoleGraph
 from agentops.graph.routing import RouteDecision, RouteParseError, parse_route
 from agentops.graph.run import GraphRun, runs_frame
 from agentops.stack import MiddlewareSpec, extra_middleware
+from agentops.usage import UsageMeter
 
 __all__ = [
     "MAX_REFUSALS",

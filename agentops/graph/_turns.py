@@ -20,10 +20,10 @@ from ag2.network import Finish, Handoff
 
 from agentops import _identity  # noqa: F401
 from agentops.escalation import Action, EscalationEngine, RunContext, Verdict
-from agentops.graph._meter import UsageMeter
 from agentops.graph.routing import STOP_ROUTE, RouteDecision, RouteParseError, parse_route, route_body
 from agentops.listeners import HANDOFF_REFUSED, Listener, notify
 from agentops.stack import MiddlewareSpec, extra_middleware
+from agentops.usage import UsageMeter
 
 if TYPE_CHECKING:
     from agentops.graph.roles import RoleGraph
@@ -42,7 +42,7 @@ class _Turn:
     action: str = "answer"
     target: str = ""
     tokens: int = 0
-    cost: float = 0.0
+    cost: float | None = 0.0
     detail: str = ""
     text: str = ""
     finished: bool = False
@@ -74,11 +74,13 @@ class RunState:
         self.stopped = ""
         self.stop_action: Action | None = None
         self.error = ""
-        self.tokens, self.cost, self.calls, self.errors = 0, 0.0, 0, 0
+        self.tokens, self.cost, self.calls, self.errors, self.unpriced_calls = 0, 0.0, 0, 0, 0
         self.started = time.perf_counter()
         self.listener_errors = 0
 
-    def _row(self, role: str, action: str, target: str, tokens: int = 0, cost: float = 0.0, detail: str = "") -> None:
+    def _row(
+        self, role: str, action: str, target: str, tokens: int = 0, cost: float | None = 0.0, detail: str = ""
+    ) -> None:
         self.rows.append(
             {
                 "step": len(self.rows) + 1,
@@ -99,11 +101,13 @@ class RunState:
         return turn
 
     def end(self, turn: _Turn, meter: UsageMeter) -> None:
-        turn.tokens, turn.cost = meter.tokens, meter.cost_usd
+        """Book a finished turn; a turn with an unpriced call has cost ``None`` (its tokens still count)."""
+        turn.tokens, turn.cost = meter.tokens, meter.cost_usd if meter.priced else None
         self.tokens += meter.tokens
         self.cost += meter.cost_usd
         self.calls += meter.calls
         self.errors += meter.errors
+        self.unpriced_calls += meter.unpriced_calls
         self._row(turn.role, turn.action, turn.target, turn.tokens, turn.cost, turn.detail)
 
     def refuse(self, src: str, dst: str, reason: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from agentops import _identity  # noqa: F401
+from agentops.config import Spec, check_unique
 from agentops.errors import ConfigError
 from agentops.escalation import EscalationEngine
 from agentops.graph.run import GraphRun, run_graph
@@ -30,7 +31,7 @@ class GraphError(ConfigError):
     """The role graph declaration is invalid; the message names the role or edge and the fix."""
 
 
-class Role(BaseModel):
+class Role(Spec):
     """One role: a stable name, its instructions, its tools and (optionally) its own model.
 
     Args:
@@ -39,9 +40,12 @@ class Role(BaseModel):
         description: one line the router and the ``handoff`` tool show for this role.
         tools: extra AG2 tools (plain callables or ``@ag2.tool`` objects).
         model: an AG2 ``ModelConfig`` for this role; roles without one use the run's model.
+
+    Raises:
+        ConfigError: a bad name (``Role("Billing")``) or an unknown field, naming the fix.
     """
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     name: str
     instructions: str
@@ -84,9 +88,10 @@ def _check_roles(roles: Sequence[Any], router: str, escalation: str) -> list[str
         if not isinstance(r, Role):
             raise GraphError(f"roles must be Role objects, got {type(r).__name__}")
     names = [r.name for r in roles]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise GraphError(f"duplicate role name(s) {dupes}; each role needs a unique name")
+    try:
+        check_unique(names, "role names")
+    except ConfigError as exc:
+        raise GraphError(str(exc)) from None
     for label, value in (("router", router), ("escalation", escalation)):
         if value not in names:
             raise GraphError(f"{label} role {value!r} is not defined; defined roles: {', '.join(names)}")

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ag2.network import TransitionDecision, register_target
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from agentops import _identity  # noqa: F401
 from agentops._ag2 import packet_body
-from agentops.errors import AgentOpsError
+from agentops.config import Spec
+from agentops.errors import ConfigError, MalformedOutputError
 
 __all__ = ["STOP_ROUTE", "RouteDecision", "RouteParseError", "RouterTarget", "parse_route", "route_body"]
 
@@ -32,12 +33,16 @@ STOP_ROUTE = "__stop__"
 """Route written by the runner when an escalation aborts the run at the router."""
 
 
-class RouteParseError(AgentOpsError):
-    """The router's answer holds no valid :class:`RouteDecision`."""
+class RouteParseError(MalformedOutputError):
+    """The router's answer holds no valid :class:`RouteDecision` (malformed model output: asking again
+    may help, see :func:`agentops.errors.is_retryable`)."""
 
 
-class RouteDecision(BaseModel):
-    """The router's answer: where to send the request, why, and how sure it is."""
+class RouteDecision(Spec):
+    """The router's answer: where to send the request, why, and how sure it is.
+
+    Keys the model adds beyond these are ignored; a bad value raises :class:`~agentops.errors.ConfigError`.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -86,8 +91,8 @@ def parse_route(text: str | None, routes: Iterable[str] | None = None) -> RouteD
             continue
         try:
             decision = RouteDecision.model_validate(obj)
-        except ValidationError as exc:
-            problems.append("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        except ConfigError as exc:
+            problems.append(str(exc).removeprefix("invalid RouteDecision: "))
             continue
         if allowed is not None and decision.route not in allowed:
             problems.append(f"route {decision.route!r} is not one of {sorted(allowed)}")

@@ -51,9 +51,12 @@ class GraphRun:
         transcript: DataFrame with step, role, action, target, tokens, cost, detail.
         refusals: refused handoffs as ``{"from", "to", "reason"}``.
         escalations: this run's rows of the escalation log.
-        tokens / cost_usd: totals over every model call of the run.
+        tokens: total over every model call of the run.
+        cost_usd: USD over every model call, or ``None`` when a call used a model without a known
+            price (see :mod:`agentops.usage`; its tokens are still counted).
         error: what failed, for ``error``/``timeout``.
         network_log: ``ag2.network`` log lines captured during the run.
+        unpriced_calls: model calls whose model has no known price.
     """
 
     run_id: str
@@ -66,9 +69,10 @@ class GraphRun:
     refusals: tuple[dict[str, str], ...]
     escalations: Any
     tokens: int
-    cost_usd: float
+    cost_usd: float | None
     error: str = ""
     network_log: tuple[str, ...] = field(default=(), repr=False)
+    unpriced_calls: int = 0
 
     def summary(self) -> dict[str, Any]:
         """One row describing the run."""
@@ -81,7 +85,7 @@ class GraphRun:
             "refused": len(self.refusals),
             "escalations": len(self.escalations),
             "tokens": self.tokens,
-            "cost_usd": round(self.cost_usd, 6),
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
         }
 
 
@@ -204,7 +208,8 @@ def _result(run: RunState, close_reason: str, error: str, sink: list[str]) -> Gr
         refusals=tuple(run.refusals),
         escalations=run.engine.log(run.run_id),
         tokens=run.tokens,
-        cost_usd=run.cost,
+        cost_usd=None if run.unpriced_calls else run.cost,
         error=error or (run.error if status == "error" else ""),
         network_log=tuple(sink),
+        unpriced_calls=run.unpriced_calls,
     )
