@@ -215,6 +215,8 @@ def _broken_approver(request):
     raise RuntimeError("pager offline")
 
 
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
 @pytest.mark.parametrize(
     ("approver", "timeout", "outcome", "action"),
     [
@@ -327,6 +329,8 @@ def test_context_error_rate_and_with():
 # -- approvals through AG2's HITL seam ----------------------------------------------------------------
 
 
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
 async def test_request_approval_statuses():
     req = ApprovalRequest("stage", "wf/deploy", "Deploy?")
     assert (await request_approval(lambda r: True, req)).approved

@@ -334,10 +334,13 @@ async def test_role_failure_reports_error_without_stderr(graph, capfd):
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
 async def test_timeout(graph):
     slow = make_model(latency_s=2.0)
     run = await graph.run("crash", model=slow, timeout_s=0.2)
-    assert run.status == "timeout" and "timeout_s" in run.error
+    assert run.status == "timeout" and "run exceeded 0.2 s; raise timeout_s" in run.error
+    assert run.path == ("router",)  # the router was still answering when the deadline passed
 
 
 async def test_listener_that_raises_does_not_break_the_run(graph):

@@ -8,7 +8,7 @@ engine, meters its usage and writes its transcript row. Edges are enforced in th
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -75,7 +75,7 @@ class RunState:
         self.stop_action: Action | None = None
         self.error = ""
         self.tokens, self.cost, self.calls, self.errors, self.unpriced_calls = 0, 0.0, 0, 0, 0
-        self.started = time.perf_counter()
+        self.started = asyncio.get_running_loop().time()
         self.listener_errors = 0
 
     def _row(
@@ -128,7 +128,7 @@ class RunState:
             tokens=self.tokens + (pending.tokens if pending else 0),
             calls=self.calls + (pending.calls if pending else 0),
             errors=self.errors + (pending.errors if pending else 0),
-            elapsed_s=time.perf_counter() - self.started,
+            elapsed_s=asyncio.get_running_loop().time() - self.started,
             model=getattr(self.models.get(where), "model", ""),
         )
         return await self.engine.check(ctx)

@@ -10,7 +10,6 @@ so the runner watches for failures and for its deadline and closes the channel i
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -166,7 +165,8 @@ async def _open_channel(hub: Any, run: RunState, models: Mapping[str, Any], midd
 
 async def _wait(channel: Any, run: RunState, timeout_s: float) -> tuple[str, str]:
     """Poll the channel until it closes, a turn failed, or the deadline passed: ``(close reason, error)``."""
-    deadline = time.perf_counter() + timeout_s
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s  # the event loop's clock, like every asyncio timeout
     while True:
         info = await channel.info()
         if info.is_terminal():
@@ -174,7 +174,7 @@ async def _wait(channel: Any, run: RunState, timeout_s: float) -> tuple[str, str
         if run.error:
             await channel.close(reason="error")
             return "error", run.error
-        if time.perf_counter() > deadline:
+        if loop.time() > deadline:
             await channel.close(reason="timeout")
             return "timeout", f"run exceeded {timeout_s:g} s; raise timeout_s or check the roles' models"
         await asyncio.sleep(_POLL_S)
