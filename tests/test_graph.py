@@ -15,7 +15,7 @@ from ag2.middleware import BaseMiddleware, Middleware
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentops.errors import ConfigError
+from agentops.errors import ConfigError, is_retryable
 from agentops.escalation import (
     EscalationEngine,
     EscalationRule,
@@ -187,6 +187,7 @@ def test_edges_as_pairs_and_introspection(graph):
         'Here you go: {"route": "Billing", "reason": "r", "confidence": 0.9} hope it helps',
         '```json\n{"route": "billing", "reason": "r", "confidence": 0.9}\n```',
         '{"note": 1} then {"route": "billing", "reason": "r", "confidence": 0.9}',
+        "{'route': 'billing', 'reason': 'r', 'confidence': 0.9}",  # a Python-literal answer
     ],
 )
 def test_parse_route_tolerates_prose_and_fences(text):
@@ -204,8 +205,9 @@ def test_parse_route_tolerates_prose_and_fences(text):
     ],
 )
 def test_parse_route_rejects(text, match):
-    with pytest.raises(RouteParseError, match=match):
+    with pytest.raises(RouteParseError, match=match) as caught:
         parse_route(text, ["billing", "tech"])
+    assert is_retryable(caught.value)  # malformed model output: asking again may help
 
 
 @settings(max_examples=60, deadline=None)

@@ -12,10 +12,9 @@ must be pure (no I/O) and cannot see a tool's validated output, hence the first-
 
 from __future__ import annotations
 
-import json
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,6 +25,7 @@ from agentops import _identity  # noqa: F401
 from agentops._ag2 import packet_body
 from agentops.config import Spec
 from agentops.errors import ConfigError, MalformedOutputError
+from agentops.jsonparse import find_json_objects
 
 __all__ = ["STOP_ROUTE", "RouteDecision", "RouteParseError", "RouterTarget", "parse_route", "route_body"]
 
@@ -56,28 +56,12 @@ class RouteDecision(Spec):
         return v.strip().lower()
 
 
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-
-
-def _json_objects(text: str) -> Iterator[Any]:
-    decoder = json.JSONDecoder()
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    for chunk in candidates:
-        for i, ch in enumerate(chunk):
-            if ch != "{":
-                continue
-            try:
-                obj, _ = decoder.raw_decode(chunk, i)
-            except ValueError:
-                continue
-            yield obj
-
-
 def parse_route(text: str | None, routes: Iterable[str] | None = None) -> RouteDecision:
     """Extract and validate a :class:`RouteDecision` from a model's answer.
 
-    Tolerates prose around the JSON and Markdown code fences; takes the first JSON object that
-    validates. With ``routes``, the route must be one of them.
+    Objects are found by :func:`agentops.jsonparse.find_json_objects` (the extractor judges and
+    planners share: prose around the JSON, code fences, single quotes); the first one that validates
+    is taken. With ``routes``, the route must be one of them.
 
     Raises:
         RouteParseError: no JSON object, no object that validates, or a route outside ``routes``.
@@ -86,9 +70,7 @@ def parse_route(text: str | None, routes: Iterable[str] | None = None) -> RouteD
         raise RouteParseError("the router returned no text")
     allowed = None if routes is None else {r.lower() for r in routes}
     problems: list[str] = []
-    for obj in _json_objects(text):
-        if not isinstance(obj, dict):
-            continue
+    for obj in find_json_objects(text):
         try:
             decision = RouteDecision.model_validate(obj)
         except ConfigError as exc:
