@@ -389,3 +389,32 @@ async def test_request_approval_passes_the_question_through_agent_hitl():
     result = await request_approval(approver, req, timeout_s=5)
     assert result.status == "approved" and result.answer == "Approve"
     assert seen == [req]
+
+
+@pytest.mark.parametrize("module", ["agentops.escalation", "agentops.graph", "agentops.workflows"])
+def test_every_exception_of_the_chapter_01_packages_is_in_the_one_tree(module):
+    import importlib
+    import inspect
+    import pkgutil
+
+    from agentops.errors import AgentOpsError
+
+    package = importlib.import_module(module)
+    names = [module] + [f"{module}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
+    classes = {
+        obj
+        for name in names
+        for _, obj in inspect.getmembers(importlib.import_module(name), inspect.isclass)
+        if issubclass(obj, BaseException) and obj.__module__.startswith("agentops")
+    }
+    assert classes and all(issubclass(c, AgentOpsError) for c in classes), classes
+
+
+def test_retry_marks_of_the_chapter_01_errors():
+    from agentops.errors import RefusalError, is_retryable
+    from agentops.graph import GraphError, RouteParseError
+    from agentops.workflows import WorkflowError, WorkflowRejected
+
+    assert is_retryable(RouteParseError("no JSON object"))
+    assert not any(is_retryable(e("x")) for e in (GraphError, WorkflowError, EscalationRuleError, WorkflowRejected))
+    assert issubclass(WorkflowRejected, RefusalError) and issubclass(EscalationRuleError, ConfigError)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentops import _identity  # noqa: F401
+from agentops.config import check_unique
 from agentops.errors import ConfigError
 from agentops.escalation.approvals import ApprovalRequest, Approver, request_approval
 from agentops.escalation.rules import Action, Escalation, EscalationRule, Handler, RunContext, Verdict
@@ -60,10 +61,7 @@ class EscalationEngine:
         for r in rules:
             if not isinstance(r, EscalationRule):
                 raise ConfigError(f"rules must be EscalationRule objects, got {type(r).__name__}")
-        names = [r.name for r in rules]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ConfigError(f"duplicate escalation rule name(s) {dupes}; give each rule a unique name")
+        check_unique([r.name for r in rules], "escalation rule names")
         if approval_timeout_s is not None and approval_timeout_s <= 0:
             raise ConfigError(f"approval_timeout_s must be > 0 or None, got {approval_timeout_s!r}")
         self.rules: tuple[EscalationRule, ...] = tuple(rules)
