@@ -46,14 +46,11 @@ contract), :mod:`~agentops.graph.run` (running and results), :mod:`~agentops.gra
 
 from __future__ import annotations
 
-from agentops._ag2 import network_log_capture as network_quiet
 from agentops.graph._turns import MAX_REFUSALS
 from agentops.graph.drawing import draw_graph
 from agentops.graph.roles import GraphError, Role, RoleGraph
 from agentops.graph.routing import RouteDecision, RouteParseError, parse_route
 from agentops.graph.run import GraphRun, runs_frame
-from agentops.stack import MiddlewareSpec, extra_middleware
-from agentops.usage import UsageMeter
 
 __all__ = [
     "MAX_REFUSALS",
@@ -68,6 +65,8 @@ __all__ = [
     "runs_frame",
 ]
 
-# Kept importable from here for code written against the single-module layout:
-# UsageMeter (agentops.usage), MiddlewareSpec and extra_middleware (agentops.stack), network_quiet.
-_COMPAT = (UsageMeter, MiddlewareSpec, extra_middleware, network_quiet)
+# Kept importable from here for code written against the single-module layout (not part of the face):
+from agentops._ag2 import network_log_capture as network_quiet  # noqa: F401
+from agentops.stack import MiddlewareSpec as MiddlewareSpec
+from agentops.stack import extra_middleware as extra_middleware
+from agentops.usage import UsageMeter as UsageMeter
