@@ -1,9 +1,9 @@
-"""Every coupling to AG2 beyond its documented public API, in one file.
+"""Every coupling to AG2 beyond its documented public API, one section per concern.
 
-Each helper below depends on an AG2 detail that is not part of a documented signature (a logger name,
-a payload shape). Each has a contract test in ``tests/test_ag2_contract.py`` against the pinned AG2
-version, so an AG2 upgrade that changes one of them fails one named test here instead of a chapter.
-Sections are grouped by the module that needs them.
+Each name here relies on something AG2 1.x does but does not promise — a private module, an
+undocumented key, a behaviour — and has a contract test in ``tests/test_ag2_contract.py`` against the
+pinned AG2 version, so an AG2 upgrade that breaks one fails one file with a named test instead of a
+chapter. Each section says why no public alternative exists.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["NETWORK_LOGGER", "network_log_capture", "packet_body"]
-
-
-# --------------------------------------------------------------------------------------------------
+# ==================================================================================================
 # Role graphs (agentops.graph): the ag2.network hub's log lines and its packet payload
-# --------------------------------------------------------------------------------------------------
+# ==================================================================================================
+#
+# No public alternative: the hub reports a turn that failed inside a workflow channel only as a log
+# line (the channel keeps waiting), and a transition target receives the raw envelope, whose packet
+# payload shape is documented in a source comment only.
 
 NETWORK_LOGGER = "ag2.network"
 """The logger AG2's network hub writes to. A turn that raises inside a workflow channel is reported

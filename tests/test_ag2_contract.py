@@ -16,7 +16,9 @@ from ag2.testing import TestConfig
 
 from agentops import _ag2
 
-# -- role graphs (agentops.graph) ---------------------------------------------------------------------
+# ==================================================================================================
+# Role graphs (agentops.graph)
+# ==================================================================================================
 
 
 def test_network_hub_logs_under_the_network_logger():
