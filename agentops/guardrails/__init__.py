@@ -49,8 +49,9 @@ from agentops import _identity  # noqa: F401  (fails fast if another `agentops` 
 from agentops.guardrails._types import ENTITY_TYPES, Finding, Verdict
 from agentops.guardrails.catalogue import SECRET_FORMATS, SecretFormat, load_secret_formats
 from agentops.guardrails.injection import detect_injection, normalize
-from agentops.guardrails.middleware import Action, GuardrailMiddleware, GuardrailPolicy, GuardrailRecord
-from agentops.guardrails.redaction import VAULT_KEY, Vault, redact, restore_placeholders
+from agentops.guardrails.middleware import GuardrailMiddleware
+from agentops.guardrails.policy import Action, GuardrailPolicy, GuardrailRecord
+from agentops.guardrails.redaction import VAULT_KEY, Vault, redact, restore_into, restore_placeholders
 from agentops.guardrails.scanners import Scanner, scan
 from agentops.guardrails.scoring import PresidioScanner, score_scanner
 from agentops.guardrails.toxicity import CallableToxicity, LexiconToxicity, ToxicityDetector
@@ -78,6 +79,7 @@ __all__ = [
     "load_secret_formats",
     "normalize",
     "redact",
+    "restore_into",
     "restore_placeholders",
     "scan",
     "score_scanner",
