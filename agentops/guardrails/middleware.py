@@ -271,10 +271,29 @@ class GuardrailMiddleware:
                 return {k: await walk(v, k if isinstance(k, str) else key) for k, v in obj.items()}
             if isinstance(obj, (list, tuple)):
                 return [await walk(v, key) for v in obj]
-            return obj
+            if obj is None or isinstance(obj, (bool, int, float)):
+                return obj
+            # Any other object (a pydantic model, a dataclass, an event): scan what it holds as data.
+            plain = _as_plain(obj)
+            return obj if plain is obj else await walk(plain, key)
 
         clean = await walk(data, None)
         return clean, blocked or (reasons[0] if reasons else None)
+
+
+def _as_plain(obj: Any) -> Any:
+    """JSON-like data for an object (``model_dump``, dataclass fields, else its text); ``obj`` if unchanged."""
+    import dataclasses
+
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        try:
+            return dump(mode="json")
+        except Exception:
+            return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return str(obj)
 
 
 class _RedactingStream:
