@@ -17,8 +17,10 @@ from pathlib import Path
 from agentops.guardrails._types import Finding
 from agentops.guardrails._validators import _IBAN_LENGTHS, _card_network_ok, _iban_ok, _luhn_ok, _ssn_ok
 
-_RUN = re.compile(r"(?:\+|\(\+?)?[0-9][0-9 ()./\n-]{4,118}[0-9]")
-_RUN_MAX = 121
+# A run starts at a digit, "+" or "(" (a character class first lets the engine skip ahead in C); its
+# trailing separators are trimmed in Python.
+_RUN = re.compile(r"[+(0-9][0-9 ()./\n+-]{5,119}")
+_RUN_MAX = 120
 _GROUP = re.compile(r"[0-9]{1,19}")
 _SPACE = re.compile(r"\s{1,8}")
 _BAD_BEFORE = frozenset("_.-/#$€£¥&\\")
@@ -218,13 +220,21 @@ def scan_numbers(text: str, out: list[Finding]) -> None:
     n = len(text)
     pos = 0
     while (m := _RUN.search(text, pos)) is not None:
-        start, end = m.span()
-        raw = m.group()
-        if end - start >= _RUN_MAX:  # a long run: read it up to its last whitespace, continue from there
+        start, raw = m.start(), m.group()
+        pos = m.end()
+        if len(raw) >= _RUN_MAX:  # a long run: read it up to its last whitespace, continue from there
             cut = max(raw.rfind(" "), raw.rfind("\n"))
             if cut > 0:
-                raw, end = raw[:cut].rstrip(), start + len(raw[:cut].rstrip())
-        pos = end
+                raw = raw[:cut]
+                pos = start + cut
+        plus = raw.find("+", 1)
+        if plus != -1 and raw[:2] != "(+":  # a second number starts at its "+"
+            raw = raw[:plus]
+            pos = start + plus
+        raw = raw.rstrip(" ()./\n+-")
+        end = start + len(raw)
+        if sum(c.isdigit() for c in raw) < 4:
+            continue
         if not _start_ok(text, start, raw):
             while pos < n and not text[pos].isspace():  # inside a longer token: skip to its end
                 pos += 1
@@ -245,13 +255,15 @@ def scan_numbers(text: str, out: list[Finding]) -> None:
 
 # -- IBAN ---------------------------------------------------------------------------------------------
 
-_IBAN_HEAD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
+_IBAN_HEAD = re.compile(r"[A-Za-z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
 
 
 def scan_ibans(text: str, out: list[Finding]) -> None:
     """IBANs in any case, grouped by spaces, dashes or dots in any way; the country fixes the length."""
     n = len(text)
     for m in _IBAN_HEAD.finditer(text):
+        if m.start() and text[m.start() - 1].isalnum():
+            continue
         want = _IBAN_LENGTHS.get(m.group()[:2].upper())
         if want is None:
             continue

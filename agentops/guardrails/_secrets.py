@@ -36,7 +36,6 @@ for _fmt in SECRET_FORMATS:
         _PATTERNED.append(_fmt)
 # One search for every prefix (longest first), then each candidate is matched by the formats sharing it.
 _PREFIX_RX = re.compile("|".join(re.escape(p) for p in sorted(_PREFIXED, key=len, reverse=True)))
-_PREFIX_CHARS = frozenset(p[0] for p in _PREFIXED)
 # For each prefix, the prefixes that also match where it matches ("sk-" under "sk-proj-").
 _SHARED_PREFIXES = {p: [q for q in _PREFIXED if p.startswith(q)] for p in _PREFIXED}
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
@@ -67,41 +66,50 @@ def _format_score(fmt: SecretFormat, m: re.Match[str]) -> float | None:
     if fmt.public:
         return 0.6
     if fmt.checksum == "github-crc32":
-        return 0.99 if _github_crc_ok(body) else 0.95
+        return 0.99 if len(body) == 36 and _github_crc_ok(body) else 0.95
     return 0.95
 
 
-def _scan_prefixed(text: str, out: list[Finding]) -> None:
+# Every catalogue token is at least 12 characters without spaces: detection looks only inside such runs,
+# found in one pass (ordinary prose has few), instead of searching the whole text once per format.
+LONG_RUN = re.compile(r"[A-Za-z0-9_\-.~+/=:%]{12,8192}")
+
+
+def _scan_prefixed(text: str, spans: list[tuple[int, int]], out: list[Finding]) -> None:
     covered = -1
-    for cand in _PREFIX_RX.finditer(text):
-        pos = cand.start()
-        if pos < covered or (pos and text[pos - 1] in _TOKEN_CHARS):
-            continue  # inside a longer token (also what keeps "glpat-glpat-glpat-..." linear and cheap)
-        best: tuple[int, float] | None = None
-        for prefix in _SHARED_PREFIXES[cand.group()]:
-            for fmt in _PREFIXED[prefix]:
-                m = fmt.regex.match(text, pos)
-                if m is None:
-                    continue
-                score = _format_score(fmt, m)
-                if score is not None and (best is None or m.end() > best[0]):
-                    best = (m.end(), score)
-        if best is not None:
-            out.append(Finding("SECRET", pos, best[0], best[1]))
-            covered = best[0]
+    for s, e in spans:
+        for cand in _PREFIX_RX.finditer(text, s, e):
+            pos = cand.start()
+            if pos < covered or (pos and text[pos - 1] in _TOKEN_CHARS):
+                continue  # inside a longer token (also what keeps "glpat-glpat-glpat-..." linear and cheap)
+            best: tuple[int, float] | None = None
+            for prefix in _SHARED_PREFIXES[cand.group()]:
+                for fmt in _PREFIXED[prefix]:
+                    m = fmt.regex.match(text, pos)
+                    if m is None:
+                        continue
+                    score = _format_score(fmt, m)
+                    if score is not None and (best is None or m.end() > best[0]):
+                        best = (m.end(), score)
+            if best is not None:
+                out.append(Finding("SECRET", pos, best[0], best[1]))
+                covered = best[0]
 
 
-def _scan_patterned(text: str, out: list[Finding]) -> None:
+def _scan_patterned(text: str, spans: list[tuple[int, int]], out: list[Finding]) -> None:
     for fmt in _PATTERNED:
         if not any(lit in text for lit in fmt.literals):
             continue
-        for m in fmt.regex.finditer(text):
-            if is_placeholder(m.group()):
+        for s, e in spans:
+            if not any(text.find(lit, s, e) != -1 for lit in fmt.literals):
                 continue
-            if "secret" in fmt.regex.groupindex:
-                out.append(Finding("SECRET", m.start("secret"), m.end("secret"), 0.95))
-            else:
-                out.append(Finding("SECRET", m.start(), m.end(), 0.6 if fmt.public else 0.9))
+            for m in fmt.regex.finditer(text, s, e):
+                if is_placeholder(m.group()):
+                    continue
+                if "secret" in fmt.regex.groupindex:
+                    out.append(Finding("SECRET", m.start("secret"), m.end("secret"), 0.95))
+                else:
+                    out.append(Finding("SECRET", m.start(), m.end(), 0.6 if fmt.public else 0.9))
 
 
 def _scan_pem(text: str, out: list[Finding]) -> None:
@@ -292,11 +300,24 @@ def _scan_quoted_entropy(text: str, out: list[Finding]) -> None:
             out.append(Finding("SECRET", m.start("v"), m.end("v"), 0.6))
 
 
-def scan_secrets(text: str, out: list[Finding]) -> None:
-    """Append every secret found in ``text`` (overlaps are settled by the caller)."""
-    if _PREFIX_CHARS.intersection(text):
-        _scan_prefixed(text, out)
-    _scan_patterned(text, out)
+# Cheap pre-check for the context rules: one of these must appear in the lower-cased text.
+_KEY_GATE = (
+    "pass", "pwd", "secret", "key", "token", "cred", "auth", "kennw", "contrase", "senha", "wachtw", "пароль",
+    "密", "パスワード", "비밀번호", "has", "salasana", "jelsz", "parola", "lozinka", "heslo", "adgangskode",
+    "senord", "passord", "şifre", "sifre", "mật khẩu", "κωδικός", "pin",
+)  # fmt: skip
+
+
+def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | None = None) -> None:
+    """Append every secret found in ``text`` (overlaps are settled by the caller).
+
+    ``spans`` are the runs of :data:`LONG_RUN` in ``text`` when the caller already has them.
+    """
+    if spans is None:
+        spans = [m.span() for m in LONG_RUN.finditer(text)]
+    if spans:
+        _scan_prefixed(text, spans, out)
+        _scan_patterned(text, spans, out)
     if "-----BEGIN " in text:
         _scan_pem(text, out)
     if ":" in text and "@" in text:
@@ -304,10 +325,12 @@ def scan_secrets(text: str, out: list[Finding]) -> None:
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lower-cased; keep offsets aligned
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-    if "=" in text or ":" in text:
+    keyed = any(k in low for k in _KEY_GATE)
+    if keyed and ("=" in text or ":" in text):
         _scan_assignments(text, low, out)
-    _scan_flags_and_headers(text, low, out)
-    if " is " in low or " ist " in low or " est " in low or ": " in low:
+    if "-" in text or "bearer" in low or "authorization" in low:
+        _scan_flags_and_headers(text, low, out)
+    if keyed and (" is " in low or " ist " in low or " est " in low or ": " in low or " = " in low):
         _scan_prose(text, low, out)
-    if '"' in text or "'" in text:
+    if spans and ('"' in text or "'" in text):
         _scan_quoted_entropy(text, out)
