@@ -45,7 +45,7 @@ def public_sources() -> tuple[dict[str, Any], ...]:
 
 
 def default_public_dir() -> Path:
-    """Where the rebuilt records are looked for: ``$AGENTOPS_PUBLIC_DATA`` or the checkout's ``benchmarks/data/public``."""
+    """Where rebuilt records are looked for: ``$AGENTOPS_PUBLIC_DATA``, else ``benchmarks/data/public``."""
     env = os.environ.get(PUBLIC_DIR_ENV)
     if env:
         return Path(env)
