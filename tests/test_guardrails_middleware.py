@@ -85,14 +85,7 @@ async def test_the_user_own_address_is_restored_into_the_declared_argument() -> 
     sent: list[dict] = []
     _, send_email = _mail_tools(sent)
     script = TestConfig(call("send_email", 1, to="[EMAIL_ADDRESS_1]", body="hello"), "done")
-    agent = ag2.Agent(
-        "shop",
-        "Help.",
-        config=script,
-        tools=[send_email],
-        middleware=[GuardrailMiddleware("shop", GuardrailPolicy(restore={"send_email": {"to": ["EMAIL_ADDRESS"]}}))],
-    )
-    # The tool is declared through the policy: restore_placeholders reads it.
+    # The tool is declared through the policy; restore_placeholders reads it.
     agent = ag2.Agent(
         "shop",
         "Help.",
