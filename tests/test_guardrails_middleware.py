@@ -78,7 +78,7 @@ async def test_injected_document_cannot_make_send_email_receive_the_real_card() 
         ("CREDIT_CARD", "body: not declared for this argument"),
         ("EMAIL_ADDRESS", "to: the value came from tool_result, not from the user"),
     ]
-    assert list(denials["tool"]) == ["send_email", "send_email"]
+    assert list(denials["tool"]) == ["send_email", "send_email"] and set(denials["turn"]) == {1}
 
 
 async def test_the_user_own_address_is_restored_into_the_declared_argument() -> None:

@@ -52,7 +52,7 @@ from agentops.errors import ConfigError
 from agentops.guardrails._types import Finding
 from agentops.guardrails.injection import detect_injection
 from agentops.guardrails.policy import GuardrailPolicy, GuardrailRecord
-from agentops.guardrails.redaction import GUARD_KEY, PLACEHOLDER, VAULT_KEY, Vault
+from agentops.guardrails.redaction import GUARD_KEY, PLACEHOLDER, TURN_KEY, VAULT_KEY, Vault
 from agentops.guardrails.scanners import scan
 from agentops.listeners import GUARDRAIL_FINDING, Listener, notify
 
@@ -343,6 +343,7 @@ class _GuardrailTurn(BaseMiddleware):
         if isinstance(deps, dict):
             deps[VAULT_KEY] = conv.vault
             deps[GUARD_KEY] = guard
+            deps[TURN_KEY] = self.turn
         if guard.policy.scan_input and isinstance(event, ModelRequest):
             parts, reasons, changed = await self._scan_parts(event.parts, "input", conv)
             if reasons:

@@ -38,6 +38,7 @@ __all__ = ["GUARD_KEY", "VAULT_KEY", "Vault", "redact", "restore_into", "restore
 
 VAULT_KEY = "agentops.guardrails.vault"
 GUARD_KEY = "agentops.guardrails.guard"
+TURN_KEY = "agentops.guardrails.turn"
 PLACEHOLDER = re.compile(r"\[(" + "|".join(ENTITY_TYPES) + r")_(\d{1,9})\]")
 USER_ORIGIN = "input"
 
@@ -266,7 +267,7 @@ async def _restore(call_next: Any, event: ToolCallEvent, context: Any, declared:
         restored, refusals = vault.restore_arguments(arguments, allowed)
     if refusals:
         if guard is not None:
-            guard.record_refusals(event.name, refusals)
+            guard.record_refusals(event.name, refusals, deps.get(TURN_KEY, 0))
         reasons = "; ".join(dict.fromkeys(f"{arg} may not receive {kind} ({why})" for arg, kind, why in refusals))
         return ToolResultEvent.from_call(event, result=f"DENIED: tool {event.name!r}: {reasons}")
     if restored == arguments:
