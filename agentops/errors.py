@@ -58,3 +58,7 @@ class ChapterFailed(AgentOpsError):
 
 class UnknownModelPrice(ConfigError, LookupError):
     """No price is known for a model; register one with ``agentops.pricing.register_price``."""
+
+
+class EvaluationError(AgentOpsError):
+    """An evaluation suite, judge or gate failed."""
