@@ -85,7 +85,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     p_cmp.set_defaults(func=_cmd_compare)
 
     if argv[:1] == ["eval"]:
-        from agentops.evals import register_cli
+        from agentops.evals.cli import register_cli
 
         register_cli(sub)
     else:
