@@ -131,6 +131,9 @@ def score_histogram(runs: Mapping[str, EvalRun], ax: Any, *, dimension: str = "o
             transform=ax.transAxes,
         )
         return ax
+    from matplotlib.ticker import MaxNLocator
+
     ax.hist(series, bins=range(0, 12), label=labels)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of cases
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
