@@ -30,7 +30,8 @@ from ag2.eval import Task, run_agent
 from ag2.eval.scorers import token_budget
 from ag2.events import ModelRequest, TextInput
 
-from agentops.evals import EvalSuite, TargetResponse, run_suite
+from agentops.evals import EvalSuite, run_suite
+from agentops.evals.targets import TargetResponse
 from agentops.models import OfflineModel
 
 

@@ -306,3 +306,16 @@ def test_with_thresholds_overrides_suite_thresholds_and_validates():
     assert s.thresholds_for(s.cases[1]) == {"overall": 7.0}
     with pytest.raises(ev.UnknownKeyError, match="overal"):
         s.with_thresholds({"overal": 7})
+
+
+def test_a_mistake_repeated_over_many_cases_is_reported_once_per_case_up_to_a_limit():
+    cases = [{"id": f"c{i}", "prompt": "p", "assert": [{"type": "equals", "vaule": "x"}]} for i in range(50)]
+    with pytest.raises(ev.SuiteError) as err:
+        suite_from_dict({"cases": cases})
+    lines = str(err.value).splitlines()
+    assert len(lines) == 1 + 20 + 1 and lines[-1].strip() == "... and 80 more problem(s) like these"
+
+
+def test_assertions_may_be_given_as_a_tuple_in_code():
+    c = EvalCase(id="x", prompt="p", assertions=(Regex(pattern="x"), ContainsAny(values=["y"])))
+    assert [a.type for a in c.assertions] == ["regex", "contains_any"]

@@ -437,7 +437,7 @@ ASSERTION_TYPES: tuple[str, ...] = tuple(sorted(_ASSERTION_CLASSES))
 def _check_assertion_types(items: Any, where: str) -> Any:
     if items is None:
         return []
-    if not isinstance(items, list):
+    if not isinstance(items, (list, tuple)):
         raise ValueError(f"{where} must be a list of assertions, got {type(items).__name__}")
     for i, a in enumerate(items):
         if isinstance(a, BaseModel):

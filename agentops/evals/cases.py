@@ -53,6 +53,7 @@ RUBRIC: tuple[str, ...] = ("correctness", "helpfulness", "clarity", "safety", "c
 SCALE: tuple[float, float] = (0.0, 10.0)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_MAX_PROBLEMS = 20
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
 
 
@@ -294,6 +295,8 @@ def _format_validation(exc: ValidationError, source: str) -> str:
         elif err.get("type") == "missing":
             msg = f"missing required field {loc[-1]!r}"
         lines.append(f"{where}{' ' + path if path else ''}: {msg}")
+    if len(lines) > _MAX_PROBLEMS:  # a systematic mistake repeated over 1,000 cases: show the pattern
+        lines = [*lines[:_MAX_PROBLEMS], f"... and {len(lines) - _MAX_PROBLEMS} more problem(s) like these"]
     return "invalid eval suite —\n  " + "\n  ".join(lines)
 
 
