@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from ag2.eval import Feedback, Scorer, Task, Trace, evaluate_traces
 from ag2.eval.sources import TraceRef
 from ag2.events import ModelMessage, ModelResponse, ToolCallEvent, UsageEvent
 
+from agentops import _ag2
 from agentops.errors import ConfigError
 from agentops.evals._usage import Spend, spend_of
 from agentops.evals.assertions import AssertionResult, Observed, ScorerRef, _short
@@ -260,17 +260,18 @@ class _SuiteRun:
     async def run(self, *, label: str | None, run_id: str | None, store_dir: str | Path | None) -> EvalRun:
         source = _LiveTraceSource(self.suite.name, self.produced)
         production = asyncio.ensure_future(asyncio.gather(*(self.produce(c) for c in self.suite.cases)))
+        options = {
+            "scorers": [Scorer(self.grade, key="case")],
+            "suite": self.suite.to_ag2(),
+            "concurrency": self.concurrency,
+            "run_id": run_id,
+            "label": label,
+        }
         try:
-            with tempfile.TemporaryDirectory(prefix="agentops-eval-") as scratch:
-                result = await evaluate_traces(
-                    source,
-                    scorers=[Scorer(self.grade, key="case")],
-                    suite=self.suite.to_ag2(),
-                    store_dir=str(store_dir) if store_dir else scratch,  # ag2 always writes the run JSON
-                    concurrency=self.concurrency,
-                    run_id=run_id,
-                    label=label,
-                )
+            if store_dir:
+                result = await evaluate_traces(source, store_dir=str(store_dir), **options)
+            else:  # no file wanted: grade in memory (writing the run JSON costs as much as grading)
+                result = await _ag2.grade_traces_in_memory(source, **options)
             await production
         finally:
             if not production.done():
