@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from agentops import evals as ev
 from agentops.errors import ConfigError, RateLimitError, ServerError
 from agentops.evals.cases import RUBRIC, EvalCase
-from agentops.evals.judge import JudgeResult, VerdictError, parse_verdict
+from agentops.evals.judge import _RUBRIC_SCHEMA, JudgeResult, VerdictError, parse_verdict
 from agentops.models import Faults, OfflineModel, rule
 from agentops.usage import UnpricedModelWarning
 
@@ -226,6 +226,7 @@ async def test_judge_requests_structured_output_with_the_rubric_schema():
     assert res.passed and asked == [True] and judge.structured_output == (True,)
     schema = model.schemas[-1]
     assert set(schema["required"]) == {*RUBRIC, "reasoning"}
+    assert _RUBRIC_SCHEMA.name == "rubric_verdict" and _RUBRIC_SCHEMA.description.startswith("A rubric verdict")
 
 
 @pytest.mark.parametrize(
@@ -267,3 +268,76 @@ async def test_an_unpriced_judge_model_counts_tokens_and_reports_cost_none():
         )
     assert res.passed and res.tokens > 0 and res.cost_usd is None
     assert JudgeResult.from_dict(res.to_dict()) == res
+
+
+# -- the same fallback against an OpenAI-compatible HTTP server (loopback) -----------------------------
+
+
+class _NoSchemaServer:
+    """A tiny OpenAI-compatible chat endpoint that answers HTTP 500 to ``response_format: json_schema``
+    (as llama.cpp's server did) and a rubric verdict in prose otherwise; records every request body."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        bodies = self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                bodies.append(body)
+                if "response_format" in body:
+                    self._send(500, {"error": {"message": "json_schema is not supported", "type": "server_error"}})
+                    return
+                text = "Here is my grade:\n```json\n" + json.dumps({**FULL, "reasoning": "ok"}) + "\n```"
+                self._send(
+                    200,
+                    {
+                        "id": "c1",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                        ],
+                        "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
+                    },
+                )
+
+            def _send(self, status, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+async def test_judge_falls_back_against_a_real_openai_compatible_server(monkeypatch):
+    pytest.importorskip("openai")
+    from agentops.models import model_config
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    server = _NoSchemaServer()
+    try:
+        cfg = model_config("compatible", "gpt-4o-mini", base_url=server.url, max_retries=0, timeout=10)
+        judge = ev.Judge(cfg, thresholds={"overall": 5})
+        res = await judge.grade(EvalCase(id="x", prompt="p", graded=True), "answer")
+    finally:
+        server.close()
+    assert res.passed and res.error is None and res.scores["overall"] == 8.0
+    assert [("response_format" in b) for b in server.bodies] == [True, False]
+    assert server.bodies[0]["response_format"]["json_schema"]["name"] == "rubric_verdict"
+    assert judge.structured_output == (False,) and res.tokens == 70 and res.cost_usd > 0

@@ -83,6 +83,9 @@ class _RubricAnswer(BaseModel):
     reasoning: str
 
 
+_RUBRIC_SCHEMA = ag2.ResponseSchema(_RubricAnswer, name="rubric_verdict")
+
+
 # -- parsing ---------------------------------------------------------------------------------------
 
 _ALIASES = {
@@ -343,7 +346,7 @@ class Judge:
         agent = self._agents[i]
         if self._structured[i]:
             try:
-                return await asyncio.wait_for(agent.ask(prompt, response_schema=_RubricAnswer), self.timeout_s)
+                return await asyncio.wait_for(agent.ask(prompt, response_schema=_RUBRIC_SCHEMA), self.timeout_s)
             except Exception as exc:
                 if not _worth_retrying_unstructured(exc):
                     raise
