@@ -59,9 +59,7 @@ def model_target(model: OfflineModel):
     ctx = SimpleNamespace(prompt=["You are a terse assistant."])
 
     async def target(prompt: str) -> TargetResponse:
-        resp = await client(
-            [ModelRequest([TextInput(prompt)])], ctx, tools=(), response_schema=None, serializer=None
-        )
+        resp = await client([ModelRequest([TextInput(prompt)])], ctx, tools=(), response_schema=None, serializer=None)
         return TargetResponse(resp.content or "", usage={resp.model: resp.usage})
 
     return target

@@ -319,3 +319,20 @@ def test_a_mistake_repeated_over_many_cases_is_reported_once_per_case_up_to_a_li
 def test_assertions_may_be_given_as_a_tuple_in_code():
     c = EvalCase(id="x", prompt="p", assertions=(Regex(pattern="x"), ContainsAny(values=["y"])))
     assert [a.type for a in c.assertions] == ["regex", "contains_any"]
+
+
+def test_the_package_face_is_small_and_every_exception_is_in_the_agentops_tree():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import agentops.evals
+    from agentops.errors import AgentOpsError
+
+    assert len(ev.__all__) <= 20 and all(hasattr(ev, n) for n in ev.__all__)
+    raised = []
+    for info in pkgutil.iter_modules(agentops.evals.__path__):
+        module = importlib.import_module(f"agentops.evals.{info.name}")
+        defined = [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__]
+        raised += [c for c in defined if issubclass(c, BaseException)]
+    assert len(raised) == 5 and all(issubclass(c, AgentOpsError) for c in raised), raised
