@@ -6,17 +6,54 @@ in the package should need to change.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import os
 
-from ag2.eval import InMemoryTraceSource, RunResult, Suite, Task, Trace, TraceRef, load_run, scorer
-from ag2.events import ModelMessage, ModelResponse
+import ag2
+from ag2.knowledge import MemoryKnowledgeStore
+from ag2.network import EV_PACKET, Hub, TransitionGraph
+from ag2.testing import TestConfig
 
 from agentops import _ag2
 
-# -- evals (agentops.evals) ----------------------------------------------------------------------------
+# ==================================================================================================
+# Role graphs (agentops.graph)
+# ==================================================================================================
+
+
+def test_network_hub_logs_under_the_network_logger():
+    core = importlib.import_module("ag2.network.hub.core")
+    assert core.logger.name.startswith(_ag2.NETWORK_LOGGER + ".")
+
+
+async def test_workflow_packet_body_is_the_speakers_text():
+    hub = await Hub.open(MemoryKnowledgeStore(), expectation_sweep_interval=0, ttl_sweep_interval=0)
+    try:
+        user = await hub.register(ag2.Agent("user"), attach_plugin=False)
+        echo = await hub.register(ag2.Agent("echo", config=TestConfig("hello back")), attach_plugin=False)
+        graph = TransitionGraph.sequence([user.agent_id, echo.agent_id])
+        channel = await user.open(type="workflow", target=["echo"], knobs={"graph": graph.to_dict()})
+        await channel.send("hello")
+        for _ in range(400):
+            if (await channel.info()).is_terminal():
+                break
+            await asyncio.sleep(0.005)
+        packets = [e for e in await hub.read_wal(channel.channel_id) if e.event_type == EV_PACKET]
+    finally:
+        await hub.close()
+    assert [_ag2.packet_body(p) for p in packets if p.sender_id == echo.agent_id] == ["hello back"]
+
+
+# ==================================================================================================
+# Evals (agentops.evals)
+# ==================================================================================================
 
 
 async def test_evaluate_traces_with_an_empty_store_dir_grades_in_memory_and_writes_nothing(tmp_path, monkeypatch):
+    from ag2.eval import InMemoryTraceSource, RunResult, Suite, Task, Trace, TraceRef, load_run, scorer
+    from ag2.events import ModelMessage, ModelResponse
+
     monkeypatch.chdir(tmp_path)
 
     @scorer
