@@ -21,10 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agentops.config import Spec, format_validation
-from agentops.errors import ConfigError
+from agentops.config import Spec
 from agentops.evals.errors import EvalError
 from agentops.jsonparse import unfence
 
@@ -76,23 +75,7 @@ class AssertionResult:
         return {"type": self.type, "label": self.label, "passed": self.passed, "detail": self.detail}
 
 
-class _Spec(Spec):
-    """:class:`~agentops.config.Spec` whose nested specs validate as one model.
-
-    Pydantic calls a model's own ``__init__`` for every nested instance when the class overrides it,
-    which turns a nested error into one opaque string and loses its location (``cases.2.assert.0``).
-    Marking this ``__init__`` as pydantic's base init keeps nested validation in pydantic-core, so the
-    top-level spec reports every problem with its full path; a top-level build still raises
-    :class:`~agentops.errors.ConfigError`.
-    """
-
-    def __init__(self, /, **data: Any) -> None:
-        try:
-            BaseModel.__init__(self, **data)
-        except ValidationError as exc:
-            raise ConfigError(format_validation(exc, type(self).__name__)) from None
-
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+_Spec = Spec  # nested specs keep their error locations (see agentops.config.Spec)
 
 
 def _short(text: str, n: int = 60) -> str:
