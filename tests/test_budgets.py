@@ -75,17 +75,43 @@ def test_budget_validation() -> None:
         Budget("rpm", max_requests=60)
     with pytest.raises(ConfigError, match="scope"):
         Budget("b", scope="team", max_usd=1)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="must be a number > 0"):
-        Budget("b", max_usd=-1)
     with pytest.raises(ConfigError, match="non-empty"):
         Budget("a|b", max_usd=1)
     assert Budget("rpm", scope="agent", max_requests=60, window_s=60).window_s == 60
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_usd", float("nan")),
+        ("max_usd", float("inf")),
+        ("max_usd", -1),
+        ("max_usd", 0),
+        ("max_usd", 1e30),
+        ("max_usd", True),
+        ("max_usd", "1"),
+        ("max_tokens", 1.5),
+        ("max_tokens", float("inf")),
+        ("max_tokens", -5),
+        ("window_s", float("nan")),
+        ("window_s", -60),
+    ],
+)
+def test_budget_amounts_are_finite_and_positive(field: str, value) -> None:
+    with pytest.raises(ConfigError, match=rf"budget 'b': {field} must be .* got .*; pass e\.g\. {field}="):
+        Budget("b", **{"max_tokens": 10, field: value})  # type: ignore[arg-type]
 
 
 def test_to_nano_rounds_estimates_up() -> None:
     assert to_nano(0.000_000_001_2) == 1
     assert to_nano(0.000_000_001_2, round_up=True) == 2
     assert to_nano(1.0) == NANO_USD
+
+
+@pytest.mark.parametrize("usd", [float("nan"), float("inf"), -0.01, 2e6, "0.1"])
+def test_to_nano_refuses_non_finite_negative_and_huge(usd) -> None:
+    with pytest.raises(ConfigError, match="USD"):
+        to_nano(usd)
 
 
 def test_budget_exceeded_names_budget_amounts_and_fix() -> None:
@@ -139,6 +165,68 @@ def test_idempotency_no_double_charge(ledger) -> None:
     assert not ledger.reserve("call-1", [line(cap_usd=1000, usd=100)]).fresh  # settled keys stay settled
     row = spent(ledger)
     assert row["spent_nano_usd"] == 70 and row["reserved_usd"] == 0 and row["calls"] == 1
+
+
+def test_key_is_bound_to_its_amounts(ledger) -> None:
+    """Reserving $0.5 then asking the same key for $1000 is an error, never a free call (issue 11 #2)."""
+    cap = to_nano(1.0)
+    ledger.reserve("k", [line(cap_usd=cap, usd=to_nano(0.5))])
+    with pytest.raises(ConfigError, match=r"already bound.*use a new key"):
+        ledger.reserve("k", [line(cap_usd=cap, usd=to_nano(1000))])  # while held
+    ledger.settle("k", to_nano(0.5), 0)
+    with pytest.raises(ConfigError, match="already bound"):
+        ledger.reserve("k", [line(cap_usd=cap, usd=to_nano(1000))])  # after settling
+    with pytest.raises(ConfigError, match="already bound"):
+        ledger.reserve("k", [line(cap_usd=cap, usd=to_nano(0.5), tokens=1)])  # any amount differs
+    assert not ledger.reserve("k", [line(cap_usd=cap, usd=to_nano(0.5))]).fresh  # the same call again
+    row = spent(ledger)
+    assert (row["spent_usd"], row["reserved_usd"], row["calls"]) == (0.5, 0, 1)
+
+
+def test_a_released_key_may_be_reserved_again(ledger) -> None:
+    """A failed call releases its key; its retry reserves it anew (and may ask another amount)."""
+    ledger.reserve("call", [line(cap_usd=100, usd=60)])
+    assert ledger.release("call") is True
+    again = ledger.reserve("call", [line(cap_usd=100, usd=70)])
+    assert again.fresh and spent(ledger)["reserved_nano_usd"] == 70
+    assert ledger.settle("call", 65, 3) is True
+    assert spent(ledger)["spent_nano_usd"] == 65
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"usd": -5},
+        {"tokens": -1},
+        {"usd": 2**60},
+        {"usd": 1.5},
+        {"usd": float("nan")},
+        {"cap_usd": -2},
+        {"window_s": float("inf")},
+        {"window_s": -1.0},
+    ],
+)
+def test_ledgers_refuse_bad_amounts(ledger, bad) -> None:
+    with pytest.raises(ConfigError):
+        ledger.reserve("k", [line(cap_usd=100)._replace(**bad)])
+    assert ledger.accounts() == []
+
+
+def test_settle_refuses_negative_usage_and_keeps_the_reservation(ledger) -> None:
+    ledger.reserve("k", [line(cap_usd=100, usd=60, tokens=10)])
+    for usd, tokens in ((-1, 0), (0, -3), (float("nan"), 0)):
+        with pytest.raises(ConfigError, match=r"cannot be negative|whole number"):
+            ledger.settle("k", usd, tokens)
+    assert spent(ledger)["reserved_nano_usd"] == 60  # nothing refunded, nothing lost
+    assert ledger.settle("k", 10, 2) is True
+
+
+def test_ledgers_refuse_bad_keys_and_duplicate_accounts(ledger) -> None:
+    for key in ("", None, "x" * 201):
+        with pytest.raises(ConfigError, match="reservation key"):
+            ledger.reserve(key, [line(usd=1)])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="each account once"):
+        ledger.reserve("k", [line(usd=1), line(usd=2)])
 
 
 def test_all_or_nothing_across_budgets(ledger) -> None:
@@ -330,9 +418,7 @@ def test_middleware_validation() -> None:
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_runaway_conversation_stops_before_the_cap(backend: str, request) -> None:
-    ledger = (
-        InProcessLedger() if backend == "memory" else RedisLedger(request.getfixturevalue("redis_client"))
-    )
+    ledger = InProcessLedger() if backend == "memory" else RedisLedger(request.getfixturevalue("redis_client"))
     cfg = chatty()
     refused: list[dict] = []
     bm = BudgetMiddleware(
