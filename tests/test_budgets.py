@@ -8,15 +8,20 @@ import asyncio
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ag2
 import pytest
-from ag2.middleware import RetryMiddleware
+import redis
+from ag2.events import Usage
+from ag2.middleware import BaseMiddleware, HistoryLimiter, Middleware, RetryMiddleware, TokenLimiter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +35,7 @@ from agentops.budgets import (
     Ledger,
     Line,
     RedisLedger,
+    audit_stack,
     to_nano,
 )
 from agentops.errors import ConfigError, UnknownModelPrice
@@ -568,3 +574,219 @@ def test_windowed_budgets_roll_over_with_the_clock() -> None:
     later = bm.lines("c3", usd=0, tokens=60, now=clock["now"])
     assert later[0].account == "hourly|agent=a|w3"
     assert ledger.reserve("x3", later).fresh
+
+
+# ------------------------------------------------------------------------------------------------
+# The call is the identity: trimming, retries, odd usage, unpriced models
+# ------------------------------------------------------------------------------------------------
+
+
+def _ledger_for(backend: str, request) -> Ledger:
+    if backend == "memory":
+        return InProcessLedger()
+    return RedisLedger(request.getfixturevalue("redis_client"), prefix=f"t-{uuid.uuid4().hex}")
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize("trim", [HistoryLimiter(3), TokenLimiter(60)], ids=["history", "tokens"])
+async def test_trimming_in_front_of_the_budget_cannot_hide_calls(backend: str, trim, request) -> None:
+    """Issue 11 #1: with HistoryLimiter first, keys built from the history position repeated and
+    60 turns against a 3,000-token cap used 6,258 tokens while the ledger recorded 110."""
+    ledger = _ledger_for(backend, request)
+    cfg = chatty()
+    bm = BudgetMiddleware(
+        ledger, agent="w", model=cfg, budgets=[Budget("c", max_tokens=3000)], max_completion_tokens=60
+    )
+    reply = await ag2.Agent("w", "Write.", config=cfg, middleware=[trim, bm]).ask("go")
+    with pytest.raises(BudgetExceeded, match="'c'"):
+        for _ in range(60):
+            reply = await reply.ask("more")
+    row = ledger.accounts()[0]
+    served = int(cfg.usage.prompt_tokens + cfg.usage.completion_tokens)
+    assert row["spent_tokens"] == served <= 3000
+    assert row["calls"] == cfg.calls and row["reserved_tokens"] == 0
+
+
+async def test_a_retry_outside_the_budget_keeps_the_call_id_and_books_each_attempt() -> None:
+    ledger = InProcessLedger()
+    cfg = chatty(faults=Faults(rate_limit=0.5), seed=4)
+    bm = BudgetMiddleware(ledger, agent="w", model=cfg, budgets=[Budget("g", scope="global", max_tokens=100_000)])
+    retry = RetryMiddleware(max_retries=8, retry_on=(RateLimitError,))
+    agent = ag2.Agent("w", "Write.", config=cfg, middleware=[retry, bm])
+    for i in range(4):
+        await agent.ask(f"t{i}")
+    frame = bm.usage_frame()
+    assert frame.call.tolist() == [1, 1, 2, 3, 3, 3, 4]  # seed 4: calls 1 and 3 hit rate limits
+    assert frame.attempt.tolist() == [1, 2, 1, 1, 2, 3, 1]
+    assert frame.groupby("call").outcome.last().eq("ok").all()
+    assert ledger.accounts()[0]["spent_tokens"] == cfg.usage.prompt_tokens + cfg.usage.completion_tokens
+
+
+class _ReportUsage(BaseMiddleware):
+    """Stands in for a model client that reports odd usage (placed inside the budget)."""
+
+    def __init__(self, event, context, usage) -> None:
+        super().__init__(event, context)
+        self.usage = usage
+
+    async def on_llm_call(self, call_next, events, context):
+        resp = await call_next(events, context)
+        resp.usage = self.usage
+        return resp
+
+
+async def test_negative_usage_is_refused_and_charged_its_reservation() -> None:
+    ledger = InProcessLedger()
+    cfg = chatty()
+    bm = BudgetMiddleware(ledger, agent="w", model=cfg, budgets=[Budget("c", max_usd=1.0)])
+    bad = Middleware(_ReportUsage, usage=Usage(prompt_tokens=-500, completion_tokens=10))
+    with pytest.raises(ConfigError, match=r"token counts must be finite and ≥ 0.*fix the client"):
+        await ag2.Agent("w", "Write.", config=cfg, middleware=[bm, bad]).ask("go")
+    frame, row = bm.usage_frame(), ledger.accounts()[0]
+    assert frame.outcome.tolist() == ["bad usage"]
+    assert row["spent_nano_usd"] == to_nano(frame.estimate_usd.iloc[0]) > 0  # charged, never refunded
+    assert row["spent_tokens"] == frame.estimate_tokens.iloc[0] and row["reserved_usd"] == 0
+
+
+async def test_a_response_without_usage_is_charged_its_reservation() -> None:
+    ledger = InProcessLedger()
+    cfg = chatty()
+    bm = BudgetMiddleware(ledger, agent="w", model=cfg, budgets=[Budget("c", max_tokens=10_000)])
+    await ag2.Agent("w", "Write.", config=cfg, middleware=[bm, Middleware(_ReportUsage, usage=None)]).ask("go")
+    frame, row = bm.usage_frame(), ledger.accounts()[0]
+    assert row["spent_tokens"] == frame.estimate_tokens.iloc[0] > 0
+
+
+async def test_token_caps_work_on_an_unpriced_model_usd_caps_refuse_at_construction() -> None:
+    cfg = chatty(model="my-local-llama")
+    with pytest.raises(
+        UnknownModelPrice, match=r"\['usd'\] cap USD.*agentops\.pricing\.register_price\('my-local-llama'"
+    ):
+        BudgetMiddleware(InProcessLedger(), agent="w", model=cfg, budgets=[Budget("usd", max_usd=1.0)])
+    ledger = InProcessLedger()
+    bm = BudgetMiddleware(ledger, agent="w", model=cfg, budgets=[Budget("tok", max_tokens=10_000)])
+    await ag2.Agent("w", "Write.", config=cfg, middleware=[bm]).ask("go")
+    frame, row = bm.usage_frame(), ledger.accounts()[0]
+    assert frame.actual_usd.isna().all() and frame.estimate_usd.eq(0).all()
+    assert row["spent_tokens"] == cfg.usage.prompt_tokens + cfg.usage.completion_tokens and row["spent_usd"] == 0
+
+
+def test_budget_exceeded_is_a_refusal_and_pickles() -> None:
+    import pickle
+
+    from agentops import errors
+
+    exc = BudgetExceeded("b", "global", "tokens", 5, 1, 2, 6)
+    assert isinstance(exc, getattr(errors, "RefusalError", errors.AgentOpsError))
+    again = pickle.loads(pickle.dumps(exc))
+    assert (again.budget, again.unit, again.cap, str(again)) == ("b", "tokens", 6, str(exc))
+
+
+# ------------------------------------------------------------------------------------------------
+# Redis leases: a dead holder's reservation comes back
+# ------------------------------------------------------------------------------------------------
+
+
+def test_redis_lease_returns_a_dead_holders_reservation(redis_client) -> None:
+    clock = {"now": 1_000.0}
+    holder = RedisLedger(redis_client, prefix="lease", lease_s=30, clock=lambda: clock["now"])
+    holder.reserve("dead", [line(cap_usd=100, usd=80, tokens=5)])
+    other = RedisLedger(redis_client, prefix="lease", lease_s=30, clock=lambda: clock["now"])
+    with pytest.raises(BudgetExceeded):
+        other.reserve("next", [line(cap_usd=100, usd=50)])
+    clock["now"] += 31  # the holder never settled: its lease has ended
+    assert other.reserve("next", [line(cap_usd=100, usd=50)]).fresh
+    row = spent(other)
+    assert (row["reserved_nano_usd"], row["reserved_tokens"], row["spent_nano_usd"]) == (50, 0, 0)
+    # A holder that was only slow is still charged when it settles (the call was made), as an overrun.
+    assert holder.settle("dead", 70, 4) is True
+    row = spent(other)
+    assert (row["spent_nano_usd"], row["reserved_nano_usd"], other.overruns()) == (70, 50, 1)
+
+
+def test_redis_release_and_settle_work_from_another_process(redis_client) -> None:
+    RedisLedger(redis_client, prefix="x").reserve("k", [line(cap_usd=100, usd=80)])
+    elsewhere = RedisLedger(redis.Redis(connection_pool=redis_client.connection_pool), prefix="x")
+    assert elsewhere.release("k") is True and elsewhere.release("k") is False
+    assert spent(elsewhere)["reserved_nano_usd"] == 0
+
+
+def test_redis_ledger_validates_lease_and_ttl(redis_client) -> None:
+    for kw in ({"lease_s": 0}, {"lease_s": float("nan")}, {"lease_s": 60, "record_ttl_s": 30}):
+        with pytest.raises(ConfigError, match=r"lease_s|record_ttl_s"):
+            RedisLedger(redis_client, **kw)
+
+
+_HOLDER = r"""
+import asyncio, sys
+import ag2, redis
+from agentops.budgets import Budget, BudgetMiddleware, RedisLedger
+from agentops.models import OfflineModel
+ledger = RedisLedger(redis.Redis.from_url(sys.argv[1]), prefix="kill", lease_s=float(sys.argv[2]))
+cfg = OfflineModel(latency_s=120.0)  # the model call hangs: the process dies in the middle of it
+bm = BudgetMiddleware(ledger, agent="victim", model=cfg, budgets=[Budget("team", scope="global", max_usd=0.01)],
+                      max_completion_tokens=1000)
+asyncio.run(ag2.Agent("victim", "Write.", config=cfg, middleware=[bm]).ask("hello"))
+"""
+
+
+@pytest.mark.redis
+def test_kill_9_mid_call_strands_the_reservation_only_until_its_lease_ends(redis_url, redis_client) -> None:
+    """Issue 11 #3: kill -9 between reserve and settle left the reserved total on the account forever."""
+    lease_s = 20.0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, redis_url, str(lease_s)], env=env, stderr=subprocess.PIPE)
+    ledger = RedisLedger(redis_client, prefix="kill", lease_s=lease_s)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(r["reserved_nano_usd"] for r in ledger.accounts()):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            assert time.monotonic() < deadline, "the holder never reserved"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    held = ledger.accounts()[0]
+    assert proc.returncode == -signal.SIGKILL and held["reserved_nano_usd"] > 0 and held["spent_usd"] == 0
+    whole_cap = [Line(held["account"], "team", "global", to_nano(0.01), -1, -1, 0.0, to_nano(0.01), 0)]
+    with pytest.raises(BudgetExceeded, match="team"):
+        ledger.reserve("survivor", whole_cap)  # inside the lease the dead call still counts
+    later = RedisLedger(redis_client, prefix="kill", lease_s=lease_s, clock=lambda: time.time() + lease_s + 1)
+    assert later.accounts()[0]["reserved_nano_usd"] == 0  # given back atomically once the lease ended
+    assert later.reserve("survivor", whole_cap).fresh
+
+
+# ------------------------------------------------------------------------------------------------
+# Property: booked == spent whatever the middleware order
+# ------------------------------------------------------------------------------------------------
+
+_STACKS = st.lists(st.sampled_from(["history", "tokens", "retry", "guardrails"]), unique=True).flatmap(
+    lambda others: st.permutations([*others, "budget"])
+)
+
+
+def _check_audit(audit) -> None:
+    assert audit.uncharged_calls == 0, audit
+    assert abs(audit.booked_tokens - audit.spent_tokens) <= audit.max_reservation_tokens, audit
+    assert audit.booked_tokens == audit.spent_tokens and audit.booked_nano_usd == audit.spent_nano_usd, audit
+    assert audit.overshoot_tokens == 0 and audit.overruns == 0, audit
+
+
+@settings(max_examples=15, deadline=None)
+@given(stack=_STACKS, seed=st.integers(0, 10_000))
+def test_property_booked_equals_spent_for_any_stack_in_process(stack, seed) -> None:
+    _check_audit(asyncio.run(audit_stack(stack, seed=seed, turns=6, cap_tokens=2_000)))
+
+
+@pytest.mark.redis
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stack=_STACKS, seed=st.integers(0, 10_000))
+def test_property_booked_equals_spent_for_any_stack_on_redis(redis_client, stack, seed) -> None:
+    ledger = RedisLedger(redis_client, prefix=f"stack-{uuid.uuid4().hex}")
+    _check_audit(asyncio.run(audit_stack(stack, ledger=ledger, seed=seed, turns=6, cap_tokens=2_000)))
+
+
+def test_audit_stack_validates_its_stack() -> None:
+    for bad in (["history"], ["budget", "budget"], ["budget", "cache"]):
+        with pytest.raises(ConfigError, match="names 'budget' once"):
+            asyncio.run(audit_stack(bad))
