@@ -153,8 +153,11 @@ class BudgetExceeded(RefusalError):
     Attributes name the budget, its scope key, the unit and the amounts (``spent``, ``reserved`` by
     calls in flight, ``requested`` by this call, ``cap``) so a caller can report or react.
 
-    >>> str(BudgetExceeded("conversation", "conversation=c1", "usd", 0.01, 0.0, 0.002, 0.011))[:60]
-    "budget 'conversation' (conversation=c1) exceeded: $0.010000 s"
+    >>> exc = BudgetExceeded("conversation", "conversation=c1", "usd", 0.01, 0.0, 0.002, 0.011)
+    >>> exc.budget, exc.unit, exc.cap
+    ('conversation', 'usd', 0.011)
+    >>> str(exc).split(" + ")[-1]
+    '$0.002000 requested > $0.011000 cap; raise max_usd or shorten the task'
     """
 
     def __init__(
