@@ -17,7 +17,9 @@ caps, sliding request windows and leases (``limits`` counts requests only).
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -211,6 +213,8 @@ class RedisLedger:
         self._reserve = client.register_script(_RESERVE_LUA)
         self._finish = client.register_script(_FINISH_LUA)
         self._sweep = client.register_script(_SWEEP_LUA)
+        self._held: OrderedDict[str, str] = OrderedDict()  # keys reserved here -> their record lines
+        self._lock = threading.Lock()
 
     def _k(self, *parts: str) -> str:
         return "{" + self.prefix + "}:" + ":".join(parts)
@@ -226,8 +230,8 @@ class RedisLedger:
         sig = json.dumps(signature(lines))
         now = self.clock()
         keys = [self._k("res", key)]
-        args: list[Any] = [repr(now), self.ttl, key, repr(now + self.lease_s), sig]
-        args.append(json.dumps([ln.account for ln in lines]))
+        record = json.dumps([ln.account for ln in lines])
+        args: list[Any] = [repr(now), self.ttl, key, repr(now + self.lease_s), sig, record]
         for ln in lines:
             keys += [self._k(kind, ln.account) for kind in ("acct", "rq", "lease", "held")]
             meta = json.dumps([ln.budget, ln.scope, ln.cap_usd, ln.cap_tokens, ln.cap_requests, ln.window_s])
@@ -241,22 +245,29 @@ class RedisLedger:
             raise key_reused(key, [tuple(x) for x in json.loads(_text(out[1]))], signature(lines))
         if status == 2:
             return _reservation(key, lines if _text(out[1]) == "R" else (), False)
+        with self._lock:  # remembered so that settling here needs no extra round trip
+            self._held[key] = record
+            if len(self._held) > 100_000:
+                self._held.popitem(last=False)
         return _reservation(key, lines, True)
 
     def _end(self, key: str, mode: str, usd: int, tokens: int) -> bool:
         check_key(key)
-        for _ in range(3):  # the record can change between the read and the script; re-read then
-            raw = self.client.hget(self._k("res", key), "lines")
+        with self._lock:
+            raw: Any = self._held.pop(key, None)
+        for _ in range(3):  # the record can change between reading it and the script: read again then
             if raw is None:
-                return False
-            accounts = json.loads(_text(raw))
+                raw = self.client.hget(self._k("res", key), "lines")
+                if raw is None:
+                    return False
+            record = _text(raw)
             keys = [self._k("res", key), self._k("overruns")]
-            for account in accounts:
+            for account in json.loads(record):
                 keys += [self._k(kind, account) for kind in ("acct", "lease", "held")]
-            args = [mode, _text(raw), usd, tokens, repr(self.clock()), key]
-            done = int(self._finish(keys=keys, args=args))
+            done = int(self._finish(keys=keys, args=[mode, record, usd, tokens, repr(self.clock()), key]))
             if done >= 0:
                 return done == 1
+            raw = None
         return False
 
     def settle(self, key: str, usd: int, tokens: int) -> bool:

@@ -45,8 +45,8 @@ class StackAudit:
 
     @property
     def overshoot_tokens(self) -> int:
-        """Tokens booked beyond the cap (must be 0 while every call stays within its reservation)."""
-        return max(0, self.booked_tokens - self.cap_tokens)
+        """Tokens the model served beyond the cap (must be 0 while every call stays within its reservation)."""
+        return max(0, self.spent_tokens - self.cap_tokens)
 
 
 def _stack(names: Sequence[str], agent: str, budget: BudgetMiddleware) -> list[Any]:
@@ -105,6 +105,7 @@ async def audit_stack(
     turns: int = 12,
     cap_tokens: int = 6_000,
     fault_rate: float = 0.2,
+    budget_type: type[BudgetMiddleware] = BudgetMiddleware,
 ) -> StackAudit:
     """Run one scripted conversation through ``stack`` and compare booked with spent.
 
@@ -116,6 +117,7 @@ async def audit_stack(
         turns: user messages sent.
         cap_tokens: the global token cap (low enough and the run ends in refusals).
         fault_rate: per-call probability of a simulated rate limit (half as many truncated answers).
+        budget_type: the budget middleware to audit (a :class:`BudgetMiddleware` subclass to compare).
 
     >>> import asyncio
     >>> audit = asyncio.run(audit_stack(["history", "budget", "retry"], turns=4))
@@ -128,7 +130,7 @@ async def audit_stack(
 
     ledger = ledger if ledger is not None else InProcessLedger()
     cfg = _model(seed, fault_rate)
-    budget = BudgetMiddleware(
+    budget = budget_type(
         ledger,
         agent="auditor",
         model=cfg,
