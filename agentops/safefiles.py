@@ -32,15 +32,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
-from agentops.errors import AgentOpsError, ConfigError
-
-try:  # the refusal family; older checkouts of errors.py only have the root
-    from agentops.errors import ToolDenied
-except ImportError:  # pragma: no cover
-
-    class ToolDenied(AgentOpsError):  # type: ignore[no-redef]
-        """A tool call was refused by policy."""
-
+from agentops.errors import ConfigError, ToolDenied
 
 __all__ = ["PathOutsideRoot", "SafeFiles", "ToolDenied"]
 

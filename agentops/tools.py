@@ -62,9 +62,9 @@ from limits.strategies import MovingWindowRateLimiter
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops._ag2 import approval_call, call_arguments
-from agentops.errors import ConfigError
+from agentops.errors import ConfigError, ToolDenied
 from agentops.listeners import TOOL_DENIED, Listener, notify
-from agentops.safefiles import PathOutsideRoot, SafeFiles, ToolDenied
+from agentops.safefiles import PathOutsideRoot, SafeFiles
 
 __all__ = [
     "APPROVAL_DENIED",

@@ -16,12 +16,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from agentops.errors import AgentOpsError, ConfigError
-
-try:  # the refusal family; older checkouts of errors.py only have the root
-    from agentops.errors import RefusalError
-except ImportError:  # pragma: no cover
-    RefusalError = AgentOpsError  # type: ignore[misc,assignment]
+from agentops.errors import ConfigError, RefusalError
 
 NANO_USD = 1_000_000_000  # ledgers count integer nano-dollars: exact sums, no float drift
 MAX_AMOUNT = 2**53 - 1  # every amount stays exact as a Lua (double) number in Redis

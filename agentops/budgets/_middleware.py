@@ -17,6 +17,7 @@ import math
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,10 +35,9 @@ from agentops.budgets._ledger import (
     Line,
     to_nano,
 )
-from agentops.errors import AgentOpsError, ConfigError, UnknownModelPrice
+from agentops.errors import AgentOpsError, ConfigError
 from agentops.listeners import BUDGET_REFUSED, Listener, notify
-from agentops.pricing import cost as usage_cost
-from agentops.pricing import price
+from agentops.usage import UnpricedModelWarning, cost_usd, require_price
 
 log = logging.getLogger("agentops.budgets")
 
@@ -132,7 +132,8 @@ class BudgetMiddleware:
         budgets: the caps that apply to this agent's calls.
         model: model name (or an AG2 ``ModelConfig``) used to price the estimate; responses are
             settled at the model they report. A USD cap needs a price: an unpriced model is refused
-            here, naming ``agentops.pricing.register_price``; token and request caps need none.
+            here, naming ``agentops.pricing.register_price``; token and request caps need none (the
+            cost is then reported as unpriced, ``None``, per :mod:`agentops.usage`).
         provider: provider for pricing (taken from ``model`` when it is a config).
         max_completion_tokens: the completion part of every estimate — use your provider's ``max_tokens``
             so the estimate is an upper bound.
@@ -166,7 +167,7 @@ class BudgetMiddleware:
                 raise ConfigError(f"{field} must be a whole number ≥ 1, got {value!r}")
         self.model = _model_name(model)
         self.provider = provider or (None if isinstance(model, str) else str(getattr(model, "provider", "") or ""))
-        self.priced = self._priced(budgets)
+        self._require_prices(budgets)
         self.ledger = ledger
         self.agent = agent
         self.budgets = tuple(budgets)
@@ -179,19 +180,10 @@ class BudgetMiddleware:
         self._records: list[_CallRecord] = []
         self._conversations: dict[str, str] = {}
 
-    def _priced(self, budgets: Sequence[Budget]) -> bool:
+    def _require_prices(self, budgets: Sequence[Budget]) -> None:
         capped = [b.name for b in budgets if b.max_usd is not None]
-        try:
-            price(self.model, self.provider or None)
-        except UnknownModelPrice:
-            if capped:
-                raise UnknownModelPrice(
-                    f"budget(s) {capped} cap USD but no price is known for model {self.model!r}; register one "
-                    f"with agentops.pricing.register_price({self.model!r}, input_per_1k=..., output_per_1k=...) "
-                    "or cap tokens instead (max_tokens=...)"
-                ) from None
-            return False
-        return True
+        if capped:  # a USD cap needs a price: refuse now, naming agentops.pricing.register_price
+            require_price(self.model, self.provider or None, what=f"budget(s) {capped} capping USD")
 
     def __call__(self, event: BaseEvent, context: Any) -> BaseMiddleware:
         return _BudgetTurn(event, context, self)
@@ -215,14 +207,17 @@ class BudgetMiddleware:
             return next(self._calls)
 
     def cost_usd(self, usage: Any, model: str | None = None, provider: str | None = None) -> float | None:
-        """USD for ``usage`` at ``model`` (this factory's model when that one has no price); None if unpriced."""
-        for m, p in ((model, provider), (self.model, self.provider)):
-            if m:
-                try:
-                    return usage_cost(usage, m, p or None)
-                except UnknownModelPrice:
-                    continue
-        return None
+        """USD for ``usage`` at ``model`` (this factory's model when that one has no price); None if unpriced.
+
+        Unpriced models follow :mod:`agentops.usage`'s one policy: tokens counted, cost ``None``.
+        """
+        if model and model != self.model:
+            with warnings.catch_warnings():  # the response names another model: fall back quietly
+                warnings.simplefilter("ignore", UnpricedModelWarning)
+                usd = cost_usd(usage, model, provider or None)
+            if usd is not None:
+                return usd
+        return cost_usd(usage, self.model, self.provider or None)
 
     def estimate(self, events: Sequence[BaseEvent], context: Any) -> tuple[int, int]:
         """(nano-USD, tokens) reserved for one call: prompt estimate + ``max_completion_tokens``."""
