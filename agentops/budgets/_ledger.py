@@ -88,31 +88,65 @@ def check_key(key: Any) -> str:
     return key
 
 
+def _plain(ln: Any) -> bool:
+    """The common case, checked fast: a Line of in-range ints and a finite window."""
+    return (
+        type(ln) is Line
+        and type(ln.usd) is int
+        and type(ln.tokens) is int
+        and type(ln.cap_usd) is int
+        and type(ln.cap_tokens) is int
+        and type(ln.cap_requests) is int
+        and type(ln.window_s) is float
+        and 0 <= ln.usd <= MAX_AMOUNT
+        and 0 <= ln.tokens <= MAX_AMOUNT
+        and -1 <= ln.cap_usd <= MAX_AMOUNT
+        and -1 <= ln.cap_tokens <= MAX_AMOUNT
+        and -1 <= ln.cap_requests <= MAX_AMOUNT
+        and 0.0 <= ln.window_s < math.inf
+        and type(ln.account) is str
+        and ln.account != ""
+    )
+
+
 def check_lines(lines: Sequence[Line]) -> tuple[Line, ...]:
     """Validate lines at the ledger boundary: finite, non-negative amounts; caps ≥ -1; unique accounts."""
-    out = []
-    for ln in lines:
-        if not isinstance(ln, Line):
-            raise ConfigError(f"ledger lines must be budgets.Line tuples, got {type(ln).__name__}")
-        if not isinstance(ln.account, str) or not ln.account:
-            raise ConfigError(f"line account must be a non-empty string, got {ln.account!r}")
-        name = f"line {ln.account!r}"
-        for field in ("usd", "tokens"):
-            _check_count(f"{name} {field} (a refund is not a reservation)", getattr(ln, field))
-        for field in ("cap_usd", "cap_tokens", "cap_requests"):
-            _check_count(f"{name} {field} (-1 = no cap)", getattr(ln, field), low=-1)
-        window = ln.window_s
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 <= window < math.inf:
-            raise ConfigError(f"{name} window_s must be a finite number ≥ 0, got {window!r}")
-        out.append(ln._replace(usd=int(ln.usd), tokens=int(ln.tokens), window_s=float(window)))
-    accounts = [ln.account for ln in out]
-    if len(set(accounts)) != len(accounts):
-        raise ConfigError(f"a reservation touches each account once, got {accounts}")
-    return tuple(out)
+    out = tuple(ln if _plain(ln) else _checked(ln) for ln in lines)
+    if len(out) > 1:
+        accounts = [ln.account for ln in out]
+        if len(set(accounts)) != len(accounts):
+            raise ConfigError(f"a reservation touches each account once, got {accounts}")
+    return out
+
+
+def _checked(ln: Any) -> Line:
+    """One line checked field by field, with an error naming the field (the slow path)."""
+    if not isinstance(ln, Line):
+        raise ConfigError(f"ledger lines must be budgets.Line tuples, got {type(ln).__name__}")
+    if not isinstance(ln.account, str) or not ln.account:
+        raise ConfigError(f"line account must be a non-empty string, got {ln.account!r}")
+    name = f"line {ln.account!r}"
+    for field in ("usd", "tokens"):
+        _check_count(f"{name} {field} (a refund is not a reservation)", getattr(ln, field))
+    for field in ("cap_usd", "cap_tokens", "cap_requests"):
+        _check_count(f"{name} {field} (-1 = no cap)", getattr(ln, field), low=-1)
+    window = ln.window_s
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 <= window < math.inf:
+        raise ConfigError(f"{name} window_s must be a finite number ≥ 0, got {window!r}")
+    return ln._replace(
+        usd=int(ln.usd),
+        tokens=int(ln.tokens),
+        cap_usd=int(ln.cap_usd),
+        cap_tokens=int(ln.cap_tokens),
+        cap_requests=int(ln.cap_requests),
+        window_s=float(window),
+    )
 
 
 def check_actual(usd: Any, tokens: Any) -> tuple[int, int]:
     """Validate settled amounts: whole, finite and non-negative (usage is never a refund)."""
+    if type(usd) is int and type(tokens) is int and 0 <= usd <= MAX_AMOUNT and 0 <= tokens <= MAX_AMOUNT:
+        return usd, tokens
     return (
         _check_count("settled nano-USD (usage cannot be negative)", usd),
         _check_count("settled tokens (usage cannot be negative)", tokens),
@@ -121,6 +155,8 @@ def check_actual(usd: Any, tokens: Any) -> tuple[int, int]:
 
 def signature(lines: Sequence[Line]) -> tuple[tuple[str, int, int], ...]:
     """What an idempotency key is bound to: every account with its reserved amounts."""
+    if len(lines) == 1:
+        return ((lines[0].account, lines[0].usd, lines[0].tokens),)
     return tuple(sorted((ln.account, ln.usd, ln.tokens) for ln in lines))
 
 
@@ -133,6 +169,8 @@ def key_reused(key: str, held: Any, asked: Any) -> ConfigError:
 
 
 def _reservation(key: str, lines: tuple[Line, ...], fresh: bool) -> Reservation:
+    if len(lines) == 1:
+        return Reservation(key, lines, lines[0].usd, lines[0].tokens, fresh)
     return Reservation(
         key,
         lines,
