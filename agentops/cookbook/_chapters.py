@@ -29,8 +29,8 @@ class ParameterWarning(UserWarning):
 def short(value: Any, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters, saying how long it was: safe to echo in a message.
 
-    >>> short("x" * 5000)
-    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx… (5002 characters)"
+    >>> short("x" * 5000, limit=20)
+    "'xxxxxxxxxxxxxxxx… (5002 characters)"
     >>> short(3)
     '3'
     """

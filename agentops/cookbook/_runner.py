@@ -44,6 +44,7 @@ from agentops.cookbook._report import (
 from agentops.errors import ParameterError
 
 _KERNEL_DIR_PREFIX = "agentops-kernels-"
+_MAX_BASE_BYTES = 60
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -96,9 +97,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _kernel_base() -> Path:
+    """Where kernel folders go: the temporary directory, unless its path is too long for IPC sockets.
+
+    A Unix socket path holds at most 107 bytes; ``<base>/agentops-kernels-<pid>-<random>/kernel-N-M``
+    adds about 45, so a long ``TMPDIR`` falls back to ``/tmp``.
+    """
+    base = Path(tempfile.gettempdir())
+    return base if len(os.fsencode(base)) <= _MAX_BASE_BYTES else Path("/tmp")
+
+
 def _remove_stale_kernel_dirs() -> None:
     """Remove kernel folders left by runs that were killed (SIGKILL): their owning process is gone."""
-    for d in Path(tempfile.gettempdir()).glob(f"{_KERNEL_DIR_PREFIX}*-*"):
+    for d in _kernel_base().glob(f"{_KERNEL_DIR_PREFIX}*-*"):
         pid = d.name[len(_KERNEL_DIR_PREFIX) :].split("-", 1)[0]
         with suppress(OSError):
             if pid.isdigit() and d.stat().st_uid == os.getuid() and not _alive(int(pid)):
@@ -116,7 +127,7 @@ def _ipc_kernels() -> Iterator[Any]:
     from jupyter_client.manager import AsyncKernelManager
 
     _remove_stale_kernel_dirs()
-    root = Path(tempfile.mkdtemp(prefix=f"{_KERNEL_DIR_PREFIX}{os.getpid()}-"))
+    root = Path(tempfile.mkdtemp(prefix=f"{_KERNEL_DIR_PREFIX}{os.getpid()}-", dir=_kernel_base()))
     counter = iter(range(1_000_000))
 
     class IPCKernelManager(AsyncKernelManager):
