@@ -30,7 +30,7 @@ from agentops.cookbook import (
     refresh,
     run,
 )
-from agentops.errors import ChapterFailed, ConfigError, MissingCredentialsError, ParameterError
+from agentops.errors import ChapterFailed, ConfigError, MissingCredentialsError, MissingDependencyError, ParameterError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -312,6 +312,40 @@ def test_provider_parameters_are_checked_before_any_kernel(provider_book, tmp_pa
     with pytest.raises(ParameterError, match=re.escape(message)):
         run([], params, tmp_path / "out", notebooks_dir=provider_book)
     assert not (tmp_path / "out").exists()
+
+
+def test_real_backend_needs_an_endpoint_a_model_and_the_client(provider_book, tmp_path, monkeypatch):
+    import agentops.cookbook._providers as providers
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    out = tmp_path / "out"
+    with pytest.raises(ParameterError, match=r"'compatible' needs an endpoint .*add -p base_url https://"):
+        run([], {"llm_backend": "compatible", "model": "m"}, out, notebooks_dir=provider_book)
+    monkeypatch.setattr(providers.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'ag2-agentops-cookbook\[openai\]'"):
+        run([], {"llm_backend": "openai", "model": "gpt-4o-mini"}, out, notebooks_dir=provider_book)
+    assert not out.exists()
+
+
+def test_real_flag_uses_start_and_stop_and_leaves_a_running_server_alone(monkeypatch):
+    from agentops.cookbook import local_model_parameters
+
+    calls = []
+    fake = types.SimpleNamespace(
+        status=lambda: calls.append("status") or state.get("running"),
+        start=lambda: calls.append("start") or {"base_url": "http://127.0.0.1:8/v1", "model": "tiny"},
+        stop=lambda: calls.append("stop") or True,
+    )
+    monkeypatch.setitem(sys.modules, "agentops.local_model", fake)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real-key")
+    for state in ({}, {"running": {"pid": 1}}):
+        calls.clear()
+        with local_model_parameters() as params:
+            assert params == {"llm_backend": "compatible", "base_url": "http://127.0.0.1:8/v1", "model": "tiny"}
+            assert os.environ["OPENAI_API_KEY"] == "local-model"  # the real key never reaches the local server
+        assert calls == (["status", "start", "stop"] if not state else ["status", "start"])
+        assert os.environ["OPENAI_API_KEY"] == "sk-real-key"
 
 
 def test_real_flag_without_the_local_model_helper_fails_clearly(provider_book, tmp_path, monkeypatch, capsys):
