@@ -252,6 +252,10 @@ def test_output_dir_must_be_new_empty_ours_or_forced(book, tmp_path):
     with pytest.raises(ConfigError, match=r"is not empty and holds no cookbook report; .* or add --force"):
         check_output_dir(foreign)
     assert check_output_dir(foreign, force=True) == foreign.resolve()
+    (foreign / "thesis.tex").unlink()
+    (foreign / "index.md").write_text("# My notes\n")  # someone else's index is not ours to overwrite
+    with pytest.raises(ConfigError, match="holds no cookbook report"):
+        check_output_dir(foreign)
     ours = tmp_path / "old-report"
     ours.mkdir()
     (ours / "index.md").write_text("# AG2 AgentOps Cookbook — run report\n\nChapters: 1\n")
