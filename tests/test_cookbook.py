@@ -177,7 +177,8 @@ def test_cli_exit_codes_and_redacted_errors(book, tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["run", "00_ok", "--notebooks", str(book), "--output", str(out), "-q", "-p", "greeting", "<b>"]) == 2
     assert "must be one of hi, hello" in capsys.readouterr().err
-    assert main(["run", "00_ok", "--notebooks", str(book), "--output", str(out), "-q"]) == 0
+    assert main(["run", "00_ok", "--notebooks", str(book), "--output", str(out), "-q", "--no-html"]) == 0
+    assert not (out / "00_ok.html").exists() and (out / "00_ok.ipynb").exists()
     assert main(["run", "01", "--notebooks", str(book), "--output", str(out), "-q"]) == 1  # same dir: ours
     err = capsys.readouterr().err
     assert "chapter '01_boom' failed at cell 2" in err  # no -p: no injected cell

@@ -42,6 +42,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             notebooks_dir=args.notebooks,
             progress=not args.quiet,
             force=args.force,
+            render=not args.no_html,
         )
     for r in report.results:
         print(f"{r.status:>7}  {r.chapter:<24} {r.seconds:6.1f} s  → {r.html or r.output}")
@@ -91,6 +92,7 @@ def register_cli(sub: Any) -> None:
         action="store_true",
         help="start the local real model (agentops.local_model) and run every chapter against it",
     )
+    p_run.add_argument("--no-html", action="store_true", help="skip rendering the chapters to HTML")
     p_run.add_argument("--notebooks", help="notebooks directory")
     p_run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p_run.set_defaults(func=_cmd_run)
