@@ -228,6 +228,23 @@ def test_compare_reports_sanitizes_durations_and_names_differing_cells(book, tmp
         compare_reports(first, tmp_path)
 
 
+def test_compare_reports_ignores_how_the_kernel_chunked_a_stream(tmp_path):
+    from agentops.cookbook import compare_reports
+
+    def report(name: str, *chunks: str) -> Path:
+        nb = nbformat.v4.new_notebook()
+        cell = nbformat.v4.new_code_cell("print('a'); print('b')")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=c) for c in chunks]
+        nb.cells = [cell]
+        (tmp_path / name).mkdir()
+        nbformat.write(nb, tmp_path / name / "00_x.ipynb")
+        return tmp_path / name
+
+    one, two, other = report("one", "a\nb\n"), report("two", "a\n", "b\n"), report("other", "a\n", "c\n")
+    assert compare_reports(one, two) == {"00_x": []}
+    assert compare_reports(one, other) == {"00_x": [0]}
+
+
 # --------------------------------------------------------------------------------------------------
 # The output directory
 # --------------------------------------------------------------------------------------------------
@@ -446,6 +463,32 @@ def test_signal_stops_the_kernel_and_still_writes_the_index(tmp_path, signum, co
     assert _gone(kernel), "the kernel outlived the run"
     assert not list(tmp.iterdir())
     tmp.rmdir()
+
+
+def test_refresh_stopped_by_a_signal_leaves_the_chapter_untouched(tmp_path):
+    marker = tmp_path / "kernel.pid"
+    book = tmp_path / "nb"
+    book.mkdir()
+    body = "import os, pathlib, time\npathlib.Path(marker).write_text(str(os.getpid()))\ntime.sleep(300)"
+    chapter = make_notebook(book / "00_slow.ipynb", body, f"marker = {str(marker)!r}")
+    before = chapter.read_bytes()
+    cmd = [sys.executable, "-m", "agentops", "refresh", "--notebooks", str(book)]
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True)
+    kernel = None
+    try:
+        deadline = time.monotonic() + 120
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        kernel = int(marker.read_text())
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        if kernel is not None and not _gone(kernel, 0):
+            os.kill(kernel, signal.SIGKILL)
+    assert proc.returncode == 143 and stderr.strip() == "interrupted by SIGTERM", stderr
+    assert chapter.read_bytes() == before and _gone(kernel)
 
 
 def test_kernel_folders_fall_back_to_tmp_when_tmpdir_is_too_long_for_sockets(tmp_path, monkeypatch):

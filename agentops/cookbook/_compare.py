@@ -18,11 +18,28 @@ def _sanitizers(cfg_path: Path) -> list[tuple[re.Pattern[str], str]]:
     return [(re.compile(parser[s]["regex"]), parser[s]["replace"]) for s in parser.sections()]
 
 
+def _coalesced(outputs: list[dict]) -> list[dict]:
+    """Stream outputs of one name merged, as nbval does: how a kernel chunks its prints is timing."""
+    merged: list[dict] = []
+    streams: dict[str, dict] = {}
+    for o in outputs:
+        if o.get("output_type") != "stream":
+            merged.append(o)
+            continue
+        text = "".join(o.get("text", ""))
+        if o.get("name") in streams:
+            streams[o["name"]]["text"] += text
+        else:
+            streams[o.get("name", "stdout")] = {**o, "text": text}
+            merged.append(streams[o.get("name", "stdout")])
+    return merged
+
+
 def _text_outputs(path: Path) -> list[tuple[int, str]]:
     nb = json.loads(path.read_text(encoding="utf-8"))
     out = []
     for index, cell in enumerate(nb.get("cells", [])):
-        for o in cell.get("outputs", []):
+        for o in _coalesced(cell.get("outputs", [])):
             data = {k: v for k, v in o.get("data", {}).items() if not k.startswith("image/")}
             text = o.get("text", "")
             if o.get("output_type") == "error":

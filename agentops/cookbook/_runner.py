@@ -61,8 +61,9 @@ class RunInterrupted(KeyboardInterrupt):
 
 class _Stop(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
-        super().__init__(signum)
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
         self.signum = signum
+        self.exit_code = 128 + signum
 
 
 @contextmanager
@@ -314,23 +315,46 @@ def run(
     return report
 
 
+def _execute_in_place(client: Any) -> None:
+    """``NotebookClient.execute`` through the synchronous kernel set-up papermill uses.
+
+    ``execute()`` installs asyncio handlers for SIGINT/SIGTERM that shut the kernel down gracefully,
+    override ours and, when removed, leave the default handlers behind; ``setup_kernel`` installs none.
+    """
+    client.reset_execution_trackers()
+    with client.setup_kernel():
+        info = client.wait_for_reply(client.kc.kernel_info())
+        client.nb.metadata["language_info"] = info["content"]["language_info"]
+        for index, cell in enumerate(client.nb.cells):
+            client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+        client.set_widgets_metadata()
+
+
 def refresh(names: Sequence[str] = (), *, notebooks_dir: str | Path | None = None, timeout: int = 600) -> list[Path]:
-    """Re-execute chapters in place with default parameters (for maintainers before committing outputs)."""
+    """Re-execute chapters in place with default parameters (for maintainers before committing outputs).
+
+    A chapter is replaced only once it executed completely; SIGINT/SIGTERM stop the kernel and leave it as it was.
+    """
     import nbclient
     import nbformat
 
     paths = []
     for chapter in find_chapters(names, discover(notebooks_dir)):
         nb = nbformat.read(chapter.path, as_version=4)
-        with _ipc_kernels() as manager, _kernel_env():
+        with _ipc_kernels() as manager, _stop_on_signals(lambda: _kill_kernels(manager)), _kernel_env():
             client = nbclient.NotebookClient(
                 nb,
                 timeout=timeout,
                 kernel_name="python3",
                 kernel_manager_class=manager,
                 resources={"metadata": {"path": str(chapter.path.parent)}},
+                coalesce_streams=True,  # one output per stream: committed notebooks do not depend on timing
             )
-            client.execute()
+            try:
+                _execute_in_place(client)
+            except _Stop:  # the kernel is gone and the chapter untouched; exit 130/143 from the CLI
+                _quiet_event_loop()
+                raise
         nb.metadata.pop("papermill", None)
         for cell in nb.cells:
             cell.metadata.pop("papermill", None)
