@@ -283,6 +283,9 @@ def test_output_dir_must_be_new_empty_ours_or_forced(book, tmp_path):
     empty.mkdir()
     assert check_output_dir(empty) == empty.resolve()
     assert check_output_dir(tmp_path / "new" / "nested").is_dir()
+    assert not check_output_dir(tmp_path / "later" / "x", create=False).exists()  # a preflight writes nothing
+    with pytest.raises(ConfigError, match="cannot be created"):
+        check_output_dir("/dev/null/x", create=False)
     long_file = tmp_path / ("d" * 200)
     long_file.write_text("x")
     with pytest.raises(ConfigError, match=r"^--output \S{77}… is a file"):  # a long path is shortened
@@ -370,6 +373,18 @@ def test_real_flag_uses_start_and_stop_and_leaves_a_running_server_alone(monkeyp
         assert os.environ["OPENAI_API_KEY"] == "sk-real-key"
 
 
+def test_real_flag_checks_everything_before_starting_the_server(book, provider_book, tmp_path, monkeypatch, capsys):
+    started = []
+    fake = types.SimpleNamespace(running=lambda **_: started.append(1))
+    monkeypatch.setitem(sys.modules, "agentops.local_model", fake)
+    argv = ["run", "--real", "-q", "--notebooks"]
+    assert main([*argv, str(book), "--output", str(tmp_path / "o")]) == 2  # these chapters take no provider
+    assert "unknown parameter 'llm_backend'" in capsys.readouterr().err
+    assert main([*argv, str(provider_book), "--output", "/dev/null"]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+    assert started == [] and not (tmp_path / "o").exists()
+
+
 def test_real_flag_without_the_local_model_helper_fails_clearly(provider_book, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "agentops.local_model", None)  # import fails
     argv = ["run", "--real", "--notebooks", str(provider_book), "--output", str(tmp_path / "o")]
@@ -395,7 +410,8 @@ def test_real_flag_runs_every_chapter_against_the_started_local_model(provider_b
     out = tmp_path / "o"
     assert main(["run", "--real", "--notebooks", str(provider_book), "--output", str(out), "-q"]) == 0
     given = {"llm_backend": "compatible", "base_url": "http://127.0.0.1:9/v1", "model": "smollm2"}
-    assert events == ["start", {"00_provider": given}, "stop"]
+    placeholder = {"llm_backend": "compatible", "base_url": "http://127.0.0.1/v1", "model": "local-model"}
+    assert events == [{"00_provider": placeholder}, "start", {"00_provider": given}, "stop"]  # checked first
     printed = json.loads((out / "00_provider.ipynb").read_text())["cells"][3]["outputs"][0]["text"]
     assert "".join(printed).strip() == "compatible smollm2 http://127.0.0.1:9/v1 local-model"
     assert "OPENAI_API_KEY" not in os.environ  # restored

@@ -28,7 +28,7 @@ from agentops.cookbook._compare import compare_reports
 from agentops.cookbook._output import check_output_dir
 from agentops.cookbook._providers import PROVIDER_PARAMETERS, check_providers, local_model_parameters
 from agentops.cookbook._report import ChapterResult, RunReport, package_versions
-from agentops.cookbook._runner import RunInterrupted, refresh, run
+from agentops.cookbook._runner import RunInterrupted, preflight, refresh, run
 
 __all__ = [
     "CLASSIC_TO_V1",
@@ -49,6 +49,7 @@ __all__ = [
     "find_chapters",
     "local_model_parameters",
     "package_versions",
+    "preflight",
     "refresh",
     "run",
 ]

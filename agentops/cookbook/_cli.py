@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from contextlib import nullcontext
 from typing import Any
 
 from agentops.cookbook._chapters import ParameterWarning, discover
 from agentops.cookbook._compare import compare_reports
-from agentops.cookbook._providers import local_model_parameters
-from agentops.cookbook._runner import refresh, run
+from agentops.cookbook._providers import LOCAL_PLACEHOLDER, local_key, local_model_parameters
+from agentops.cookbook._report import RunReport
+from agentops.cookbook._runner import preflight, refresh, run
 from agentops.errors import ParameterError
 
 
@@ -28,22 +28,30 @@ def _show_warning(message: Any, category: type[Warning], *_args: Any, **_kwargs:
     print(f"warning: {message}", file=sys.stderr)
 
 
+def _run_real(args: argparse.Namespace, params: dict[str, Any], options: dict[str, Any]) -> RunReport:
+    if {"llm_backend", "base_url", "model"} & set(params):
+        raise ParameterError("--real chooses llm_backend, base_url and model itself: drop those -p values")
+    with local_key():  # everything is checked before the local server starts
+        preflight(
+            args.chapters, params | LOCAL_PLACEHOLDER, args.output, notebooks_dir=args.notebooks, force=args.force
+        )
+    warnings.simplefilter("ignore", ParameterWarning)  # already shown by the preflight
+    with local_model_parameters() as real:
+        return run(args.chapters, params | real, args.output, **options)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     params = dict(args.param or [])
-    if args.real and {"llm_backend", "base_url", "model"} & set(params):
-        raise ParameterError("--real chooses llm_backend, base_url and model itself: drop those -p values")
-    with warnings.catch_warnings(), local_model_parameters() if args.real else nullcontext({}) as real:
+    options = {
+        "notebooks_dir": args.notebooks,
+        "progress": not args.quiet,
+        "force": args.force,
+        "render": not args.no_html,
+    }
+    with warnings.catch_warnings():
         warnings.simplefilter("always", ParameterWarning)
         warnings.showwarning = _show_warning
-        report = run(
-            args.chapters,
-            params | real,
-            args.output,
-            notebooks_dir=args.notebooks,
-            progress=not args.quiet,
-            force=args.force,
-            render=not args.no_html,
-        )
+        report = _run_real(args, params, options) if args.real else run(args.chapters, params, args.output, **options)
     for r in report.results:
         print(f"{r.status:>7}  {r.chapter:<24} {r.seconds:6.1f} s  → {r.html or r.output}")
     print(f"index: {report.index_html} ({report.index_md.name})")

@@ -30,8 +30,10 @@ def _shown(path: str | Path) -> str:
     return text if len(text) <= 80 else f"{text[:77]}…"
 
 
-def check_output_dir(output: str | Path, *, force: bool = False, protect: Sequence[Path] = ()) -> Path:
-    """Validate (and create) the report directory; returns it resolved.
+def check_output_dir(
+    output: str | Path, *, force: bool = False, protect: Sequence[Path] = (), create: bool = True
+) -> Path:
+    """Validate (and, with ``create``, create) the report directory; returns it resolved.
 
     Accepted: a new directory, an empty one, one holding an earlier report of ours, or any other
     directory when ``force`` is true. Never ``/`` or another filesystem root, a file, or one of
@@ -69,6 +71,11 @@ def check_output_dir(output: str | Path, *, force: bool = False, protect: Sequen
                 f"--output {raw} is not empty and holds no cookbook report; pass a new or empty directory, "
                 "or add --force to write into it"
             )
+        return resolved
+    if not create:
+        parent = next(p for p in resolved.parents if p.exists())
+        if not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+            raise ConfigError(f"--output {raw} cannot be created in {_shown(parent)}; pass a writable directory")
         return resolved
     try:
         resolved.mkdir(parents=True)

@@ -33,6 +33,22 @@ PROVIDER_PARAMETERS = (
 """The provider parameters shared by every chapter that calls a model (names are fixed)."""
 
 _LOCAL_KEY = "local-model"  # the local llama.cpp server ignores the key, but the compatible backend wants one
+LOCAL_PLACEHOLDER = {"llm_backend": "compatible", "base_url": "http://127.0.0.1/v1", "model": "local-model"}
+"""The ``-p`` values ``--real`` will pass, for checking a run before the local server starts."""
+
+
+@contextmanager
+def local_key() -> Iterator[None]:
+    """``OPENAI_API_KEY`` is a placeholder in the block: the local server ignores it; a real key must not reach it."""
+    saved = os.environ.get("OPENAI_API_KEY")
+    os.environ["OPENAI_API_KEY"] = _LOCAL_KEY
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("OPENAI_API_KEY", None)
+        else:
+            os.environ["OPENAI_API_KEY"] = saved
 
 
 def _provider_values(chapter: Chapter, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,14 +180,6 @@ def local_model_parameters(**options: Any) -> Iterator[dict[str, str]]:
         running = functools.partial(_started, local_model)
     if running is None:
         raise ConfigError("--real: agentops.local_model has neither running() nor start()/stop(); update the package")
-    saved = os.environ.get("OPENAI_API_KEY")
-    with running(**options) as server:
+    with running(**options) as server, local_key():
         base_url, model = _server_fields(server)
-        os.environ["OPENAI_API_KEY"] = _LOCAL_KEY  # never send a real key to the local server
-        try:
-            yield {"llm_backend": "compatible", "base_url": base_url, "model": model}
-        finally:
-            if saved is None:
-                os.environ.pop("OPENAI_API_KEY", None)
-            else:
-                os.environ["OPENAI_API_KEY"] = saved
+        yield {"llm_backend": "compatible", "base_url": base_url, "model": model}

@@ -231,9 +231,27 @@ def _validate(
         raise ParameterError(f"no chapters found to run in {notebooks_root(notebooks_dir)}")
     typed = coerce_parameters(chapters, parameters)
     for name, missing in undeclared_parameters(chapters, list(parameters)).items():
-        warnings.warn(ParameterWarning(partial_parameter_message(name, chapters, missing)), stacklevel=3)
+        warnings.warn(ParameterWarning(partial_parameter_message(name, chapters, missing)), stacklevel=4)
     check_providers(chapters, typed)
     return chapters, typed
+
+
+def preflight(
+    names: Sequence[str] = (),
+    parameters: Mapping[str, Any] | None = None,
+    output_dir: str | Path = "reports",
+    *,
+    notebooks_dir: str | Path | None = None,
+    force: bool = False,
+) -> list[Chapter]:
+    """Every check :func:`run` makes before a kernel starts, with nothing started or written.
+
+    Raises:
+        the errors :func:`run` raises before executing (parameters, providers, output directory).
+    """
+    chapters, _typed = _validate(names, dict(parameters or {}), notebooks_dir)
+    check_output_dir(output_dir, force=force, protect=[notebooks_root(notebooks_dir)], create=False)
+    return chapters
 
 
 def _interrupted(
