@@ -21,7 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("agentops.cookbook._cli", "execute chapters into a report directory (notebooks, HTML, index)"),
     "refresh": ("agentops.cookbook._cli", "re-execute chapters in place (maintainers, before committing)"),
     "compare": ("agentops.cookbook._cli", "check two report directories give the same outputs (after sanitizing)"),
-    "eval": ("agentops.evals", "run an eval suite and gate on a baseline (see `eval --help`)"),
+    "eval": ("agentops.evals.cli", "run an eval suite and gate on a baseline (see `eval --help`)"),
 }
 """Command name → (module defining ``register_cli``, one-line help shown by ``--help``)."""
 

@@ -107,3 +107,24 @@ def packet_body(envelope: Any) -> str:
     data = getattr(envelope, "event_data", None)
     body = data.get("body", "") if isinstance(data, dict) else ""
     return body if isinstance(body, str) else ""
+
+
+# ==================================================================================================
+# Evals (agentops.evals): grading without writing the run JSON
+# ==================================================================================================
+#
+# No public alternative: ``evaluate_traces`` documents ``store_dir`` as the directory it always writes
+# ``<run_id>.json`` to; a scratch directory works but serialises every case's events and feedback on
+# each run — about half the runner's CPU time on a 1,000-case suite.
+
+
+async def grade_traces_in_memory(source: Any, **options: Any) -> Any:
+    """``ag2.eval.evaluate_traces`` without writing the run JSON to disk.
+
+    Its grading core skips the write when ``store_dir`` is falsy (``if store_dir:`` in
+    ``ag2/eval/runtime/evaluate.py``), which is how ``run_agent(store_dir=None)`` runs in memory. The
+    caller saves the run itself (``RunResult.save(path)``) when it wants a file.
+    """
+    from ag2.eval import evaluate_traces
+
+    return await evaluate_traces(source, store_dir="", **options)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 
 import ag2
 from ag2.knowledge import MemoryKnowledgeStore
@@ -42,3 +43,29 @@ async def test_workflow_packet_body_is_the_speakers_text():
     finally:
         await hub.close()
     assert [_ag2.packet_body(p) for p in packets if p.sender_id == echo.agent_id] == ["hello back"]
+
+
+# ==================================================================================================
+# Evals (agentops.evals)
+# ==================================================================================================
+
+
+async def test_evaluate_traces_with_an_empty_store_dir_grades_in_memory_and_writes_nothing(tmp_path, monkeypatch):
+    from ag2.eval import InMemoryTraceSource, RunResult, Suite, Task, Trace, TraceRef, load_run, scorer
+    from ag2.events import ModelMessage, ModelResponse
+
+    monkeypatch.chdir(tmp_path)
+
+    @scorer
+    def answered(outputs) -> bool:
+        return bool(outputs)
+
+    trace = Trace(events=(ModelResponse(ModelMessage("hi")),), exception=None, duration_ms=1)
+    source = InMemoryTraceSource([(TraceRef(trace_id="t-a", task_id="a"), trace)])
+    result = await _ag2.grade_traces_in_memory(
+        source, scorers=[answered], suite=Suite([Task(inputs={"input": "x"}, task_id="a")]), run_id="r1"
+    )
+    assert isinstance(result, RunResult) and result.pass_rate("answered") == 1.0
+    assert os.listdir(tmp_path) == []  # nothing written, not even under the working directory
+    saved = result.save(tmp_path / "run.json")  # an explicit path still saves
+    assert load_run(saved).pass_rate("answered") == 1.0
