@@ -9,6 +9,7 @@ import importlib
 import logging
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Callable
 
 from agentops.errors import ConfigError
@@ -33,19 +34,58 @@ _WS = re.compile(r"\s+")
 _LETTERS_ONLY = re.compile(r"[^a-z]+")
 
 
+# Unicode tag characters (U+E0020-E007E) spell ASCII invisibly; models read them, people don't see them.
+_TAGS = {c: c - 0xE0000 for c in range(0xE0020, 0xE007F)}
+
+
 def normalize(text: str) -> str:
-    """Fold text for injection matching: NFKC, confusables, zero-width removed, spaced letters joined.
+    """Fold text for injection matching: NFKC, confusables, tag characters spelled out, zero-width removed,
+    spaced letters joined.
 
     Example:
         >>> normalize("I g n o r e  previous")
         'ignore previous'
     """
-    t = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).lower().translate(_CONFUSABLES)
+    t = unicodedata.normalize("NFKC", text.translate(_TAGS)).translate(_ZERO_WIDTH).lower().translate(_CONFUSABLES)
     t = _SPACED.sub(lambda m: re.sub(r"[ .\-_*/|]", "", m.group()), t)
     return _WS.sub(" ", t)
 
 
-def _decoded_payloads(text: str) -> list[str]:
+_HEX_RUN = re.compile(r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}[ :]?){12,2048}(?![0-9A-Za-z])")
+_ROT13 = str.maketrans(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM"
+)
+# Words an instruction override nearly always contains; an encoded variant is scored only if it has one.
+_MARKERS = ("instruction", "ignore", "prompt", "system", "disregard", "previous", "reveal", "jailbreak")
+
+
+def _encoded_variants(text: str, norm: str) -> list[tuple[str, str]]:
+    """Readable forms of text hidden by encoding: URL-encoding, hex, rot13, reversal, nested base64."""
+    out: list[tuple[str, str]] = []
+    if "%" in text:
+        decoded = urllib.parse.unquote(text)
+        if decoded != text:
+            out.append(("url-encoded ", normalize(decoded)))
+    for m in _HEX_RUN.finditer(text):
+        try:
+            decoded = bytes.fromhex(re.sub(r"[ :]", "", m.group())).decode("utf-8")
+        except ValueError:
+            continue
+        if decoded.isprintable():
+            out.append(("hex ", normalize(decoded)))
+    rot = norm.translate(_ROT13)
+    if any(w in rot for w in _MARKERS) and not any(w in norm for w in _MARKERS):
+        out.append(("rot13 ", rot))
+    rev = norm[::-1]
+    if any(w in rev for w in _MARKERS) and not any(w in norm for w in _MARKERS):
+        out.append(("reversed ", rev))
+    for payload in _decoded_payloads(text, readable=False)[:16]:  # base64 inside base64
+        out.extend(("nested base64 ", normalize(p)) for p in _decoded_payloads(payload)[:4])
+    return out
+
+
+def _decoded_payloads(text: str, readable: bool = True) -> list[str]:
+    """Base64 tokens of ``text`` decoded; ``readable`` keeps only those that read as words."""
     out = []
     for m in _B64.finditer(text):
         token = m.group()
@@ -56,7 +96,10 @@ def _decoded_payloads(text: str) -> list[str]:
             decoded = raw.decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             continue
-        if sum(c.isalpha() or c == " " for c in decoded) >= 0.8 * len(decoded) and " " in decoded:
+        if not readable:
+            if decoded.isprintable():
+                out.append(decoded)
+        elif sum(c.isalpha() or c == " " for c in decoded) >= 0.8 * len(decoded) and " " in decoded:
             out.append(decoded)
     return out
 
@@ -383,6 +426,7 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
         variants.append(("leetspeak ", leet))
     for payload in _decoded_payloads(text)[:64]:
         variants.append(("base64 ", normalize(payload)))
+    variants.extend(_encoded_variants(text, norm))
     weights: dict[str, float] = {}
 
     def add(key: str, weight: float) -> None:
