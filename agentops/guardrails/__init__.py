@@ -52,7 +52,7 @@ from agentops.guardrails.middleware import GuardrailMiddleware
 from agentops.guardrails.policy import Action, GuardrailPolicy, GuardrailRecord
 from agentops.guardrails.redaction import VAULT_KEY, Vault, redact, restore_into, restore_placeholders
 from agentops.guardrails.scanners import Scanner, scan
-from agentops.guardrails.scorecard import scorecard
+from agentops.guardrails.evaluation import scorecard
 from agentops.guardrails.scoring import PresidioScanner, score_scanner
 from agentops.guardrails.toxicity import CallableToxicity, LexiconToxicity, ToxicityDetector
 from agentops.listeners import Listener
