@@ -296,7 +296,10 @@ async def test_unpriced_model_counts_and_warns_once(telemetry):
     warnings = [x for x in log_lines(telemetry) if x["event"] == "cost.unpriced"]
     assert len(warnings) == 1 and "register_price" in warnings[0]["error"]
     assert telemetry.store.llm_calls()["cost_usd"].isna().all()
-    assert scrape(telemetry.registry)[("agentops_unpriced_llm_calls_total", (("model", "no-such-model-xyz"),))] == 2
+    assert (
+        scrape(telemetry.registry)[("agentops_unpriced_llm_calls_total", (("model", "no-such-model-xyz"),))]
+        == 2
+    )
 
 
 async def test_simulated_clock_records_offline_latency_without_waiting():
@@ -530,7 +533,9 @@ def leaky_tool(token: str) -> str:
 @pytest.mark.parametrize("capture", [False, True])
 async def test_canary_secret_appears_in_no_log_span_or_metric_label(capture):
     reg = CollectorRegistry()
-    t = Telemetry(registry=reg, capture_content=capture, logger=logging.getLogger(f"agentops.canary{capture}"))
+    t = Telemetry(
+        registry=reg, capture_content=capture, logger=logging.getLogger(f"agentops.canary{capture}")
+    )
     buf = io.StringIO()
     t.log_to(buf, level=logging.DEBUG)
     cfg = OfflineModel("offline-1", seed=3)
@@ -546,7 +551,12 @@ async def test_canary_secret_appears_in_no_log_span_or_metric_label(capture):
         exposition = urllib.request.urlopen(server.url, timeout=5).read().decode()
     logs = buf.getvalue()
     spans = json.dumps(t.store.records())
-    labels = [v for fam in text_string_to_metric_families(exposition) for s in fam.samples for v in s.labels.values()]
+    labels = [
+        v
+        for fam in text_string_to_metric_families(exposition)
+        for s in fam.samples
+        for v in s.labels.values()
+    ]
     assert logs and spans and labels
     assert CANARY not in logs
     assert CANARY not in spans
@@ -590,9 +600,15 @@ async def test_metrics_served_over_http_and_parsed(telemetry):
         "agentops_cost_usd",
         "agentops_request_cost_usd",
     } <= set(fams)
-    cost_total = sum(s.value for s in fams["agentops_cost_usd"].samples if s.name == "agentops_cost_usd_total")
+    cost_total = sum(
+        s.value for s in fams["agentops_cost_usd"].samples if s.name == "agentops_cost_usd_total"
+    )
     assert cost_total == pytest.approx(telemetry.store.llm_calls()["cost_usd"].sum())
-    count = [s.value for s in fams["agentops_request_cost_usd"].samples if s.name == "agentops_request_cost_usd_count"]
+    count = [
+        s.value
+        for s in fams["agentops_request_cost_usd"].samples
+        if s.name == "agentops_request_cost_usd_count"
+    ]
     assert count == [1.0]
     assert not server.running
     with pytest.raises(urllib.error.URLError):
@@ -711,7 +727,9 @@ async def test_dashboard_is_valid_and_every_query_uses_a_real_metric():
     agent = ag2.Agent("weather", "Be brief.", config=weather_model(), tools=[get_weather])
     t.instrument(agent)
     await agent.ask("What's the weather?")
-    await ag2.Agent("odd", "x", config=OfflineModel("unpriced-model-q"), middleware=t.middleware("odd")).ask("hi")
+    await ag2.Agent("odd", "x", config=OfflineModel("unpriced-model-q"), middleware=t.middleware("odd")).ask(
+        "hi"
+    )
     for kind, payload in EVENTS:
         t.listener(kind, payload)
     with pytest.raises(ServerError):
@@ -723,7 +741,9 @@ async def test_dashboard_is_valid_and_every_query_uses_a_real_metric():
     produced = {s.name for f in text_string_to_metric_families(body) for s in f.samples}
     used = set().union(*(promql_metric_names(q) for q in queries))
     assert used, "no metric found in the dashboard"
-    assert used <= produced, f"dashboard uses metrics the exporter does not produce: {sorted(used - produced)}"
+    assert used <= produced, (
+        f"dashboard uses metrics the exporter does not produce: {sorted(used - produced)}"
+    )
 
 
 async def test_span_groups_turns_into_one_trace_with_clock_times():
