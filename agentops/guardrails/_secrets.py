@@ -280,8 +280,13 @@ def _scan_url_credentials(text: str, out: list[Finding]) -> None:
 
 
 def _scan_flags_and_headers(text: str, low: str, out: list[Finding]) -> None:
-    if "-" in text:
-        for rx in (_CLI_FLAG, _CLI_USER):
+    flags = [
+        rx
+        for rx, gate in ((_CLI_FLAG, " -" in text or "--" in text), (_CLI_USER, " -u " in text or "--user" in text))
+        if gate
+    ]
+    if flags:
+        for rx in flags:
             for m in rx.finditer(low):
                 v = text[m.start("v") : m.end("v")]
                 if not is_placeholder(v) and not v.startswith(("$", "%")):
@@ -356,7 +361,7 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     if keyed and ("=" in text or ":" in text):
         _scan_assignments(text, low, out)
     if "-" in text or "bearer" in low or "authorization" in low:
-        _scan_flags_and_headers(text, low, out)
+        _scan_flags_and_headers(text, low, out)  # each rule below has its own cheaper gate
     if keyed and (" is " in low or " ist " in low or " est " in low or ": " in low or " = " in low):
         _scan_prose(text, low, out)
     if spans and ('"' in text or "'" in text):
