@@ -25,7 +25,10 @@ LAUNCH_TASK = "Plan the product launch"
 #: (the cycle guard refuses it) and one leaf ("Check legal approval") gets an empty answer (a failed leaf).
 PLAN_TABLE: dict[str, list[str]] = {
     "plan the product launch": [
-        "Research the market", "Set the price", "Write the announcement", "Check legal approval",
+        "Research the market",
+        "Set the price",
+        "Write the announcement",
+        "Check legal approval",
     ],
     "research the market": ["Size the customer segment", "Survey competitors"],
     "write the announcement": ["Write the announcement", "Draft the headline", "Draft the body copy"],
@@ -79,16 +82,31 @@ def _direct(p: Prompt) -> Reply | str:
 def delegation_rules() -> list[Rule]:
     """Planner, solver and synthesiser rules (recursive decomposition) and a director with specialists."""
     return [
-        json_rule("planner: split a task", _plan, system_contains="you decompose tasks",
-                  description="planner → subtasks from PLAN_TABLE ('N independent checks' → N items)"),
-        rule("solver: answer a leaf", _solve, system_contains="you complete one small task",
-             description="solver → a canned answer; tasks mentioning 'legal' get an empty answer"),
-        rule("synthesiser: combine", _synthesise, system_contains="you synthesise subtask results",
-             description="synthesiser → counts results and names the missing ones"),
-        rule("director: delegate to every specialist", _direct, system_contains="you are a director",
-             description="director → one task_* call per specialist (same turn), then summarises"),
-        rule("researcher", lambda p: f"Research notes on: {p.user.splitlines()[0]}",
-             system_contains="you research"),
+        json_rule(
+            "planner: split a task",
+            _plan,
+            system_contains="you decompose tasks",
+            description="planner → subtasks from PLAN_TABLE ('N independent checks' → N items)",
+        ),
+        rule(
+            "solver: answer a leaf",
+            _solve,
+            system_contains="you complete one small task",
+            description="solver → a canned answer; tasks mentioning 'legal' get an empty answer",
+        ),
+        rule(
+            "synthesiser: combine",
+            _synthesise,
+            system_contains="you synthesise subtask results",
+            description="synthesiser → counts results and names the missing ones",
+        ),
+        rule(
+            "director: delegate to every specialist",
+            _direct,
+            system_contains="you are a director",
+            description="director → one task_* call per specialist (same turn), then summarises",
+        ),
+        rule("researcher", lambda p: f"Research notes on: {p.user.splitlines()[0]}", system_contains="you research"),
         rule("writer", lambda p: f"Draft copy for: {p.user.splitlines()[0]}", system_contains="you write"),
     ]
 

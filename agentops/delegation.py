@@ -63,8 +63,8 @@ __all__ = [
 ]
 
 PLANNER_PROMPT = (
-    "You decompose tasks. Reply only with JSON {\"subtasks\": [\"...\"]} listing independent subtasks that "
-    "together complete the task, or {\"subtasks\": []} when the task is small enough to do directly."
+    'You decompose tasks. Reply only with JSON {"subtasks": ["..."]} listing independent subtasks that '
+    'together complete the task, or {"subtasks": []} when the task is small enough to do directly.'
 )
 SOLVER_PROMPT = "You complete one small task well. Answer in at most two sentences."
 SYNTHESIZER_PROMPT = (
@@ -157,13 +157,23 @@ def _frame(root: TaskNode) -> Any:
     parents = {c.id: n.id for n in root.walk() for c in n.children}
     for n in root.walk():
         sub = n.subtree()
-        rows.append({
-            "node": n.id, "parent": parents.get(n.id), "depth": n.depth, "task": n.task, "status": n.status,
-            "calls": n.calls, "tokens": n.tokens, "cost_usd": n.cost_usd, "latency_s": n.latency_s,
-            **{f"subtree_{k}": v for k, v in sub.items() if not k.startswith("critical")},
-            "critical_path_s": sub["critical_path_s"], "critical_path_calls": sub["critical_path_calls"],
-            "reason": n.reason,
-        })
+        rows.append(
+            {
+                "node": n.id,
+                "parent": parents.get(n.id),
+                "depth": n.depth,
+                "task": n.task,
+                "status": n.status,
+                "calls": n.calls,
+                "tokens": n.tokens,
+                "cost_usd": n.cost_usd,
+                "latency_s": n.latency_s,
+                **{f"subtree_{k}": v for k, v in sub.items() if not k.startswith("critical")},
+                "critical_path_s": sub["critical_path_s"],
+                "critical_path_calls": sub["critical_path_calls"],
+                "reason": n.reason,
+            }
+        )
     return pd.DataFrame(rows).set_index("node")
 
 
@@ -262,7 +272,10 @@ class Delegator:
 
     def _budget(self, ledger: Ledger) -> BudgetMiddleware:
         return BudgetMiddleware(
-            ledger, agent=self.name, budgets=self.budgets, model=self.config,
+            ledger,
+            agent=self.name,
+            budgets=self.budgets,
+            model=self.config,
             max_completion_tokens=self.max_completion_tokens,
         )
 
@@ -279,7 +292,7 @@ class Delegator:
     async def _node(self, node: TaskNode, path: tuple[str, ...], state: _RunState) -> None:
         meter = UsageMeter(getattr(self.config, "model", "") or "")
         try:
-            await self._work(node, path + (_key(node.task),), state, meter)
+            await self._work(node, (*path, _key(node.task)), state, meter)
         finally:
             node._absorb(meter)
 
@@ -336,7 +349,9 @@ class Delegator:
         else:
             node.status, node.result = "synthesized", answer
 
-    async def _call(self, node: TaskNode, agent: ag2.Agent, text: str, state: _RunState, meter: UsageMeter) -> str | None:
+    async def _call(
+        self, node: TaskNode, agent: ag2.Agent, text: str, state: _RunState, meter: UsageMeter
+    ) -> str | None:
         """One model call with retries; on giving up, sets the node's status and returns None."""
         for attempt in range(state.limits.retries + 1):
             if state.stopped_by:
@@ -357,7 +372,7 @@ class Delegator:
                     state.stopped_by = f"budget {exc.budget!r}"
                     node.status, node.reason = "budget", str(exc)
                     return None
-                except Exception as exc:  # noqa: BLE001 - every failure is recorded on the node
+                except Exception as exc:  # every failure is recorded on the node
                     node.status, node.reason = "failed", f"{type(exc).__name__}: {exc}"
                     if is_retryable(exc) and attempt < state.limits.retries:
                         continue
@@ -436,7 +451,8 @@ class Team:
         root = TaskNode("0", task, 0, status="synthesized", result=reply.body, latency_s=None)
         own = Usage()
         unpriced = False
-        for i, rec in enumerate(r for r in report.records if r.kind == "subtask"):
+        delegations = sorted((r for r in report.records if r.kind == "subtask"), key=lambda r: str(r.label))
+        for i, rec in enumerate(delegations):
             child = TaskNode(f"0.{i + 1}", rec.label or "?", 1, status="solved", latency_s=None, calls=1)
             child.prompt_tokens = int(rec.usage.prompt_tokens or 0)
             child.completion_tokens = int(rec.usage.completion_tokens or 0)
@@ -458,8 +474,14 @@ class Team:
 # --------------------------------------------------------------------------------------------------
 
 _COLOURS = {
-    "solved": "tab:green", "synthesized": "tab:blue", "partial": "tab:orange", "failed": "tab:red",
-    "refused": "tab:gray", "skipped": "lightgray", "budget": "tab:purple", "limit": "tab:brown",
+    "solved": "tab:green",
+    "synthesized": "tab:blue",
+    "partial": "tab:orange",
+    "failed": "tab:red",
+    "refused": "tab:gray",
+    "skipped": "lightgray",
+    "budget": "tab:purple",
+    "limit": "tab:brown",
 }
 
 
@@ -501,8 +523,15 @@ def plot_cost_tree(run: DelegationRun | TeamRun, ax: Any = None, *, title: str |
     for n in run.root.walk():
         usd = "unpriced" if n.cost_usd is None else f"${n.cost_usd:.5f}"
         lat = "" if n.latency_s is None else f"\n{n.latency_s * 1000:.0f} ms"
-        ax.annotate(f"{n.id}\n{usd}{lat}", pos[n.id], xytext=(0, -30), textcoords="offset points",
-                    ha="center", va="top", fontsize=7)
+        ax.annotate(
+            f"{n.id}\n{usd}{lat}",
+            pos[n.id],
+            xytext=(0, -30),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=7,
+        )
     ax.set_title(title or "Delegation tree: own cost and latency per node (size = subtree tokens)")
     ax.set_ylabel("depth (0 = root)")
     ax.set_xlabel("subtasks, left to right")
