@@ -14,10 +14,19 @@ True
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from agentops.models import Prompt, Reply, Rule, ToolCall, json_rule, rule
 
-__all__ = ["LAUNCH_TASK", "PLAN_TABLE", "advanced_rules", "delegation_rules"]
+__all__ = [
+    "LAUNCH_TASK",
+    "PLAN_TABLE",
+    "RELEASE_PLAN",
+    "advanced_rules",
+    "booking_spec",
+    "conversation_rules",
+    "delegation_rules",
+]
 
 LAUNCH_TASK = "Plan the product launch"
 
@@ -107,15 +116,151 @@ def delegation_rules() -> list[Rule]:
             description="director → one task_* call per specialist (same turn), then summarises",
         ),
         rule("researcher", lambda p: f"Research notes on: {p.user.splitlines()[0]}", system_contains="you research"),
-        rule("writer", lambda p: f"Draft copy for: {p.user.splitlines()[0]}", system_contains="you write"),
+        rule("writer", lambda p: f"Draft copy for: {p.user.splitlines()[0]}", system_contains="you write copy"),
     ]
 
 
 def advanced_rules() -> list[Rule]:
     """Every chapter 06 rule, in match order."""
-    rules = delegation_rules()
-    try:
-        from agentops.conversation import offline_rules as conversation_rules
-    except ImportError:  # pragma: no cover - conversation is part of the same chapter
-        return rules
-    return rules + conversation_rules()
+    return delegation_rules() + conversation_rules()
+
+
+# --------------------------------------------------------------------------------------------------
+# Stateful conversation (a table booking) and the conversation planner (publishing release notes)
+# --------------------------------------------------------------------------------------------------
+
+_PEOPLE = re.compile(r"(\d+)\s+(?:people|guests)", re.IGNORECASE)
+_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
+_NAME = re.compile(r"\bunder\s+([A-Z][\w-]*)")
+
+
+def _booking(p: Prompt) -> Reply | str:
+    state = (re.search(r"STATE: (\w+)", p.system) or [None, "?"])[1]
+    if p.after_tools:
+        return f"[{state}] " + " ".join(r.content for r in p.tool_results)
+    calls: list[ToolCall] = []
+    text = p.user.casefold()
+    values = {
+        k: m.group(1)
+        for k, m in (
+            ("party_size", _PEOPLE.search(p.user)),
+            ("date", _DATE.search(p.user)),
+            ("name", _NAME.search(p.user)),
+        )
+        if m
+    }
+    if values:
+        calls.append(ToolCall("set_slots", {"values": values}))
+    elif state == "greeting":
+        calls.append(ToolCall("go_to", {"state": "collecting"}))
+    elif "book it" in text:
+        calls.append(ToolCall("go_to", {"state": "booked"}))
+    elif "confirm" in text:
+        calls.append(ToolCall("go_to", {"state": "confirming"}))
+    elif "change" in text:
+        calls.append(ToolCall("go_to", {"state": "collecting"}))
+    return Reply(tool_calls=tuple(calls)) if calls else f"[{state}] How can I help with your booking?"
+
+
+_STEP_ANSWERS = (
+    ("glossary", "Notes de version 2.1 : synchronisation plus rapide et mode hors ligne."),
+    ("step translate", "Release notes 2.1 (French translation pending)."),
+    ("step draft", "Release notes for version 2.1: faster sync and an offline mode."),
+    ("step announce", "Version 2.1 is available now."),
+)
+
+RELEASE_PLAN: dict = {
+    "goal": "Publish the release notes for version 2.1 in French",
+    "steps": [
+        {
+            "name": "draft",
+            "goal": "Draft the release notes for version 2.1",
+            "success": [{"type": "contains_all", "values": ["2.1", "offline"]}],
+        },
+        {
+            "name": "translate",
+            "goal": "Translate the notes to French",
+            "success": [{"type": "contains_any", "values": ["Notes de version"]}],
+            "fallback": "Translate the notes to French using the glossary: release notes = Notes de version",
+            "max_attempts": 2,
+        },
+        {
+            "name": "announce",
+            "goal": "Write a one-line announcement",
+            "success": [
+                {"type": "contains_any", "values": ["available"]},
+                {"type": "not_contains", "values": ["pending"]},
+            ],
+        },
+    ],
+}
+
+
+def _step(p: Prompt) -> str:
+    head = p.user.casefold()
+    return next((answer for key, answer in _STEP_ANSWERS if key in head), f"Done: {p.user.splitlines()[0]}")
+
+
+def _propose(p: Prompt) -> dict:
+    if "broken" in p.user.casefold():
+        return {"goal": "broken", "steps": [{"name": "only", "goal": "do it"}]}  # no success criteria
+    return RELEASE_PLAN
+
+
+def conversation_rules() -> list[Rule]:
+    """The booking assistant (state machine tools) and the plan worker and planner."""
+    return [
+        rule(
+            "booking: follow the state",
+            _booking,
+            system_contains="STATE:",
+            description="set_slots for numbers/dates/names; go_to for greet/'book it'/'confirm'/'change'",
+        ),
+        rule(
+            "plan worker: one step",
+            _step,
+            system_contains="you carry out one plan step",
+            description="canned step outputs; the French translation needs the glossary (fallback)",
+        ),
+        json_rule(
+            "planner: propose a plan",
+            _propose,
+            system_contains="you write plans",
+            description="RELEASE_PLAN as JSON; 'broken' → a plan without success criteria",
+        ),
+    ]
+
+
+def booking_spec() -> Any:
+    """The chapter's table-booking state machine (the notebook builds the same one in a cell)."""
+    import datetime as dt
+
+    from pydantic import BaseModel, Field
+
+    from agentops.conversation import ConversationSpec, StateSpec
+
+    class Booking(BaseModel):
+        party_size: int | None = Field(None, ge=1, le=12)
+        date: dt.date | None = None
+        name: str | None = Field(None, min_length=1, max_length=40)
+
+    every = ("party_size", "date", "name")
+    return ConversationSpec(
+        name="booking",
+        states=[
+            StateSpec(name="greeting", instructions="Greet the guest and offer to book a table."),
+            StateSpec(name="collecting", instructions="Ask for the party size, the date and a name."),
+            StateSpec(name="confirming", instructions="Read the booking back and ask for a yes.", requires=every),
+            StateSpec(
+                name="booked", instructions="Thank the guest; the table is booked.", requires=every, terminal=True
+            ),
+        ],
+        transitions=[
+            ("greeting", "collecting"),
+            ("collecting", "confirming"),
+            ("confirming", "booked"),
+            ("confirming", "collecting"),
+        ],
+        initial="greeting",
+        slots=Booking,
+    )
