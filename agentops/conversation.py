@@ -152,7 +152,10 @@ class Conversation:
         if not isinstance(self.spec, ConversationSpec):
             raise ConfigError("spec must be a ConversationSpec(...)")
         self.state = self.state or self.spec.initial
-        self.slots = {k: self.slots.get(k) for k in self.spec.slots.model_fields}
+        try:
+            self.slots = self.spec.slots.model_validate(self.slots or {}).model_dump()
+        except ValidationError as exc:
+            raise ConfigError(format_validation(exc, "initial slots")) from None
         self.agent = ag2.Agent(
             self.spec.name,
             [self.prompt, _state_prompt],
