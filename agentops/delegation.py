@@ -354,14 +354,14 @@ class Delegator:
     ) -> str | None:
         """One model call with retries; on giving up, sets the node's status and returns None."""
         for attempt in range(state.limits.retries + 1):
-            if state.stopped_by:
-                node.status, node.reason = "skipped", f"tree stopped: {state.stopped_by}"
-                return None
-            if not state.take_call():
-                node.status, node.reason = "limit", f"max_calls={state.limits.max_calls} reached"
-                return None
-            node.attempts += 1
-            async with state.sem:
+            async with state.sem:  # checked after waiting: the tree may have stopped meanwhile
+                if state.stopped_by:
+                    node.status, node.reason = "skipped", f"tree stopped: {state.stopped_by}"
+                    return None
+                if not state.take_call():
+                    node.status, node.reason = "limit", f"max_calls={state.limits.max_calls} reached"
+                    return None
+                node.attempts += 1
                 start = self.clock()
                 try:
                     reply = await agent.ask(text, middleware=[*state.middleware, meter.middleware()])
