@@ -36,7 +36,6 @@ import asyncio
 import dataclasses
 import hashlib
 import json
-import os
 import random
 import re
 import threading
@@ -65,8 +64,6 @@ from agentops import _identity  # noqa: F401  (fails fast if another `agentops` 
 from agentops.errors import (
     ConfigError,
     MalformedOutputError,
-    MissingCredentialsError,
-    MissingDependencyError,
     ProviderError,
     ProviderTimeout,
     RateLimitError,
@@ -371,6 +368,8 @@ class OfflineModel(ModelConfig):
         sleep: really ``await asyncio.sleep(latency)``; with ``False`` latency is only recorded.
         faults: per-call fault probabilities (see :class:`Faults`).
         max_log: how many :class:`CallRecord` entries to keep.
+        max_tokens: completion token limit, honoured like a real server: a longer reply is cut at
+            the limit (text, or tool-call arguments mid-JSON) with finish reason ``"length"``.
     """
 
     def __init__(
@@ -383,9 +382,14 @@ class OfflineModel(ModelConfig):
         sleep: bool = True,
         faults: Faults | Mapping[str, float] | None = None,
         max_log: int = 10_000,
+        max_tokens: int | None = None,
     ) -> None:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"seed must be an int, got {seed!r}")
+        bad_limit = isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        if max_tokens is not None and bad_limit:
+            raise ConfigError(f"max_tokens must be a positive int (or None for no limit), got {max_tokens!r}")
+        self.max_tokens = max_tokens
         lo, hi = latency_s if isinstance(latency_s, tuple) else (latency_s, latency_s)
         if lo < 0 or hi < lo:
             raise ConfigError(f"latency_s must be ≥ 0 (or a (low, high) pair with low ≤ high), got {latency_s!r}")
@@ -422,6 +426,7 @@ class OfflineModel(ModelConfig):
             "latency_s": self.latency_s,
             "sleep": self.sleep,
             "faults": self.faults,
+            "max_tokens": self.max_tokens,
         }
         unknown = set(overrides) - set(kwargs)
         if unknown:
@@ -511,6 +516,35 @@ def _prompt_parts(messages: Sequence[BaseEvent]) -> tuple[str, tuple[str, ...], 
     return user, transcript, results
 
 
+def _cut_tokens(text: str, n: int) -> str:
+    """The prefix of ``text`` holding its first ``n`` tokens (as :func:`count_tokens` counts them)."""
+    if n <= 0:
+        return ""
+    m = list(_TOKEN.finditer(text))
+    return text if len(m) <= n else text[: m[n - 1].end()]
+
+
+def _truncate(text: str | None, calls: list[ToolCallEvent], limit: int) -> tuple[str | None, list[ToolCallEvent], bool]:
+    """Cut a reply at ``limit`` completion tokens, as a server does: text first, then call arguments."""
+    used = count_tokens(text or "")
+    if used > limit:
+        return _cut_tokens(text or "", limit), [], True
+    out, cut = [], False
+    for c in calls:
+        budget = limit - used
+        need = count_tokens(c.name + c.arguments)
+        if need <= budget:
+            out.append(c)
+            used += need
+            continue
+        cut = True
+        if budget > count_tokens(c.name):
+            args = _cut_tokens(c.arguments, budget - count_tokens(c.name))
+            out.append(ToolCallEvent(c.name, id=c.id, arguments=args))
+        break
+    return text, out, cut
+
+
 class _OfflineClient(LLMClient):
     """Per-ask client; all state lives on the :class:`OfflineModel` it was created from."""
 
@@ -593,6 +627,9 @@ class _OfflineClient(LLMClient):
             text = (text or "")[: max(1, len(text or "") // 2)]
         elif fault == "empty":
             text, calls = None, []
+        if cfg.max_tokens is not None:
+            text, calls, cut = _truncate(text, calls, cfg.max_tokens)
+            finish = "length" if cut else finish
         completion_tokens = count_tokens(text or "") + sum(count_tokens(c.name + c.arguments) for c in calls)
         usage = Usage(
             prompt_tokens=prompt_tokens,
@@ -620,98 +657,7 @@ class _OfflineClient(LLMClient):
 
 
 # --------------------------------------------------------------------------------------------------
-# The factory
+# The factory lives in agentops.backends (real providers, replay); re-exported here for chapters.
 # --------------------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class _Backend:
-    name: str
-    description: str
-    key_env: str | None = None  # required API key variable
-    key_optional_env: str | None = None  # optional key variable (local servers)
-    base_url_env: str | None = None
-    default_base_url: str | None = None
-    default_model: str | None = None
-
-
-BACKENDS: dict[str, _Backend] = {
-    b.name: b
-    for b in (
-        _Backend("offline", "deterministic local stand-in (no network, no key)", default_model=OFFLINE_MODEL),
-        _Backend("openai", "OpenAI API", key_env="OPENAI_API_KEY", base_url_env="OPENAI_BASE_URL",
-                 default_model="gpt-4o-mini"),
-        _Backend("azure", "Azure OpenAI (v1-compatible endpoint)", key_env="AZURE_OPENAI_API_KEY",
-                 base_url_env="AZURE_OPENAI_ENDPOINT", default_model="gpt-4o-mini"),
-        _Backend("ollama", "Ollama's OpenAI-compatible server", base_url_env="OLLAMA_BASE_URL",
-                 default_base_url="http://localhost:11434/v1", default_model="llama3.2"),
-        _Backend("vllm", "vLLM's OpenAI-compatible server", key_optional_env="VLLM_API_KEY",
-                 base_url_env="VLLM_BASE_URL", default_base_url="http://localhost:8000/v1"),
-        _Backend("compatible", "any OpenAI-compatible endpoint (base_url required)",
-                 key_env="OPENAI_API_KEY", base_url_env="OPENAI_BASE_URL"),
-    )
-}
-
-
-def model_config(
-    backend: str = "offline",
-    model: str | None = None,
-    base_url: str | None = None,
-    **options: Any,
-) -> ModelConfig:
-    """Return the AG2 ``ModelConfig`` for a backend; the only switch a notebook needs.
-
-    Args:
-        backend: one of :data:`BACKENDS` (``"offline"``, ``"openai"``, ``"azure"``, ``"ollama"``,
-            ``"vllm"``, ``"compatible"``).
-        model: model name; each backend has a sensible default except ``vllm``/``compatible``.
-        base_url: endpoint for OpenAI-compatible servers (else read from the backend's env variable).
-        **options: for ``offline``, :class:`OfflineModel` options (``seed``, ``rules``, ``latency_s``,
-            ``faults``, ``sleep``); for real backends, ``OpenAIConfig`` options (``temperature``,
-            ``timeout``, ``max_retries``, ``seed``, ...).
-
-    Raises:
-        ConfigError: unknown backend or missing model/base_url.
-        MissingCredentialsError: the backend's key variable is not set (names the variable).
-        MissingDependencyError: ``ag2[openai]`` is not installed for a real backend.
-    """
-    spec = BACKENDS.get(str(backend).strip().lower())
-    if spec is None:
-        raise ConfigError(f"unknown llm backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-    if spec.name == "offline":
-        if base_url is not None:
-            raise ConfigError("the offline backend takes no base_url; drop it or pick a real backend")
-        try:
-            return OfflineModel(model or OFFLINE_MODEL, **options)
-        except TypeError as exc:
-            raise ConfigError(
-                f"invalid offline model option: {exc}; valid: seed, rules, latency_s, sleep, faults, max_log"
-            ) from None
-
-    model = model or spec.default_model
-    if not model:
-        raise ConfigError(f"backend {spec.name!r} needs a model name: pass model='...'")
-    base_url = base_url or (os.environ.get(spec.base_url_env) if spec.base_url_env else None) or spec.default_base_url
-    if spec.name in ("compatible", "azure") and not base_url:
-        raise ConfigError(
-            f"backend {spec.name!r} needs an endpoint: pass base_url='https://...' or set {spec.base_url_env}"
-        )
-    if spec.name == "azure" and base_url and "/openai/v1" not in base_url:
-        base_url = base_url.rstrip("/") + "/openai/v1/"
-    if spec.key_env:
-        api_key = os.environ.get(spec.key_env)
-        if not api_key:
-            raise MissingCredentialsError(spec.name, spec.key_env)
-    elif spec.key_optional_env:
-        api_key = os.environ.get(spec.key_optional_env) or "not-needed"
-    else:
-        api_key = spec.name  # local servers ignore the key but the client requires one
-    try:
-        from ag2.config import OpenAIConfig
-        from openai import AsyncOpenAI  # noqa: F401  (ag2's placeholder hides the missing SDK until use)
-    except ImportError:
-        raise MissingDependencyError(
-            f"backend {spec.name!r} needs the OpenAI client: pip install 'ag2-agentops-cookbook[openai]' "
-            f"(or pip install 'ag2[openai]')"
-        ) from None
-    return OpenAIConfig(model=model, api_key=api_key, base_url=base_url, **options)
+from agentops.backends import BACKENDS, model_config  # noqa: E402
