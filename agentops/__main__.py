@@ -1,4 +1,4 @@
-"""Command line: ``python -m agentops {list,run,refresh,compare,eval} ...``."""
+"""Command line: ``python -m agentops {list,run,refresh,compare,eval,local-model} ...``."""
 
 from __future__ import annotations
 
@@ -84,6 +84,9 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     p_cmp.add_argument("--sanitize", help="sanitize file (default: notebooks/nbval.cfg)")
     p_cmp.set_defaults(func=_cmd_compare)
 
+    from agentops.local_model import register_cli as register_local_model
+
+    register_local_model(sub)
     if argv[:1] == ["eval"]:
         from agentops.evals import register_cli
 

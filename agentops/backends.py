@@ -178,8 +178,6 @@ def model_config(
     cassette = cassette or os.environ.get(CASSETTE_ENV) or None
     if spec.name == "replay":
         return _replay(model, cassette, max_tokens, structured, options)
-    if not model_requests_allowed():
-        raise ModelRequestsForbidden(forbid_message(f"model_config({spec.name!r})"))
     model = model or spec.default_model
     if not model:
         raise ConfigError(f"backend {spec.name!r} needs a model name: pass model='...'")
@@ -192,18 +190,21 @@ def model_config(
         base_url = base_url.rstrip("/") + "/openai/v1/"
     api_key = _api_key(spec)
     cls = _provider_config_class()
-    inner = options.pop("transport", None)
+    transport = options.pop("transport", None)  # a fake server in tests; None = the real network
+    if transport is None and not model_requests_allowed():
+        raise ModelRequestsForbidden(forbid_message(f"model_config({spec.name!r})"))
+    inner = transport
     if cassette:
-        from agentops.cassettes import CassetteTransport
+        from agentops.cassettes import open_cassette
 
         meta = {"backend": spec.name, "model": model, "max_tokens": max_tokens or DEFAULT_MAX_TOKENS}
-        inner = CassetteTransport(cassette, "record", inner=inner, metadata=meta)
+        inner = open_cassette(cassette, "record", inner=inner, metadata=meta)
     return cls(
         model=model,
         api_key=api_key,
         base_url=base_url,
         max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
-        http_client=_client(CompatTransport(inner, structured=structured)),
+        http_client=_client(CompatTransport(inner, structured=structured, check_allowed=transport is None)),
         backend=spec.name,
         **options,
     )
@@ -228,10 +229,10 @@ def _replay(model: str | None, cassette: Any, max_tokens: int | None, structured
             f"backend 'replay' needs a cassette: pass cassette='path.yaml' (papermill: -p cassette ...) "
             f"or set {CASSETTE_ENV}"
         )
-    from agentops.cassettes import CassetteTransport
+    from agentops.cassettes import open_cassette
 
     cls = _provider_config_class()
-    tape = CassetteTransport(cassette, "replay")
+    tape = open_cassette(cassette, "replay")
     meta = tape.metadata
     options.setdefault("max_retries", 0)
     return cls(

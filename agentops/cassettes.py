@@ -30,7 +30,7 @@ import httpx2
 from agentops import _identity  # noqa: F401
 from agentops.errors import ConfigError, MissingDependencyError
 
-__all__ = ["CassetteMiss", "CassetteTransport", "canonical_body", "load_interactions"]
+__all__ = ["CassetteMiss", "CassetteTransport", "canonical_body", "load_interactions", "open_cassette"]
 
 _VOLATILE_KEYS = frozenset(
     {"model", "user", "metadata", "stream_options", "store", "service_tier", "prompt_cache_key", "safety_identifier"}
@@ -195,6 +195,7 @@ class CassetteTransport(httpx2.AsyncBaseTransport):
             before_record_response=_scrub_response,
         )
         self.metadata: dict[str, Any] = dict(self._loaded_metadata() if mode == "replay" else (metadata or {}))
+        self.loaded_mtime = self.path.stat().st_mtime_ns if mode == "replay" else None
 
     def _loaded_metadata(self) -> dict[str, Any]:
         loaded = self._persister.load_cassette(str(self.path), serializer=self._serializer)
@@ -242,9 +243,12 @@ class CassetteTransport(httpx2.AsyncBaseTransport):
         )
 
     def _replay(self, request: httpx2.Request, vreq: Any) -> httpx2.Response:
-        if not self._cassette.can_play_response_for(vreq):
+        if self._cassette.can_play_response_for(vreq):
+            recorded = self._cassette.play_response(vreq)
+        elif vreq in self._cassette:  # asked again after every recording of it was played: repeat the last
+            recorded = self._cassette.responses_of(vreq)[-1]
+        else:
             raise self._miss(vreq)
-        recorded = self._cassette.play_response(vreq)
         body = recorded["body"]["string"]
         headers = [
             (k, v)
@@ -267,10 +271,9 @@ class CassetteTransport(httpx2.AsyncBaseTransport):
             best = max(same_path, key=lambda r: _common_prefix(canonical_body(r.body), wanted))
             n = _common_prefix(canonical_body(best.body), wanted)
             closest = f"; the closest recorded request ({_preview(best.body)}) differs after character {n}"
-        played = " (every matching interaction was already played)" if vreq in self._cassette else ""
         return CassetteMiss(
             f"cassette {self.path.name!r} has no response for {vreq.method} {vreq.path} with "
-            f"{_preview(vreq.body)}{played}{closest}; the code or its inputs changed since recording: "
+            f"{_preview(vreq.body)}{closest}; the code or its inputs changed since recording: "
             "re-record the cassette against a real server (model_config(<backend>, ..., cassette=path))"
         )
 
@@ -279,6 +282,29 @@ class CassetteTransport(httpx2.AsyncBaseTransport):
         if self.metadata:
             cassette["metadata"] = self.metadata
         self._persister.save_cassette(str(self.path), cassette, serializer=self._serializer)
+
+
+_OPEN: dict[tuple[str, str], CassetteTransport] = {}
+
+
+def open_cassette(
+    path: str | Path,
+    mode: str,
+    *,
+    inner: httpx2.AsyncBaseTransport | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> CassetteTransport:
+    """The process-wide :class:`CassetteTransport` for ``path`` in ``mode``, created on first use.
+
+    Every config of a session built with the same cassette shares one recorder (or player), so a
+    notebook that builds several configs records one ordered cassette and replays it in order.
+    """
+    key = (str(Path(path).resolve()), mode)
+    tape = _OPEN.get(key)
+    stale = tape is not None and mode == "replay" and tape.loaded_mtime != Path(path).stat().st_mtime_ns
+    if tape is None or stale:  # a re-recorded cassette is loaded again
+        tape = _OPEN[key] = CassetteTransport(path, mode, inner=inner, metadata=metadata)
+    return tape
 
 
 def _common_prefix(a: str, b: str) -> int:

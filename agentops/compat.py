@@ -178,7 +178,7 @@ class CompatTransport(httpx2.AsyncBaseTransport):
             and response.status_code < 400
             and not body.get("stream")
         ):
-            return await self._extracted(response, schema)
+            return await self._extracted(response, schema, request)
         return response
 
     @staticmethod
@@ -189,7 +189,9 @@ class CompatTransport(httpx2.AsyncBaseTransport):
             original.method, original.url, headers=headers, content=content, extensions=original.extensions
         )
 
-    async def _extracted(self, response: httpx2.Response, schema: dict[str, Any]) -> httpx2.Response:
+    async def _extracted(
+        self, response: httpx2.Response, schema: dict[str, Any], request: httpx2.Request
+    ) -> httpx2.Response:
         """The response with each choice's text replaced by the JSON object found in it (if any)."""
         raw = await response.aread()
         await response.aclose()
@@ -211,6 +213,6 @@ class CompatTransport(httpx2.AsyncBaseTransport):
             response.status_code,
             headers=headers,
             content=raw,
-            request=response.request,
+            request=request,
             extensions={k: v for k, v in response.extensions.items() if k == "reason_phrase"},
         )
