@@ -8,7 +8,8 @@ tests (``@pytest.mark.vcr``); a notebook cannot wrap all its cells in a ``with``
 config itself instead, without patching anything globally.
 
 * **Matching** is on the method, the path and a canonical body (:func:`canonical_body`): JSON with
-  sorted keys, volatile fields dropped (``model``, ``user``, ``metadata``, ``stream_options``...), tool-call ids
+  sorted keys, volatile fields dropped (``model``, sampling knobs such as ``temperature`` and ``seed``,
+  ``user``, ``metadata``...), tool-call ids
   numbered by first appearance, and the same redaction applied as when recording — so a request
   replays whatever the host, the key or the ids of the session.
 * **Redaction** runs before anything is written: every string in request and response bodies goes
@@ -32,8 +33,22 @@ from agentops.errors import ConfigError, MissingDependencyError
 
 __all__ = ["CassetteMiss", "CassetteTransport", "canonical_body", "load_interactions", "open_cassette"]
 
-_VOLATILE_KEYS = frozenset(
-    {"model", "user", "metadata", "stream_options", "store", "service_tier", "prompt_cache_key", "safety_identifier"}
+_VOLATILE_KEYS = frozenset(  # sampling knobs too: a replay returns the recorded answer whatever they are
+    {
+        "temperature",
+        "top_p",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "model",
+        "user",
+        "metadata",
+        "stream_options",
+        "store",
+        "service_tier",
+        "prompt_cache_key",
+        "safety_identifier",
+    }
 )
 _DROP_HEADERS = (
     "authorization",
