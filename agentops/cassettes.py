@@ -23,6 +23,7 @@ config itself instead, without patching anything globally.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,11 @@ def canonical_body(body: bytes | str | None) -> str:
     """
     if body is None:
         return ""
-    text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else str(body)
+    return _canonical(body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else str(body))
+
+
+@lru_cache(maxsize=4096)  # a replay compares every recorded body on every request: redact each once
+def _canonical(text: str) -> str:
     try:
         data = json.loads(text)
     except ValueError:
@@ -206,8 +211,9 @@ class CassetteTransport(httpx2.AsyncBaseTransport):
             serializer=self._serializer,
             record_mode=record_mode.NONE if mode == "replay" else record_mode.NEW_EPISODES,
             match_on=(matchers.method, matchers.path, _canonical_matcher),
-            before_record_request=_scrub_request,
-            before_record_response=_scrub_response,
+            # a recorded cassette is already scrubbed; matching redacts both sides (canonical_body)
+            before_record_request=_scrub_request if mode == "record" else None,
+            before_record_response=_scrub_response if mode == "record" else None,
         )
         self.metadata: dict[str, Any] = dict(self._loaded_metadata() if mode == "replay" else (metadata or {}))
         self.loaded_mtime = self.path.stat().st_mtime_ns if mode == "replay" else None

@@ -7,7 +7,7 @@ HTTP client (``httpx2``) and makes one conversation work on all of them, learnin
 * **structured output** — a request with ``response_format: json_schema`` that the server rejects is
   re-sent with ``json_object`` (plus the schema), then with no ``response_format`` and the schema in a
   system instruction; in the two fallback modes the JSON object is extracted from the answer with
-  :func:`agentops.jsonparse.json_objects` and the answer's text is replaced by it, so AG2's
+  :func:`agentops.jsonparse.find_json_objects` and the answer's text is replaced by it, so AG2's
   ``response_schema`` validation sees clean JSON;
 * **``content: null``** — an assistant message that carried only tool calls is sent with
   ``content: ""`` once the server has rejected ``null``.
@@ -31,7 +31,7 @@ import httpx2
 
 from agentops import _identity  # noqa: F401
 from agentops.errors import ConfigError
-from agentops.jsonparse import json_objects
+from agentops.jsonparse import find_json_objects
 
 __all__ = ["ALLOW_ENV", "STRUCTURED_MODES", "CompatTransport", "ModelRequestsForbidden", "model_requests_allowed"]
 
@@ -199,7 +199,7 @@ class CompatTransport(httpx2.AsyncBaseTransport):
             data = json.loads(raw)
             for choice in data.get("choices", []):
                 msg = choice.get("message") or {}
-                objs = json_objects(msg.get("content"))
+                objs = find_json_objects(msg.get("content") or "")
                 best = next((o for o in objs if _valid(o, schema)), objs[0] if objs else None)
                 if best is not None:
                     msg["content"] = json.dumps(best)

@@ -43,6 +43,7 @@ __all__ = [
     "model_requests_allowed",
     "offline_judge_model",
     "rule",
+    "run_pytest",
     "tool_rule",
 ]
 
@@ -213,3 +214,48 @@ def replay_config(request: pytest.FixtureRequest) -> Callable[[str | Path], Any]
         return model_config("replay", cassette=p)
 
     return build
+
+
+# --------------------------------------------------------------------------------------------------
+# Running a test suite from a notebook or a script
+# --------------------------------------------------------------------------------------------------
+
+
+def run_pytest(project: str | Path, *args: str, timeout_s: float = 600.0) -> Any:
+    """Run pytest on a project in a subprocess; one row per test (``test``, ``outcome``, ``message``).
+
+    The subprocess inherits the environment (so ``AGENTOPS_ALLOW_MODEL_REQUESTS`` still applies) and
+    runs in ``project`` with its own pytest configuration. Results come from pytest's JUnit XML, so the
+    frame has no timings; ``frame.attrs["exit_code"]`` is pytest's exit code.
+    """
+    import subprocess
+    import sys
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    import pandas as pd
+
+    root = Path(project).resolve()
+    if not root.is_dir():
+        from agentops.errors import ConfigError
+
+        raise ConfigError(f"run_pytest needs a project directory, got {str(project)!r}")
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.xml"
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *args]
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout_s, check=False)
+        rows = []
+        if report.exists():
+            for case in ET.parse(report).getroot().iter("testcase"):
+                outcome, message = "passed", ""
+                for kind in ("failure", "error", "skipped"):
+                    node = case.find(kind)
+                    if node is not None:
+                        outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[kind]
+                        message = (node.get("message") or "").splitlines()[0][:120] if node.get("message") else ""
+                        break
+                rows.append({"test": case.get("name"), "outcome": outcome, "message": message})
+    frame = pd.DataFrame(rows, columns=["test", "outcome", "message"])
+    frame.attrs["exit_code"] = proc.returncode
+    frame.attrs["stderr"] = proc.stderr[-2000:]
+    return frame
