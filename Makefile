@@ -69,12 +69,14 @@ run-real: local-model-deps services  ## run every chapter against the local real
 test-real: local-model-deps services  ## the real-model smoke test (starts and stops the local model)
 	$(PY) -m pytest -p no:cacheprovider -m real_model tests/test_real_model.py
 
+# generous timeouts: a 135M model on 2 shared cores needs minutes per workflow stage (chapter 00 ignores them)
 record-cassettes: local-model-deps  ## re-record notebooks/cassettes/ (chapters 00, 01) from the local real model
 	$(PY) -m agentops local-model start
 	@url=$$($(PY) -m agentops local-model url); rc=0; for ch in 00_quickstart 01_architecture; do \
 	  AGENTOPS_ALLOW_MODEL_REQUESTS=1 OPENAI_BASE_URL=$$url AGENTOPS_CASSETTE=$$PWD/notebooks/cassettes/$$ch.yaml \
 	    $(PY) -m papermill notebooks/$$ch.ipynb /tmp/$$ch.real.ipynb --cwd notebooks \
-	    -p llm_backend compatible -p model $(LOCAL_MODEL) || rc=1; done; \
+	    -p llm_backend compatible -p model $(LOCAL_MODEL) -p stage_timeout_s 900 -p graph_timeout_s 900 || rc=1; \
+	done; \
 	  $(PY) -m agentops local-model stop; exit $$rc
 
 lab:  ## install and open JupyterLab

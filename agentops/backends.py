@@ -113,15 +113,24 @@ def _provider_config_class() -> type:
     global ProviderConfig
     if ProviderConfig is None:
 
-        @dataclass(slots=True)
+        @dataclass(slots=True, repr=False)
         class _ProviderConfig(OpenAIConfig):
-            """AG2's ``OpenAIConfig`` whose ``provider`` is a plain string naming the backend."""
+            """AG2's ``OpenAIConfig`` whose ``provider`` is a plain string naming the backend.
+
+            Its repr never shows the key (a notebook that prints its config must not publish it).
+            """
 
             backend: str = "compatible"
 
             @property
             def provider(self) -> str:  # type: ignore[override]
                 return self.backend
+
+            def __repr__(self) -> str:
+                return (
+                    f"ProviderConfig(backend={self.backend!r}, model={self.model!r}, base_url={self.base_url!r}, "
+                    f"max_tokens={self.max_tokens!r})"
+                )
 
         _ProviderConfig.__name__ = _ProviderConfig.__qualname__ = "ProviderConfig"
         ProviderConfig = _ProviderConfig

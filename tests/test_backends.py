@@ -110,3 +110,10 @@ def test_replay_needs_a_cassette(monkeypatch):
         model_config("replay")
     with pytest.raises(ConfigError, match="does not exist; record it first"):
         model_config("replay", cassette="/nonexistent/x.yaml")
+
+
+def test_the_config_repr_never_shows_the_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-proj-SECRETSECRETSECRET123456")
+    cfg = model_config("openai", "gpt-4o-mini", transport=chat_server([]))
+    assert repr(cfg) == "ProviderConfig(backend='openai', model='gpt-4o-mini', base_url=None, max_tokens=512)"
+    assert "SECRET" not in repr(cfg) and cfg.api_key.endswith("123456")
