@@ -67,7 +67,7 @@ run-real: local-model-deps services  ## run every chapter against the local real
 	  rc=$$?; $(PY) -m agentops local-model stop; exit $$rc
 
 test-real: local-model-deps services  ## the real-model smoke test (starts and stops the local model)
-	$(PY) -m pytest -p no:cacheprovider -m real_model tests/test_real_model.py
+	$(PY) -m pytest -p no:cacheprovider --real-model -m real_model tests/test_real_model.py
 
 # generous timeouts: a 135M model on 2 shared cores needs minutes per workflow stage (chapter 00 ignores them)
 record-cassettes: local-model-deps  ## re-record notebooks/cassettes/ (chapters 00, 01) from the local real model

@@ -8,7 +8,7 @@ Loading the plugin (``-p agentops.testing`` on the command line, ``addopts`` in 
   and child processes — notebook kernels under nbval, ``pytest`` run from a notebook — inherit it. A
   test that really wants a model takes the :func:`allow_model_requests` fixture and the
   ``real_model`` marker;
-* registers the ``real_model`` marker;
+* registers the ``real_model`` marker, and skips those tests unless ``--real-model`` is given;
 * provides fixtures: ``offline_model``, ``simulated_clock``, ``scripted_approver``, ``offline_judge``,
   ``replay_config`` (a cassette played back) and ``allow_model_requests``.
 
@@ -150,6 +150,26 @@ def chat_server(
 # --------------------------------------------------------------------------------------------------
 # The pytest plugin
 # --------------------------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: Any) -> None:
+    """``--real-model``: run the tests marked ``real_model`` (they start a local model server)."""
+    parser.addoption(
+        "--real-model",
+        action="store_true",
+        default=False,
+        help="run tests marked real_model (they need the `local` extra and start a model server)",
+    )
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """Skip ``real_model`` tests unless ``--real-model`` was given: a plain run never starts a model."""
+    if config.getoption("--real-model"):
+        return
+    skip = pytest.mark.skip(reason="real-model test: run with --real-model (make test-real)")
+    for item in items:
+        if "real_model" in item.keywords:
+            item.add_marker(skip)
 
 
 def pytest_configure(config: Any) -> None:

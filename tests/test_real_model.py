@@ -1,6 +1,6 @@
 """Smoke test against the real local model (SmolLM2-135M via llama.cpp): runs only with the `local` extra.
 
-make test-real   (or: pytest -m real_model tests/test_real_model.py)
+make test-real   (or: pytest --real-model -m real_model tests/test_real_model.py)
 """
 
 import importlib.util
