@@ -15,7 +15,8 @@ CANARY = "sk-proj-CANARY0123456789abcdefXYZ"
 CASSETTES = Path(__file__).resolve().parents[1] / "notebooks" / "cassettes"
 
 
-def _record(path, replies, *questions, api_key=CANARY, monkeypatch=None):
+def _record(path, replies):
+    """A config that records to ``path`` while a fake server answers ``replies``."""
     return model_config("compatible", "fake-1", base_url=URL, transport=chat_server(replies), cassette=path)
 
 
