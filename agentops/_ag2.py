@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+from ag2.events import ModelResponse, ToolApprovalRequest, ToolCallEvent
 
 # ==================================================================================================
 # Role graphs (agentops.graph): the ag2.network hub's log lines and its packet payload
@@ -107,3 +110,62 @@ def packet_body(envelope: Any) -> str:
     data = getattr(envelope, "event_data", None)
     body = data.get("body", "") if isinstance(data, dict) else ""
     return body if isinstance(body, str) else ""
+
+
+# ==================================================================================================
+# Evals (agentops.evals): grading without writing the run JSON
+# ==================================================================================================
+#
+# No public alternative: ``evaluate_traces`` documents ``store_dir`` as the directory it always writes
+# ``<run_id>.json`` to; a scratch directory works but serialises every case's events and feedback on
+# each run — about half the runner's CPU time on a 1,000-case suite.
+
+
+async def grade_traces_in_memory(source: Any, **options: Any) -> Any:
+    """``ag2.eval.evaluate_traces`` without writing the run JSON to disk.
+
+    Its grading core skips the write when ``store_dir`` is falsy (``if store_dir:`` in
+    ``ag2/eval/runtime/evaluate.py``), which is how ``run_agent(store_dir=None)`` runs in memory. The
+    caller saves the run itself (``RunResult.save(path)``) when it wants a file.
+    """
+    from ag2.eval import evaluate_traces
+
+    return await evaluate_traces(source, store_dir="", **options)
+
+
+# ==================================================================================================
+# Tool approvals (agentops.tools.Approver)
+# ==================================================================================================
+#
+# No public alternative: a ToolApprovalRequest carries one structured field about its call,
+# ``tool_call_id``; the tool's name and arguments are only in the prose of ``content``. We do not parse
+# the prose (a crafted argument could make it read like another call): the model's
+# ToolCallEvent is already in the stream's history (published before any tool runs) and is found by
+# that id. Relied on: (1) ``ToolApprovalRequest.tool_call_id`` equals ``ToolCallEvent.id``; (2) the
+# ToolCallEvent (or the ModelResponse carrying it) is in ``context.stream.history`` when the hook runs.
+
+
+async def approval_call(event: ToolApprovalRequest, context: Any) -> ToolCallEvent | None:
+    """The tool call an approval request is about, looked up by ``tool_call_id``; None if not found."""
+    stream = getattr(context, "stream", None)
+    history = getattr(stream, "history", None)
+    if history is None or not getattr(event, "tool_call_id", None):
+        return None
+    events = list(await history.get_events())
+    for e in reversed(events):
+        if isinstance(e, ToolCallEvent) and e.id == event.tool_call_id:
+            return e
+        if isinstance(e, ModelResponse) and e.tool_calls is not None:
+            for call in e.tool_calls.calls:
+                if call.id == event.tool_call_id:
+                    return call
+    return None
+
+
+def call_arguments(call: ToolCallEvent) -> dict[str, Any]:
+    """A tool call's arguments as a dict ({} when the model sent something that is not a JSON object)."""
+    try:
+        args = json.loads(call.arguments or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return args if isinstance(args, dict) else {}
