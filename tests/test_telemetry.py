@@ -14,6 +14,7 @@ import warnings
 
 import ag2
 import pytest
+from ag2.middleware import BaseMiddleware
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -369,6 +370,34 @@ async def test_failed_call_is_an_error_in_logs_spans_and_metrics(telemetry):
         ]
         == 1
     )
+
+
+async def test_an_agent_without_a_config_is_named_and_priced_from_each_call(telemetry):
+    agent = ag2.Agent("late", "Be brief.")  # the config comes with each ask
+    telemetry.instrument(agent)
+    await agent.ask("hi", config=OfflineModel("offline-mini", seed=0))
+    chat = telemetry.store.llm_calls().iloc[0]
+    assert chat["name"] == "chat offline-mini" and chat["model"] == "offline-mini"
+    assert chat["cost_usd"] > 0 and chat["provider"] == "offline"
+
+
+async def test_spans_opened_between_ag2_and_this_layer_are_never_annotated(telemetry):
+    """Annotations go to the span AG2 opened for the hook, found by its type, not by position."""
+    tracer = telemetry.tracer_provider.get_tracer("test")
+
+    class Spanner(BaseMiddleware):
+        async def on_llm_call(self, call_next, events, context):
+            with tracer.start_as_current_span("someone else's span"):
+                return await call_next(events, context)
+
+    ag2_spans, ag2_metrics, ours = telemetry.middleware("a")
+    agent = ag2.Agent("a", "Be brief.", config=OfflineModel(seed=0), middleware=[ag2_spans, ag2_metrics, Spanner, ours])
+    await agent.ask("hi")
+    spans = telemetry.store.spans().set_index("name")
+    assert "agentops.cost_usd" not in spans.loc["someone else's span", "attributes"]
+    assert "agentops.cost_usd" not in spans.loc["chat offline-1", "attributes"]  # not found: skipped
+    assert telemetry.store.turns()["cost_usd"].iloc[0] > 0  # the turn total and the logs still have it
+    assert [x["event"] for x in log_lines(telemetry)] == ["llm.call", "agent.turn"]
 
 
 async def test_unpriced_model_counts_and_warns_once(telemetry):
