@@ -7,7 +7,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 REDIS_PORT ?= 6379
-SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && echo sudo)
+# root installs directly; a user installs through sudo; anyone else gets a clear message (see system-deps).
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null && echo sudo || echo __no_sudo__; })
 export PYTHONHASHSEED := 0
 
 .PHONY: help setup system-deps services run test unit nbval lab bench lint clean
@@ -26,6 +27,7 @@ setup: $(VENV)/.installed  ## create .venv and install the cookbook with its tes
 system-deps:  ## install redis-server and promtool (Debian/Ubuntu) if missing
 	@if ! command -v redis-server >/dev/null || ! command -v promtool >/dev/null; then \
 	  command -v apt-get >/dev/null || { echo "need redis-server and promtool: install them with your package manager" >&2; exit 1; }; \
+	  [ "$(SUDO)" != __no_sudo__ ] || { echo "need redis-server and promtool: run 'make system-deps' as root or install sudo" >&2; exit 1; }; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server prometheus >/dev/null; \
 	fi
 	@command -v redis-server >/dev/null && command -v promtool >/dev/null
