@@ -359,7 +359,7 @@ async def test_failed_call_is_an_error_in_logs_spans_and_metrics(telemetry):
     }
     chat = telemetry.store.llm_calls().iloc[0]
     assert chat["status"] == "ERROR" and chat["outcome"] == "error" and chat["error_type"] == "ServerError"
-    assert chat["name"] == "chat offline-1"  # named from the config even without a response
+    assert chat["name"] == "chat" and chat["model"] == "offline-1"  # labelled from the turn's config
     m = scrape(telemetry.registry)
     assert (
         m[

@@ -19,17 +19,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 from agentops import _ag2
-from agentops.errors import ConfigError, MissingDependencyError, UnknownModelPrice
-from agentops.pricing import cost as _price_cost
+from agentops.errors import ConfigError, MissingDependencyError
 from agentops.telemetry._base import EVENT_KINDS, TelemetryError
 from agentops.telemetry._redact import clean_str
 from agentops.telemetry._redact import name as _name
 from agentops.telemetry.clock import Clock, WallClock
 from agentops.telemetry.logs import LOGGER_NAME, configure_json_logging, current_ids, emit
 from agentops.telemetry.metrics import AgentOpsMetrics, MetricsServer
-from agentops.telemetry.middleware import _AgentOpsFactory, model_labels
+from agentops.telemetry.middleware import _AgentOpsFactory
 from agentops.telemetry.spans import JsonLinesSpanExporter, RedactingSpanProcessor, batch_processor
 from agentops.telemetry.store import TraceStore
+from agentops.usage import cost_usd
 
 __all__ = ["Telemetry"]
 
@@ -145,28 +145,24 @@ class Telemetry:
         )
 
     # -- wiring ------------------------------------------------------------------------------------
-    def middleware(self, agent_name: str, *, workflow: str | None = None, config: Any = None) -> list[Any]:
+    def middleware(self, agent_name: str, *, workflow: str | None = None) -> list[Any]:
         """The middleware factories for one agent, outermost first: AG2 telemetry, AG2 metrics, ours.
 
         AG2's ``TelemetryMiddleware`` stamps ``gen_ai.agent.name`` (and ``agentops.workflow``) on every
         span it opens — turns, model calls, tool calls and usage records — through its
-        ``span_attributes`` option. Given the agent's ``ModelConfig`` (:meth:`instrument` passes it),
-        AG2 also names model-call spans ``chat <model>`` and labels them with the provider from the
-        start, so a call that fails before any response still carries its model; without it, AG2
-        names them from the response.
+        ``span_attributes`` option, and names each model-call span from the response
+        (``chat <model>``). A call that fails before any response keeps AG2's name ``chat``; this
+        layer labels its span with the model and provider of the config the turn ran with.
         """
         attrs = {"gen_ai.agent.name": agent_name}
         if workflow:
             attrs["agentops.workflow"] = workflow
             self.workflow_of[agent_name] = workflow
-        provider, model = model_labels(config)
         return [
             TelemetryMiddleware(
                 tracer_provider=self.tracer_provider,
                 capture_content=self.capture_content,
                 agent_name=agent_name,
-                provider_name=provider,
-                model_name=model,
                 span_attributes=attrs,
             ),
             self.metrics.ag2,
@@ -213,7 +209,7 @@ class Telemetry:
                     f"agent {agent.name!r} is already instrumented by another Telemetry; use one Telemetry "
                     "per process (or per registry) so each call is counted once"
                 )
-            for factory in reversed(self.middleware(agent.name, workflow=workflow, config=agent.config)):
+            for factory in reversed(self.middleware(agent.name, workflow=workflow)):
                 agent.insert_middleware(factory)
             done.append(agent)
         return done
@@ -255,18 +251,25 @@ class Telemetry:
 
     # -- cost ----------------------------------------------------------------------------------------
     def price(self, usage: Any, model: str | None, provider: str | None) -> float | None:
-        """USD for a usage via :func:`agentops.pricing.cost`; ``None`` (and one warning) if unpriced."""
-        if not model:
-            return None
+        """USD for one call through :func:`agentops.usage.cost_usd`, or ``None`` when unpriced.
+
+        The package's one unpriced policy: tokens are kept, the cost is ``None`` (counted in
+        ``agentops_unpriced_llm_calls_total``), :func:`~agentops.usage.cost_usd` warns once per model,
+        and this telemetry writes one ``cost.unpriced`` log line per model. Never raises: a usage
+        record it cannot price (no model, impossible token counts) is unpriced too.
+        """
         try:
-            return _price_cost(usage, model, provider)
-        except UnknownModelPrice as exc:
-            if model not in self._unpriced_warned:
-                self._unpriced_warned.add(model)
-                self.logger.warning(
-                    "cost.unpriced", extra={"event": "cost.unpriced", "model": model, "error": str(exc)}
-                )
-            return None
+            usd = cost_usd(usage, model, provider)
+        except ConfigError:
+            usd = None
+        if usd is None and model and model not in self._unpriced_warned:
+            self._unpriced_warned.add(model)
+            if self.logger.isEnabledFor(logging.WARNING):
+                fix = f"agentops.pricing.register_price({model!r}, input_per_1k=..., output_per_1k=...)"
+                error = f"no price known for model {model!r}: tokens are counted, cost is unpriced; set one with {fix}"
+                fields = {"event": "cost.unpriced", "model": model, "error": error}
+                emit(self.logger, logging.WARNING, "cost.unpriced", fields)
+        return usd
 
     # -- the observability hook ------------------------------------------------------------------
     def listener(self, kind: str, payload: Mapping[str, Any]) -> None:

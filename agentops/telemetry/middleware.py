@@ -2,7 +2,7 @@
 
 AG2 opens the spans and counts the calls; this layer adds only what AG2 lacks. It runs directly inside
 AG2's middleware, annotates the span AG2 opened for the hook (found through
-:func:`agentops._ag2.hook_span`), prices each model call through :func:`agentops.pricing.cost`, and
+:func:`agentops._ag2.hook_span`), prices each model call through :func:`agentops.usage.cost_usd`, and
 writes a JSON log line per turn, model call and tool call — only when a handler would emit it.
 
 Hot path: everything that does not change from turn to turn (the agent's label values, the metric
