@@ -7,7 +7,10 @@ a stream cut off mid-answer, a body that is not JSON. This server answers ``POST
 the openai SDK, its HTTP client, its retries and timeouts — runs against it offline and in CI.
 
 Faults are drawn per request from a seeded generator keyed on the canonical request and on how many times
-that same request was seen, so a run is reproducible and a retried request can succeed.
+that same request was seen, so a run is reproducible and a retried request can succeed. Rates are set per
+model route (``routes={"offline-mini": HTTPFaults(...)}``; other models get ``faults``) and can be changed
+while serving (:meth:`FaultServer.set_faults`: an outage starts and ends). ``/healthz`` and ``/readyz``
+report the server's own health from its recent responses (:mod:`agentops.resilience.health`).
 
 Why a hand-written app: the ASGI plumbing is Starlette's and the serving is uvicorn's; what no library
 does is speak OpenAI's chat-completions shape from our offline model and break it on purpose.
@@ -29,6 +32,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -50,6 +54,7 @@ from agentops import _identity  # noqa: F401
 from agentops.config import Spec
 from agentops.errors import ConfigError, MissingDependencyError
 from agentops.models import OfflineModel, count_tokens
+from agentops.resilience.health import Health, HealthMonitor, HealthRules, health_routes
 
 __all__ = ["FAULT_KINDS", "FaultServer", "HTTPFaults", "build_app"]
 
@@ -237,18 +242,25 @@ def _chunks(done: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
 
 @dataclass
 class ServerStats:
-    """What the server did: requests seen, faults injected by kind, responses by status."""
+    """What the server did: requests seen, faults injected by kind, responses by status and by model.
+
+    Every response is also recorded in ``monitor`` (a fault is a failed call), which ``/readyz`` reads.
+    """
 
     requests: int = 0
     faults: Counter = field(default_factory=Counter)
     statuses: Counter = field(default_factory=Counter)
+    models: Counter = field(default_factory=Counter)
+    monitor: HealthMonitor = field(default_factory=lambda: HealthMonitor(HealthRules(window_s=30)), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, fault: str | None, status: int) -> None:
+    def count(self, fault: str | None, status: int, model: str = "", latency_s: float = 0.0) -> None:
         with self._lock:
             self.requests += 1
             self.faults[fault or "none"] += 1
             self.statuses[status] += 1
+            self.models[model] += 1
+        self.monitor.record(fault in (None, "slow"), latency_s)
 
 
 def _error(status: int, message: str, kind: str) -> bytes:
@@ -258,10 +270,26 @@ def _error(status: int, message: str, kind: str) -> bytes:
 class _Completions:
     """The raw ASGI endpoint for ``POST /v1/chat/completions`` (raw, so it can break a connection)."""
 
-    def __init__(self, model: OfflineModel, faults: HTTPFaults, seed: int, stats: ServerStats) -> None:
+    def __init__(
+        self, model: OfflineModel, faults: HTTPFaults, seed: int, stats: ServerStats, routes: dict[str, HTTPFaults]
+    ) -> None:
         self.model, self.faults, self.seed, self.stats = model, faults, seed, stats
+        self.routes = dict(routes)
         self._attempts: Counter[str] = Counter()
         self._lock = threading.Lock()
+
+    def faults_for(self, model: str | None) -> HTTPFaults:
+        """The fault rates of a model route (the default rates for a model without its own)."""
+        with self._lock:
+            return self.routes.get(model or "", self.faults)
+
+    def set_faults(self, faults: HTTPFaults, model: str | None = None) -> None:
+        """Change the rates of one model route, or the default rates (``model=None``)."""
+        with self._lock:
+            if model is None:
+                self.faults = faults
+            else:
+                self.routes[model] = faults
 
     def _draw(self, body: dict[str, Any]) -> tuple[str | None, random.Random, str]:
         canonical = json.dumps({k: v for k, v in body.items() if k not in ("stream", "stream_options")}, sort_keys=True)
@@ -270,7 +298,8 @@ class _Completions:
             self._attempts[digest] += 1
             attempt = self._attempts[digest]
         rng = random.Random(int(hashlib.sha256(f"{digest}:{attempt}".encode()).hexdigest()[:16], 16))
-        return (self.faults.draw(rng.random()) if self.faults.total else None), rng, f"chatcmpl-{digest[:12]}-{attempt}"
+        faults = self.faults_for(body.get("model"))
+        return (faults.draw(rng.random()) if faults.total else None), rng, f"chatcmpl-{digest[:12]}-{attempt}"
 
     async def _answer(self, body: dict[str, Any], rid: str) -> dict[str, Any]:
         system, events = _to_events(body.get("messages") or [])
@@ -303,22 +332,27 @@ class _Completions:
         await self._respond(fault, rng, body, done, send)
 
     async def _respond(self, fault: str | None, rng: random.Random, body: dict[str, Any], done: Any, send: Any) -> None:
-        stream = bool(body.get("stream"))
+        stream, model = bool(body.get("stream")), str(body.get("model") or "")
+        faults = self.faults_for(model)
+
+        def count(status: int) -> None:
+            self.stats.count(fault, status, model, faults.slow_s if fault == "slow" else 0.0)
+
         if fault == "rate_limit":
-            self.stats.count(fault, 429)
-            headers = [(b"retry-after", f"{self.faults.retry_after_s:g}".encode())]
+            count(429)
+            headers = [(b"retry-after", f"{faults.retry_after_s:g}".encode())]
             return await _send(send, 429, _error(429, "Rate limit reached (injected)", "rate_limit_exceeded"), headers)
         if fault == "server_error":
             status = rng.choice((500, 502, 503))
-            self.stats.count(fault, status)
+            count(status)
             return await _send(send, status, _error(status, f"Upstream failure {status} (injected)", "server_error"))
         if fault == "slow":
-            await asyncio.sleep(self.faults.slow_s)
+            await asyncio.sleep(faults.slow_s)
         if fault == "malformed":
-            self.stats.count(fault, 200)
+            count(200)
             return await _send(send, 200, b'{"id": "chatcmpl-broken", "choices": [{"mess')
         if fault == "reset":
-            self.stats.count(fault, 200)
+            count(200)
             await send(
                 {
                     "type": "http.response.start",
@@ -334,7 +368,7 @@ class _Completions:
                 words = msg["content"].split(" ")
                 msg["content"] = " ".join(words[: max(1, len(words) // 2)])
             done["choices"][0]["finish_reason"] = "length"
-        self.stats.count(fault, 200)
+        count(200)
         if not stream:
             return await _send(send, 200, json.dumps(done).encode())
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -369,8 +403,14 @@ def build_app(
     *,
     seed: int = 0,
     stats: ServerStats | None = None,
+    routes: Mapping[str, HTTPFaults] | None = None,
+    health: Callable[[], Health] | None = None,
 ) -> Any:
-    """The Starlette app: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /healthz``."""
+    """The Starlette app: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /healthz``, ``GET /readyz``.
+
+    ``routes`` gives a model its own fault rates; ``health`` replaces the server's own health check
+    (its recent responses) behind ``/healthz`` and ``/readyz``.
+    """
     try:
         from starlette.applications import Starlette
         from starlette.responses import JSONResponse
@@ -381,24 +421,22 @@ def build_app(
         ) from None
     model = model or OfflineModel(sleep=False)
     stats = stats if stats is not None else ServerStats()
-    completions = _Completions(model, faults or HTTPFaults(), seed, stats)
+    completions = _Completions(model, faults or HTTPFaults(), seed, stats, dict(routes or {}))
 
     async def models(request: Any) -> Any:
         return JSONResponse(
             {"object": "list", "data": [{"id": model.model, "object": "model", "owned_by": "agentops"}]}
         )
 
-    async def healthz(request: Any) -> Any:
-        return JSONResponse({"status": "ok"})
-
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", completions, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            *health_routes(health or stats.monitor.check),
         ]
     )
     app.state.stats = stats
+    app.state.completions = completions
     return app
 
 
@@ -429,6 +467,7 @@ class FaultServer:
         model: OfflineModel | None = None,
         *,
         faults: HTTPFaults | None = None,
+        routes: Mapping[str, HTTPFaults] | None = None,
         seed: int = 0,
         host: str = "127.0.0.1",
         start_timeout_s: float = 10.0,
@@ -439,25 +478,44 @@ class FaultServer:
         self.model = model or OfflineModel(sleep=False)
         self.faults = faults or HTTPFaults()
         self.stats = ServerStats()
-        self.app = build_app(self.model, self.faults, seed=seed, stats=self.stats)
+        self.app = build_app(self.model, self.faults, seed=seed, stats=self.stats, routes=routes)
         self.host, self.port = host, 0
         self.start_timeout_s, self.stop_timeout_s = start_timeout_s, stop_timeout_s
         self._server: Any = None
         self._thread: threading.Thread | None = None
+
+    def set_faults(self, faults: HTTPFaults, model: str | None = None) -> None:
+        """Change fault rates while serving: one model's route, or the default (``model=None``)."""
+        self.app.state.completions.set_faults(faults, model)
+        if model is None:
+            self.faults = faults
+
+    def health(self) -> Health:
+        """The server's own health, from its recent responses (what ``/readyz`` returns)."""
+        return self.stats.monitor.check()
+
+    @property
+    def url(self) -> str:
+        """The server's root URL (``/healthz`` and ``/readyz`` live here)."""
+        if not self.port:
+            raise ConfigError("the fault server is not running: use it as `with FaultServer(...) as server:`")
+        return f"http://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
         """The OpenAI-compatible base URL (``.../v1``)."""
         if not self.port:
             raise ConfigError("the fault server is not running: use it as `with FaultServer(...) as server:`")
-        return f"http://{self.host}:{self.port}/v1"
+        return f"{self.url}/v1"
 
     def start(self) -> FaultServer:
         """Bind a free port and serve in a background thread; returns once the server accepts requests."""
         import uvicorn
 
         family = socket.AF_INET6 if self.host == "::1" else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+        # without it Nagle's algorithm meets delayed ACKs and every response waits ~40 ms.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1" if self.host == "localhost" else self.host, 0))
         self.port = sock.getsockname()[1]
