@@ -90,6 +90,12 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         register_cli(sub)
     else:
         sub.add_parser("eval", help="run an eval suite and gate on a baseline (see `eval --help`)")
+    if argv[:1] == ["serve-model"]:  # imports AG2 and uvicorn: only when asked for
+        from agentops.resilience.server import register_cli as register_serve_model
+
+        register_serve_model(sub)
+    else:
+        sub.add_parser("serve-model", help="serve the offline model over HTTP with injected faults (see `--help`)")
     return parser
 
 

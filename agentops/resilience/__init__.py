@@ -19,7 +19,7 @@ One module per concern:
 from __future__ import annotations
 
 from agentops import _identity  # noqa: F401
-from agentops.resilience.breaker import BreakerSettings, Breakers, CircuitBreaker, CircuitOpen, RedisBreakerStore
+from agentops.resilience.breaker import Breakers, BreakerSettings, CircuitBreaker, CircuitOpen, RedisBreakerStore
 from agentops.resilience.fallback import (
     AnswerCache,
     Bulkhead,

@@ -242,9 +242,10 @@ class FallbackModel(ModelConfig):
     ) -> None:
         if not models:
             raise ConfigError("FallbackModel needs at least one model config (the primary)")
-        names = [dependency_name(m) for m in models]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"FallbackModel models must be distinct provider/model pairs; got {names}")
+        names: list[str] = []
+        for m in models:  # the same model twice (two regions, two keys) gets "#2", "#3"...
+            name = dependency_name(m)
+            names.append(name if name not in names else f"{name}#{sum(n.split('#')[0] == name for n in names) + 1}")
         self.models, self.names = tuple(models), names
         self.retry, self.breakers = retry, breakers
         self.bulkheads = {n: Bulkhead(n, bulkhead, bulkhead_wait_s) for n in names} if bulkhead else {}

@@ -37,23 +37,13 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from ag2.events import (
-    ModelMessage,
-    ModelRequest,
-    ModelResponse,
-    TextInput,
-    ToolCallEvent,
-    ToolCallsEvent,
-    ToolResult,
-    ToolResultEvent,
-    ToolResultsEvent,
-)
 from pydantic import Field, model_validator
 
 from agentops import _identity  # noqa: F401
 from agentops.config import Spec
 from agentops.errors import ConfigError, MissingDependencyError
-from agentops.models import OfflineModel, count_tokens
+from agentops.models import OfflineModel
+from agentops.resilience import _wire
 from agentops.resilience.health import Health, HealthMonitor, HealthRules, health_routes
 
 __all__ = ["FAULT_KINDS", "FaultServer", "HTTPFaults", "build_app"]
@@ -110,132 +100,6 @@ class HTTPFaults(Spec):
 
 
 # --------------------------------------------------------------------------------------------------
-# Wire format <-> AG2 events
-# --------------------------------------------------------------------------------------------------
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content parts
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return "" if content is None else str(content)
-
-
-def _to_events(messages: list[dict[str, Any]]) -> tuple[list[str], list[Any]]:
-    """OpenAI chat messages -> (system prompts, AG2 conversation events) for the offline client."""
-    system: list[str] = []
-    events: list[Any] = []
-    names: dict[str, str] = {}
-    pending: list[ToolResultEvent] = []
-    for msg in messages:
-        role = msg.get("role")
-        if role != "tool" and pending:
-            events.append(ToolResultsEvent(pending))
-            pending = []
-        if role in ("system", "developer"):
-            system.append(_text_of(msg.get("content")))
-        elif role == "user":
-            events.append(ModelRequest([TextInput(_text_of(msg.get("content")))]))
-        elif role == "assistant":
-            calls = []
-            for tc in msg.get("tool_calls") or []:
-                fn = tc.get("function") or {}
-                names[tc.get("id", "")] = fn.get("name", "")
-                calls.append(
-                    ToolCallEvent(fn.get("name", ""), id=tc.get("id", ""), arguments=fn.get("arguments", "{}"))
-                )
-            text = _text_of(msg.get("content"))
-            events.append(ModelResponse(ModelMessage(text) if text else None, tool_calls=ToolCallsEvent(calls)))
-        elif role == "tool":
-            call_id = msg.get("tool_call_id", "")
-            result = ToolResult([TextInput(_text_of(msg.get("content")))])
-            pending.append(ToolResultEvent(parent_id=call_id, name=names.get(call_id), result=result))
-        else:
-            raise ValueError(f"unknown message role {role!r}")
-    if pending:
-        events.append(ToolResultsEvent(pending))
-    return system, events
-
-
-def _tool_schemas(tools: list[dict[str, Any]] | None) -> list[Any]:
-    out = []
-    for t in tools or []:
-        fn = (t or {}).get("function") or {}
-        if fn.get("name"):
-            out.append(SimpleNamespace(function=SimpleNamespace(name=fn["name"])))
-    return out
-
-
-def _response_schema(body: dict[str, Any]) -> Any:
-    fmt = body.get("response_format") or {}
-    if fmt.get("type") == "json_schema":
-        return SimpleNamespace(json_schema=(fmt.get("json_schema") or {}).get("schema") or {})
-    return None
-
-
-def _truncate(text: str, max_tokens: int | None) -> tuple[str, bool]:
-    if not max_tokens or count_tokens(text) <= max_tokens:
-        return text, False
-    words, kept = text.split(" "), []
-    for w in words:
-        if count_tokens(" ".join([*kept, w])) > max_tokens:
-            break
-        kept.append(w)
-    return " ".join(kept), True
-
-
-def _completion(response: ModelResponse, body: dict[str, Any], rid: str) -> dict[str, Any]:
-    text = response.message.content if response.message is not None else None
-    finish = response.finish_reason or "stop"
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    if text is not None:
-        text, cut = _truncate(text, max_tokens)
-        finish = "length" if cut else finish
-    calls = [
-        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-        for c in response.tool_calls.calls
-    ]
-    message: dict[str, Any] = {"role": "assistant", "content": text}
-    if calls:
-        message["tool_calls"] = calls
-    u = response.usage
-    completion_tokens = count_tokens(text or "") + sum(
-        count_tokens(c.name + c.arguments) for c in response.tool_calls.calls
-    )
-    usage = {
-        "prompt_tokens": int(u.prompt_tokens or 0),
-        "completion_tokens": completion_tokens,
-        "total_tokens": int(u.prompt_tokens or 0) + completion_tokens,
-    }
-    return {
-        "id": rid,
-        "object": "chat.completion",
-        "created": 0,
-        "model": body.get("model") or response.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-        "usage": usage,
-    }
-
-
-def _chunks(done: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
-    """A completed answer as the stream of chunks a provider would send."""
-    base = {"id": done["id"], "object": "chat.completion.chunk", "created": 0, "model": done["model"]}
-    choice, msg = done["choices"][0], done["choices"][0]["message"]
-    out = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
-    for word in (msg.get("content") or "").split(" ") if msg.get("content") else []:
-        piece = word if len(out) == 1 else " " + word
-        out.append({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
-    for i, tc in enumerate(msg.get("tool_calls") or []):
-        delta = {"tool_calls": [{"index": i, **tc}]}
-        out.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-    out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
-    if include_usage:
-        out.append({**base, "choices": [], "usage": done["usage"]})
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
 # The app
 # --------------------------------------------------------------------------------------------------
 
@@ -263,6 +127,39 @@ class ServerStats:
         self.monitor.record(fault in (None, "slow"), latency_s)
 
 
+class _UpstreamFailed(Exception):
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, headers
+
+
+class _Upstream:
+    """A real OpenAI-compatible provider behind the fault server (the server becomes a fault proxy)."""
+
+    def __init__(self, config: Any) -> None:
+        base_url = getattr(config, "base_url", None) or "https://api.openai.com/v1"
+        self.url = str(base_url).rstrip("/") + "/chat/completions"
+        self.api_key = getattr(config, "api_key", None)
+        timeout = getattr(config, "timeout", None)
+        self.timeout = float(timeout) if isinstance(timeout, (int, float)) else 60.0
+        self._client: Any = None
+
+    async def complete(self, body: dict[str, Any], rid: str) -> dict[str, Any]:
+        import httpx
+
+        if self._client is None:  # created in the server's own event loop
+            self._client = httpx.AsyncClient(timeout=self.timeout)
+        sent = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        r = await self._client.post(self.url, json=sent, headers=headers)
+        if r.status_code != 200:
+            kept = [(k.encode(), v.encode()) for k, v in r.headers.items() if k.lower() == "retry-after"]
+            raise _UpstreamFailed(r.status_code, r.content, kept)
+        done = r.json()
+        done["id"] = rid
+        return done
+
+
 def _error(status: int, message: str, kind: str) -> bytes:
     return json.dumps({"error": {"message": message, "type": kind, "code": status}}).encode()
 
@@ -271,9 +168,15 @@ class _Completions:
     """The raw ASGI endpoint for ``POST /v1/chat/completions`` (raw, so it can break a connection)."""
 
     def __init__(
-        self, model: OfflineModel, faults: HTTPFaults, seed: int, stats: ServerStats, routes: dict[str, HTTPFaults]
+        self,
+        model: OfflineModel,
+        faults: HTTPFaults,
+        seed: int,
+        stats: ServerStats,
+        routes: dict[str, HTTPFaults],
+        upstream: _Upstream | None = None,
     ) -> None:
-        self.model, self.faults, self.seed, self.stats = model, faults, seed, stats
+        self.model, self.faults, self.seed, self.stats, self.upstream = model, faults, seed, stats, upstream
         self.routes = dict(routes)
         self._attempts: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -282,6 +185,11 @@ class _Completions:
         """The fault rates of a model route (the default rates for a model without its own)."""
         with self._lock:
             return self.routes.get(model or "", self.faults)
+
+    def reset(self) -> None:
+        """Forget how often each request was seen (the next run draws the same faults as the first)."""
+        with self._lock:
+            self._attempts.clear()
 
     def set_faults(self, faults: HTTPFaults, model: str | None = None) -> None:
         """Change the rates of one model route, or the default rates (``model=None``)."""
@@ -302,16 +210,18 @@ class _Completions:
         return (faults.draw(rng.random()) if faults.total else None), rng, f"chatcmpl-{digest[:12]}-{attempt}"
 
     async def _answer(self, body: dict[str, Any], rid: str) -> dict[str, Any]:
-        system, events = _to_events(body.get("messages") or [])
+        if self.upstream is not None:
+            return await self.upstream.complete(body, rid)
+        system, events = _wire.to_events(body.get("messages") or [])
         client = self.model.create()
         response = await client(
             events,
             SimpleNamespace(prompt=system),
-            tools=_tool_schemas(body.get("tools")),
-            response_schema=_response_schema(body),
+            tools=_wire.tool_schemas(body.get("tools")),
+            response_schema=_wire.response_schema(body),
             serializer=None,
         )
-        return _completion(response, body, rid)
+        return _wire.completion(response, body, rid)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         raw = b""
@@ -329,6 +239,9 @@ class _Completions:
         except (ValueError, TypeError) as exc:
             self.stats.count("bad_request", 400)
             return await _send(send, 400, _error(400, str(exc), "invalid_request_error"))
+        except _UpstreamFailed as exc:  # the real provider's own failure, passed through as it came
+            self.stats.count("upstream", exc.status)
+            return await _send(send, exc.status, exc.body, exc.headers)
         await self._respond(fault, rng, body, done, send)
 
     async def _respond(self, fault: str | None, rng: random.Random, body: dict[str, Any], done: Any, send: Any) -> None:
@@ -372,7 +285,7 @@ class _Completions:
         if not stream:
             return await _send(send, 200, json.dumps(done).encode())
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        chunks = _chunks(done, include_usage)
+        chunks = _wire.chunks(done, include_usage)
         if fault == "truncated":
             chunks = chunks[: max(1, (len(chunks) - 1) // 2)]
         await send(
@@ -405,11 +318,14 @@ def build_app(
     stats: ServerStats | None = None,
     routes: Mapping[str, HTTPFaults] | None = None,
     health: Callable[[], Health] | None = None,
+    upstream: Any = None,
 ) -> Any:
     """The Starlette app: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /healthz``, ``GET /readyz``.
 
     ``routes`` gives a model its own fault rates; ``health`` replaces the server's own health check
-    (its recent responses) behind ``/healthz`` and ``/readyz``.
+    (its recent responses) behind ``/healthz`` and ``/readyz``; ``upstream`` (an AG2 ``OpenAIConfig``
+    of a real provider: its ``base_url`` and ``api_key``) answers instead of the offline model, so the
+    server is a fault-injecting proxy in front of a real model.
     """
     try:
         from starlette.applications import Starlette
@@ -421,7 +337,9 @@ def build_app(
         ) from None
     model = model or OfflineModel(sleep=False)
     stats = stats if stats is not None else ServerStats()
-    completions = _Completions(model, faults or HTTPFaults(), seed, stats, dict(routes or {}))
+    completions = _Completions(
+        model, faults or HTTPFaults(), seed, stats, dict(routes or {}), _Upstream(upstream) if upstream else None
+    )
 
     async def models(request: Any) -> Any:
         return JSONResponse(
@@ -457,9 +375,11 @@ _QUIET_LOGS = {
 class FaultServer:
     """Serve :func:`build_app` on a free loopback port in a background thread; a context manager.
 
-    ``base_url`` (``http://127.0.0.1:<port>/v1``) is what ``model_config("compatible", base_url=...)``
-    takes. Start-up waits at most ``start_timeout_s``; leaving the ``with`` block stops the server and
-    joins its thread (bounded by ``stop_timeout_s``).
+    ``base_url`` (``http://127.0.0.1:<port>/v1``) is what an OpenAI-compatible client takes;
+    :meth:`config` builds AG2's ``OpenAIConfig`` for it. With ``upstream`` (a real provider's
+    ``OpenAIConfig``) requests that draw no fault are forwarded to that provider with its key, so the
+    same drill runs against a real model. Start-up waits at most ``start_timeout_s``; leaving the
+    ``with`` block stops the server and joins its thread (bounded by ``stop_timeout_s``).
     """
 
     def __init__(
@@ -468,8 +388,10 @@ class FaultServer:
         *,
         faults: HTTPFaults | None = None,
         routes: Mapping[str, HTTPFaults] | None = None,
+        upstream: Any = None,
         seed: int = 0,
         host: str = "127.0.0.1",
+        port: int = 0,
         start_timeout_s: float = 10.0,
         stop_timeout_s: float = 5.0,
     ) -> None:
@@ -478,8 +400,10 @@ class FaultServer:
         self.model = model or OfflineModel(sleep=False)
         self.faults = faults or HTTPFaults()
         self.stats = ServerStats()
-        self.app = build_app(self.model, self.faults, seed=seed, stats=self.stats, routes=routes)
-        self.host, self.port = host, 0
+        self.app = build_app(self.model, self.faults, seed=seed, stats=self.stats, routes=routes, upstream=upstream)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"port must be between 0 (a free one) and 65535, got {port}")
+        self.host, self.port, self._wanted_port = host, 0, port
         self.start_timeout_s, self.stop_timeout_s = start_timeout_s, stop_timeout_s
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -489,6 +413,25 @@ class FaultServer:
         self.app.state.completions.set_faults(faults, model)
         if model is None:
             self.faults = faults
+
+    def config(self, model: str, **options: Any) -> Any:
+        """AG2's ``OpenAIConfig`` for ``model`` on this server (``options``: ``timeout``, ``max_retries``,
+        ``streaming``, ``http_client``, ...). The key is a placeholder: the server holds the real one."""
+        try:
+            from ag2.config import OpenAIConfig
+            from openai import AsyncOpenAI  # noqa: F401  (ag2's placeholder hides the missing SDK until use)
+        except ImportError:
+            raise MissingDependencyError(
+                "the fault server's clients need the OpenAI SDK: pip install 'ag2[openai]'"
+            ) from None
+        return OpenAIConfig(model=model, base_url=self.base_url, api_key="fault-server", **options)
+
+    def reset(self) -> None:
+        """Start afresh: attempt counts (so the same requests draw the same faults again) and statistics."""
+        self.app.state.completions.reset()
+        self.stats = ServerStats()
+        self.app.state.completions.stats = self.stats
+        self.app.state.stats = self.stats
 
     def health(self) -> Health:
         """The server's own health, from its recent responses (what ``/readyz`` returns)."""
@@ -517,7 +460,13 @@ class FaultServer:
         # without it Nagle's algorithm meets delayed ACKs and every response waits ~40 ms.
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1" if self.host == "localhost" else self.host, 0))
+        try:
+            sock.bind(("127.0.0.1" if self.host == "localhost" else self.host, self._wanted_port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(
+                f"cannot listen on port {self._wanted_port}: {exc}; pick another (0 = any free)"
+            ) from None
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app, log_config=_QUIET_LOGS, access_log=False, lifespan="off", timeout_graceful_shutdown=1
@@ -535,6 +484,11 @@ class FaultServer:
             time.sleep(0.01)
         return self
 
+    @property
+    def running(self) -> bool:
+        """True while the server thread is serving."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         """Stop serving and join the thread (bounded)."""
         if self._server is not None:
@@ -548,3 +502,52 @@ class FaultServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line: python -m agentops serve-model
+# --------------------------------------------------------------------------------------------------
+
+
+def register_cli(sub: Any) -> None:
+    """Add ``serve-model`` to the ``python -m agentops`` sub-command parser."""
+    p = sub.add_parser(
+        "serve-model",
+        help="serve the offline model as an OpenAI-compatible API on loopback, with injected faults",
+        description="Serve the offline model on http://127.0.0.1:PORT/v1 (chat completions, plain and streamed), "
+        "with seeded wire faults, until interrupted.",
+    )
+    p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0 = any free port; default 8000)")
+    p.add_argument("--fault-rate", type=float, default=0.0, help="total fault rate, spread evenly over every kind")
+    for kind in FAULT_KINDS:
+        p.add_argument(f"--{kind.replace('_', '-')}", type=float, default=None, metavar="P", help=f"rate of {kind}")
+    p.add_argument("--retry-after-s", type=float, default=1.0, help="Retry-After sent with a 429")
+    p.add_argument("--slow-s", type=float, default=2.0, help="first-byte delay of a slow response")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--scenario",
+        choices=("plain", "drill"),
+        default="plain",
+        help="offline rules: plain answers, or chapter 07's support agent (tickets and FAQ)",
+    )
+    p.set_defaults(func=_cmd_serve_model)
+
+
+def _cmd_serve_model(args: Any) -> int:
+    rates = {k: getattr(args, k) for k in FAULT_KINDS if getattr(args, k) is not None}
+    faults = HTTPFaults.uniform(args.fault_rate, retry_after_s=args.retry_after_s, slow_s=args.slow_s)
+    faults = HTTPFaults(**{**faults.model_dump(), **rates})
+    if args.scenario == "drill":
+        from agentops.resilience.drill import drill_model
+
+        model = drill_model(args.seed)
+    else:
+        model = OfflineModel(seed=args.seed, sleep=False)
+    with FaultServer(model, faults=faults, seed=args.seed, port=args.port) as server:
+        print(f"serving the offline model at {server.base_url} (faults {faults.total:.0%}); Ctrl-C stops", flush=True)
+        try:
+            while server.running:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0
