@@ -150,3 +150,44 @@ async def test_ag2_agent_with_tools_over_http(api_key: None) -> None:
             assert "sunny in Paris" in reply.body
             assert (await reply.usage()).total.total_tokens > 0
         assert server.stats.requests == 4
+
+
+def test_faults_per_model_route_and_changed_while_serving(fault_servers) -> None:
+    server = fault_servers(faults=HTTPFaults(), routes={"down-1": HTTPFaults(server_error=1.0)})
+    assert _post(server, {**BODY, "model": "down-1"}).status_code >= 500
+    assert _post(server, BODY).status_code == 200
+    server.set_faults(HTTPFaults(rate_limit=1.0))
+    assert _post(server, BODY).status_code == 429
+    server.set_faults(HTTPFaults(), model="down-1")
+    assert _post(server, {**BODY, "model": "down-1"}).status_code == 200
+    assert server.stats.models == {"down-1": 2, "offline-1": 2}
+
+
+def test_reset_replays_the_same_fault_draws(fault_servers) -> None:
+    server = fault_servers(faults=HTTPFaults(rate_limit=0.5), seed=3)
+    bodies = [{**BODY, "messages": [{"role": "user", "content": f"q{i}"}]} for i in range(10)]
+    first = [_post(server, b).status_code for b in bodies]
+    server.reset()
+    assert [_post(server, b).status_code for b in bodies] == first and server.stats.requests == 10
+
+
+def test_a_proxy_in_front_of_another_provider_passes_its_answers_and_errors(fault_servers) -> None:
+    upstream = fault_servers(routes={"limited": HTTPFaults(rate_limit=1.0, retry_after_s=7)})
+    proxy = fault_servers(upstream=upstream.config("ignored"), model=None)
+    data = _post(proxy, BODY).json()
+    assert data["choices"][0]["message"]["content"] == "Offline answer to: hi" and data["id"].startswith("chatcmpl-")
+    limited = _post(proxy, {**BODY, "model": "limited"})
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "7"
+    proxy.set_faults(HTTPFaults(server_error=1.0))
+    assert _post(proxy, BODY).status_code >= 500 and upstream.stats.requests == 2  # injected: never forwarded
+
+
+def test_port_is_validated_and_the_cli_is_registered() -> None:
+    from agentops.__main__ import build_parser
+
+    with pytest.raises(ConfigError, match="port"):
+        FaultServer(port=70000)
+    args = build_parser(["serve-model"]).parse_args(
+        ["serve-model", "--fault-rate", "0.2", "--reset", "0", "--port", "0"]
+    )
+    assert args.fault_rate == 0.2 and args.reset == 0 and args.scenario == "plain" and callable(args.func)

@@ -20,6 +20,7 @@ The offline rules live here (:func:`drill_model`, :func:`faq_model`) and print w
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import statistics
 import threading
@@ -211,7 +212,7 @@ class DrillResult:
             "caller retries": sum(o.attempts - 1 for o in self.outcomes),
             "model-call retries": self.http_requests - self.model_calls,
             "p50 latency s": statistics.median(latencies) if latencies else 0.0,
-            "p95 latency s": latencies[max(0, round(0.95 * len(latencies)) - 1)] if latencies else 0.0,
+            "p95 latency s": latencies[max(0, math.ceil(0.95 * len(latencies)) - 1)] if latencies else 0.0,
         }
 
 
