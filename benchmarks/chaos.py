@@ -88,7 +88,7 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--baseline-requests", type=int, default=200)
     parser.add_argument("--fault-rate", type=float, default=0.2)
-    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--attempt-timeout-s", type=float, default=1.0, help="resilient stack: per-attempt timeout")
     parser.add_argument("--slow-s", type=float, default=3.0, help="first-byte delay of a slow fault")
     parser.add_argument("--retry-after-s", type=float, default=0.05, help="Retry-After sent with a 429")

@@ -11,6 +11,7 @@ One module per concern:
 ``fallback``        :class:`FallbackModel` — models → cached answer → canned reply; :class:`Bulkhead`
 ``idempotency``     :class:`IdempotencyLedger` — tools with side effects run at most once per key
 ``health``          :class:`HealthMonitor` — healthy / degraded / unhealthy, ``/healthz`` + ``/readyz``
+``metrics``         :class:`ResilienceMetrics` — retries, circuit states, fallback steps in Prometheus
 ``server``          :class:`FaultServer` — the offline model over HTTP with seeded wire faults
 ``drill``           :func:`run_drill` — the chaos drill of chapter 07 and ``benchmarks/chaos.py``
 ==================  ===========================================================================
@@ -31,6 +32,7 @@ from agentops.resilience.fallback import (
 )
 from agentops.resilience.health import Health, HealthMonitor, HealthRules, health_routes
 from agentops.resilience.idempotency import IdempotencyLedger, ToolNotRerun
+from agentops.resilience.metrics import ResilienceMetrics
 from agentops.resilience.retries import RetryPolicy, RetrySettings, as_provider_error
 from agentops.resilience.server import FAULT_KINDS, FaultServer, HTTPFaults, build_app
 from agentops.resilience.validation import InputGuard, InputLimits, InputRejected, check_input, check_output
@@ -56,6 +58,7 @@ __all__ = [
     "InputLimits",
     "InputRejected",
     "RedisBreakerStore",
+    "ResilienceMetrics",
     "RetryPolicy",
     "RetrySettings",
     "ToolNotRerun",

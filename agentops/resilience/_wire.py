@@ -60,7 +60,7 @@ def to_events(messages: list[dict[str, Any]]) -> tuple[list[str], list[Any]]:
             events.append(ModelResponse(ModelMessage(text) if text else None, tool_calls=ToolCallsEvent(calls)))
         elif role == "tool":
             call_id = msg.get("tool_call_id", "")
-            result = ToolResult([TextInput(_text_of(msg.get("content")))])
+            result = ToolResult(TextInput(_text_of(msg.get("content"))))
             pending.append(ToolResultEvent(parent_id=call_id, name=names.get(call_id), result=result))
         else:
             raise ValueError(f"unknown message role {role!r}")

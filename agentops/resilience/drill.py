@@ -26,7 +26,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,13 +50,16 @@ __all__ = [
     "CallCounter",
     "DrillResult",
     "EventLog",
+    "Outage",
     "Outcome",
     "TicketDesk",
     "build_agents",
     "collect",
     "drill_model",
     "drive",
+    "plot_timeline",
     "question",
+    "run_outage",
     "ticket_id",
 ]
 
@@ -298,3 +301,104 @@ def collect(
     """A :class:`DrillResult` from what :func:`drive` returned and what the servers and the desk saw."""
     http = sum(s.stats.requests for s in servers)
     return DrillResult(stack, outcomes, desk.duplicates, http, counter.calls, wall_s)
+
+
+# --------------------------------------------------------------------------------------------------
+# An outage, request by request, on a simulated clock
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outage:
+    """Servers (by label) answering 5xx to everything from ``start`` to ``end`` (seconds, end excluded)."""
+
+    start: float
+    end: float
+    down: tuple[str, ...]
+
+
+async def run_outage(
+    agent: ag2.Agent,
+    servers: Mapping[str, Any],
+    outages: Sequence[Outage],
+    *,
+    clock: Any,
+    breakers: Breakers,
+    monitor: HealthMonitor,
+    requests: int,
+    ask: Callable[[int], str],
+    every_s: float = 1.0,
+) -> Any:
+    """One request every ``every_s`` simulated seconds through ``agent`` while ``outages`` come and go.
+
+    Returns a pandas DataFrame, one row per request: time, servers down, which step answered, whether
+    degraded, each circuit's state and the health verdict afterwards.
+    """
+    import pandas as pd
+
+    from agentops.resilience.server import HTTPFaults
+
+    rows = []
+    for i in range(requests):
+        t = round(clock.advance_to(i * every_s), 2)
+        down = {label for o in outages if o.start <= t < o.end for label in o.down}
+        for label, server in servers.items():
+            server.set_faults(HTTPFaults(server_error=1.0) if label in down else HTTPFaults())
+        reply = await agent.ask(ask(i))
+        health = monitor.check(breakers.states())
+        rows.append(
+            {
+                "t": t,
+                "down": ", ".join(sorted(down)) or "-",
+                "served by": served_by(reply),
+                "degraded": is_degraded(reply),
+                **{f"circuit {name}": state for name, state in breakers.states().items()},
+                "health": health.status,
+                "reasons": "; ".join(health.reasons),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+_STATE_LEVEL = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def plot_timeline(frame: Any, breakers: Breakers, outages: Sequence[Outage], *, title: str = "") -> Any:
+    """Three stacked panels over simulated time: circuit states, the step that answered, health."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax_c, ax_s, ax_h) = plt.subplots(3, 1, figsize=(10, 6.5), sharex=True, height_ratios=[2, 2, 1.2])
+    end = float(frame["t"].max()) + 1
+    for name in breakers.states():
+        points = [(0.0, 0)] + [(tr.at, _STATE_LEVEL[tr.target]) for tr in breakers.transitions() if tr.breaker == name]
+        xs, ys = [p[0] for p in points] + [end], [p[1] for p in points] + [points[-1][1]]
+        _ = ax_c.step(xs, ys, where="post", label=name, linewidth=2)
+    ax_c.set_yticks([0, 1, 2], ["closed", "half-open", "open"])
+    ax_c.set_ylabel("circuit")
+    steps = list(dict.fromkeys([*breakers.states(), "cache", "canned"]))
+    for k, step in enumerate(steps):
+        hits = frame[frame["served by"] == step]
+        _ = ax_s.scatter(hits["t"], [k] * len(hits), s=28, label=f"answered by {step}")
+    ax_s.set_yticks(range(len(steps)), steps)
+    ax_s.set_ylabel("answered by")
+    levels = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+    _ = ax_h.step(frame["t"], frame["health"].map(levels), where="post", color="black", label="health")
+    ax_h.set_yticks([0, 1, 2], list(levels))
+    ax_h.set_xlabel("simulated time (s), one request per second")
+    for ax in (ax_c, ax_s, ax_h):
+        for o in outages:
+            ax.axvspan(o.start, o.end, alpha=0.12, color="red" if len(o.down) > 1 else "orange", linewidth=0)
+        ax.set_ylim(-0.5, max(2, len(ax.get_yticks()) - 1) + 0.5)
+    for o in outages:
+        _ = ax_c.axvspan(
+            o.start,
+            o.start,
+            alpha=0.12,
+            color="red" if len(o.down) > 1 else "orange",
+            label=f"down: {', '.join(o.down)}",
+        )
+    ax_c.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax_s.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax_c.set_title(title or "Circuit breakers, fallback order and health through an outage")
+    fig.tight_layout()
+    return fig

@@ -248,6 +248,8 @@ class FallbackModel(ModelConfig):
             names.append(name if name not in names else f"{name}#{sum(n.split('#')[0] == name for n in names) + 1}")
         self.models, self.names = tuple(models), names
         self.retry, self.breakers = retry, breakers
+        for name in names if breakers is not None else ():
+            breakers.get(name)  # every circuit is reported (closed) from the start
         self.bulkheads = {n: Bulkhead(n, bulkhead, bulkhead_wait_s) for n in names} if bulkhead else {}
         self.cache, self.degraded = cache, degraded
         self.listeners, self.clock = tuple(listeners), clock
@@ -366,7 +368,13 @@ class _FallbackClient(LLMClient):
             async with bulkhead.slot() if bulkhead else contextlib.nullcontext():
                 if chain.breakers is None:
                     return await attempt(ev, ctx)
-                return await chain.breakers.get(name).call(lambda: attempt(ev, ctx))
+                breaker = chain.breakers.get(name)
+                try:
+                    return await breaker.call(lambda: attempt(ev, ctx))
+                except ProviderError as exc:
+                    if exc.retryable and breaker.state == "open":
+                        exc.retryable = False  # this failure opened the circuit: waiting to retry it is pointless
+                    raise
 
         return guarded
 

@@ -31,8 +31,8 @@ import random
 import socket
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -178,6 +178,7 @@ class _Completions:
     ) -> None:
         self.model, self.faults, self.seed, self.stats, self.upstream = model, faults, seed, stats, upstream
         self.routes = dict(routes)
+        self.scripted: deque[str | None] = deque()
         self._attempts: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -190,6 +191,12 @@ class _Completions:
         """Forget how often each request was seen (the next run draws the same faults as the first)."""
         with self._lock:
             self._attempts.clear()
+            self.scripted.clear()
+
+    def add_script(self, kinds: list[str | None]) -> None:
+        """Queue faults for the next requests."""
+        with self._lock:
+            self.scripted.extend(kinds)
 
     def set_faults(self, faults: HTTPFaults, model: str | None = None) -> None:
         """Change the rates of one model route, or the default rates (``model=None``)."""
@@ -207,6 +214,9 @@ class _Completions:
             attempt = self._attempts[digest]
         rng = random.Random(int(hashlib.sha256(f"{digest}:{attempt}".encode()).hexdigest()[:16], 16))
         faults = self.faults_for(body.get("model"))
+        with self._lock:
+            if self.scripted:
+                return self.scripted.popleft(), rng, f"chatcmpl-{digest[:12]}-{attempt}"
         return (faults.draw(rng.random()) if faults.total else None), rng, f"chatcmpl-{digest[:12]}-{attempt}"
 
     async def _answer(self, body: dict[str, Any], rid: str) -> dict[str, Any]:
@@ -425,6 +435,14 @@ class FaultServer:
                 "the fault server's clients need the OpenAI SDK: pip install 'ag2[openai]'"
             ) from None
         return OpenAIConfig(model=model, base_url=self.base_url, api_key="fault-server", **options)
+
+    def script(self, kinds: Iterable[str | None]) -> None:
+        """The next requests meet these faults, in order (``None`` = answer normally), whatever the rates."""
+        kinds = list(kinds)
+        unknown = [k for k in kinds if k is not None and k not in FAULT_KINDS]
+        if unknown:
+            raise ConfigError(f"unknown fault kind(s) {unknown}; choose from {', '.join(FAULT_KINDS)}")
+        self.app.state.completions.add_script(kinds)
 
     def reset(self) -> None:
         """Start afresh: attempt counts (so the same requests draw the same faults again) and statistics."""
