@@ -149,7 +149,8 @@ def _replay(ops, s: BreakerSettings) -> list[str]:
             state, _, _ = on_acquire(state, now, s)
         else:
             state, _ = on_record(state, op, now, s)
-        seen.append(state["state"])
+        due = state["state"] == "open" and now - state["opened_at"] >= s.reset_timeout_s
+        seen.append("half_open" if due else state["state"])  # what CircuitBreaker.state reports
     return seen
 
 

@@ -71,3 +71,59 @@ def test_summary_numbers() -> None:
     )
     assert s["degraded answers"] == 1 and s["caller retries"] == 1 and s["model-call retries"] == 3
     assert s["p50 latency s"] == 2.5 and s["p95 latency s"] == 4.0 and s["duplicated side effects"] == 2
+
+
+async def test_an_outage_on_a_simulated_clock(fault_servers) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from agentops.resilience import AnswerCache, Breakers, BreakerSettings, FallbackModel, HealthMonitor, RetryPolicy
+    from agentops.resilience.drill import Outage, plot_timeline, run_outage
+    from agentops.telemetry import SimulatedClock
+
+    servers = {label: fault_servers(drill_model()) for label in ("primary", "secondary")}
+    clock = SimulatedClock()
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    breakers = Breakers(BreakerSettings(failure_threshold=2, reset_timeout_s=3), clock=clock.now)
+    configs = [servers[k].config(n, max_retries=0) for k, n in (("primary", "p-1"), ("secondary", "s-1"))]
+    retry = RetryPolicy(max_attempts=3, base_s=0.1, sleep=sleep, clock=clock.now, seed=0)
+    chain = FallbackModel(*configs, retry=retry, breakers=breakers, cache=AnswerCache(), clock=clock.now)
+    monitor = HealthMonitor(clock=clock.now)
+    agent = ag2.Agent("faq", "Be brief.", config=chain, middleware=[monitor])
+    outages = [Outage(2, 6, ("primary",)), Outage(3, 5, ("primary", "secondary"))]
+    frame = await run_outage(
+        agent,
+        servers,
+        outages,
+        clock=clock,
+        breakers=breakers,
+        monitor=monitor,
+        requests=10,
+        ask=lambda i: "What is your returns policy?",
+    )
+    assert list(frame["served by"]) == [
+        "openai/p-1",
+        "openai/p-1",
+        "openai/s-1",
+        "cache",
+        "cache",
+        "cache",
+        "openai/p-1",
+        "openai/p-1",
+        "openai/p-1",
+        "openai/p-1",
+    ]  # fmt: skip  (at t=5 both are back, but neither circuit has waited its 3 s: the cache answers)
+    assert frame["degraded"].sum() == 3 and list(frame["health"][2:7]) == ["degraded", *["unhealthy"] * 3, "degraded"]
+    assert frame.loc[9, "circuit openai/s-1"] == "half_open"  # nobody has called it since: no probe yet
+    assert [(t.breaker, t.target) for t in breakers.transitions()][:2] == [
+        ("openai/p-1", "open"),
+        ("openai/s-1", "open"),
+    ]
+    fig = plot_timeline(frame, breakers, outages)
+    assert len(fig.axes) == 3 and fig.axes[0].get_title().startswith("Circuit breakers")
+    plt.close(fig)

@@ -236,8 +236,9 @@ class Transition:
 class CircuitBreaker:
     """One circuit. Safe under threads and asyncio (the store is atomic; counters take a lock).
 
-    ``state`` is the state as of this process's last call (a Redis-backed breaker may have been moved
-    by another process since).
+    :attr:`state` is the state as of this process's last call (a Redis-backed breaker may have been moved
+    by another process since), except that an open circuit whose reset timeout has passed reads
+    ``half_open``: the next call will be let through as a probe. A circuit nobody calls stays there.
     """
 
     def __init__(
@@ -254,19 +255,29 @@ class CircuitBreaker:
         self.store: BreakerStore = store or MemoryBreakerStore()
         self.clock = clock
         self.listeners = tuple(listeners)
-        self.state: State = "closed"
+        self._state: State = "closed"
+        self._opened_at = 0.0
         self.transitions: list[Transition] = []
         self.counts: dict[str, int] = {"allowed": 0, "rejected": 0, "success": 0, "failure": 0, "ignored": 0}
         self._lock = threading.Lock()
 
     def _note(self, now: float, state: Mapping[str, Any], change: Change, counter: str) -> None:
         with self._lock:
-            self.state = state["state"]
+            self._state, self._opened_at = state["state"], state["opened_at"]
             self.counts[counter] += 1
             if change:
                 self.transitions.append(Transition(now, self.name, *change))
         if change:
             notify(self.listeners, BREAKER, {"breaker": self.name, "from": change[0], "to": change[1], "at": now})
+
+    @property
+    def state(self) -> State:
+        """``closed``, ``open`` or ``half_open`` (see the class docstring)."""
+        with self._lock:
+            state, opened_at = self._state, self._opened_at
+        if state == "open" and self.clock() - opened_at >= self.settings.reset_timeout_s:
+            return "half_open"
+        return state
 
     async def acquire(self) -> None:
         """Let one call through or raise :class:`CircuitOpen`."""

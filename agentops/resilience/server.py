@@ -343,7 +343,7 @@ def build_app(
         from starlette.routing import Route
     except ImportError:  # pragma: no cover - exercised only without the extra
         raise MissingDependencyError(
-            "the fault server needs starlette: pip install 'ag2-agentops-cookbook[serve]'"
+            "the fault server needs starlette and uvicorn: pip install starlette uvicorn"
         ) from None
     model = model or OfflineModel(sleep=False)
     stats = stats if stats is not None else ServerStats()
