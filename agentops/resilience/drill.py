@@ -4,17 +4,20 @@ Every request asks the agent to open a ticket for one order; the tool ``open_tic
 (a ticket is counted), so a request that runs it twice is visible. Requests go through the real AG2
 OpenAI client to :class:`~agentops.resilience.FaultServer`\\ s (the offline model, or a real provider
 behind the fault proxy), a bounded number at a time, from a caller that retries a request that raised —
-as a queue worker or a load balancer would. :func:`drive` sends the load and returns a
+as a queue worker or a load balancer would. :func:`drive` sends the load and :func:`collect` returns a
 :class:`DrillResult`: answered correctly (the ticket id in the answer, not truncated, not degraded),
 raised, wrong answers returned as success, duplicated side effects, latency, retries, degraded answers.
 
-:func:`build_agents` builds the two stacks compared in the chapter and in ``benchmarks/chaos.py``:
-AG2's defaults (``OpenAIConfig`` as shipped: the SDK's two retries, its 10-minute timeout) and the
-resilient stack (:class:`~agentops.resilience.FallbackModel` with retries, breakers, a bulkhead and
+:func:`build_agents` builds the two stacks of ``benchmarks/chaos.py`` (chapter 07 builds the same ones step
+by step): AG2's defaults (``OpenAIConfig`` as shipped: the SDK's two retries, its 10-minute timeout) and
+the resilient stack (:class:`~agentops.resilience.FallbackModel` with retries, breakers, a bulkhead and
 a cache; the tool made at-most-once by an :class:`~agentops.resilience.IdempotencyLedger`).
 
-The offline rules live here (:func:`drill_model`, :func:`faq_model`) and print with
-``drill_model().rules_frame()``.
+:func:`run_outage` sends one request per simulated second while servers go down and come back, and
+:func:`plot_timeline` draws circuit states, the step that answered and health over that time.
+
+The offline rules live here (:func:`drill_model`: tickets through a tool, four FAQ answers) and print
+with ``drill_model().rules_frame()``.
 """
 
 from __future__ import annotations
