@@ -22,6 +22,7 @@ from agentops.guardrails._validators import _IBAN_LENGTHS, _card_network_ok, _ib
 _RUN = re.compile(r"[+(0-9][0-9 ()./\n+-]{5,119}")
 _RUN_MAX = 120
 _GROUP = re.compile(r"[0-9]{1,19}")
+_NO_SEPARATORS = str.maketrans("", "", " ()./\n+-")
 _SPACE = re.compile(r"\s{1,8}")
 _BAD_BEFORE = frozenset("_.-/#$€£¥&\\")
 _LABEL_BEFORE = re.compile(
@@ -70,16 +71,24 @@ def _nanp_ok(digits: str) -> bool:
     return digits[0] not in "01" and digits[3] not in "01" and digits[1:3] != "11" and len(set(digits)) > 2
 
 
+_SPLIT = re.compile(r"([^0-9]+)")
+
+
 class _Run:
     """A candidate's digit groups and the separators between them."""
 
     __slots__ = ("digits", "groups", "seps")
 
     def __init__(self, raw: str) -> None:
-        spans = [m.span() for m in _GROUP.finditer(raw)]
-        self.groups = [e - s for s, e in spans]
-        self.seps = [raw[spans[i][1] : spans[i + 1][0]] for i in range(len(spans) - 1)]
-        self.digits = "".join(raw[s:e] for s, e in spans)
+        pieces = _SPLIT.split(raw)
+        if pieces and pieces[0] == "":
+            pieces = pieces[2:]  # a leading "+" or "("
+        if pieces and pieces[-1] == "":
+            pieces = pieces[:-2]
+        numbers = pieces[0::2]
+        self.groups = [len(g) for g in numbers]
+        self.seps = pieces[1::2]
+        self.digits = "".join(numbers)
 
 
 def _card(raw: str, run: _Run) -> bool:
@@ -233,7 +242,7 @@ def scan_numbers(text: str, out: list[Finding]) -> None:
             pos = start + plus
         raw = raw.rstrip(" ()./\n+-")
         end = start + len(raw)
-        if sum(c.isdigit() for c in raw) < 4:
+        if len(raw.translate(_NO_SEPARATORS)) < 4:  # fewer than 4 digits
             continue
         if not _start_ok(text, start, raw):
             while pos < n and not text[pos].isspace():  # inside a longer token: skip to its end
@@ -255,13 +264,16 @@ def scan_numbers(text: str, out: list[Finding]) -> None:
 
 # -- IBAN ---------------------------------------------------------------------------------------------
 
-_IBAN_HEAD = re.compile(r"[A-Za-z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
+_IBAN_HEAD = re.compile(r"[A-Z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
+_IBAN_HEAD_ANY_CASE = re.compile(r"[A-Za-z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
 
 
 def scan_ibans(text: str, out: list[Finding]) -> None:
-    """IBANs in any case, grouped by spaces, dashes or dots in any way; the country fixes the length."""
+    """IBANs grouped by spaces, dashes or dots in any way; the country fixes the length. Lower-case IBANs
+    are looked for only where the text says "iban" (an upper-case start lets the engine skip ahead)."""
     n = len(text)
-    for m in _IBAN_HEAD.finditer(text):
+    head = _IBAN_HEAD_ANY_CASE if "iban" in text or "IBAN" in text or "Iban" in text else _IBAN_HEAD
+    for m in head.finditer(text):
         if m.start() and text[m.start() - 1].isalnum():
             continue
         want = _IBAN_LENGTHS.get(m.group()[:2].upper())
