@@ -1,0 +1,211 @@
+"""Train the shipped prompt-injection classifier and measure it on sources it never saw.
+
+Usage (needs the ``train`` extra: scikit-learn)::
+
+    python training/injection/build_dataset.py --snapshots DIR --out /tmp/injection.jsonl
+    python training/injection/train.py --data /tmp/injection.jsonl \
+        --out agentops/data/injection_classifier.npz --crossval training/injection/crossval.json
+
+Features and scoring are the package's own (:mod:`agentops.guardrails.classifier`), so the model is
+trained on exactly what it sees at run time. One row per text: the n-grams of its windows (the first
+:data:`TRAIN_WINDOWS`), each scaled by 1/sqrt(count). Sample weights give every source the same total
+weight within its class, so a big source does not drown a small one.
+
+Cross-source evaluation (``--crossval``): no number comes from a source the model was trained on.
+
+* a source with both labels (deepset, BIPIA) is held out whole: train on everything else, test on it;
+* an attack-only source A is tested against a fold F of benign-only sources: train without A and
+  without F, then TPR on A at the threshold where the FPR on F is 5% / 10%; reported per fold and
+  as the mean over the three folds;
+* a benign source B is reported with the FPR at the shipped thresholds, averaged over the models
+  that did not see it.
+
+Evaluation-only sources (licence unclear) are never trained on, not even for the shipped model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from sklearn.linear_model import SGDClassifier
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from agentops.guardrails import classifier as clf  # noqa: E402
+
+TRAIN_WINDOWS = 4
+ALPHA = 1e-4  # L2 penalty of the logistic regression (fitted by averaged SGD)
+EPOCHS = 20
+BENIGN_FOLDS = (
+    ("p3_prompts",),
+    ("gsm8k", "notinject", "jbb_benign", "chat_bench"),
+    ("wildguard_benign", "self_instruct"),
+)
+MIXED = ("deepset", "bipia")
+
+
+def load(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def featurize(texts: list[str], bits: int = clf.BITS) -> sparse.csr_matrix:
+    """One row per text: bucket counts of its first windows, scaled by 1/sqrt(total count)."""
+    indptr, indices, data = [0], [], []
+    for text in texts:
+        idx = np.concatenate([clf.ngram_buckets(w, bits) for w in clf.windows(clf.fold(text))[:TRAIN_WINDOWS]])
+        indices.append(idx.astype(np.int64))
+        data.append(np.full(len(idx), 1.0 / np.sqrt(max(len(idx), 1)), dtype=np.float32))
+        indptr.append(indptr[-1] + len(idx))
+    m = sparse.csr_matrix(
+        (np.concatenate(data), np.concatenate(indices), np.array(indptr)), shape=(len(texts), 1 << bits)
+    )
+    m.sum_duplicates()
+    return m
+
+
+def featurize_windows(texts: list[str], bits: int = clf.BITS) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """One row per window that :func:`agentops.guardrails.classifier.score` classifies, and the index
+    of the first window of each text (for ``np.maximum.reduceat``): scores exactly as at run time."""
+    wins, first = [], []
+    for text in texts:
+        first.append(len(wins))
+        wins.extend(clf.windows(clf.fold(text)))
+    indptr, indices, data = [0], [], []
+    for w in wins:
+        idx = clf.ngram_buckets(w, bits)
+        indices.append(idx.astype(np.int64))
+        data.append(np.full(len(idx), 1.0 / np.sqrt(max(len(idx), 1)), dtype=np.float32))
+        indptr.append(indptr[-1] + len(idx))
+    m = sparse.csr_matrix(
+        (np.concatenate(data), np.concatenate(indices), np.array(indptr)), shape=(len(wins), 1 << bits)
+    )
+    m.sum_duplicates()
+    return m, np.array(first)
+
+
+def runtime_scores(model: clf.LinearModel, xw: sparse.csr_matrix, first: np.ndarray) -> np.ndarray:
+    """Per-text probabilities as :meth:`LinearModel.score` computes them (max over windows)."""
+    w16 = model.weights.astype(np.float16).astype(np.float32)  # the shipped precision
+    z = np.maximum.reduceat(np.asarray(xw @ w16).ravel() + model.bias, first)
+    return 1 / (1 + np.exp(-z))
+
+
+def weights_for(sources: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each (class, source) pair gets the same total weight; the two classes weigh the same overall."""
+    w = np.zeros(len(labels))
+    for label in (0, 1):
+        in_class = labels == label
+        names = Counter(sources[in_class])
+        for name, n in names.items():
+            w[in_class & (sources == name)] = 1.0 / (n * len(names))
+    return w * len(labels) / w.sum()
+
+
+def fit(x: sparse.csr_matrix, y: np.ndarray, w: np.ndarray) -> clf.LinearModel:
+    model = SGDClassifier(loss="log_loss", alpha=ALPHA, max_iter=EPOCHS, tol=None, random_state=0, average=True)
+    model.fit(x, y, sample_weight=w)
+    meta = {"bits": int(np.log2(x.shape[1])), "char_ns": list(clf.CHAR_NS), "word_ns": [1, 2], "alpha": ALPHA}
+    return clf.LinearModel(model.coef_[0].astype(np.float32), float(model.intercept_[0]), meta)
+
+
+def tpr_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
+    """TPR at the lowest threshold whose FPR on ``neg`` is at most ``fpr`` (strictly greater = flagged)."""
+    neg = np.sort(neg)[::-1]
+    k = int(np.floor(fpr * len(neg)))
+    t = neg[k] if k < len(neg) else -np.inf
+    return float(np.mean(pos > t))
+
+
+def metrics(pos: np.ndarray, neg: np.ndarray) -> dict:
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    return {
+        "n_attack": len(pos),
+        "n_benign": len(neg),
+        "auc": float(roc_auc_score(y, np.r_[pos, neg])),
+        "tpr_fpr05": tpr_at_fpr(pos, neg, 0.05),
+        "tpr_fpr10": tpr_at_fpr(pos, neg, 0.10),
+        "tpr_at_threshold": float(np.mean(pos >= clf.THRESHOLD)),
+        "fpr_at_threshold": float(np.mean(neg >= clf.THRESHOLD)),
+    }
+
+
+def crossval(rows: list[dict], x: sparse.csr_matrix, xw: sparse.csr_matrix, first: np.ndarray) -> dict:
+    src = np.array([r["source"] for r in rows])
+    y = np.array([r["label"] for r in rows])
+    trainable = np.array([r["train"] for r in rows])
+    scores_cache: dict = {}
+
+    def scores(held: tuple[str, ...]) -> np.ndarray:
+        if held not in scores_cache:
+            keep = trainable & ~np.isin(src, held)
+            t0 = time.time()
+            model = fit(x[keep], y[keep], weights_for(src[keep], y[keep]))
+            scores_cache[held] = runtime_scores(model, xw, first)
+            print(f"  trained without {held}: {time.time() - t0:.0f}s", file=sys.stderr)
+        return scores_cache[held]
+
+    out: dict = {"sources": {}, "folds": [list(f) for f in BENIGN_FOLDS]}
+    for name in MIXED:
+        p = scores((name,))
+        m = metrics(p[(src == name) & (y == 1)], p[(src == name) & (y == 0)])
+        out["sources"][name] = {"kind": "attack + benign", **m}
+    attack_only = [s for s in dict.fromkeys(src[y == 1]) if s not in MIXED]
+    benign_fpr: dict = defaultdict(list)
+    for name in attack_only:
+        per_fold = []
+        for fold in BENIGN_FOLDS:
+            p = scores((name, *fold))
+            neg_mask = np.isin(src, fold)
+            per_fold.append(metrics(p[src == name], p[neg_mask]))
+            for b in fold:
+                benign_fpr[b].append(p[src == b])
+        mean = {k: float(np.mean([f[k] for f in per_fold])) for k in per_fold[0] if k != "n_benign"}
+        mean["n_benign"] = sum(f["n_benign"] for f in per_fold)
+        out["sources"][name] = {"kind": "attack", **mean, "per_fold": per_fold}
+    for name, arrays in benign_fpr.items():
+        p = np.concatenate(arrays)
+        out["sources"][name] = {
+            "kind": "benign",
+            "n_benign": int(np.sum(src == name)),
+            "fpr_at_threshold": float(np.mean(p >= clf.THRESHOLD)),
+            "fpr_at_tool_threshold": float(np.mean(p >= clf.TOOL_RESULT_THRESHOLD)),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="dataset written by build_dataset.py")
+    ap.add_argument("--out", type=Path, help="write the shipped model here (.npz)")
+    ap.add_argument("--crossval", type=Path, help="write the cross-source table here (.json)")
+    args = ap.parse_args(argv)
+    rows = load(args.data)
+    t0 = time.time()
+    x = featurize([r["text"] for r in rows])
+    print(f"featurized {len(rows)} texts in {time.time() - t0:.0f}s", file=sys.stderr)
+    if args.crossval:
+        xw, first = featurize_windows([r["text"] for r in rows])
+        table = crossval(rows, x, xw, first)
+        args.crossval.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+    if args.out:
+        keep = np.array([r["train"] for r in rows])
+        src = np.array([r["source"] for r in rows])[keep]
+        y = np.array([r["label"] for r in rows])[keep]
+        model = fit(x[keep], y, weights_for(src, y))
+        model.meta["trained_on"] = dict(sorted(Counter(src).items()))
+        model.save(args.out)
+        print(f"wrote {args.out} ({args.out.stat().st_size} bytes)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
