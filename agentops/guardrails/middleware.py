@@ -48,6 +48,8 @@ class GuardrailPolicy(BaseModel):
 
     ``actions`` maps an entity type (or ``"INJECTION"``, ``"TOXICITY"``) to ``redact``, ``block``,
     ``flag`` (record only) or ``allow``; ``"*"`` is the default for entity types not listed.
+    ``injection_threshold`` is the injection bar for inputs; tool results (indirect injection) have
+    their own, stricter ``tool_result_injection_threshold`` (see :mod:`agentops.guardrails.classifier`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -59,6 +61,7 @@ class GuardrailPolicy(BaseModel):
     scan_output: bool = True
     scan_tools: bool = True
     injection_threshold: float = Field(0.5, gt=0, le=1)
+    tool_result_injection_threshold: float = Field(0.7, gt=0, le=1)
     check_tool_results_for_injection: bool = True
     toxicity: Any = Field(default_factory=LexiconToxicity, description="a ToxicityDetector")
     scanner: Any = Field(default=None, description="a Scanner; None means agentops.guardrails.scan")
@@ -166,6 +169,7 @@ class GuardrailMiddleware:
                 "agent": self.agent,
                 "actions": dict(self.policy.actions),
                 "injection_threshold": self.policy.injection_threshold,
+                "tool_result_injection_threshold": self.policy.tool_result_injection_threshold,
             },
         )
 
@@ -231,7 +235,8 @@ class GuardrailMiddleware:
         policy = self.policy
         blocked: str | None = None
         if injection:
-            verdict = detect_injection(text, policy.injection_threshold)
+            bar = policy.tool_result_injection_threshold if where == "tool_result" else policy.injection_threshold
+            verdict = detect_injection(text, bar)
             action = policy.action_for("INJECTION")
             if verdict.flagged and action != "allow":
                 self._record(

@@ -52,6 +52,7 @@ TENSOR = Repo("HumanCompatibleAI/tensor-trust-data", "e2385ea9cf448c9641b96e2e39
 INJECGUARD = Repo("SaFoLab-WISC/InjecGuard", "c7d9f9a58153db0237f8493bb792342f0344c70f", "MIT")
 SELF_INSTRUCT = Repo("yizhongw/self-instruct", "0b26ccaa415992100fa32df62d41b994cf928e23", "Apache-2.0")
 GSM8K = Repo("openai/grade-school-math", "3101c7d5072418e28b9008a6636bde82a006892c", "MIT")
+GPTEACHER = Repo("teknium1/GPTeacher", "481075123c29854bddb82655badeef6a438f2436", "MIT")
 FASTCHAT = Repo("lm-sys/FastChat", "0e6d3e4beaab66f4d3f93db72541a4abab8af28d", "Apache-2.0")
 
 
@@ -234,6 +235,27 @@ def chat_bench(snap: Snapshots) -> Iterator[Row]:
                 yield turn["value"], 0
 
 
+def _gpteacher(snap: Snapshots, path: str, n: int, seed: int) -> Iterator[Row]:
+    rows = json.loads(snap.text(GPTEACHER, path))
+    for r in random.Random(seed).sample(rows, min(n, len(rows))):
+        yield r["instruction"] + ("\n\n" + r["input"] if r.get("input") else ""), 0
+
+
+def gpteacher_roleplay(snap: Snapshots) -> Iterator[Row]:
+    """Role-play requests ("Imagine you are a detective..."): personas that are not hijacks."""
+    yield from _gpteacher(snap, "Roleplay/roleplay-simple-deduped-roleplay-instruct.json", 1500, 1)
+
+
+def gpteacher_toolformer(snap: Snapshots) -> Iterator[Row]:
+    """Tool-use prompts: a tool description followed by a task."""
+    yield from _gpteacher(snap, "Toolformer/toolformer-dedupe-only-dataset.json", 1500, 2)
+
+
+def gpteacher_codegen(snap: Snapshots) -> Iterator[Row]:
+    """Programming requests with their inputs."""
+    yield from _gpteacher(snap, "Codegen/codegen-instruct.json", 1500, 3)
+
+
 @dataclass(frozen=True)
 class Source:
     name: str
@@ -359,6 +381,30 @@ SOURCES: tuple[Source, ...] = (
         "Apache-2.0",
         "MT-bench and Vicuna-bench questions, FastChat's sample conversations (human turns)",
     ),
+    Source(
+        "gpteacher_roleplay",
+        GPTEACHER,
+        gpteacher_roleplay,
+        True,
+        "MIT",
+        "GPTeacher role-play instructions, 1,500 sampled",
+    ),
+    Source(
+        "gpteacher_toolformer",
+        GPTEACHER,
+        gpteacher_toolformer,
+        True,
+        "MIT",
+        "GPTeacher tool-use prompts, 1,500 sampled",
+    ),
+    Source(
+        "gpteacher_codegen",
+        GPTEACHER,
+        gpteacher_codegen,
+        True,
+        "MIT",
+        "GPTeacher code-generation requests, 1,500 sampled",
+    ),
 )
 
 
@@ -391,7 +437,7 @@ def card_table(rows: list[dict]) -> str:
     ]
     for src in SOURCES:
         lines.append(
-            f"| {src.name} | {src.repo.name} | `{src.repo.commit[:12]}` | {src.licence} | "
+            f"| {src.name} | {src.repo.name} | `{src.repo.commit}` | {src.licence} | "
             f"{counts[src.name, 1]} | {counts[src.name, 0]} | {'train + eval' if src.train else 'eval only'} |"
         )
     return "\n".join(lines)

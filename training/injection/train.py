@@ -45,10 +45,11 @@ from agentops.guardrails import classifier as clf  # noqa: E402
 TRAIN_WINDOWS = 4
 ALPHA = 1e-4  # L2 penalty of the logistic regression (fitted by averaged SGD)
 EPOCHS = 20
+TARGET_FPR = 0.03  # mean false-positive rate at THRESHOLD on benign sources the model never saw
 BENIGN_FOLDS = (
-    ("p3_prompts",),
-    ("gsm8k", "notinject", "jbb_benign", "chat_bench"),
-    ("wildguard_benign", "self_instruct"),
+    ("p3_prompts", "gpteacher_codegen"),
+    ("gsm8k", "notinject", "jbb_benign", "chat_bench", "gpteacher_toolformer"),
+    ("wildguard_benign", "self_instruct", "gpteacher_roleplay"),
 )
 MIXED = ("deepset", "bipia")
 
@@ -129,8 +130,6 @@ def tpr_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
 def metrics(pos: np.ndarray, neg: np.ndarray) -> dict:
     y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
     return {
-        "n_attack": len(pos),
-        "n_benign": len(neg),
         "auc": float(roc_auc_score(y, np.r_[pos, neg])),
         "tpr_fpr05": tpr_at_fpr(pos, neg, 0.05),
         "tpr_fpr10": tpr_at_fpr(pos, neg, 0.10),
@@ -139,47 +138,99 @@ def metrics(pos: np.ndarray, neg: np.ndarray) -> dict:
     }
 
 
+def _scorers(p: np.ndarray, rules: np.ndarray) -> dict[str, np.ndarray]:
+    """The classifier alone, the rules alone, and both as ``detect_injection`` combines them (max)."""
+    return {"classifier": p, "rules": rules, "both": np.maximum(p, rules)}
+
+
+def _mean(folds: list[dict]) -> dict:
+    return {k: float(np.mean([f[k] for f in folds])) for k in folds[0]}
+
+
+def calibration_offset(benign: dict[str, np.ndarray], target: float) -> float:
+    """Logit offset so that, averaged over benign sources (each weighing the same), a fraction
+    ``target`` of texts the model never saw reaches :data:`THRESHOLD` (bisection on the offset)."""
+    logits = {name: np.log(p / (1 - p)) for name, p in benign.items()}
+    lo, hi = -20.0, 20.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        fpr = np.mean([np.mean(z - mid >= 0) for z in logits.values()])
+        lo, hi = (mid, hi) if fpr > target else (lo, mid)
+    return hi
+
+
+def _shift(p: np.ndarray, offset: float) -> np.ndarray:
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return 1 / (1 + np.exp(-(np.log(p / (1 - p)) - offset)))
+
+
 def crossval(rows: list[dict], x: sparse.csr_matrix, xw: sparse.csr_matrix, first: np.ndarray) -> dict:
+    """Cross-source table: every score comes from a model trained without the scored source.
+
+    The calibration offset (:func:`calibration_offset`) is chosen here, from benign sources scored by
+    models that never saw them, and applied to every model alike; it moves the at-threshold columns
+    only (ROC-AUC and TPR at a fixed FPR do not depend on it).
+    """
+    from agentops.guardrails.injection import rule_score
+
     src = np.array([r["source"] for r in rows])
     y = np.array([r["label"] for r in rows])
     trainable = np.array([r["train"] for r in rows])
-    scores_cache: dict = {}
+    rules = np.array([rule_score(r["text"])[0] for r in rows])
+    cache: dict = {}
 
     def scores(held: tuple[str, ...]) -> np.ndarray:
-        if held not in scores_cache:
+        if held not in cache:
             keep = trainable & ~np.isin(src, held)
             t0 = time.time()
             model = fit(x[keep], y[keep], weights_for(src[keep], y[keep]))
-            scores_cache[held] = runtime_scores(model, xw, first)
-            print(f"  trained without {held}: {time.time() - t0:.0f}s", file=sys.stderr)
-        return scores_cache[held]
+            cache[held] = runtime_scores(model, xw, first)
+            print(f"  trained without {', '.join(held)}: {time.time() - t0:.0f}s", file=sys.stderr)
+        return cache[held]
 
-    out: dict = {"sources": {}, "folds": [list(f) for f in BENIGN_FOLDS]}
-    for name in MIXED:
-        p = scores((name,))
-        m = metrics(p[(src == name) & (y == 1)], p[(src == name) & (y == 0)])
-        out["sources"][name] = {"kind": "attack + benign", **m}
-    attack_only = [s for s in dict.fromkeys(src[y == 1]) if s not in MIXED]
-    benign_fpr: dict = defaultdict(list)
+    attack_only = [str(s) for s in dict.fromkeys(src[y == 1]) if s not in MIXED]
+    unseen_benign: dict = defaultdict(list)
     for name in attack_only:
-        per_fold = []
         for fold in BENIGN_FOLDS:
-            p = scores((name, *fold))
-            neg_mask = np.isin(src, fold)
-            per_fold.append(metrics(p[src == name], p[neg_mask]))
             for b in fold:
-                benign_fpr[b].append(p[src == b])
-        mean = {k: float(np.mean([f[k] for f in per_fold])) for k in per_fold[0] if k != "n_benign"}
-        mean["n_benign"] = sum(f["n_benign"] for f in per_fold)
-        out["sources"][name] = {"kind": "attack", **mean, "per_fold": per_fold}
-    for name, arrays in benign_fpr.items():
-        p = np.concatenate(arrays)
-        out["sources"][name] = {
-            "kind": "benign",
-            "n_benign": int(np.sum(src == name)),
-            "fpr_at_threshold": float(np.mean(p >= clf.THRESHOLD)),
-            "fpr_at_tool_threshold": float(np.mean(p >= clf.TOOL_RESULT_THRESHOLD)),
-        }
+                unseen_benign[b].append(scores((name, *fold))[src == b])
+    for name in MIXED:
+        unseen_benign[name].append(scores((name,))[(src == name) & (y == 0)])
+    offset = calibration_offset({b: np.concatenate(a) for b, a in unseen_benign.items()}, TARGET_FPR)
+
+    def scorers(held: tuple[str, ...]) -> dict[str, np.ndarray]:
+        p = _shift(scores(held), offset)
+        return {"classifier": p, "rules": rules, "both": np.maximum(p, rules)}
+
+    out: dict = {"sources": {}, "folds": [list(f) for f in BENIGN_FOLDS], "offset": offset, "target_fpr": TARGET_FPR}
+    for name in MIXED:
+        pos, neg = (src == name) & (y == 1), (src == name) & (y == 0)
+        entry = {"kind": "attack + benign", "n_attack": int(pos.sum()), "n_benign": int(neg.sum())}
+        entry.update({k: metrics(p[pos], p[neg]) for k, p in scorers((name,)).items()})
+        out["sources"][name] = entry
+    benign: dict = defaultdict(lambda: defaultdict(list))
+    for name in attack_only:
+        folds: dict = defaultdict(list)
+        for fold in BENIGN_FOLDS:
+            neg = np.isin(src, fold)
+            for scorer, p in scorers((name, *fold)).items():
+                folds[scorer].append(metrics(p[src == name], p[neg]))
+                for b in fold:
+                    benign[b][scorer].append(p[src == b])
+        n_benign = int(np.isin(src, sum(BENIGN_FOLDS, ())).sum())
+        entry = {"kind": "attack", "n_attack": int(np.sum(src == name)), "n_benign": n_benign}
+        entry.update({scorer: _mean(f) for scorer, f in folds.items()})
+        entry["classifier_per_fold"] = folds["classifier"]
+        out["sources"][name] = entry
+    for name, by_scorer in benign.items():
+        entry = {"kind": "benign", "n_benign": int(np.sum(src == name))}
+        for scorer, arrays in by_scorer.items():
+            p = np.concatenate(arrays)
+            entry[scorer] = {
+                "fpr_at_threshold": float(np.mean(p >= clf.THRESHOLD)),
+                "fpr_at_tool_threshold": float(np.mean(p >= clf.TOOL_RESULT_THRESHOLD)),
+            }
+        out["sources"][name] = entry
     return out
 
 
@@ -187,13 +238,14 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="dataset written by build_dataset.py")
     ap.add_argument("--out", type=Path, help="write the shipped model here (.npz)")
-    ap.add_argument("--crossval", type=Path, help="write the cross-source table here (.json)")
+    ap.add_argument("--crossval", type=Path, help="cross-source table (.json): written, or read when --skip-crossval")
+    ap.add_argument("--skip-crossval", action="store_true", help="reuse the stored table's calibration offset")
     args = ap.parse_args(argv)
     rows = load(args.data)
     t0 = time.time()
     x = featurize([r["text"] for r in rows])
     print(f"featurized {len(rows)} texts in {time.time() - t0:.0f}s", file=sys.stderr)
-    if args.crossval:
+    if args.crossval and not args.skip_crossval:
         xw, first = featurize_windows([r["text"] for r in rows])
         table = crossval(rows, x, xw, first)
         args.crossval.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
@@ -202,6 +254,9 @@ def main(argv: list[str] | None = None) -> None:
         src = np.array([r["source"] for r in rows])[keep]
         y = np.array([r["label"] for r in rows])[keep]
         model = fit(x[keep], y, weights_for(src, y))
+        offset = json.loads(args.crossval.read_text())["offset"] if args.crossval else 0.0
+        model = clf.LinearModel(model.weights, model.bias - offset, model.meta)
+        model.meta["calibration_offset"] = offset
         model.meta["trained_on"] = dict(sorted(Counter(src).items()))
         model.save(args.out)
         print(f"wrote {args.out} ({args.out.stat().st_size} bytes)", file=sys.stderr)
