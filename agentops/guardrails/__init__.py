@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.guardrails._types import ENTITY_TYPES, Finding, Verdict
+from agentops.guardrails.catalogue import SECRET_FORMATS, SecretFormat, load_secret_formats
 from agentops.guardrails.injection import detect_injection, normalize
 from agentops.guardrails.middleware import Action, GuardrailMiddleware, GuardrailPolicy, GuardrailRecord
 from agentops.guardrails.redaction import VAULT_KEY, Vault, redact, restore_placeholders
@@ -57,6 +58,7 @@ from agentops.listeners import Listener
 
 __all__ = [
     "ENTITY_TYPES",
+    "SECRET_FORMATS",
     "VAULT_KEY",
     "Action",
     "CallableToxicity",
@@ -68,10 +70,12 @@ __all__ = [
     "Listener",
     "PresidioScanner",
     "Scanner",
+    "SecretFormat",
     "ToxicityDetector",
     "Vault",
     "Verdict",
     "detect_injection",
+    "load_secret_formats",
     "normalize",
     "redact",
     "restore_placeholders",

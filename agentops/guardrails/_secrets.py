@@ -1,131 +1,312 @@
-"""Secret detection: provider token formats, keyword assignments, passwords in URLs, bearer tokens."""
+"""Secret detection: the catalogue's token formats, then context rules.
+
+Context rules cover what has no fixed format: keyword assignments (``db_password = "two words!"``,
+``"api_key": …``, ``Password=…;`` in connection strings, passwords named in other languages),
+credentials inside URLs (``postgres://user:pw@host``, ``redis://:pw@host``), command-line flags
+(``--password …``, ``curl -u user:pw``, ``mysql -pSECRET``), ``Authorization: Bearer|Basic|token …``
+headers, prose (``my password is …``) and a high-entropy fallback for quoted strings. Placeholder values
+(``EXAMPLE``, ``xxxx``, ``<your-key>``, ``changeme``) are never reported, whichever rule found them.
+
+Every search is linear in the text: each pattern starts at a literal or a small character set and all
+quantifiers are bounded, so a candidate costs at most a few hundred character steps.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+import zlib
 
 from agentops.guardrails._types import Finding
-from agentops.guardrails._validators import _is_placeholder, _secret_value_ok
+from agentops.guardrails._validators import _entropy, _secret_value_ok
+from agentops.guardrails.catalogue import SECRET_FORMATS, SecretFormat, is_placeholder
 
-_SECRET_TOKENS = re.compile(
-    r"(?P<aws>(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}(?![0-9A-Za-z]))"
-    r"|(?P<github>gh[pousr]_[A-Za-z0-9]{36,255}(?!\w)|github_pat_[A-Za-z0-9_]{60,255})"
-    r"|(?P<slack>xox[abposr]-[A-Za-z0-9-]{10,250}|https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,})"
-    r"|(?P<stripe>[sr]k_(?:live|test)_[A-Za-z0-9]{16,247}(?!\w))"
-    r"|(?P<openai>sk-(?:proj-|svcacct-|admin-|ant-(?:api\d\d-)?)?[A-Za-z0-9_-]{20,}(?![\w-]))"
-    r"|(?P<google>AIza[0-9A-Za-z_-]{35}(?![\w-]))"
-    r"|(?P<jwt>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{10,})"
-    r"|(?P<pem>-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-    r"(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s]*))"
-)
-# Secret-ish key names, searched in the lower-cased text; the assignment itself is checked after.
-_BEARER_VALUE = re.compile(r"\s+([A-Za-z0-9._~+/=-]{16,})")
-_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^\s:/@]+:(?P<value>[^\s/@]{3,})@", re.IGNORECASE)
+# -- catalogue formats --------------------------------------------------------------------------------
 
-_SOFT_KINDS = ("openai", "stripe", "github", "slack")
-
-
-_AWS_PREFIX = re.compile(r"A(?:KI|SI|BI|CC)A[0-9A-Z]")
-# (gate character checked with memchr, literal, offset from the literal back to the token start)
-_SECRET_LITERALS: tuple[tuple[str, str, int], ...] = (
-    ("_", "gh", 0),
-    ("_", "k_live_", 1),
-    ("_", "k_test_", 1),
-    ("-", "sk-", 0),
-    ("-", "xox", 0),
-    ("-", "-----BEGIN ", 0),
-    ("J", "eyJ", 0),
-    ("z", "AIza", 0),
-    ("/", "https://hooks.slack.com", 0),
-)
-# A secret-looking key name just before an assignment operator ("db_password = ", "API_KEY: ").
-_KEY_BEFORE = re.compile(
-    r"(?:pass(?:word|wd|phrase)?|pwd|secret|api_?key|apikey|key|token|credentials?)[\w.-]{0,30}?[\"']?\s*$"
-)
-_KEY_HINTS = ("pass", "pwd", "secret", "key", "token", "credential")
-_VALUE_AFTER = re.compile(r"=?>?\s*(?:(?:bearer|token|basic)\s+)?([\"']?)([^\s\"'`,;]{6,200})\1", re.I)
-_IS_VALUE = re.compile(r"pass(?:word|wd|phrase)? is ([\"']?)([^\s\"'`,;]{6,200})\1")
+_PREFIXED: dict[str, list[SecretFormat]] = {}
+_PATTERNED: list[SecretFormat] = []
+for _fmt in SECRET_FORMATS:
+    if _fmt.block:
+        continue
+    if _fmt.prefixes:
+        for _p in _fmt.prefixes:
+            _PREFIXED.setdefault(_p, []).append(_fmt)
+    else:
+        _PATTERNED.append(_fmt)
+# One search for every prefix (longest first), then each candidate is matched by the formats sharing it.
+_PREFIX_RX = re.compile("|".join(re.escape(p) for p in sorted(_PREFIXED, key=len, reverse=True)))
+_PREFIX_CHARS = frozenset(p[0] for p in _PREFIXED)
+# For each prefix, the prefixes that also match where it matches ("sk-" under "sk-proj-").
+_SHARED_PREFIXES = {p: [q for q in _PREFIXED if p.startswith(q)] for p in _PREFIXED}
+_PEM = next(f for f in SECRET_FORMATS if f.block == "pem")
+_PEM_BODY = re.compile(r"[A-Za-z0-9+/=\s]{0,16384}")
+_PEM_LIMIT = 16384
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def _secret_token_at(text: str, start: int, seen: set[int], out: list[Finding]) -> None:
-    if start < 0 or start in seen:
-        return
-    if start and (text[start - 1].isalnum() or text[start - 1] == "_"):
-        return
-    m = _SECRET_TOKENS.match(text, start)
-    if m is None:
-        return
-    kind = m.lastgroup
-    if kind in _SOFT_KINDS:
-        body = m.group()
-        body = body.rsplit("_", 1)[-1] if kind in ("stripe", "github") else body
-        if not _secret_value_ok(body, strict=False):
-            return
-    seen.add(start)
-    out.append(Finding("SECRET", start, m.end(), 0.99 if kind in ("pem", "aws", "github") else 0.95))
+def _github_crc_ok(body: str) -> bool:
+    """GitHub's token checksum: the last 6 characters are base62(CRC32(the first 30))."""
+    n = zlib.crc32(body[:30].encode())
+    out = ""
+    while n:
+        n, r = divmod(n, 62)
+        out = _B62[r] + out
+    return out.rjust(6, "0") == body[30:]
 
 
-def _assigned_secret(text: str, low: str, op: int, out: list[Finding]) -> None:
-    """Check the assignment at operator position ``op`` (``=`` or ``:``) for a secret value."""
-    j = op
-    while j > 0 and low[j - 1] in " \t\"'":
-        j -= 1
-    lo = max(0, op - 48, low.rfind(" ", 0, j) + 1)
-    token = low[lo:j]
-    if not token or not any(key in token for key in _KEY_HINTS):
-        return
-    k = _KEY_BEFORE.search(low, lo, op)
-    if k is None:
-        return
-    t = _VALUE_AFTER.match(text, op + 1)
-    if t is None:
-        return
-    key = k.group()
-    strict = not (key.startswith("pass") or key.startswith("pwd"))
-    if _secret_value_ok(t.group(2), strict=strict):
-        out.append(Finding("SECRET", t.start(2), t.end(2), 0.85))
+def _format_score(fmt: SecretFormat, m: re.Match[str]) -> float | None:
+    """Score of a format match, or None when the match is a placeholder or fails the format's checks."""
+    value = m.group()
+    if is_placeholder(value):
+        return None
+    body = m.group("body") if "body" in fmt.regex.groupindex else value
+    if fmt.soft and not _secret_value_ok(body, strict=False):
+        return None
+    if fmt.public:
+        return 0.6
+    if fmt.checksum == "github-crc32":
+        return 0.99 if _github_crc_ok(body) else 0.95
+    return 0.95
 
 
-def _scan_secrets(text: str, out: list[Finding]) -> None:
-    seen: set[int] = set()
-    for gate, literal, back in _SECRET_LITERALS:
-        if gate not in text:
+def _scan_prefixed(text: str, out: list[Finding]) -> None:
+    covered = -1
+    for cand in _PREFIX_RX.finditer(text):
+        pos = cand.start()
+        if pos < covered:
             continue
-        idx = text.find(literal)
-        while idx != -1:
-            _secret_token_at(text, idx - back, seen, out)
-            idx = text.find(literal, idx + 1)
-    if "A" in text:
-        for m in _AWS_PREFIX.finditer(text):
-            _secret_token_at(text, m.start(), seen, out)
-    low = None
-    for op_char in "=:":
-        op = text.find(op_char)
-        while op != -1:
-            if low is None:
-                low = text.lower()
-                if len(low) != len(text):  # a few Unicode characters change length when lower-cased
-                    low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
-            if op_char == ":" and text.startswith("//", op + 1):
-                if "@" in text:
-                    u = _URL_PASSWORD.match(text, max(0, text.rfind(" ", 0, op) + 1))
-                    if u and not _is_placeholder(u.group("value")):
-                        out.append(Finding("SECRET", u.start("value"), u.end("value"), 0.9))
+        best: tuple[int, float] | None = None
+        for prefix in _SHARED_PREFIXES[cand.group()]:
+            for fmt in _PREFIXED[prefix]:
+                m = fmt.regex.match(text, pos)
+                if m is None:
+                    continue
+                score = _format_score(fmt, m)
+                if score is not None and (best is None or m.end() > best[0]):
+                    best = (m.end(), score)
+        if best is not None:
+            out.append(Finding("SECRET", pos, best[0], best[1]))
+            covered = best[0]
+
+
+def _scan_patterned(text: str, out: list[Finding]) -> None:
+    for fmt in _PATTERNED:
+        if not any(lit in text for lit in fmt.literals):
+            continue
+        for m in fmt.regex.finditer(text):
+            if is_placeholder(m.group()):
+                continue
+            if "secret" in fmt.regex.groupindex:
+                out.append(Finding("SECRET", m.start("secret"), m.end("secret"), 0.95))
             else:
-                _assigned_secret(text, low, op, out)
-            op = text.find(op_char, op + 1)
-    if "ass" in text or "ASS" in text:
-        low = low if low is not None else text.lower()
-        if len(low) == len(text):
-            for m in _IS_VALUE.finditer(low):
-                value = text[m.start(2) : m.end(2)]
-                if _secret_value_ok(value, strict=False):
-                    out.append(Finding("SECRET", m.start(2), m.end(2), 0.85))
-    if "earer " in text or "EARER " in text:
-        low = low if low is not None else text.lower()
-        idx = low.find("bearer ")
-        while idx != -1:
-            m = _BEARER_VALUE.match(text, idx + 6)
-            if m and _secret_value_ok(m.group(1), strict=True):
-                out.append(Finding("SECRET", m.start(1), m.end(1), 0.9))
-            idx = low.find("bearer ", idx + 7)
+                out.append(Finding("SECRET", m.start(), m.end(), 0.6 if fmt.public else 0.9))
+
+
+def _scan_pem(text: str, out: list[Finding]) -> None:
+    """Private-key blocks up to their END line (or the end of the base64 body); linear in the text."""
+    pos = 0
+    while True:
+        i = text.find("-----BEGIN ", pos)
+        if i == -1:
+            return
+        head = _PEM.regex.match(text, i)
+        if head is None:
+            pos = i + 11
+            continue
+        end_marker = text.find("-----END ", head.end(), head.end() + _PEM_LIMIT)
+        if end_marker != -1:
+            close = text.find("-----", end_marker + 9, end_marker + 80)
+            end = close + 5 if close != -1 else end_marker + 9
+        else:
+            end = _PEM_BODY.match(text, head.end()).end()
+            while end > head.end() and text[end - 1].isspace():
+                end -= 1
+        out.append(Finding("SECRET", i, end, 0.99))
+        pos = max(end, i + 11)
+
+
+# -- context rules -------------------------------------------------------------------------------------
+
+# Key names that say "the value is a secret" (searched in the lower-cased text), other languages included.
+_PASSWORD_WORDS = (
+    r"pass(?:word|wd|phrase)?|pwd|passwort|kennwort|contrase(?:ñ|n)a|mot de passe|senha|wachtwoord|"
+    r"пароль|密码|密碼|パスワード|비밀번호|has(?:ł|l)o|salasana|jelsz(?:ó|o)|parola|lozinka|heslo|"
+    r"adgangskode|l(?:ö|o)senord|passord|şifre|sifre|mật khẩu|κωδικός"
+)
+_SECRET_WORDS = (
+    r"secret|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth[_-]?key|client[_-]?key|signing[_-]?key|"
+    r"encryption[_-]?key|master[_-]?key|account[_-]?key|credentials?|token|auth"
+)
+_KEY_HIT = re.compile(rf"(?:{_PASSWORD_WORDS})|(?:{_SECRET_WORDS})")
+_PASSWORD_KEY = re.compile(rf"(?:{_PASSWORD_WORDS})")
+# What follows a key name when it is assigned: optional quote, spaces, an operator, spaces, the value.
+_ASSIGN = re.compile(
+    r"[\w.-]{0,40}?[\"'`\]]?[ \t]{0,8}(?P<op>:=|===|!==|==|!=|=>|->|\?=|=|:)[ \t]{0,8}"
+    r"(?:(?:bearer|basic|token)[ \t]{1,4})?"
+    r"(?:(?P<q>[\"'`])(?P<quoted>[^\"'`\n]{1,200})(?P=q)|(?P<bare>[^\s\"'`,;)}\]]{1,200}))",
+    re.IGNORECASE,
+)
+# Names that contain a key word but hold settings, not secrets (max_tokens, token_url, password_policy).
+_NOT_SECRET_NAME = re.compile(
+    r"(?:^|[_.-])(?:max|min|num|count|len|length|size|limit|type|types|url|uri|endpoint|path|file|name|env|var|"
+    r"field|header|prefix|suffix|expiry|expires|ttl|timeout|policy|hint|reset|regex|pattern|label|id|ids|"
+    r"usage|budget|estimate|counter|format|kind|mode|length|rules|strength|validator|reset)(?:$|[_.-])"
+    r"|tokeniz|tokens$|keyboard|keystroke|monkey|turkey|hockey|donkey|passenger|passage|passport|bypass|"
+    r"compass|passive|tokenomics"
+)
+# Code, not a credential: an identifier (digits at most at its end), an attribute chain, a call, a number.
+_CODE_VALUE = re.compile(
+    r"[A-Za-z_]{1,80}[0-9]{0,2}(?:\.[A-Za-z_]\w{0,80}){0,8}(?:\(.{0,200})?|[0-9]{1,5}|[0-9.]{1,12}"
+)
+_NEEDS_ALNUM = re.compile(r"[^\W_]")
+
+
+def _key_name(low: str, start: int, end: int) -> str:
+    """The whole identifier around a key-word hit (``db_password_prod``), bounded to 40 characters."""
+    s = start
+    while s > 0 and start - s < 40 and (low[s - 1].isalnum() or low[s - 1] in "_.-"):
+        s -= 1
+    e = end
+    while e < len(low) and e - end < 40 and (low[e].isalnum() or low[e] in "_-"):
+        e += 1
+    return low[s:e].strip("_.-")
+
+
+def _value_is_secret(value: str, quoted: bool, password: bool) -> bool:
+    value = value.strip()
+    if not value or is_placeholder(value) or not _NEEDS_ALNUM.search(value):
+        return False
+    if not quoted and ("://" in value or value[0] in "$%{<"):
+        return False  # a URL (its credentials are checked on their own) or a variable reference
+    if not quoted and _CODE_VALUE.fullmatch(value) and not (password and any(c.isdigit() for c in value)):
+        return False  # an identifier, a call, a small number: code, not a credential
+    if password:
+        return len(value) >= 6 if not quoted else len(value) >= 4
+    if quoted and (" " in value or not value.isalnum()):
+        return len(value) >= 8
+    return _secret_value_ok(value, strict=len(value) < 16 or value.isalnum())
+
+
+def _scan_assignments(text: str, low: str, out: list[Finding]) -> None:
+    last = -1
+    for hit in _KEY_HIT.finditer(low):
+        if hit.start() < last:
+            continue
+        name = _key_name(low, hit.start(), hit.end())
+        if _NOT_SECRET_NAME.search(name):
+            continue
+        m = _ASSIGN.match(text, hit.end())
+        if m is None:
+            continue
+        quoted = m.group("quoted") is not None
+        group = "quoted" if quoted else "bare"
+        password = _PASSWORD_KEY.search(name) is not None
+        if _value_is_secret(m.group(group), quoted, password):
+            out.append(Finding("SECRET", m.start(group), m.end(group), 0.85))
+            last = m.end()
+
+
+_URL_CRED = re.compile(r"[^\s:/@\"'<>(){}\[\],;]{0,64}:(?P<pw>[^\s/@\"'<>(){}\[\]]{1,128})@[A-Za-z0-9\[]")
+_CLI_FLAG = re.compile(
+    r"(?<![\w-])--?(?:[a-z0-9]{1,20}-){0,3}(?:password|passwd|pass|pwd|token|secret|api-?key|access-key|"
+    r"secret-key|auth-token|credentials?)(?:=|[ \t]{1,4})(?P<q>[\"']?)(?P<v>[^\s\"']{4,200})(?P=q)"
+)
+_CLI_USER = re.compile(r"(?<!\S)(?:-u|--user)[ \t]{1,4}[\"']?[^\s:\"']{1,64}:(?P<v>[^\s\"']{1,128})")
+_MYSQL_P = re.compile(r"(?<!\S)-p(?P<v>[^\s\"'-][^\s\"']{3,127})")
+_AUTH = re.compile(
+    r"(?:(?:authorization|proxy-authorization)[\"']?[ \t]{0,4}[:=][ \t]{0,4}[\"']?(?P<scheme>bearer|basic|token|"
+    r"apikey|digest)|\bbearer)[ \t]{1,4}(?P<v>[A-Za-z0-9._~+/=-]{8,4096})",
+)
+_PROSE = re.compile(
+    rf"\b(?P<key>{_PASSWORD_WORDS}|pin|secret(?: access)? key|api key|access token|auth token|secret|token)"
+    r"[ \t]{1,3}(?:is|was|=|:|ist|est|es|é|è|är|er|jest|on)[ \t]{1,3}[\"'“]?(?P<v>[^\s\"'”]{4,200})"
+)
+_QUOTED = re.compile(r"([\"'])(?P<v>[A-Za-z0-9+/=_.~-]{20,200})\1")
+_HEXISH = frozenset("0123456789abcdefABCDEF-")
+
+
+_USER_PASS_AT = re.compile(r"(?<![\w.:/%+-])[A-Za-z0-9._-]{1,64}:(?P<pw>[^\s:/@\"'<>]{4,128})@[A-Za-z0-9]")
+
+
+def _scan_url_credentials(text: str, out: list[Finding]) -> None:
+    for m in _USER_PASS_AT.finditer(text):  # user:password@host without a scheme
+        if _value_is_secret(m.group("pw"), quoted=True, password=True):
+            out.append(Finding("SECRET", m.start("pw"), m.end("pw"), 0.85))
+    if "://" not in text:
+        return
+    i = text.find("://")
+    while i != -1:
+        m = _URL_CRED.match(text, i + 3)
+        if m and not is_placeholder(m.group("pw")) and not m.group("pw").isdigit():
+            out.append(Finding("SECRET", m.start("pw"), m.end("pw"), 0.9))
+        i = text.find("://", i + 3)
+
+
+def _scan_flags_and_headers(text: str, low: str, out: list[Finding]) -> None:
+    if "-" in text:
+        for rx in (_CLI_FLAG, _CLI_USER):
+            for m in rx.finditer(low):
+                v = text[m.start("v") : m.end("v")]
+                if not is_placeholder(v) and not v.startswith(("$", "%")):
+                    out.append(Finding("SECRET", m.start("v"), m.end("v"), 0.85))
+        if "mysql" in low or "mariadb" in low:
+            for m in _MYSQL_P.finditer(text):
+                if not is_placeholder(m.group("v")):
+                    out.append(Finding("SECRET", m.start("v"), m.end("v"), 0.8))
+    if "bearer" in low or "authorization" in low:
+        for m in _AUTH.finditer(low):
+            v = text[m.start("v") : m.end("v")]
+            scheme = m.group("scheme")
+            ok = _basic_ok(v) if scheme == "basic" else _secret_value_ok(v, strict=scheme != "token")
+            if ok and not is_placeholder(v):
+                out.append(Finding("SECRET", m.start("v"), m.end("v"), 0.9))
+
+
+def _basic_ok(value: str) -> bool:
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return False
+    return ":" in decoded and not is_placeholder(decoded)
+
+
+def _scan_prose(text: str, low: str, out: list[Finding]) -> None:
+    for m in _PROSE.finditer(low):
+        v = text[m.start("v") : m.end("v")].rstrip(".,;:!?)")
+        password = _PASSWORD_KEY.fullmatch(m.group("key")) is not None or m.group("key") == "pin"
+        if _value_is_secret(v, quoted=False, password=password) and (password or len(v) >= 12):
+            out.append(Finding("SECRET", m.start("v"), m.start("v") + len(v), 0.8))
+
+
+def _scan_quoted_entropy(text: str, out: list[Finding]) -> None:
+    """Quoted random-looking strings: three character classes and high entropy; never hashes or paths."""
+    for m in _QUOTED.finditer(text):
+        v = m.group("v")
+        if set(v) <= _HEXISH or v.count(".") > 1 or is_placeholder(v):
+            continue
+        if not (any(c.isupper() for c in v) and any(c.islower() for c in v) and any(c.isdigit() for c in v)):
+            continue
+        if _entropy(v) >= 4.2:
+            out.append(Finding("SECRET", m.start("v"), m.end("v"), 0.6))
+
+
+def scan_secrets(text: str, out: list[Finding]) -> None:
+    """Append every secret found in ``text`` (overlaps are settled by the caller)."""
+    if _PREFIX_CHARS.intersection(text):
+        _scan_prefixed(text, out)
+    _scan_patterned(text, out)
+    if "-----BEGIN " in text:
+        _scan_pem(text, out)
+    if ":" in text and "@" in text:
+        _scan_url_credentials(text, out)
+    low = text.lower()
+    if len(low) != len(text):  # a few characters change length when lower-cased; keep offsets aligned
+        low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+    if "=" in text or ":" in text:
+        _scan_assignments(text, low, out)
+    _scan_flags_and_headers(text, low, out)
+    if " is " in low or " ist " in low or " est " in low or ": " in low:
+        _scan_prose(text, low, out)
+    if '"' in text or "'" in text:
+        _scan_quoted_entropy(text, out)

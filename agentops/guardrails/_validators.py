@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import re
 
+from agentops.guardrails.catalogue import is_placeholder
+
 _DOUBLED = str.maketrans("0123456789", "0246813579")  # each digit doubled, digits of the product summed
 
 
@@ -14,26 +16,37 @@ def _luhn_ok(digits: str) -> bool:
     return (sum(map(int, digits[-1::-2])) + sum(map(int, digits[-2::-2].translate(_DOUBLED)))) % 10 == 0
 
 
-# Issuer prefixes (IIN ranges) and lengths of the networks in wide use.
+# Issuer prefixes (IIN ranges) and card lengths of the networks in wide use (ISO/IEC 7812 registrations
+# as the networks publish them).
 def _card_network_ok(d: str) -> bool:
     n = len(d)
+    two, three, four, six = int(d[:2]), int(d[:3]), int(d[:4]), int(d[:6])
     if d[0] == "4":
         return n in (13, 16, 19)  # Visa
-    two, four = int(d[:2]), int(d[:4])
+    if d[0] == "1":
+        return n == 15  # UATP
     if 51 <= two <= 55 or 2221 <= four <= 2720:
         return n == 16  # Mastercard
     if two in (34, 37):
         return n == 15  # American Express
-    if d.startswith("6011") or two == 65 or 644 <= int(d[:3]) <= 649 or 622126 <= int(d[:6]) <= 622925:
+    if four == 6011 or two == 65 or 644 <= three <= 649 or 622126 <= six <= 622925:
         return 16 <= n <= 19  # Discover
     if 3528 <= four <= 3589:
         return 16 <= n <= 19  # JCB
-    if two in (36, 38, 39) or 300 <= int(d[:3]) <= 305:
+    if four in (2131, 1800):
+        return n == 15  # JCB (older 15-digit numbers)
+    if two in (36, 38, 39) or 300 <= three <= 305 or three == 309:
         return 14 <= n <= 19  # Diners Club
-    if two == 62:
+    if two in (62, 81):
         return 16 <= n <= 19  # UnionPay
-    if d[:4] in ("5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762", "6763"):
+    if 2200 <= four <= 2204:
+        return 16 <= n <= 19  # Mir
+    if d[:4] in ("5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762", "6763", "0604", "6390") or (
+        56 <= two <= 58
+    ):
         return 12 <= n <= 19  # Maestro
+    if 60 <= two <= 69 or d[:4] in ("5019", "4571"):
+        return 16 <= n <= 19  # RuPay, Dankort, Troy and other domestic networks
     return False
 
 
@@ -79,25 +92,12 @@ def _entropy(s: str) -> float:
     return math.log2(n) - sum(c * math.log2(c) for c in map(s.count, set(s))) / n
 
 
-_PLACEHOLDER_PARTS = (
-    "your", "example", "placeholder", "changeme", "change_me", "dummy", "redacted", "sample", "insert",
-    "replace", "todo", "xxx", "***", "<", ">", "${", "{{", "%(", "...", "env[", "getenv", "environ",
-    "process.env", "secret_here", "key_here", "token_here",
-)  # fmt: skip
-_PLACEHOLDER_EXACT = frozenset({"none", "null", "true", "false", "password", "secret", "token", "undefined"})
-
-
-def _is_placeholder(value: str) -> bool:
-    low = value.lower()
-    return low in _PLACEHOLDER_EXACT or any(p in low for p in _PLACEHOLDER_PARTS)
-
-
 _HAS_DIGIT = re.compile(r"[0-9]")
 
 
 def _secret_value_ok(value: str, strict: bool) -> bool:
     """A real-looking secret value: not a placeholder, enough distinct characters and entropy."""
-    if len(set(value)) < 6 or _is_placeholder(value):
+    if len(set(value)) < 6 or is_placeholder(value):
         return False
     classes = (
         (value.upper() != value)
