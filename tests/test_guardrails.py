@@ -39,6 +39,7 @@ from agentops.guardrails import (
     scan,
     score_scanner,
 )
+from agentops.guardrails.injection import rule_score
 from agentops.models import OfflineModel, rule, tool_rule
 
 DATA = Path(__file__).parent / "data"
@@ -318,7 +319,8 @@ def test_injection_threshold_and_errors() -> None:
     v = detect_injection(text)
     assert 0 < v.score < 0.9
     assert detect_injection(text, threshold=0.99).flagged is False
-    assert detect_injection("hello").score == 0.0
+    assert rule_score("hello")[0] == 0.0
+    assert not detect_injection("hello").flagged  # the classifier's probability keeps the score continuous
     with pytest.raises(ConfigError):
         detect_injection("x", threshold=0)
     with pytest.raises(ConfigError):

@@ -66,7 +66,7 @@ TAIL_CHARS = 8_192
 WEIGHTS_FILE = "injection_classifier.npz"
 
 BITS = 18
-CHAR_NS = (1, 2, 3, 4, 5)
+CHAR_NS = (4, 5)  # measured across sources: adding 1- and 2-grams hurt, 3-grams added nothing
 _P = 0x100000001B3  # odd, hence invertible mod 2**64
 _PINV = pow(_P, -1, 1 << 64)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: keep the high bits of h * 2**64/phi
@@ -114,14 +114,14 @@ def _prefix(codes: np.ndarray) -> np.ndarray:
 
 
 def ngram_buckets(text: str, bits: int = BITS) -> np.ndarray:
-    """Hash buckets of every character 1–5-gram of ``text`` and every word 1–2-gram of its words.
+    """Hash buckets of every character 4- and 5-gram of ``text`` and every word 1–2-gram of its words.
 
     The hash of code points ``[lo, hi)`` is ``P**(hi-1) * (S[hi] - S[lo])`` mod 2**64 (prefix sums
     ``S``), so all n-grams of one length are hashed by a few array operations. The last n-grams run
     into padding, which marks the end of the text. ``text`` is at most :data:`WINDOW` characters.
 
     Example:
-        >>> (ngram_buckets("ab ab")[:2] == ngram_buckets("ab")[:2]).all()
+        >>> bool(ngram_buckets("abcd abcd")[5] == ngram_buckets("abcd")[0])  # "abcd" at 5 and at 0
         True
     """
     if len(text) > WINDOW:
@@ -158,7 +158,8 @@ def windows(folded: str) -> list[str]:
 
 @dataclass(frozen=True)
 class LinearModel:
-    """Weights of a logistic regression over hashed n-gram counts scaled by 1/sqrt(n-gram count)."""
+    """Weights of a logistic regression over the set of hashed n-grams present in a window, scaled by
+    1/sqrt(set size) (the L2-normalised binary vector: repeating text does not raise its score)."""
 
     weights: np.ndarray  # float32, 2**bits
     bias: float
@@ -166,7 +167,7 @@ class LinearModel:
 
     def logit(self, window: str) -> float:
         """Logit of one folded window (at most :data:`WINDOW` characters)."""
-        idx = ngram_buckets(window, int(np.log2(len(self.weights))))
+        idx = np.unique(ngram_buckets(window, int(np.log2(len(self.weights)))))
         if len(idx) == 0:
             return self.bias
         return float(self.weights[idx].sum(dtype=np.float64)) / float(np.sqrt(len(idx))) + self.bias

@@ -7,8 +7,8 @@ Usage (needs the ``train`` extra: scikit-learn)::
         --out agentops/data/injection_classifier.npz --crossval training/injection/crossval.json
 
 Features and scoring are the package's own (:mod:`agentops.guardrails.classifier`), so the model is
-trained on exactly what it sees at run time. One row per text: the n-grams of its windows (the first
-:data:`TRAIN_WINDOWS`), each scaled by 1/sqrt(count). Sample weights give every source the same total
+trained on exactly what it sees at run time. One row per text: the n-grams present in its windows (the
+first :data:`TRAIN_WINDOWS`), scaled by 1/sqrt(number present). Sample weights give every source the same total
 weight within its class, so a big source does not drown a small one.
 
 Cross-source evaluation (``--crossval``): no number comes from a source the model was trained on.
@@ -21,6 +21,10 @@ Cross-source evaluation (``--crossval``): no number comes from a source the mode
   that did not see it.
 
 Evaluation-only sources (licence unclear) are never trained on, not even for the shipped model.
+
+Calibration: the shipped model's bias is shifted by the offset that makes ``THRESHOLD`` flag on average
+:data:`TARGET_FPR` of the benign sources' texts, as scored by the cross-validation models that never saw
+them (``--skip-crossval`` reuses the offset stored in ``--crossval``).
 """
 
 from __future__ import annotations
@@ -60,10 +64,11 @@ def load(path: Path) -> list[dict]:
 
 
 def featurize(texts: list[str], bits: int = clf.BITS) -> sparse.csr_matrix:
-    """One row per text: bucket counts of its first windows, scaled by 1/sqrt(total count)."""
+    """One row per text: the buckets present in its first windows, scaled by 1/sqrt(number present)."""
     indptr, indices, data = [0], [], []
     for text in texts:
-        idx = np.concatenate([clf.ngram_buckets(w, bits) for w in clf.windows(clf.fold(text))[:TRAIN_WINDOWS]])
+        wins = clf.windows(clf.fold(text))[:TRAIN_WINDOWS]
+        idx = np.unique(np.concatenate([clf.ngram_buckets(w, bits) for w in wins]))
         indices.append(idx.astype(np.int64))
         data.append(np.full(len(idx), 1.0 / np.sqrt(max(len(idx), 1)), dtype=np.float32))
         indptr.append(indptr[-1] + len(idx))
@@ -83,7 +88,7 @@ def featurize_windows(texts: list[str], bits: int = clf.BITS) -> tuple[sparse.cs
         wins.extend(clf.windows(clf.fold(text)))
     indptr, indices, data = [0], [], []
     for w in wins:
-        idx = clf.ngram_buckets(w, bits)
+        idx = np.unique(clf.ngram_buckets(w, bits))
         indices.append(idx.astype(np.int64))
         data.append(np.full(len(idx), 1.0 / np.sqrt(max(len(idx), 1)), dtype=np.float32))
         indptr.append(indptr[-1] + len(idx))
