@@ -5,6 +5,13 @@ did to any number of listeners — plain callables such as ``Telemetry.listener`
 telemetry. Payloads carry names and outcomes only, never raw user content.
 
 A listener that raises is logged and skipped: observing a run must never break it.
+
+>>> seen = []
+>>> notify([lambda kind, payload: seen.append((kind, payload["stage"]))], STAGE,
+...        {"workflow": "review", "stage": "lint", "status": "completed"})
+0
+>>> seen
+[('stage', 'lint')]
 """
 
 from __future__ import annotations

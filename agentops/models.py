@@ -62,7 +62,16 @@ from ag2.events import (
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
-from agentops.errors import AgentOpsError, ConfigError, MissingCredentialsError, MissingDependencyError
+from agentops.errors import (
+    ConfigError,
+    MalformedOutputError,
+    MissingCredentialsError,
+    MissingDependencyError,
+    ProviderError,
+    ProviderTimeout,
+    RateLimitError,
+    ServerError,
+)
 
 __all__ = [
     "BACKENDS",
@@ -104,45 +113,7 @@ def count_tokens(text: str) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
-class ProviderError(AgentOpsError):
-    """An error shaped like an OpenAI-compatible provider's: status code, headers, JSON body."""
-
-    status_code: int | None = None
-    error_type: str = "api_error"
-
-    def __init__(self, message: str, *, request_id: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.request_id = request_id
-        self.retry_after = retry_after
-        self.headers: dict[str, str] = {"x-request-id": request_id}
-        if retry_after is not None:
-            self.headers["retry-after"] = f"{retry_after:g}"
-        self.body = {"error": {"message": message, "type": self.error_type, "code": self.status_code}}
-
-
-class RateLimitError(ProviderError):
-    """HTTP 429 with a ``retry-after`` header (seconds)."""
-
-    status_code = 429
-    error_type = "rate_limit_exceeded"
-
-
-class ServerError(ProviderError):
-    """HTTP 503: the provider is overloaded or down."""
-
-    status_code = 503
-    error_type = "server_error"
-
-
-class ProviderTimeout(ProviderError, TimeoutError):
-    """The request timed out before the provider answered (no status code)."""
-
-    error_type = "timeout"
-
-
-class MalformedOutputError(AgentOpsError):
-    """Raised by callers that require valid structured output and did not get it."""
+# Defined in agentops.errors (one tree); re-exported here where the offline model raises them.
 
 
 # --------------------------------------------------------------------------------------------------

@@ -189,9 +189,12 @@ def price_table(models: tuple[tuple[str, str | None], ...] = COMMON_MODELS) -> A
 def usage_frame(report: Any) -> Any:
     """One row per usage record of an AG2 ``UsageReport`` (``await reply.usage()``), with USD cost.
 
-    Columns: kind, model, provider, input_tokens, output_tokens, total_tokens, cost_usd.
+    Columns: kind, model, provider, input_tokens, output_tokens, total_tokens, cost_usd. A model with
+    no known price keeps its tokens and shows ``cost_usd`` as ``None`` (see :mod:`agentops.usage`).
     """
     import pandas as pd
+
+    from agentops.usage import cost_usd
 
     rows = []
     for rec in getattr(report, "records", ()):
@@ -200,11 +203,11 @@ def usage_frame(report: Any) -> Any:
             {
                 "kind": rec.kind,
                 "model": rec.model,
-                "provider": rec.provider,
+                "provider": str(getattr(rec.provider, "value", rec.provider) or ""),
                 "input_tokens": int(u.prompt_tokens or 0),
                 "output_tokens": int(u.completion_tokens or 0),
                 "total_tokens": int(u.total_tokens or 0),
-                "cost_usd": cost(u, rec.model, rec.provider) if rec.model else 0.0,
+                "cost_usd": cost_usd(u, rec.model, rec.provider),
             }
         )
     columns = ["kind", "model", "provider", "input_tokens", "output_tokens", "total_tokens", "cost_usd"]

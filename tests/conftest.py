@@ -38,3 +38,19 @@ def redis_client(redis_url: str):
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture()
+def simulated_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Use with ``@pytest.mark.looptime``: the event loop's clock is simulated, so sleeps, latencies and
+    timeouts take no wall time and land exactly (``loop.time()`` starts at 0).
+
+    AG2 runs some synchronous hooks in anyio worker threads, which a simulated loop cannot see (it would
+    jump to its next timer while a thread is still working); here they run inline instead.
+    """
+    import anyio.to_thread
+
+    async def run_inline(func, *args, **_):  # type: ignore[no-untyped-def]
+        return func(*args)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", run_inline)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentops.errors import AgentOpsError, ConfigError
+from agentops.errors import ConfigError
 from agentops.escalation import (
     Action,
     ApprovalRequest,
@@ -211,6 +211,12 @@ async def test_abort_handler():
     assert v.action is Action.ABORT and v.escalations[0].severity == "critical"
 
 
+def _broken_approver(request):
+    raise RuntimeError("pager offline")
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
 @pytest.mark.parametrize(
     ("approver", "timeout", "outcome", "action"),
     [
@@ -218,7 +224,8 @@ async def test_abort_handler():
         (ScriptedApprover("yes"), 1.0, "approved", Action.CONTINUE),
         (ScriptedApprover("no"), 1.0, "rejected", Action.STOP),
         (ScriptedApprover(None), 0.05, "approval timed out", Action.STOP),
-        (ScriptedApprover(), 1.0, "approver failed", Action.STOP),
+        (ScriptedApprover(), 1.0, "rejected", Action.STOP),  # past the script: the default, no
+        (_broken_approver, 1.0, "approver failed (RuntimeError: pager offline)", Action.STOP),
         (None, 1.0, "no approver configured", Action.STOP),
     ],
 )
@@ -270,9 +277,7 @@ async def test_log_and_listeners():
     def bad_listener(event, payload):
         raise RuntimeError("observer down")
 
-    engine = EscalationEngine(
-        [low_confidence(0.6)], listeners=[bad_listener, lambda e, p: events.append((e, p))]
-    )
+    engine = EscalationEngine([low_confidence(0.6)], listeners=[bad_listener, lambda e, p: events.append((e, p))])
     v = await engine.check(ctx(confidence=0.2, where="router"))
     assert v.action is Action.STOP
     assert engine.listener_errors == 1
@@ -324,6 +329,8 @@ def test_context_error_rate_and_with():
 # -- approvals through AG2's HITL seam ----------------------------------------------------------------
 
 
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
 async def test_request_approval_statuses():
     req = ApprovalRequest("stage", "wf/deploy", "Deploy?")
     assert (await request_approval(lambda r: True, req)).approved
@@ -346,11 +353,68 @@ async def test_request_approval_statuses():
         await request_approval(lambda r: True, req, timeout_s=0)
 
 
-async def test_scripted_approver_records_and_runs_out():
-    approver = ScriptedApprover(False, default=None)
+async def test_scripted_approver_answers_the_default_after_its_script():
+    approver = ScriptedApprover(True)
     req = ApprovalRequest("stage", "s", "ok?")
-    assert await approver(req) is False
-    with pytest.raises(AgentOpsError, match="no answer left"):
-        await approver(req)
-    assert list(approver.frame()["subject"]) == ["s", "s"]
+    assert [await approver(req) for _ in range(3)] == [True, False, False]  # documented default: no
+    assert approver.defaulted == 2
+    assert list(approver.frame()["subject"]) == ["s", "s", "s"]
     assert await ScriptedApprover(default="yes")(req) == "yes"
+    never = ScriptedApprover(default=None)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(never(req), 0.01)  # None never answers: the caller's timeout decides
+
+
+async def test_scripted_approver_by_subject_does_not_depend_on_how_often_it_is_asked():
+    approver = ScriptedApprover(by_subject={"cost_over": True, "wf/deploy": "no"}, default="yes")
+    cost = ApprovalRequest("escalation", "cost_over", "spend?")
+    deploy = ApprovalRequest("stage", "wf/deploy", "deploy?")
+    other = ApprovalRequest("escalation", "low_confidence", "unsure?")
+    answers = [await approver(r) for r in (cost, cost, deploy, other, cost, deploy)]
+    assert answers == [True, True, "no", "yes", True, "no"]
+    assert approver.defaulted == 1
+    engine = EscalationEngine([cost_over(0.0, once=False)], approver=approver)
+    outcomes = [(await engine.check(ctx(cost_usd=1.0, run_id=str(i)))).action for i in range(3)]
+    assert outcomes == [Action.CONTINUE] * 3
+
+
+async def test_request_approval_passes_the_question_through_agent_hitl():
+    seen = []
+
+    async def approver(request):
+        seen.append(request)
+        return "  Approve "
+
+    req = ApprovalRequest("escalation", "cost_over", "[high] spent? Continue?", {"cost_usd": 1.0})
+    result = await request_approval(approver, req, timeout_s=5)
+    assert result.status == "approved" and result.answer == "Approve"
+    assert seen == [req]
+
+
+@pytest.mark.parametrize("module", ["agentops.escalation", "agentops.graph", "agentops.workflows"])
+def test_every_exception_of_the_chapter_01_packages_is_in_the_one_tree(module):
+    import importlib
+    import inspect
+    import pkgutil
+
+    from agentops.errors import AgentOpsError
+
+    package = importlib.import_module(module)
+    names = [module] + [f"{module}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
+    classes = {
+        obj
+        for name in names
+        for _, obj in inspect.getmembers(importlib.import_module(name), inspect.isclass)
+        if issubclass(obj, BaseException) and obj.__module__.startswith("agentops")
+    }
+    assert classes and all(issubclass(c, AgentOpsError) for c in classes), classes
+
+
+def test_retry_marks_of_the_chapter_01_errors():
+    from agentops.errors import RefusalError, is_retryable
+    from agentops.graph import GraphError, RouteParseError
+    from agentops.workflows import WorkflowError, WorkflowRejected
+
+    assert is_retryable(RouteParseError("no JSON object"))
+    assert not any(is_retryable(e("x")) for e in (GraphError, WorkflowError, EscalationRuleError, WorkflowRejected))
+    assert issubclass(WorkflowRejected, RefusalError) and issubclass(EscalationRuleError, ConfigError)

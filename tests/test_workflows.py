@@ -10,7 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 from ag2.config import LLMClient, ModelConfig
+from ag2.middleware import BaseMiddleware, Middleware
 
+from agentops.config import Spec
+from agentops.errors import ConfigError, GuardrailBlocked, MalformedOutputError, RefusalError
 from agentops.escalation import (
     EscalationEngine,
     EscalationRule,
@@ -21,6 +24,7 @@ from agentops.escalation import (
 )
 from agentops.models import OfflineModel, rule
 from agentops.workflows import (
+    Stage,
     StageFailed,
     WorkflowError,
     WorkflowRejected,
@@ -104,7 +108,7 @@ def _with(**changes):
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        (_with(stages=[{"name": "a"}, {"name": "a"}]), "duplicate stage"),
+        (_with(stages=[{"name": "a"}, {"name": "a"}]), "stage names must be unique; duplicated: 'a'"),
         (_with(stages=[{"name": "a", "depends_on": ["zz"]}], parallel_groups=[]), "unknown stage 'zz'"),
         (_with(stages=[{"name": "a", "depends_on": ["a"]}], parallel_groups=[]), "depends on itself"),
         (
@@ -118,8 +122,9 @@ def _with(**changes):
         (_with(parallel_groups=[["lint", "ghost"]]), "unknown stage 'ghost'"),
         (_with(parallel_groups=[["lint", "tests"], ["tests", "security"]]), "two parallel groups"),
         (_with(parallel_groups=[["lint"]]), "at least two"),
-        (_with(stages=[]), "at least 1"),
-        (_with(stages=[{"name": "a", "timeout_s": 0}]), "timeout_s"),
+        (_with(stages=[]), "at least one stage; add one under stages"),
+        (_with(stages=[{"name": "a", "timeout_s": 0}]), r"stages\.0\.timeout_s: must be > 0 seconds"),
+        (_with(default_max_retries=99), "default_max_retries: must be between 0 and 20"),
         (_with(stages=[{"name": "a", "bogus": 1}]), "bogus"),
         (_with(name="bad name!"), "name"),
     ],
@@ -185,23 +190,63 @@ async def test_same_template_different_models_per_stage():
         run.record("nope")
 
 
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
 async def test_parallel_group_really_overlaps():
-    run = await run_workflow(
-        CODE_REVIEW, "PR", models=echo_model(latency_s=0.15), approver=ScriptedApprover(True)
-    )
-    group = [run.record(n) for n in ("lint", "tests", "security")]
-    assert max(r.start_s for r in group) < min(r.end_s for r in group)  # all three were running at once
-    triage, review = run.record("triage"), run.record("review")
-    assert triage.end_s <= min(r.start_s for r in group)
-    assert review.start_s >= max(r.end_s for r in group)
+    # the event loop's clock is simulated: each call takes exactly 0.3 s of loop time, CPU time none
+    run = await run_workflow(CODE_REVIEW, "PR", models=echo_model(latency_s=0.3), approver=ScriptedApprover(True))
+    spans = {r.stage: (round(r.start_s, 6), round(r.end_s, 6)) for r in run.stages}
+    assert spans == {
+        "triage": (0.0, 0.3),
+        "lint": (0.3, 0.6),
+        "tests": (0.3, 0.6),
+        "security": (0.3, 0.6),
+        "review": (0.6, 0.9),
+        "deploy": (0.9, 1.2),
+    }
+    timing = run.group_timing(["lint", "tests", "security"])
+    assert timing.overlapped and timing.wall_s == pytest.approx(0.3) and timing.sum_s == pytest.approx(0.9)
+    assert "overlapping: True" in str(timing) and "3 of 3 ran" in str(timing)
     assert list(run.frame(timings=True).columns)[-3:] == ["start_s", "end_s", "duration_s"]
 
 
+async def test_parallel_group_stages_are_in_flight_together():
+    """Event ordering, no clock: every stage of the group starts before any of them finishes."""
+    events: list[tuple[str, str]] = []
+    gate = asyncio.Event()
+
+    class Recording(SlowFirst):
+        def create(self) -> LLMClient:
+            inner = self.inner
+
+            class _Client(LLMClient):
+                async def __call__(self, messages, context, **kw):
+                    name = context.prompt[0].split()[0]
+                    events.append(("start", name))
+                    if name in ("Lint", "Run", "Check"):
+                        if sum(e == "start" and n in ("Lint", "Run", "Check") for e, n in events) == 3:
+                            gate.set()
+                        await asyncio.wait_for(gate.wait(), 30)  # a sequential runner would stall here
+                    events.append(("end", name))
+                    return await inner.create()(messages, context, **kw)
+
+            return _Client()
+
+    run = await run_workflow(CODE_REVIEW, "PR", models=Recording(echo_model(), 0, 0), approver=ScriptedApprover(True))
+    assert run.status == "completed"
+    group = [i for i, (_, n) in enumerate(events) if n in ("Lint", "Run", "Check")]
+    assert [events[i][0] for i in group] == ["start"] * 3 + ["end"] * 3
+    assert events[0] == ("start", "Triage") and events[1] == ("end", "Triage")
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
 async def test_timeout_then_retry_succeeds():
-    flaky = SlowFirst(echo_model(), slow=1, delay=1.0)
-    t = {"name": "t", "stages": [{"name": "only", "timeout_s": 0.1, "max_retries": 1}]}
+    flaky = SlowFirst(echo_model(), slow=1, delay=1000.0)
+    t = {"name": "t", "stages": [{"name": "only", "timeout_s": 10, "max_retries": 1}]}
     run = await run_workflow(t, "go", models=flaky)
     assert run.status == "completed" and run.record("only").attempts == 2
+    assert run.record("only").duration_s == pytest.approx(10.0)  # the first attempt's limit, in loop time
 
 
 async def test_stage_that_keeps_failing_fails_the_workflow():
@@ -220,10 +265,48 @@ async def test_stage_that_keeps_failing_fails_the_workflow():
         run.raise_for_status()
 
 
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
 async def test_timeouts_exhaust_retries():
     t = {"name": "t", "stages": [{"name": "slow", "timeout_s": 0.05, "max_retries": 1}]}
     run = await run_workflow(t, "go", models=echo_model(latency_s=1.0))
     assert run.status == "failed" and "TimeoutError: attempt 2 exceeded 0.05 s" in run.reason
+
+
+async def test_a_provider_timeout_is_not_the_stage_time_limit():
+    t = {"name": "t", "stages": [{"name": "s", "max_retries": 2}]}
+    run = await run_workflow(t, "go", models=OfflineModel(seed=0, faults={"timeout": 1.0}))
+    rec = run.record("s")
+    assert rec.attempts == 3 and rec.error.startswith("ProviderTimeout: ")  # retried: is_retryable
+    assert "exceeded" not in rec.error
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [(GuardrailBlocked, 1), (ConfigError, 1), (MalformedOutputError, 3), (RuntimeError, 1)],
+)
+async def test_retries_follow_is_retryable(error, attempts):
+    class Raise(BaseMiddleware):
+        async def on_llm_call(self, call_next, events, context):
+            raise error("nope")
+
+    t = {"name": "t", "stages": [{"name": "s", "max_retries": 2}]}
+    run = await run_workflow(t, "go", models=echo_model(), middleware=[Middleware(Raise)])
+    assert run.status == "failed" and run.record("s").attempts == attempts
+    assert run.record("s").error == f"{error.__name__}: nope"
+
+
+async def test_unpriced_model_keeps_tokens_and_reports_cost_as_unpriced(monkeypatch):
+    from agentops import usage
+
+    monkeypatch.setattr(usage, "_warned", set())
+    t = {"name": "t", "stages": [{"name": "a"}, {"name": "b", "depends_on": ["a"]}]}
+    model = OfflineModel("local-gguf-test", seed=0)
+    with pytest.warns(usage.UnpricedModelWarning):
+        run = await run_workflow(t, "go", models=model)
+    assert run.status == "completed" and run.tokens == int(model.usage.total_tokens) > 0
+    assert run.cost_usd is None and run.unpriced_calls == 2
+    assert run.record("a").cost_usd is None and run.frame()["cost_usd"].isna().all()
 
 
 async def test_empty_output_is_retried_then_fails():
@@ -232,6 +315,8 @@ async def test_empty_output_is_retried_then_fails():
     assert run.status == "failed" and "no text" in run.reason and run.record("s").attempts == 2
 
 
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
 @pytest.mark.parametrize(
     ("answer", "timeout", "approval"),
     [(False, 1.0, "rejected"), ("no", 1.0, "rejected"), (None, 0.05, "timed out")],
@@ -266,9 +351,11 @@ async def test_cost_threshold_asks_before_continuing():
     assert run.status == "completed" and [r.kind for r in approver.asked] == ["escalation", "stage"]
 
 
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
 async def test_escalation_retry_reruns_a_timed_out_stage():
-    flaky = SlowFirst(echo_model(), slow=1, delay=1.0)
-    t = {"name": "t", "stages": [{"name": "s", "timeout_s": 0.05, "max_retries": 0}]}
+    flaky = SlowFirst(echo_model(), slow=1, delay=1000.0)
+    t = {"name": "t", "stages": [{"name": "s", "timeout_s": 5, "max_retries": 0}]}
     engine = EscalationEngine([timed_out(max_retries=1)])
     run = await run_workflow(t, "go", models=flaky, escalation=engine)
     assert run.status == "completed" and run.record("s").attempts == 2
@@ -289,12 +376,8 @@ async def test_escalation_fallback_switches_the_stage_model():
 
 
 async def test_escalation_abort():
-    engine = EscalationEngine(
-        [EscalationRule("kill", lambda c: c.where == "stage:triage", "critical", "abort")]
-    )
-    run = await run_workflow(
-        CODE_REVIEW, "PR", models=echo_model(), approver=ScriptedApprover(True), escalation=engine
-    )
+    engine = EscalationEngine([EscalationRule("kill", lambda c: c.where == "stage:triage", "critical", "abort")])
+    run = await run_workflow(CODE_REVIEW, "PR", models=echo_model(), approver=ScriptedApprover(True), escalation=engine)
     assert run.status == "aborted" and run.record("lint").status == "skipped"
     with pytest.raises(WorkflowRejected, match="aborted"):
         run.raise_for_status()
@@ -336,3 +419,41 @@ async def test_extra_middleware_wraps_every_stage_and_telemetry_sees_them():
     assert sorted(turns["agent"]) == sorted(r.stage for r in run.stages)
     assert turns["cost_usd"].sum() == pytest.approx(run.cost_usd)
     telemetry.shutdown()
+
+
+def test_specs_built_directly_raise_config_error_naming_field_and_fix():
+    assert issubclass(Stage, Spec) and issubclass(WorkflowTemplate, Spec)
+    with pytest.raises(ConfigError, match=r"invalid Stage: timeout_s: must be > 0 seconds .* leave it unset"):
+        Stage(name="a", timeout_s=0)
+    with pytest.raises(ConfigError, match=r"invalid WorkflowTemplate: stages: a workflow needs at least one stage"):
+        WorkflowTemplate(name="t", stages=[])
+    with pytest.raises(ConfigError, match="stage names must be unique"):
+        WorkflowTemplate(name="t", stages=[Stage(name="a"), Stage(name="a")])
+
+
+def test_replace_returns_a_validated_copy_for_slow_models():
+    t = WorkflowTemplate.from_dict(CODE_REVIEW)
+    slow = t.replace(default_timeout_s=300)
+    assert slow.timeout_for(slow.stage_map["lint"]) == 300 and t.default_timeout_s == 60
+    with pytest.raises(WorkflowError, match="default_timeout_s: must be > 0"):
+        t.replace(default_timeout_s=0)
+
+
+async def test_rejection_is_a_refusal_and_skipped_stages_have_no_timing():
+    run = await run_workflow(CODE_REVIEW, "PR", models=echo_model(), approver=ScriptedApprover(False))
+    with pytest.raises(RefusalError):
+        run.raise_for_status()
+    assert run.record("deploy").duration_s is None
+    timing = run.group_timing(["review", "deploy"])
+    assert timing.durations["deploy"] is None and timing.overlapped is False
+    assert timing.wall_s == pytest.approx(run.record("review").duration_s)
+    stopped = await run_workflow(
+        CODE_REVIEW,
+        "PR",
+        models=echo_model(),
+        approver=ScriptedApprover(False),
+        escalation=EscalationEngine([cost_over(0.0)]),
+    )
+    group = stopped.group_timing(["lint", "tests", "security"])
+    assert group.wall_s is None and str(group) == "no stage of the group ran"
+    assert stopped.frame(timings=True)["duration_s"].iloc[1:].isna().all()

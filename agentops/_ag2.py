@@ -1,0 +1,171 @@
+"""Every coupling to AG2 beyond its documented public API, one section per concern.
+
+Each name here relies on something AG2 1.x does but does not promise — a private module, an
+undocumented key, a behaviour — and has a contract test in ``tests/test_ag2_contract.py`` against the
+pinned AG2 version, so an AG2 upgrade that breaks one fails one file with a named test instead of a
+chapter. Each section says why no public alternative exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from ag2.events import ModelResponse, ToolApprovalRequest, ToolCallEvent
+
+# ==================================================================================================
+# Role graphs (agentops.graph): the ag2.network hub's log lines and its packet payload
+# ==================================================================================================
+#
+# No public alternative: the hub reports a turn that failed inside a workflow channel only as a log
+# line (the channel keeps waiting), and a transition target receives the raw envelope, whose packet
+# payload shape is documented in a source comment only.
+
+NETWORK_LOGGER = "ag2.network"
+"""The logger AG2's network hub writes to. A turn that raises inside a workflow channel is reported
+only here (``notify handler raised``, WARNING), and rejected posts likewise; the channel itself keeps
+waiting for the failed speaker."""
+
+_network_sink: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("agentops_network_sink", default=None)
+_capture_lock = threading.Lock()
+_capture_users = 0
+_capture_handler: _NetworkLogRouter | None = None
+
+
+def _handled_elsewhere(record: logging.LogRecord, skip: logging.Handler) -> bool:
+    """True when a handler other than ``skip`` would see ``record`` (the lookup ``Logger.callHandlers``
+    does before falling back to ``logging.lastResort``)."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None:
+        if any(h is not skip and record.levelno >= h.level for h in logger.handlers):
+            return True
+        if not logger.propagate:
+            return False
+        logger = logger.parent  # type: ignore[assignment]
+    return False
+
+
+class _NetworkLogRouter(logging.Handler):
+    """Appends a network record to the sink of the run whose task emitted it.
+
+    Records from outside any capture go where they would have gone without this handler (the
+    process's ``logging.lastResort`` when nothing else handles them), so installing it changes
+    nothing for other code. Records inside a capture still reach handlers the user configured.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = _network_sink.get()
+        if sink is not None:
+            sink.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+            return
+        last = logging.lastResort
+        if last is not None and record.levelno >= last.level and not _handled_elsewhere(record, self):
+            last.handle(record)
+
+
+@contextlib.contextmanager
+def network_log_capture(sink: list[str] | None = None) -> Iterator[list[str]]:
+    """Collect the ``ag2.network`` WARNING lines of the tasks started inside this block into ``sink``.
+
+    Nothing about the logger is changed (level, propagation and handlers stay as configured): a
+    handler is added while at least one capture is active and routes each record by the asyncio
+    context it was emitted from, so concurrent runs keep their own lines, and records emitted outside
+    every capture are handled exactly as before. Without logging configured, captured lines no longer
+    reach stderr (which would break notebook output); with logging configured they also reach your
+    handlers. Re-entrant and safe for concurrent runs.
+    """
+    global _capture_users, _capture_handler
+    sink = [] if sink is None else sink
+    token = _network_sink.set(sink)
+    with _capture_lock:
+        if _capture_users == 0:
+            _capture_handler = _NetworkLogRouter()
+            logging.getLogger(NETWORK_LOGGER).addHandler(_capture_handler)
+        _capture_users += 1
+    try:
+        yield sink
+    finally:
+        _network_sink.reset(token)
+        with _capture_lock:
+            _capture_users -= 1
+            if _capture_users == 0 and _capture_handler is not None:
+                logging.getLogger(NETWORK_LOGGER).removeHandler(_capture_handler)
+                _capture_handler = None
+
+
+def packet_body(envelope: Any) -> str:
+    """The text of a workflow packet (``ag2.packet`` envelope): ``event_data["body"]``.
+
+    AG2 documents the payload shape in a comment of ``ag2/network/envelope.py`` only; a transition
+    target receives the envelope and has no other way to read what the speaker said.
+    """
+    data = getattr(envelope, "event_data", None)
+    body = data.get("body", "") if isinstance(data, dict) else ""
+    return body if isinstance(body, str) else ""
+
+
+# ==================================================================================================
+# Evals (agentops.evals): grading without writing the run JSON
+# ==================================================================================================
+#
+# No public alternative: ``evaluate_traces`` documents ``store_dir`` as the directory it always writes
+# ``<run_id>.json`` to; a scratch directory works but serialises every case's events and feedback on
+# each run — about half the runner's CPU time on a 1,000-case suite.
+
+
+async def grade_traces_in_memory(source: Any, **options: Any) -> Any:
+    """``ag2.eval.evaluate_traces`` without writing the run JSON to disk.
+
+    Its grading core skips the write when ``store_dir`` is falsy (``if store_dir:`` in
+    ``ag2/eval/runtime/evaluate.py``), which is how ``run_agent(store_dir=None)`` runs in memory. The
+    caller saves the run itself (``RunResult.save(path)``) when it wants a file.
+    """
+    from ag2.eval import evaluate_traces
+
+    return await evaluate_traces(source, store_dir="", **options)
+
+
+# ==================================================================================================
+# Tool approvals (agentops.tools.Approver)
+# ==================================================================================================
+#
+# No public alternative: a ToolApprovalRequest carries one structured field about its call,
+# ``tool_call_id``; the tool's name and arguments are only in the prose of ``content``. We do not parse
+# the prose (a crafted argument could make it read like another call): the model's
+# ToolCallEvent is already in the stream's history (published before any tool runs) and is found by
+# that id. Relied on: (1) ``ToolApprovalRequest.tool_call_id`` equals ``ToolCallEvent.id``; (2) the
+# ToolCallEvent (or the ModelResponse carrying it) is in ``context.stream.history`` when the hook runs.
+
+
+async def approval_call(event: ToolApprovalRequest, context: Any) -> ToolCallEvent | None:
+    """The tool call an approval request is about, looked up by ``tool_call_id``; None if not found."""
+    stream = getattr(context, "stream", None)
+    history = getattr(stream, "history", None)
+    if history is None or not getattr(event, "tool_call_id", None):
+        return None
+    events = list(await history.get_events())
+    for e in reversed(events):
+        if isinstance(e, ToolCallEvent) and e.id == event.tool_call_id:
+            return e
+        if isinstance(e, ModelResponse) and e.tool_calls is not None:
+            for call in e.tool_calls.calls:
+                if call.id == event.tool_call_id:
+                    return call
+    return None
+
+
+def call_arguments(call: ToolCallEvent) -> dict[str, Any]:
+    """A tool call's arguments as a dict ({} when the model sent something that is not a JSON object)."""
+    try:
+        args = json.loads(call.arguments or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return args if isinstance(args, dict) else {}

@@ -1,0 +1,168 @@
+"""One usage and cost seam: tokens always, USD when the model has a price.
+
+AG2 v1 reports tokens (``Usage`` on every model response) and no cost. Graphs, workflows, evals,
+telemetry and budgets all turn usage into USD through this module, so they share **one policy for a
+model without a price**:
+
+* a run never fails mid-way because a price is missing: tokens are kept, the cost is ``None``
+  ("unpriced"), and an :class:`UnpricedModelWarning` naming the fix is emitted once per model;
+* a USD cap cannot be enforced on a model without a price, so :func:`require_price` refuses at
+  construction time (budgets call it) with the same fix.
+
+The fix is always ``agentops.pricing.register_price(model, input_per_1k=..., output_per_1k=...)``.
+
+>>> from ag2.events import Usage
+>>> cost_usd(Usage(prompt_tokens=1000, completion_tokens=500), "offline-1")
+0.00125
+>>> meter = UsageMeter()
+>>> meter.add(Usage(prompt_tokens=10, completion_tokens=5), "offline-1", None) is not None
+True
+>>> meter.tokens, meter.calls
+(15, 1)
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any
+
+from ag2 import Middleware
+from ag2.events import ModelResponse, Usage
+from ag2.middleware import BaseMiddleware
+
+from agentops import _identity  # noqa: F401
+from agentops.errors import ConfigError, UnknownModelPrice
+from agentops.pricing import Price, price
+
+__all__ = ["UnpricedModelWarning", "UsageMeter", "cost_usd", "require_price"]
+
+
+class UnpricedModelWarning(UserWarning):
+    """A model has no known price: its tokens are counted, its cost is shown as unpriced."""
+
+
+_warned: set[tuple[str, str | None]] = set()
+_warned_lock = threading.Lock()
+
+
+def _fix(model: str) -> str:
+    return f"agentops.pricing.register_price({model!r}, input_per_1k=..., output_per_1k=...)"
+
+
+def cost_usd(usage: Any, model: str | None, provider: str | None = None) -> float | None:
+    """USD for one usage record, or ``None`` when the model has no known price (warned once per model).
+
+    ``usage`` is an AG2 ``Usage`` or any object with ``prompt_tokens``/``completion_tokens``. Negative
+    or non-finite token counts are a :class:`ConfigError` (usage never refunds).
+    """
+    prompt = float(getattr(usage, "prompt_tokens", 0) or 0.0)
+    completion = float(getattr(usage, "completion_tokens", 0) or 0.0)
+    cached = float(getattr(usage, "cache_read_input_tokens", 0) or 0.0)
+    if not all(0.0 <= v < float("inf") for v in (prompt, completion, cached)):
+        raise ConfigError(f"token counts must be finite and ≥ 0, got prompt={prompt}, completion={completion}")
+    if not model:
+        return None if (prompt or completion) else 0.0
+    try:
+        p = price(model, provider)
+    except UnknownModelPrice:
+        key = (model, provider)
+        with _warned_lock:
+            first = key not in _warned
+            _warned.add(key)
+        if first:
+            warnings.warn(
+                f"no price known for model {model!r}: its tokens are counted and its cost is shown as "
+                f"unpriced; set one with {_fix(model)}",
+                UnpricedModelWarning,
+                stacklevel=2,
+            )
+        return None
+    return p.cost(prompt, completion, cached)
+
+
+def require_price(model: str, provider: str | None = None, *, what: str = "a USD cap") -> Price:
+    """The model's :class:`Price`, or :class:`UnknownModelPrice` saying ``what`` cannot work without one."""
+    try:
+        return price(model, provider)
+    except UnknownModelPrice:
+        raise UnknownModelPrice(
+            f"{what} needs a price for model {model!r}, and none is known; set one with {_fix(model)} "
+            f"(for a local model, 0.0 is fine), or use a token cap instead"
+        ) from None
+
+
+class UsageMeter:
+    """Thread- and asyncio-safe tally of model calls, tokens and USD cost, fed by AG2 middleware.
+
+    ``meter.middleware()`` adds every LLM call's ``Usage`` to the meter, including calls of attempts
+    that later fail, and counts failed calls. Cost comes from :func:`cost_usd` for the model the provider
+    reported (or ``model_name`` when the provider reports none); calls to unpriced models add their
+    tokens and are counted in ``unpriced_calls`` instead of ``cost_usd``.
+    """
+
+    def __init__(self, model_name: str = "") -> None:
+        self.model_name = model_name
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.errors = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cost_usd = 0.0
+        self.unpriced_calls = 0
+        self.unpriced_models: set[str] = set()
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def priced(self) -> bool:
+        """True when every call so far had a price (so ``cost_usd`` is the whole spend)."""
+        return self.unpriced_calls == 0
+
+    def add(self, usage: Usage | None, model: str | None, provider: str | None) -> float | None:
+        """Record one call's usage; returns its cost (``None`` when unpriced)."""
+        usage = usage or Usage()
+        name = model or self.model_name
+        spent = cost_usd(usage, name, provider)
+        with self._lock:
+            self.calls += 1
+            self.prompt_tokens += int(usage.prompt_tokens or 0)
+            self.completion_tokens += int(usage.completion_tokens or 0)
+            if spent is None:
+                self.unpriced_calls += 1
+                self.unpriced_models.add(name or "<unnamed>")
+            else:
+                self.cost_usd += spent
+        return spent
+
+    async def metered(self, call_next: Any, events: Any, context: Any) -> ModelResponse:
+        """Run one LLM call through ``call_next`` and record its usage (or its failure)."""
+        try:
+            response = await call_next(events, context)
+        except BaseException:
+            self.fail()
+            raise
+        self.add(response.usage, response.model, response.provider)
+        return response
+
+    def fail(self) -> None:
+        """Count a call that raised."""
+        with self._lock:
+            self.calls += 1
+            self.errors += 1
+
+    def middleware(self) -> Middleware:
+        """An AG2 middleware factory feeding this meter."""
+        return Middleware(_MeterHook, meter=self)
+
+
+class _MeterHook(BaseMiddleware):
+    def __init__(self, event: Any, context: Any, *, meter: UsageMeter) -> None:
+        super().__init__(event, context)
+        self.meter = meter
+
+    async def on_llm_call(self, call_next: Any, events: Any, context: Any) -> ModelResponse:
+        return await self.meter.metered(call_next, events, context)
