@@ -49,7 +49,7 @@ from agentops.guardrails import classifier as clf  # noqa: E402
 TRAIN_WINDOWS = 4
 ALPHA = 1e-4  # L2 penalty of the logistic regression (fitted by averaged SGD)
 EPOCHS = 20
-TARGET_FPR = 0.03  # mean false-positive rate at THRESHOLD on benign sources the model never saw
+TARGET_FPR = 0.02  # mean false-positive rate at THRESHOLD on benign sources the model never saw
 BENIGN_FOLDS = (
     ("p3_prompts", "gpteacher_codegen"),
     ("gsm8k", "notinject", "jbb_benign", "chat_bench", "gpteacher_toolformer"),
@@ -176,12 +176,14 @@ def crossval(rows: list[dict], x: sparse.csr_matrix, xw: sparse.csr_matrix, firs
     models that never saw them, and applied to every model alike; it moves the at-threshold columns
     only (ROC-AUC and TPR at a fixed FPR do not depend on it).
     """
-    from agentops.guardrails.injection import rule_score
+    from agentops.guardrails import injection
 
     src = np.array([r["source"] for r in rows])
     y = np.array([r["label"] for r in rows])
     trainable = np.array([r["train"] for r in rows])
-    rules = np.array([rule_score(r["text"])[0] for r in rows])
+    rules = np.array([injection.rule_score(r["text"])[0] for r in rows])
+    # detect_injection discounts the classifier on short texts about injection: mark them once
+    about = np.array([injection._about_injection_discount(r["text"], 1.0) < 1.0 for r in rows])
     cache: dict = {}
 
     def scores(held: tuple[str, ...]) -> np.ndarray:
@@ -205,7 +207,8 @@ def crossval(rows: list[dict], x: sparse.csr_matrix, xw: sparse.csr_matrix, firs
 
     def scorers(held: tuple[str, ...]) -> dict[str, np.ndarray]:
         p = _shift(scores(held), offset)
-        return {"classifier": p, "rules": rules, "both": np.maximum(p, rules)}
+        discounted = np.where(about & (p >= 0.2), p * 0.45, p)
+        return {"classifier": p, "rules": rules, "both": np.maximum(discounted, rules)}
 
     out: dict = {"sources": {}, "folds": [list(f) for f in BENIGN_FOLDS], "offset": offset, "target_fpr": TARGET_FPR}
     for name in MIXED:
