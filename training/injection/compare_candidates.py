@@ -37,7 +37,7 @@ import train  # noqa: E402
 
 from agentops.guardrails import classifier as clf  # noqa: E402
 
-PER_SOURCE = 250
+PER_SOURCE = 60
 HELDOUT = Path(__file__).parent / "heldout.jsonl"
 
 
