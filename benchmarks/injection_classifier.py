@@ -167,7 +167,8 @@ def crossval_section(data: Path | None) -> None:
         "| rules TPR@FPR≤10% | rules+classifier TPR@FPR≤10% |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, r in table["sources"].items():
+    order = {"attack + benign": 0, "attack": 1, "benign": 2}
+    for name, r in sorted(table["sources"].items(), key=lambda kv: (order[kv[1]["kind"]], kv[0])):
         c, rules, both = r["classifier"], r["rules"], r["both"]
 
         def f(d: dict, k: str) -> str:
