@@ -237,3 +237,42 @@ def workload(n: int = 60, seed: int = 0) -> list[str]:
         fact = rng.choice(KNOWLEDGE[:7]) if rng.random() < 0.8 else rng.choice(KNOWLEDGE[7:])
         out.append(rewordings[fact.id] if fact.id in rewordings and rng.random() < 0.3 else fact.question)
     return out
+
+
+CONVERSATION = (
+    "Hi, I ordered a desk lamp last week and want to check on it. My order number is 1001.",
+    "Thanks. Can you also check order 1002? It was a birthday present.",
+    "What is your refund policy?",
+    "And do you ship to Canada? I move there next month.",
+    "Please check order 1003 too.",
+    "Where can I find my invoice?",
+    "One more: what are your opening hours?",
+)
+
+
+def order_status(order_id: str) -> str:
+    """Look up an order's delivery status."""
+    return f"order {order_id}: shipped, arriving in 2 days"
+
+
+async def support_conversation(config: Any = None) -> list[Any]:
+    """A 7-turn support conversation with three order-lookup tool rounds; returns its history events."""
+    import re
+
+    import ag2
+
+    from agentops.models import tool_rule
+
+    if config is None:
+        config = OfflineModel("offline-1", rules=_rules(True))
+        config.add_rule(
+            tool_rule(
+                "order_status", keywords=["order"], arguments=lambda p: {"order_id": re.findall(r"\d{4}", p.user)[-1]}
+            ),
+            first=True,
+        )
+    agent = ag2.Agent("support", SUPPORT_PROMPT, config=config, tools=[order_status])
+    reply = await agent.ask(CONVERSATION[0])
+    for text in CONVERSATION[1:]:
+        reply = await reply.ask(text)
+    return list(await reply.history.get_events())

@@ -29,7 +29,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ag2.config import LLMClient, ModelConfig
-from ag2.events import BaseEvent, ModelRequest, ModelResponse, TextInput, Usage, is_conversational, render_for_prompt
+from ag2.events import (
+    BaseEvent,
+    ModelRequest,
+    ModelResponse,
+    TextInput,
+    ToolCallEvent,
+    ToolCallsEvent,
+    ToolResultEvent,
+    Usage,
+    is_conversational,
+    render_for_prompt,
+)
 
 from agentops.caching.backends import CacheBackend, MemoryBackend
 from agentops.errors import ConfigError
@@ -51,6 +62,8 @@ _SAMPLING = (
     "extra_body",
 )
 _CACHEABLE_FINISH = {"stop", "tool_calls", None}
+# Per-call echoes of what a ModelResponse / ToolResultsEvent already holds; their repr carries call ids.
+_ECHOES = (ToolCallEvent, ToolCallsEvent, ToolResultEvent)
 
 
 def _plain(value: Any) -> Any:
@@ -92,7 +105,7 @@ def canonical_request(
         "provider": str(getattr(config, "provider", "")),
         "model": str(getattr(config, "model", "")),
         "system": list(prompt),
-        "messages": [render_for_prompt(m) for m in messages if is_conversational(m)],
+        "messages": [render_for_prompt(m) for m in messages if is_conversational(m) and not isinstance(m, _ECHOES)],
         "tools": sorted((_tool_schema(t) for t in tools), key=lambda t: json.dumps(t, sort_keys=True, default=str)),
         "response_schema": _plain(schema),
         "sampling": {k: v for k, v in sampling.items() if v is not None},
