@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from agentops.caching.consistency import check_consistent
-from agentops.caching.embeddings import Embedder, default_embedder
+from agentops.caching.embeddings import Embedder, _one_blas_thread, default_embedder
 from agentops.errors import ConfigError
 
 __all__ = [
@@ -127,7 +127,8 @@ class MemoryVectorStore:
             n = len(self._entries)
             if n == 0:
                 return []
-            scores = self._matrix[:n] @ vector
+            with _one_blas_thread():  # a matrix-vector product: threads only add contention
+                scores = self._matrix[:n] @ np.asarray(vector, np.float32)
             k = min(k, n)
             idx = np.argpartition(-scores, k - 1)[:k]
             idx = idx[np.argsort(-scores[idx])]
