@@ -276,3 +276,56 @@ async def support_conversation(config: Any = None) -> list[Any]:
     for text in CONVERSATION[1:]:
         reply = await reply.ask(text)
     return list(await reply.history.get_events())
+
+
+#: Near-miss and paraphrase question pairs written for this chapter (label 1 = same answer).
+NEAR_MISS_PAIRS: tuple[tuple[int, str, str], ...] = (
+    (1, "What is the capital of France?", "Which city is the capital of France?"),
+    (0, "What is the capital of France?", "What is the capital of Germany?"),
+    (1, "How do I reset my password?", "How can I reset my password?"),
+    (0, "How do I reset my password?", "How do I reset my username?"),
+    (1, "Do you ship to Canada?", "Do you deliver to Canada?"),
+    (0, "Do you ship to Canada?", "Do you ship to Mexico?"),
+    (1, "What is your refund policy?", "What's your policy on refunds?"),
+    (0, "Can I get a refund after 30 days?", "Can I get a refund after 60 days?"),
+    (1, "What are your opening hours?", "When are you open?"),
+    (0, "Are you open on Monday?", "Are you open on Sunday?"),
+    (1, "Where can I find my invoice?", "Where do I find my invoice?"),
+    (0, "Is shipping faster than pickup?", "Is pickup faster than shipping?"),
+    (1, "How long does delivery to Canada take?", "How many days does shipping to Canada take?"),
+    (0, "Can I cancel my order?", "Can't I cancel my order?"),
+    (1, "Is there a student discount?", "Do students get a discount?"),
+    (0, "Is the Pro plan cheaper than Basic?", "Is the Pro plan more expensive than Basic?"),
+    (1, "Can I change my delivery address?", "Can I update my delivery address?"),
+    (0, "Convert 5 km to miles", "Convert 5 miles to km"),
+    (1, "How do I contact support?", "How can I reach customer support?"),
+    (0, "What was revenue in 2023?", "What was revenue in 2024?"),
+)
+
+
+async def run_workload(agent: Any, questions: list[str], *, semantic: Any = None, exact: Any = None) -> Any:
+    """Ask each question (semantic cache first, then the agent); one row per request with where the answer
+    came from, which tier answered and what it cost (USD)."""
+    import pandas as pd
+
+    from agentops.usage import cost_usd
+
+    rows = []
+    for q in questions:
+        hit = semantic.lookup(q) if semantic is not None else None
+        if hit is not None and hit.answer is not None:
+            rows.append({"question": q, "source": "semantic cache", "tier": "-", "tokens": 0, "cost_usd": 0.0})
+            continue
+        hits_before = exact.stats.hits if exact is not None else 0
+        reply = await agent.ask(q)
+        report = await reply.usage()
+        cost = sum(cost_usd(r.usage, r.model) or 0.0 for r in report.records)
+        models = sorted({r.model for r in report.records})
+        source = "exact cache" if exact is not None and exact.stats.hits > hits_before else "model"
+        tokens = int(report.total.total_tokens or 0)
+        rows.append(
+            {"question": q, "source": source, "tier": "+".join(models) or "-", "tokens": tokens, "cost_usd": cost}
+        )
+        if semantic is not None and source == "model":
+            semantic.store_answer(q, reply.body)
+    return pd.DataFrame(rows)
