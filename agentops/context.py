@@ -70,9 +70,11 @@ def real_tokenizer() -> Callable[[str], int] | None:
 
 
 def estimate_tokens(text: str) -> int:
-    """Offline estimate: words and punctuation marks, plus one per 6 characters of long words."""
-    long_extra = sum(len(w) // 6 for w in re.findall(r"\w{7,}", text))
-    return count_tokens(text) + long_extra
+    """Offline estimate: words and punctuation marks, plus one per 8 letters of long words and one per
+    3 digits of long numbers (BPE vocabularies split both)."""
+    long_words = sum(len(w) // 8 for w in re.findall(r"[^\W\d_]{9,}", text))
+    long_numbers = sum((len(d) - 1) // 3 for d in re.findall(r"\d{4,}", text))
+    return count_tokens(text) + long_words + long_numbers
 
 
 def estimator_error(texts: Sequence[str]) -> Any:

@@ -267,6 +267,7 @@ def test_cached_step_rejects_unserialisable(backend):
     [
         ("What is the capital of France?", "What is the capital of Germany?", "entities differ"),
         ("Is Paris bigger than London?", "Is London bigger than Paris?", "opposite order"),
+        ("Is shipping faster than pickup?", "Is pickup faster than shipping?", "opposite order"),
         ("Flights to Rome on 5 May", "Flights to Rome on 6 May", "numbers differ"),
         ("Convert 5 km to miles", "Convert 5 miles to km", "units differ"),
         ("Weather in Oslo tomorrow?", "Weather in Oslo today?", "dates differ"),

@@ -172,6 +172,7 @@ class Features:
     direction: frozenset[int]
     entities: tuple[str, ...]
     words: frozenset[str]
+    order: tuple[str, ...] = ()  # content words in order (for comparison direction)
 
 
 def _number(tok: str) -> float | None:
@@ -223,6 +224,8 @@ def features(text: str) -> Features:
         if (is_name or (tok.isupper() and len(tok) > 1)) and num is None and bare not in _MONTH_NORM:
             entities.append(_norm(tok))
     words = frozenset(t.lower() for t in toks) | frozenset(_norm(t) for t in toks)
+    skip = _STOP_CAPS | _UP | _DOWN | _NEGATIONS
+    order = tuple(dict.fromkeys(w for w in map(_norm, toks) if w and w not in skip and _number(w) is None))
     return Features(
         frozenset(numbers),
         tuple(units),
@@ -231,6 +234,7 @@ def features(text: str) -> Features:
         frozenset(direction),
         tuple(entities),
         words,
+        order,
     )
 
 
@@ -263,8 +267,9 @@ def check_consistent(a: str | Features, b: str | Features) -> tuple[bool, str]:
     missing = [e for e in fa.entities if not _entity_in(e, fb)] + [e for e in fb.entities if not _entity_in(e, fa)]
     if missing:
         return False, f"entities differ: {', '.join(dict.fromkeys(missing))}"
-    if fa.direction and len(fa.entities) >= 2 and fa.entities != fb.entities:
-        shared = [e for e in fa.entities if e in fb.entities]
-        if shared != [e for e in fb.entities if e in fa.entities]:
+    if fa.direction and fa.order != fb.order:
+        shared_a = [w for w in fa.order if w in fb.order]
+        shared_b = [w for w in fb.order if w in fa.order]
+        if shared_a != shared_b:
             return False, "the things compared are in the opposite order"
     return True, "consistent"
