@@ -105,3 +105,17 @@ def test_scenario_helpers():
     assert len(offline_rules_frame()) == len(support_suite().cases) == 12
     w = workload(40, seed=1)
     assert len(w) == 40 and w == workload(40, seed=1)
+
+
+async def test_run_workload_reports_sources_and_costs():
+    from agentops.caching import HashingEmbedder, ResponseCache, SemanticCache
+    from agentops.costperf import run_workload
+
+    exact = ResponseCache()
+    agent = ag2.Agent("s", SUPPORT_PROMPT, config=exact.wrap(Router(tiers()).model()))
+    semantic = SemanticCache(HashingEmbedder(), threshold=0.9)
+    qs = ["Do you ship to Canada?", "Do you ship to Canada?", "What is your refund policy?"]
+    frame = await run_workload(agent, qs, semantic=semantic, exact=exact)
+    assert list(frame["source"]) == ["model", "semantic cache", "model"]
+    assert frame["cost_usd"].iloc[1] == 0.0 and frame["cost_usd"].iloc[0] > 0
+    assert list(frame["tier"]) == ["offline-mini", "-", "offline-mini"]
