@@ -190,14 +190,33 @@ def _classify(text: str, raw: str, start: int, end: int, out: list[Finding], str
 
 
 def _split(text: str, raw: str, start: int, out: list[Finding]) -> None:
-    """Read a run that is not one number as several, left to right, longest first."""
+    """Read a run that is not one number as several, left to right, longest first.
+
+    A piece spans at most 6 digit groups and holds 4-19 digits (no number we report has more), so
+    each group costs a bounded number of checks however long the run.
+    """
     spans = [m.span() for m in _GROUP.finditer(raw)]
     # A piece must be delimited by whitespace: "1.2.3.4.5" and ISBN-like "978-4-71-322928-9" hold no number.
-    breaks = {0, len(raw)} | {m.start() for m in _SPACE.finditer(raw)} | {m.end() for m in _SPACE.finditer(raw)}
+    breaks = {0, len(raw)}
+    for m in _SPACE.finditer(raw):
+        breaks.update(m.span())
+    sizes = [e - s for s, e in spans]
     i = 0
     while i < len(spans):
-        for j in range(min(len(spans), i + 8), i, -1):
+        for j in range(min(len(spans), i + 6), i, -1):
+            n_digits = sum(sizes[i:j])
+            if not 4 <= n_digits <= 19:
+                continue
             s, e = spans[i][0], spans[j - 1][1]
+            shape = tuple(sizes[i:j])
+            if (
+                not (len(shape) == 4 and raw.count(".", s, e) == 3)  # an IPv4 address
+                and not (n_digits >= 12 and (len(shape) == 1 or shape in _CARD_GROUPS))
+                and shape != (3, 2, 4)  # an SSN
+                and shape not in _NANP_GROUPS
+                and raw[s - 1 : s] not in ("+", "(")  # an international or bracketed phone number
+            ):
+                continue  # no number we report has this shape: skip the full check
             if raw[s - 1 : s] in ("+", "("):
                 s -= 1
             if raw[e : e + 1] == ")":

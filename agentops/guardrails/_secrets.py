@@ -115,6 +115,7 @@ def _scan_patterned(text: str, spans: list[tuple[int, int]], out: list[Finding])
 def _scan_pem(text: str, out: list[Finding]) -> None:
     """Private-key blocks up to their END line (or the end of the base64 body); linear in the text."""
     pos = 0
+    next_end = -2  # where the next "-----END " is, found once and reused: keeps repeated BEGINs linear
     while True:
         i = text.find("-----BEGIN ", pos)
         if i == -1:
@@ -123,7 +124,9 @@ def _scan_pem(text: str, out: list[Finding]) -> None:
         if head is None:
             pos = i + 11
             continue
-        end_marker = text.find("-----END ", head.end(), head.end() + _PEM_LIMIT)
+        if next_end != -1 and next_end < head.end():
+            next_end = text.find("-----END ", head.end())
+        end_marker = next_end if next_end != -1 and next_end <= head.end() + _PEM_LIMIT else -1
         if end_marker != -1:
             close = text.find("-----", end_marker + 9, end_marker + 80)
             end = close + 5 if close != -1 else end_marker + 9
