@@ -149,19 +149,18 @@ class _AgentOpsMiddleware(BaseMiddleware):
         f = self.f
         t = f.telemetry
         span = _ag2.hook_span(_ag2.SPAN_TYPE_AGENT)
-        if span is not None:
-            attrs: dict[str, Any] = {
-                "agentops.cost_usd": self.turn_cost,
-                "gen_ai.usage.input_tokens": self.turn_in,
-                "gen_ai.usage.output_tokens": self.turn_out,
-            }
-            if t.clock.simulated:
-                attrs["agentops.time_s"] = start
-                attrs["agentops.latency_s"] = latency
-            if exc is not None:
-                attrs["agentops.outcome"] = "error"
-                attrs["error.type"] = type(exc).__name__
-            span.set_attributes(attrs)
+        if span is not None:  # the turn's tokens are summed from its chat spans by the trace store
+            if exc is None and not t.clock.simulated:
+                span.set_attribute("agentops.cost_usd", self.turn_cost)  # one attribute: the cheap call
+            else:
+                attrs: dict[str, Any] = {"agentops.cost_usd": self.turn_cost}
+                if t.clock.simulated:
+                    attrs["agentops.time_s"] = start
+                    attrs["agentops.latency_s"] = latency
+                if exc is not None:
+                    attrs["agentops.outcome"] = "error"
+                    attrs["error.type"] = type(exc).__name__
+                span.set_attributes(attrs)
         f.turn_cost.observe(self.turn_cost)
         level = _INFO if exc is None else _ERROR
         if t.logger.isEnabledFor(level):
@@ -221,7 +220,9 @@ class _AgentOpsMiddleware(BaseMiddleware):
             if t.clock.simulated:
                 named["agentops.time_s"] = start  # type: ignore[assignment]
                 named["agentops.latency_s"] = latency  # type: ignore[assignment]
-            if named:
+            if len(named) == 1:
+                span.set_attribute(*next(iter(named.items())))  # one attribute: the cheap call
+            elif named:
                 span.set_attributes(named)
         if t.logger.isEnabledFor(_INFO):
             fields = f.fields("llm.call", span, model, provider)
