@@ -96,8 +96,8 @@ class JsonLogFormatter(JsonFormatter):
         second = int(created)
         if second != self._second:  # a race here only recomputes the same text
             when = _dt.datetime.fromtimestamp(second, tz=_dt.timezone.utc)
-            self._second_text, self._second = when.strftime("%Y-%m-%dT%H:%M:%S"), second
-        return f"{self._second_text}.{int((created - second) * 1_000_000):06d}+00:00"
+            self._second_text, self._second = when.strftime("%Y-%m-%dT%H:%M:%S."), second
+        return f"{self._second_text}{int((created - second) * 1_000_000):06d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one JSON line (see the class docstring for the fields)."""
