@@ -88,8 +88,11 @@ async def test_canned_reply_after_a_tool_round_reports_what_was_done() -> None:
         model.faults = _down("x").faults  # the provider fails right after the tool ran
         return f"ticket TCK-{order_id} opened"
 
-    reply = await ag2.Agent("a", "Be brief.", config=FallbackModel(model), tools=[open_ticket]).ask("a ticket please")
-    assert ran == [7] and is_degraded(reply)
+    cache = AnswerCache()
+    chain = FallbackModel(model, cache=cache)
+    agent = ag2.Agent("a", "Be brief.", config=chain, tools=[open_ticket])
+    reply = await agent.ask("a ticket please")
+    assert ran == [7] and is_degraded(reply) and len(cache) == 0
     assert reply.body.startswith(DEGRADED_ANSWER) and "open_ticket: ticket TCK-7 opened" in reply.body
 
 
@@ -193,3 +196,18 @@ async def test_a_plain_function_is_a_cache() -> None:
 def test_marks_read_from_responses_too() -> None:
     plain = ModelResponse(ModelMessage("x"))
     assert served_by(plain) is None and not is_degraded(plain) and not is_degraded(ModelResponse())
+
+
+async def test_answers_about_actions_are_not_cached() -> None:
+    model = OfflineModel("primary-1", sleep=False)
+    model.add_rule(tool_rule("open_ticket", keywords=["ticket"], arguments={"order_id": 7}))
+    cache = AnswerCache()
+    agent = ag2.Agent("a", "Be brief.", config=FallbackModel(model, cache=cache), tools=[_open_ticket])
+    await agent.ask("a ticket please")
+    assert len(cache) == 0  # "ticket opened" would be a lie for the next request that gets it
+    await agent.ask("what are your opening hours?")
+    assert cache.lookup("what are your opening hours?") == "Offline answer to: what are your opening hours?"
+
+
+def _open_ticket(order_id: int) -> str:
+    return f"ticket TCK-{order_id} opened"

@@ -11,7 +11,8 @@ tries the models in order; each step is
   output validation, held output).
 
 When every model failed, a **cached answer** (a pluggable lookup; :class:`AnswerCache` remembers the
-last good answer per request) and finally a **canned reply that says it is degraded** are served —
+last good answer per request — never one written after a tool round, which reports actions of its own
+request) and finally a **canned reply that says it is degraded** are served —
 after a tool round, the canned reply reports the tools' results verbatim, so work already done is not
 hidden. Each step is reported to listeners (``resilience.fallback``) and counted in :attr:`FallbackModel.served`;
 a degraded answer is marked in the reply (:func:`is_degraded`, :func:`served_by` read the marks:
@@ -342,7 +343,8 @@ class _FallbackClient(LLMClient):
             if response.message is not None:
                 response.message.metadata = meta
             chain._event(i, name, "served")
-            chain._store(request, response)
+            if not _tool_results_text(messages):  # an answer about actions taken is not a reusable answer
+                chain._store(request, response)
             return response
         return await self._last_resort(messages, context, request, errors)
 
