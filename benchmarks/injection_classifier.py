@@ -188,13 +188,15 @@ def candidates_section() -> None:
     if not path.exists():
         return
     print("## Candidates (measured by training/injection/compare_candidates.py)")
-    print("| candidate | install | import + load | µs / message | held-out AUC | held-out TPR@FPR≤10% |")
-    print("|---|---|---|---|---|---|")
+    print("| candidate | on disk | import + load | µs / message | held-out ROC-AUC | held-out TPR@FPR≤10% | note |")
+    print("|---|---|---|---|---|---|---|")
     for c in json.loads(path.read_text()):
         print(
-            f"| {c['name']} | {c['install_mb']:.1f} MB | {c['load_s']:.2f} s | {c['us_per_message']:.0f} | "
-            f"{c['heldout_auc']:.3f} | {c['heldout_tpr_fpr10']:.2f} |"
+            f"| {c['name']} | {c['install_mb']:,.1f} MB | {c['load_s']:.2f} s | {c['us_per_message']:,.0f} | "
+            f"{c['heldout_auc']:.3f} | {c['heldout_tpr_fpr10']:.2f} | {c.get('note', '')} |"
         )
+    print("(on disk: numpy + weights for the linear model, numpy being a default dependency already; the whole")
+    print(" `pip install --target` tree for the others. Times from the run that wrote candidates.json.)")
     print()
 
 
