@@ -19,6 +19,10 @@ _REGISTRY: dict[str, str] = {
     "code_review": "agentops.scenarios.architecture:code_review",
     "support": "agentops.scenarios.evaluations:support",
     "judge": "agentops.scenarios.evaluations:judge",
+    "guarded_support": "agentops.scenarios.governance:guarded_support",
+    "operations": "agentops.scenarios.governance:operations",
+    "runaway": "agentops.scenarios.governance:runaway",
+    "shared_answer": "agentops.scenarios.governance:shared_answer",
 }
 
 
