@@ -23,6 +23,7 @@ from typing import Any
 from agentops import _identity  # noqa: F401
 
 __all__ = [
+    "AGENT_CALL",
     "APPROVAL",
     "BUDGET_REFUSED",
     "ESCALATION",
@@ -47,7 +48,18 @@ HANDOFF_REFUSED = "handoff.refused"  # {"from", "to", "reason"}
 STAGE = "stage"  # workflow stage finished: {"workflow", "stage", "status", ...}
 APPROVAL = "approval"  # workflow approval gate: {"workflow", "stage", "status"}
 EVAL_CASE = "eval.case"  # {"case", "passed", "tags"}
-KINDS = (GUARDRAIL_FINDING, TOOL_DENIED, BUDGET_REFUSED, ESCALATION, HANDOFF_REFUSED, STAGE, APPROVAL, EVAL_CASE)
+AGENT_CALL = "agent.call"  # orchestrated call: {"agent", "capability", "outcome", "latency_s", "tokens", "cost_usd"}
+KINDS = (
+    GUARDRAIL_FINDING,
+    TOOL_DENIED,
+    BUDGET_REFUSED,
+    ESCALATION,
+    HANDOFF_REFUSED,
+    STAGE,
+    APPROVAL,
+    EVAL_CASE,
+    AGENT_CALL,
+)
 
 #: The payload keys every event of a kind carries (emitters may add more).
 PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
@@ -59,6 +71,7 @@ PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
     STAGE: ("workflow", "stage", "status"),
     APPROVAL: ("workflow", "stage", "status"),
     EVAL_CASE: ("case", "passed", "tags"),
+    AGENT_CALL: ("agent", "capability", "outcome", "latency_s", "tokens", "cost_usd"),
 }
 
 logger = logging.getLogger(__name__)
