@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ _REGISTRY: dict[str, str] = {
     "operations": "agentops.scenarios.governance:operations",
     "runaway": "agentops.scenarios.governance:runaway",
     "shared_answer": "agentops.scenarios.governance:shared_answer",
+    "service": "agentops.scenarios.observability:service",
 }
 
 
@@ -36,6 +38,8 @@ class Scenario:
         rules: tried in order before the model's built-in defaults; first match answers.
         latency_s: simulated latency per call, ``(low, high)`` drawn from the seed; ``None`` keeps the model's.
         faults: fault probabilities (see :class:`agentops.models.Faults`); ``None`` keeps the model's.
+        sleep: ``False`` records simulated latency without waiting (a simulated clock reads it);
+            ``None`` keeps the model's.
         applied: how many offline configs received the scenario (0 with a real provider).
     """
 
@@ -44,6 +48,7 @@ class Scenario:
     rules: tuple[Rule, ...] = ()
     latency_s: tuple[float, float] | None = None
     faults: Mapping[str, float] | None = None
+    sleep: bool | None = None
     applied: int = field(default=0, compare=False)
 
     def apply(self, config: Any) -> Any:
@@ -58,6 +63,8 @@ class Scenario:
             config.latency_s = (float(self.latency_s[0]), float(self.latency_s[1]))
         if self.faults is not None:
             config.faults = Faults(**self.faults)
+        if self.sleep is not None:
+            config.sleep = self.sleep
         return config
 
     def frame(self) -> Any:
@@ -72,7 +79,8 @@ class Scenario:
         lines += [f"  {i}. {r.name}: {r.description}" for i, r in enumerate(self.rules, 1)]
         if self.latency_s is not None:
             lo, hi = self.latency_s
-            lines.append(f"  latency: {lo * 1000:.0f}–{hi * 1000:.0f} ms per call, drawn from the seed")
+            waits = "" if self.sleep is not False else " (simulated, not waited for)"
+            lines.append(f"  latency: {lo * 1000:.0f}–{hi * 1000:.0f} ms per call, drawn from the seed{waits}")
         if self.faults:
             rates = ", ".join(f"{k} {v:.0%}" for k, v in self.faults.items() if isinstance(v, float))
             lines.append(f"  faults: {rates} of calls, drawn from the seed")
@@ -108,4 +116,4 @@ def load_scenario(name: str, *configs: Any) -> Scenario:
         if isinstance(config, OfflineModel):
             scenario.apply(config)
             applied += 1
-    return Scenario(scenario.name, scenario.summary, scenario.rules, scenario.latency_s, scenario.faults, applied)
+    return dataclasses.replace(scenario, applied=applied)
