@@ -124,7 +124,6 @@ def count_tokens(text: str) -> int:
 # Defined in agentops.errors (one tree); re-exported here where the offline model raises them.
 
 
-
 # --------------------------------------------------------------------------------------------------
 # Faults and latency
 # --------------------------------------------------------------------------------------------------
@@ -339,7 +338,8 @@ def _prompt_parts(messages: Sequence[BaseEvent]) -> tuple[str, tuple[str, ...], 
             result = getattr(r, "result", None)
             parts = getattr(result, "parts", None) or []
             text = " ".join(
-                getattr(part, "content", None) if isinstance(getattr(part, "content", None), str)
+                getattr(part, "content", None)
+                if isinstance(getattr(part, "content", None), str)
                 else json.dumps(getattr(part, "data", None), sort_keys=True, default=str)
                 for part in parts
             )
@@ -424,9 +424,7 @@ class _OfflineClient(LLMClient):
 
         request_id = f"req_{_digest(state, str(attempt))[:12]}"
         if fault in ("rate_limit", "timeout", "server_error"):
-            cfg._record(
-                CallRecord(-1, state[:8], attempt, None, fault, 0, 0, latency, ()), Usage()
-            )
+            cfg._record(CallRecord(-1, state[:8], attempt, None, fault, 0, 0, latency, ()), Usage())
             if fault == "rate_limit":
                 raise RateLimitError(
                     f"Rate limit reached for {cfg.model} (simulated): retry after {cfg.faults.retry_after_s:g}s",
@@ -472,8 +470,15 @@ class _OfflineClient(LLMClient):
         )
         cfg._record(
             CallRecord(
-                -1, state[:8], attempt, chosen.name, fault, prompt_tokens, completion_tokens,
-                latency, tuple(c.name for c in calls),
+                -1,
+                state[:8],
+                attempt,
+                chosen.name,
+                fault,
+                prompt_tokens,
+                completion_tokens,
+                latency,
+                tuple(c.name for c in calls),
             ),
             usage,
         )

@@ -173,7 +173,7 @@ def time_scan(fn: Callable[[str], object], msgs: list[str], min_seconds: float =
 
 def bench_accuracy(record: bool) -> None:
     """Micro-F1 per source and entity, agentops vs Presidio vs a naive regex set, held-out vs tuned."""
-    from agentops.guardrails import scorecard as sc
+    from agentops.guardrails import evaluation as sc
 
     presidio = presidio_scanner()
     scanners = {"agentops": scan, "naive regex": naive_scan}

@@ -12,7 +12,7 @@ import pytest
 from agentops.errors import ConfigError
 from agentops.guardrails import SECRET_FORMATS, redact, scan, scorecard
 from agentops.guardrails.catalogue import CATALOGUE_PATH, _unbounded, is_placeholder, load_secret_formats
-from agentops.guardrails.scorecard import public_sources
+from agentops.guardrails.evaluation import public_sources
 
 # -- the catalogue ----------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ if importlib.util.find_spec("xllamacpp") is None and importlib.util.find_spec("l
     pytest.skip("the `local` extra is not installed (make local-model-deps)", allow_module_level=True)
 try:
     local_model.gguf_path()
-except Exception as exc:  # noqa: BLE001  (any reason the weights are missing skips the module)
+except Exception as exc:  # any reason the weights are missing skips the module
     pytest.skip(f"no local model weights: {exc}", allow_module_level=True)
 
 

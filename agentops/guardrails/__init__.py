@@ -47,12 +47,12 @@ from __future__ import annotations
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.guardrails._types import ENTITY_TYPES, Finding, Verdict
 from agentops.guardrails.catalogue import SECRET_FORMATS, SecretFormat, load_secret_formats
+from agentops.guardrails.evaluation import scorecard
 from agentops.guardrails.injection import detect_injection, normalize
 from agentops.guardrails.middleware import GuardrailMiddleware
 from agentops.guardrails.policy import Action, GuardrailPolicy, GuardrailRecord
 from agentops.guardrails.redaction import VAULT_KEY, Vault, redact, restore_into, restore_placeholders
 from agentops.guardrails.scanners import Scanner, scan
-from agentops.guardrails.scorecard import scorecard
 from agentops.guardrails.scoring import PresidioScanner, score_scanner
 from agentops.guardrails.toxicity import CallableToxicity, LexiconToxicity, ToxicityDetector
 from agentops.listeners import Listener
