@@ -37,13 +37,15 @@ def support_agent(
     redis_url: str | None = None,
     *,
     version: str = "v1",
-    max_tokens: int = 2_000,
+    max_tokens: int | None = None,
     latency_s: float = 0.0,
     prefix: str = "agentops-serve",
+    ledger: Any = None,
 ) -> Any:
     """An offline support agent with a global token budget (Redis-shared when ``redis_url`` is given).
 
     ``redis_url`` defaults to ``AGENTOPS_SERVE_REDIS_URL``; without one the budget is per process.
+    ``max_tokens`` defaults to ``AGENTOPS_SERVE_MAX_TOKENS`` (else 2000); ``ledger`` overrides both.
     """
     import ag2
     from redis import Redis
@@ -52,7 +54,9 @@ def support_agent(
 
     redis_url = redis_url or os.environ.get("AGENTOPS_SERVE_REDIS_URL")
     model = OfflineModel(seed=0, rules=offline_rules(version), latency_s=latency_s, sleep=latency_s > 0)
-    ledger = RedisLedger(Redis.from_url(redis_url), prefix=prefix) if redis_url else InProcessLedger()
+    if ledger is None:
+        ledger = RedisLedger(Redis.from_url(redis_url), prefix=prefix) if redis_url else InProcessLedger()
+    max_tokens = max_tokens or int(os.environ.get("AGENTOPS_SERVE_MAX_TOKENS", "2000"))
     budget = BudgetMiddleware(
         ledger,
         agent="support",
