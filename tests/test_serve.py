@@ -212,7 +212,8 @@ def test_shutdown_cancels_late_requests_with_a_clear_status_and_releases_budgets
     r = result["r"]
     assert r.status_code == 503 and r.json()["error"] == "cancelled"
     assert running.drained == {"finished": 0, "cancelled": 1}
-    assert all(a.get("reserved_tokens", 0) == 0 for a in ledger.accounts()), ledger.accounts()
+    accounts = ledger.accounts()
+    assert accounts and all(a["reserved_tokens"] == 0 for a in accounts), accounts
 
 
 def test_shutdown_lets_requests_within_grace_finish():
