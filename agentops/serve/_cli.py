@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from typing import Any
 
 from agentops import _identity  # noqa: F401
@@ -73,7 +74,11 @@ def register_cli(sub: Any) -> None:
     p.add_argument("--public", action="store_true", help="allow a non-loopback --host (e.g. 0.0.0.0 in a container)")
     p.add_argument("--keys-file", default=None, help="file of name=key lines (default: AGENTOPS_API_KEYS)")
     p.add_argument("--rate", default="60/minute", help="per-key rate limit ('' for none; default 60/minute)")
-    p.add_argument("--redis-url", default=None, help="Redis shared by replicas (rate limits, budgets)")
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("AGENTOPS_SERVE_REDIS_URL"),
+        help="Redis shared by replicas: rate limits, budgets (default: AGENTOPS_SERVE_REDIS_URL)",
+    )
     p.add_argument("--grace-s", type=float, default=10.0, help="seconds in-flight requests get on shutdown")
     p.add_argument("--version", default="v1", help="version label reported in answers and the A2A card")
     p.add_argument("--check", action="store_true", help="load keys and the agent, print a summary, exit")

@@ -8,6 +8,7 @@ a thread), so in-flight requests finish within the grace period or answer 503 ``
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -154,5 +155,10 @@ def run_forever(make_app: Any, *, host: str, port: int, grace_s: float, allow_pu
         print(f"serving on {url}", flush=True)
 
     server.startup = startup
-    server.run(sockets=[sock])
+    # uvicorn re-raises a captured signal after its shutdown; a graceful SIGTERM then ends with exit code 0.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return server.drained
