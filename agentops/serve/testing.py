@@ -40,7 +40,7 @@ class ServiceProcess:
         rate: str = "60/minute",
         env: Mapping[str, str] | None = None,
         start_timeout_s: float = 90.0,
-        stop_timeout_s: float = 10.0,
+        stop_timeout_s: float = 30.0,
         grace_s: float = 2.0,
     ) -> None:
         self.args = [sys.executable, "-m", "agentops", "serve", target, "--port", "0", "--rate", rate]
