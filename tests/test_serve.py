@@ -41,7 +41,12 @@ def test_keystore_identifies_by_name_and_never_shows_keys():
 
 @pytest.mark.parametrize(
     ("keys", "match"),
-    [({}, "no API keys"), ({"a": "short"}, "too short"), ({"a b": "x" * 10}, "letters"), ({"a": "k" * 9, "b": "k" * 9}, "reuses")],
+    [
+        ({}, "no API keys"),
+        ({"a": "short"}, "too short"),
+        ({"a b": "x" * 10}, "letters"),
+        ({"a": "k" * 9, "b": "k" * 9}, "reuses"),
+    ],
 )
 def test_keystore_rejects_bad_keys(keys, match):
     with pytest.raises(ConfigError, match=match):

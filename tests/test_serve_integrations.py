@@ -11,19 +11,19 @@ import pytest
 pytest.importorskip("langchain_core")
 pytest.importorskip("llama_index.core")
 
-from langchain_core.tools import tool as lc_tool  # noqa: E402
-from llama_index.core.tools import FunctionTool  # noqa: E402
-from pydantic import BaseModel, Field  # noqa: E402
+from langchain_core.tools import tool as lc_tool
+from llama_index.core.tools import FunctionTool
+from pydantic import BaseModel, Field
 
-from agentops.errors import ConfigError  # noqa: E402
-from agentops.models import OfflineModel, tool_rule  # noqa: E402
-from agentops.serve.integrations import (  # noqa: E402
+from agentops.errors import ConfigError
+from agentops.models import OfflineModel, tool_rule
+from agentops.serve.integrations import (
     from_langchain,
     from_llamaindex,
     langchain_function,
     llamaindex_function,
 )
-from agentops.tools import ToolRegistry  # noqa: E402
+from agentops.tools import ToolRegistry
 
 CALLS: list[str] = []
 

@@ -145,7 +145,7 @@ class AgentService:
         if self.rate_limit is not None:
             try:
                 ok = bool(self.rate_limit.storage.check())
-            except Exception:  # noqa: BLE001 - any storage failure means not ready
+            except Exception:
                 ok = False
             if not ok:
                 return False, "rate-limit storage unreachable"
@@ -209,9 +209,7 @@ class _Metrics:
         self.refusals = Counter(
             "agentops_serve_refusals", "Refused requests by reason", ["route", "reason"], registry=self.registry
         )
-        self.latency = Histogram(
-            "agentops_serve_request_seconds", "Request latency", ["route"], registry=self.registry
-        )
+        self.latency = Histogram("agentops_serve_request_seconds", "Request latency", ["route"], registry=self.registry)
         self.in_flight = Gauge("agentops_serve_in_flight", "Turns in flight", registry=self.registry)
 
     def refused(self, route: str, reason: str) -> None:
@@ -273,7 +271,9 @@ def _routes(svc: AgentService) -> list[Any]:
             return refusal.status_code, refusal
         raw = await _read_body(request, svc.max_body_bytes)
         if raw is None:
-            return 413, _json({"error": "body_too_large", "detail": f"the body is over {svc.max_body_bytes} bytes"}, 413)
+            return 413, _json(
+                {"error": "body_too_large", "detail": f"the body is over {svc.max_body_bytes} bytes"}, 413
+            )
         parsed = _validate(svc, raw)
         if isinstance(parsed, dict):
             return 422, _json(parsed, 422)

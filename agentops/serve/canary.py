@@ -65,12 +65,16 @@ class CanaryRouter:
     Usable as ``AgentService(pick=router.pick)``: returns ``(version, agent)`` per conversation id.
     """
 
-    def __init__(self, stable: tuple[Release, Any], candidate: tuple[Release, Any], *, share: float = 0.1, salt: str = "canary") -> None:
+    def __init__(
+        self, stable: tuple[Release, Any], candidate: tuple[Release, Any], *, share: float = 0.1, salt: str = "canary"
+    ) -> None:
         for name, pair in (("stable", stable), ("candidate", candidate)):
             if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], Release)):
                 raise ConfigError(f"{name} must be a (Release, agent) pair")
         if stable[0].version == candidate[0].version:
-            raise ConfigError(f"stable and candidate share the version {stable[0].version!r}: give the candidate a new one")
+            raise ConfigError(
+                f"stable and candidate share the version {stable[0].version!r}: give the candidate a new one"
+            )
         self._check_share(share)
         self.stable, self.candidate, self.share, self.salt = stable, candidate, float(share), salt
         self.state: Literal["canary", "promoted", "rolled_back"] = "canary"
@@ -163,5 +167,3 @@ def decide(gate_result: Any, slo_reports: Iterable[Any], *, min_events: int = 20
         return Decision("hold", tuple(f"SLO {r.slo}: {r.events} canary events < {min_events}" for r in thin))
     ok = ["eval gate passed"] + [f"SLO {r.slo} met: SLI {r.sli:.3f} ≥ {r.target:.3f}" for r in reports]
     return Decision("promote", tuple(ok))
-
-

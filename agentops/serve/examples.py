@@ -12,7 +12,7 @@ from typing import Any
 from agentops import _identity  # noqa: F401
 from agentops.models import OfflineModel, Prompt, Rule, rule
 
-__all__ = ["SUPPORT_PROMPT", "offline_rules", "support_agent"]
+__all__ = ["SUPPORT_PROMPT", "canary_pair", "canary_suite", "offline_rules", "shop_tools", "support_agent"]
 
 SUPPORT_PROMPT = "You are the support agent of ACME. Answer in one short sentence."
 
@@ -41,11 +41,13 @@ def support_agent(
     latency_s: float = 0.0,
     prefix: str = "agentops-serve",
     ledger: Any = None,
+    config: Any = None,
 ) -> Any:
     """An offline support agent with a global token budget (Redis-shared when ``redis_url`` is given).
 
     ``redis_url`` defaults to ``AGENTOPS_SERVE_REDIS_URL``; without one the budget is per process.
     ``max_tokens`` defaults to ``AGENTOPS_SERVE_MAX_TOKENS`` (else 2000); ``ledger`` overrides both.
+    ``config`` replaces the offline model (a real provider); ``AGENTOPS_SERVE_PREFIX`` names the ledger.
     """
     import ag2
     from redis import Redis
@@ -53,7 +55,8 @@ def support_agent(
     from agentops.budgets import Budget, BudgetMiddleware, InProcessLedger, RedisLedger
 
     redis_url = redis_url or os.environ.get("AGENTOPS_SERVE_REDIS_URL")
-    model = OfflineModel(seed=0, rules=offline_rules(version), latency_s=latency_s, sleep=latency_s > 0)
+    model = config or OfflineModel(seed=0, rules=offline_rules(version), latency_s=latency_s, sleep=latency_s > 0)
+    prefix = os.environ.get("AGENTOPS_SERVE_PREFIX", prefix)
     if ledger is None:
         ledger = RedisLedger(Redis.from_url(redis_url), prefix=prefix) if redis_url else InProcessLedger()
     max_tokens = max_tokens or int(os.environ.get("AGENTOPS_SERVE_MAX_TOKENS", "2000"))
@@ -64,4 +67,69 @@ def support_agent(
         model=model,
         max_completion_tokens=64,
     )
-    return ag2.Agent("support", SUPPORT_PROMPT, config=model, middleware=[budget])
+    prompt = SUPPORT_PROMPT if version == "v1" else SUPPORT_PROMPT + " Be warm."
+    return ag2.Agent("support", prompt, config=model, middleware=[budget])
+
+
+def canary_pair(config: Any = None) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+    """``((Release v1, agent), (Release v2, agent))``: the stable support agent and a warmer candidate.
+
+    Offline, each version answers by its own rules (``config=None``); with a real provider both use
+    ``config`` and differ by prompt only.
+    """
+    from agentops.serve.canary import Release
+
+    pairs = []
+    for version in ("v1", "v2"):
+        agent = support_agent(version=version, config=config.copy() if config is not None else None)
+        model = getattr(config, "model", None) or "offline-1"
+        release = Release(
+            version=version, system_prompt=SUPPORT_PROMPT + ("" if version == "v1" else " Be warm."), model=str(model)
+        )
+        pairs.append((release, agent))
+    return pairs[0], pairs[1]
+
+
+def canary_suite() -> Any:
+    """Chapter 03's eval suite format: three support questions the candidate must still answer."""
+    from agentops.evals import EvalSuite
+
+    cases = [
+        {
+            "id": "refund",
+            "prompt": "How long does a refund take?",
+            "assert": [{"type": "contains_any", "values": ["5 business days"]}],
+        },
+        {
+            "id": "hours",
+            "prompt": "What are your opening hours?",
+            "assert": [{"type": "contains_any", "values": ["9:00"]}],
+        },
+        {"id": "other", "prompt": "My parcel is late", "assert": [{"type": "contains_any", "values": ["order"]}]},
+    ]
+    return EvalSuite.model_validate({"name": "support-canary", "cases": cases})
+
+
+def shop_tools() -> tuple[Any, Any, list[Rule]]:
+    """A LangChain tool (stock level) and a LlamaIndex tool (shipping days), local work only, plus the
+    offline rules that call them (``stock`` → ``stock_level``, ``ship`` → ``shipping_days``)."""
+    from langchain_core.tools import tool as lc_tool
+    from llama_index.core.tools import FunctionTool
+
+    from agentops.models import tool_rule
+
+    @lc_tool
+    async def stock_level(sku: str, warehouse: str = "main") -> str:
+        """Units in stock for a product code."""
+        return f"{sku} in {warehouse}: 12 units"
+
+    async def shipping_days(country: str, express: bool = False) -> int:
+        """Days to ship an order to a country (ISO code)."""
+        return 1 if express else {"FR": 2, "DE": 3}.get(country.upper(), 7)
+
+    li_tool = FunctionTool.from_defaults(async_fn=shipping_days, name="shipping_days")
+    rules = [
+        tool_rule("stock_level", keywords=["stock"], arguments={"sku": "A-100"}),
+        tool_rule("shipping_days", keywords=["ship", "shipping"], arguments={"country": "FR"}),
+    ]
+    return stock_level, li_tool, rules

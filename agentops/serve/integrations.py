@@ -38,7 +38,9 @@ def _signature(model: type[BaseModel]) -> inspect.Signature:
 
 def _function(name: str, description: str, model: Any, call: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise ConfigError(f"tool {name!r} has no pydantic argument schema; give it an args model (args_schema/fn_schema)")
+        raise ConfigError(
+            f"tool {name!r} has no pydantic argument schema; give it an args model (args_schema/fn_schema)"
+        )
     sig = _signature(model)
     names = tuple(sig.parameters)
 

@@ -32,7 +32,9 @@ _QUIET_LOGS = {
 def bind(host: str = "127.0.0.1", port: int = 0, *, allow_public: bool = False) -> socket.socket:
     """A listening-ready TCP socket on ``host:port`` (0 = a free port); loopback unless ``allow_public``."""
     if host not in LOOPBACK and not allow_public:
-        raise ConfigError(f"host {host!r} is not loopback: pass --public (allow_public=True) to listen beyond this machine")
+        raise ConfigError(
+            f"host {host!r} is not loopback: pass --public (allow_public=True) to listen beyond this machine"
+        )
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError(f"port must be between 0 (any free port) and 65535, got {port!r}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

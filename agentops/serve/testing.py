@@ -84,7 +84,9 @@ class ServiceProcess:
         """Wait (bounded) until the child prints its URL; stops it and raises if it does not."""
         if not self._ready.wait(self.start_timeout_s) or self.url is None:
             self.stop()
-            raise ConfigError(f"the service process did not start within {self.start_timeout_s:g} s: {self.output[-500:]}")
+            raise ConfigError(
+                f"the service process did not start within {self.start_timeout_s:g} s: {self.output[-500:]}"
+            )
         return self
 
     def stop(self) -> None:
