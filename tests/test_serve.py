@@ -76,6 +76,16 @@ def test_rate_limit_counts_per_key_in_memory():
     assert limit.hit("bob").allowed and limit.hit("bob").remaining == 0
     with pytest.raises(ConfigError, match="not a rate"):
         RateLimit("often")
+    with pytest.raises(ConfigError, match="not a rate"):
+        RateLimit("1/minute", per_key={"ops": "lots"})
+
+
+def test_rate_limit_per_key_override_on_redis(redis_client, redis_url):
+    limit = RateLimit("1/minute", storage_url=redis_url, per_key={"ops": "3/minute"})
+    assert [limit.hit("ops").allowed for _ in range(4)] == [True, True, True, False]
+    assert [limit.hit("alice").allowed for _ in range(2)] == [True, False]
+    other = RateLimit("1/minute", storage_url=redis_url)  # a second replica sees the same window
+    assert not other.hit("alice").allowed
 
 
 def test_bind_is_loopback_unless_public():

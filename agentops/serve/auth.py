@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agentops import _identity  # noqa: F401
 from agentops.errors import ConfigError, MissingDependencyError
@@ -130,19 +131,32 @@ class RateLimit:
         rate: a ``limits`` rate string, e.g. ``"60/minute"``.
         storage_url: ``"memory://"`` (one process) or ``"redis://host:port/db"`` (shared by replicas).
         namespace: key prefix in the storage, one per service.
+        per_key: other rates for some key names, e.g. ``{"loadtest": "1000/minute"}``.
     """
 
-    def __init__(self, rate: str, *, storage_url: str = "memory://", namespace: str = "agentops-serve") -> None:
+    def __init__(
+        self,
+        rate: str,
+        *,
+        storage_url: str = "memory://",
+        namespace: str = "agentops-serve",
+        per_key: dict[str, str] | None = None,
+    ) -> None:
         try:
             from limits import parse
             from limits.storage import storage_from_string
             from limits.strategies import MovingWindowRateLimiter
         except ImportError as exc:  # pragma: no cover - limits is a core dependency
             raise MissingDependencyError("rate limits need `limits`: pip install limits") from exc
-        try:
-            self.item = parse(rate)
-        except ValueError:
-            raise ConfigError(f"rate {rate!r} is not a rate: use e.g. '5/second' or '100/minute'") from None
+
+        def _parse(text: str) -> Any:
+            try:
+                return parse(text)
+            except ValueError:
+                raise ConfigError(f"rate {text!r} is not a rate: use e.g. '5/second' or '100/minute'") from None
+
+        self.item = _parse(rate)
+        self.per_key = {name: _parse(r) for name, r in (per_key or {}).items()}
         try:
             self.storage = storage_from_string(storage_url)
         except Exception as exc:
@@ -152,8 +166,9 @@ class RateLimit:
 
     def hit(self, who: str) -> RateLimitDecision:
         """Count one request for ``who`` (a key name); refused when the window is full."""
-        allowed = self._limiter.hit(self.item, self.namespace, who)
-        stats = self._limiter.get_window_stats(self.item, self.namespace, who)
+        item = self.per_key.get(who, self.item)
+        allowed = self._limiter.hit(item, self.namespace, who)
+        stats = self._limiter.get_window_stats(item, self.namespace, who)
         return RateLimitDecision(bool(allowed), int(stats.remaining), float(stats.reset_time))
 
     def reset(self) -> None:
