@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import threading
@@ -169,3 +170,92 @@ def call_arguments(call: ToolCallEvent) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {}
     return args if isinstance(args, dict) else {}
+
+
+# ==================================================================================================
+# Guardrails (agentops.guardrails): the stream a model client publishes through
+# ==================================================================================================
+#
+# No public alternative: AG2 model clients publish streamed output (``ModelMessageChunk``,
+# ``ModelMessage``) with ``context.send`` *before* ``on_llm_call`` returns, so live stream observers
+# see text no middleware has checked yet, and AG2 offers no hook on that path. The seam used here:
+# ``ConversationContext`` is a dataclass whose ``send`` forwards to ``self.stream.send(event, self)``,
+# and the context an ``on_llm_call`` hook passes to ``call_next`` is the one the client receives. A
+# guard hands the client a copy of the context whose stream redacts before publishing.
+
+
+def context_stream(context: Any) -> Any:
+    """The stream a conversation context publishes to."""
+    return context.stream
+
+
+def with_stream(context: Any, stream: Any) -> Any:
+    """A copy of ``context`` that publishes through ``stream`` (dependencies and variables shared)."""
+    import dataclasses
+
+    return dataclasses.replace(context, stream=stream)
+
+
+# ==================================================================================================
+# Telemetry (agentops.telemetry)
+# ==================================================================================================
+
+#: The attribute AG2's ``TelemetryMiddleware`` stamps on every span it opens, and its values. AG2
+#: defines them in its private ``ag2._telemetry_consts``; the eval trace reader matches on them too.
+SPAN_TYPE_ATTR = "ag2.span.type"
+SPAN_TYPE_AGENT = "agent"  # invoke_agent <name>
+SPAN_TYPE_LLM = "llm"  # chat <model>
+SPAN_TYPE_TOOL = "tool"  # execute_tool <tool>
+SPAN_TYPE_USAGE = "usage"  # record_usage <kind>
+
+
+def turn_model_config(context: Any) -> Any:
+    """The ``ModelConfig`` the current turn runs with, or ``None``.
+
+    No public accessor: AG2 puts the turn's config (the agent's, or the one given to ``ask``) into
+    ``context.dependencies`` under ``ag2.utils.MODEL_CONFIG_CONTEXT_DEPENDENCY_KEY``, which its own
+    ``MetricsMiddleware`` reads the same way.
+    """
+    from ag2.utils import MODEL_CONFIG_CONTEXT_DEPENDENCY_KEY
+
+    return (getattr(context, "dependencies", None) or {}).get(MODEL_CONFIG_CONTEXT_DEPENDENCY_KEY)
+
+
+def hook_span(span_type: str) -> Any:
+    """The span AG2's ``TelemetryMiddleware`` opened for the hook now running, or ``None``.
+
+    AG2 makes its span current while the middleware inside it run (not documented: the middleware
+    could equally open spans without making them current). This reads the current span and checks
+    :data:`SPAN_TYPE_ATTR`, so a span some other middleware opened in between is never annotated by
+    mistake — then nothing is annotated.
+    """
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return None
+    attrs = getattr(span, "attributes", None)  # an SDK span; the API's non-recording span has none
+    if attrs is None or attrs.get(SPAN_TYPE_ATTR) != span_type:
+        return None
+    return span
+
+
+# ==================================================================================================
+# SLOs (agentops.slo)
+# ==================================================================================================
+
+
+@functools.cache
+def turn_duration_buckets() -> tuple[float, ...]:
+    """Bucket bounds (seconds) of AG2's ``ag2_agent_turn_duration_seconds`` histogram, ``+Inf`` left out.
+
+    A latency SLO must count "slower than the threshold" exactly, so its threshold has to be one of
+    these bounds. AG2 exposes them neither as a constant nor through its middleware; they are read
+    from a ``MetricsMiddleware`` built on a scratch registry (its private metric container), so they
+    follow AG2 when it changes them.
+    """
+    from ag2.middleware.builtin import MetricsMiddleware
+    from prometheus_client import CollectorRegistry
+
+    histogram = MetricsMiddleware(CollectorRegistry())._metrics.agent_turn_duration_seconds
+    return tuple(float(b) for b in histogram._upper_bounds if b != float("inf"))

@@ -31,13 +31,12 @@ import ag2
 
 from agentops import _identity  # noqa: F401
 from agentops.errors import AgentOpsError, ConfigError
-from agentops.listeners import Listener, notify
+from agentops.listeners import AGENT_CALL, Listener, notify
 from agentops.usage import UsageMeter
 from agentops.workflows import WorkflowRun, WorkflowTemplate, run_workflow
 
 __all__ = ["AGENT_CALL", "AgentStats", "NoCapableAgent", "Orchestrator", "Reply"]
 
-AGENT_CALL = "agent.call"  # {"agent", "capability", "outcome", "latency_s", "tokens", "cost_usd"}
 Status = Literal["healthy", "degraded", "down"]
 _RANK = {"healthy": 0, "degraded": 1}
 _DEGRADE_AFTER = 3
