@@ -9,6 +9,9 @@ import pytest
 
 # nbval kernels inherit this process's environment; MPLBACKEND=Agg would make plt.show() display nothing.
 os.environ.pop("MPLBACKEND", None)
+# Real model requests are refused in tests and in the kernels nbval starts (agentops.testing sets the same);
+# the real-model smoke test opts in with the `allow_model_requests` fixture.
+os.environ.setdefault("AGENTOPS_ALLOW_MODEL_REQUESTS", "0")
 
 REDIS_URL = os.environ.get("AGENTOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -54,3 +57,21 @@ def simulated_time(monkeypatch: pytest.MonkeyPatch) -> None:
         return func(*args)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", run_inline)
+
+
+@pytest.fixture()
+def fault_servers():
+    """Start :class:`agentops.resilience.FaultServer`\\ s for one test: ``fault_servers(model, faults=...)``
+    returns a running server on a free loopback port; every server is stopped when the test ends."""
+    from agentops.resilience import FaultServer
+
+    started = []
+
+    def start(*args, **kwargs):
+        server = FaultServer(*args, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
