@@ -593,12 +593,15 @@ def injection_corpus() -> list[dict]:
     return [{"id": f"inj-{i:04d}", **r} for i, r in enumerate(rows)]
 
 
+PACKAGED = HERE.parent.parent / "agentops" / "guardrails" / "data"  # the copy the chapter reads
+
+
 def main() -> None:
     for name, rows in (("pii_corpus.jsonl", pii_corpus()), ("injection_corpus.jsonl", injection_corpus())):
-        with open(HERE / name, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        print(f"wrote {len(rows)} rows to {name}")
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        for folder in (HERE, PACKAGED):
+            (folder / name).write_text(text, encoding="utf-8")
+        print(f"wrote {len(rows)} rows to {name} (tests/data and agentops/guardrails/data)")
 
 
 if __name__ == "__main__":
