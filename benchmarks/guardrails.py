@@ -281,32 +281,37 @@ def _best(fn: Callable[[str], object], s: str, reps: int) -> float:
 
 
 def bench_linearity(big: int) -> None:
-    """Repeated prefixes of every pattern: the big input must cost about big/1 KB times the 1 KB one."""
-    small = 1024
-    ideal = big / small
-    print(f"\n## Linear time: {big // 1024} KB vs 1 KB of adversarial input (ideal ratio {ideal:,.0f}×)\n")
+    """Repeated prefixes of every pattern at 1 KB, 64 KB and ``big``: the cost must grow in proportion.
+
+    Two ratios are printed: big / 1 KB (the issue's yardstick, ideal big/1 KB) and big / 64 KB (ideal
+    big/64 KB). A quadratic detector shows up in the second as a ratio near its square; per-call
+    overhead and cache effects at 1 KB only move the first.
+    """
+    small, mid = 1024, 64 * 1024
+    print(f"\n## Linear time: {big // 1024} KB vs 64 KB vs 1 KB of adversarial input\n")
     for label, fn, units in (
         ("scan", scan, _adversarial_units()),
         ("detect_injection", detect_injection, _INJECTION_UNITS),
     ):
         rows = []
         for u in units:
-            s1 = (u * (small // len(u) + 1))[:small]
-            s2 = (u * (big // len(u) + 1))[:big]
-            t1, t2 = _best(fn, s1, 5), _best(fn, s2, 1)
-            rows.append((t2 / t1, u, t1, t2))
+            s1, s2, s3 = ((u * (n // len(u) + 1))[:n] for n in (small, mid, big))
+            t1, t2, t3 = _best(fn, s1, 5), _best(fn, s2, 2), _best(fn, s3, 2)
+            rows.append((t3 / t2, t3 / t1, u, t1, t3))
         rows.sort(reverse=True)
-        worst = rows[0]
-        slowest = max(r[3] for r in rows)
+        growth = rows[0][0]
+        vs_1kb = max(r[1] for r in rows)
+        slowest = max(r[4] for r in rows)
         print(
-            f"{label}: {len(rows)} repeated units; worst ratio {worst[0]:,.0f}× ({worst[1]!r}: "
-            f"{worst[2] * 1e6:,.0f} µs → {worst[3]:.2f} s); slowest big input {slowest:.2f} s"
+            f"{label}: {len(rows)} repeated units; worst {big // 1024} KB / 64 KB {growth:.1f}× "
+            f"(ideal {big / mid:.0f}×); worst {big // 1024} KB / 1 KB {vs_1kb:,.0f}× (ideal {big / small:,.0f}×); "
+            f"slowest {big // 1024} KB input {slowest:.2f} s"
         )
-        print("| unit | 1 KB µs | big s | ratio |\n|---|---:|---:|---:|")
-        for r, u, t1, t2 in rows[:5]:
-            print(f"| {u!r} | {t1 * 1e6:,.0f} | {t2:.2f} | {r:,.0f}× |")
-        bound = 2 * ideal
-        print(f"{label}: {'linear' if worst[0] <= bound else 'NOT LINEAR'} (every ratio ≤ {bound:,.0f}×)\n")
+        print("| unit | 1 KB µs | big s | big/64 KB | big/1 KB |\n|---|---:|---:|---:|---:|")
+        for g, r1, u, t1, t3 in rows[:6]:
+            print(f"| {u!r} | {t1 * 1e6:,.0f} | {t3:.2f} | {g:.1f}× | {r1:,.0f}× |")
+        verdict = "linear" if growth <= 2 * big / mid else "NOT LINEAR"
+        print(f"{label}: {verdict} (growth from 64 KB within 2× of proportional)\n")
 
 
 def bench_engines() -> None:
@@ -330,17 +335,19 @@ def bench_engines() -> None:
     else:
         print("| pattern | re µs/KB | re2 µs/KB |\n|---|---:|---:|")
         for name, rx in patterns.items():
+            a = time_scan(lambda m, rx=rx: list(rx.finditer(m)), text, 0.3)
             try:
                 r2 = re2.compile(rx.pattern)
-            except Exception as exc:  # re2 has no lookaround or backreferences
-                print(f"| {name} | {time_scan(lambda m, rx=rx: list(rx.finditer(m)), text, 0.3) * 1e6:,.1f} | "
-                      f"unsupported ({type(exc).__name__}) |")  # fmt: skip
+            except Exception:  # re2 has no lookaround or backreferences
+                print(f"| {name} | {a * 1e6:,.1f} | unsupported (lookaround) |")
                 continue
-            a = time_scan(lambda m, rx=rx: list(rx.finditer(m)), text, 0.3)
             b = time_scan(lambda m, r2=r2: list(r2.finditer(m)), text, 0.3)
             print(f"| {name} | {a * 1e6:,.1f} | {b * 1e6:,.1f} |")
-        print(f"(std re {std_re.__name__}: bounded patterns keep it linear; re2 rejects the lookarounds the")
-        print(" boundary checks use, and its per-call overhead is higher on 1 KB messages)")
+        print(
+            "(each pattern over a whole 1 KB message; the scanner runs the two alternations only inside long\n"
+            " tokens and in the 48 characters before an assignment, and keeps Python's re: re2 refuses the\n"
+            f" lookarounds the boundary checks use, and bounded quantifiers already keep {std_re.__name__} linear)"
+        )
     try:
         import phonenumbers
     except ImportError:

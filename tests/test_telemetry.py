@@ -83,7 +83,7 @@ def scrape(registry: CollectorRegistry) -> dict[tuple[str, tuple], float]:
 SECRETS = {
     "openai_key": "sk-proj-abcDEF1234567890ghijKLMN",
     "stripe_key": "sk_live_51HxyzABCDEFGHIJ0123",
-    "aws_access_key": "AKIAIOSFODNN7EXAMPLE",
+    "aws_access_key": "AKIAZ7QRTXW3MV4KP2LD",
     "github_token": "ghp_" + "Zq8mP2vL9xR4tY7wK3nB6cD1fG5hJ0sA2eUi",
     "slack_token": "xoxb-123456789012-abcdefABCDEF",
     "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",

@@ -115,6 +115,7 @@ def _scan_patterned(text: str, spans: list[tuple[int, int]], out: list[Finding])
 def _scan_pem(text: str, out: list[Finding]) -> None:
     """Private-key blocks up to their END line (or the end of the base64 body); linear in the text."""
     pos = 0
+    next_end = -2  # where the next "-----END " is, found once and reused: keeps repeated BEGINs linear
     while True:
         i = text.find("-----BEGIN ", pos)
         if i == -1:
@@ -123,7 +124,9 @@ def _scan_pem(text: str, out: list[Finding]) -> None:
         if head is None:
             pos = i + 11
             continue
-        end_marker = text.find("-----END ", head.end(), head.end() + _PEM_LIMIT)
+        if next_end != -1 and next_end < head.end():
+            next_end = text.find("-----END ", head.end())
+        end_marker = next_end if next_end != -1 and next_end <= head.end() + _PEM_LIMIT else -1
         if end_marker != -1:
             close = text.find("-----", end_marker + 9, end_marker + 80)
             end = close + 5 if close != -1 else end_marker + 9
@@ -197,9 +200,30 @@ def _value_is_secret(value: str, quoted: bool, password: bool) -> bool:
     return _secret_value_ok(value, strict=len(value) < 16 or value.isalnum())
 
 
+def _assignment_hits(low: str) -> list[re.Match[str]]:
+    """Key-word hits that sit at most 48 characters before an assignment operator (``=`` or ``:``).
+
+    Operators are found with ``str.find`` and only the short window before each is searched, which is
+    much cheaper than running the key-word alternation over the whole text.
+    """
+    hits: list[re.Match[str]] = []
+    seen = -1
+    for op_char in "=:":
+        op = low.find(op_char)
+        while op != -1:
+            lo = max(0, op - 48, seen)
+            for hit in _KEY_HIT.finditer(low, lo, op):
+                hits.append(hit)
+                seen = max(seen, hit.end())
+            op = low.find(op_char, op + 1)
+        seen = -1
+    hits.sort(key=lambda h: h.start())
+    return hits
+
+
 def _scan_assignments(text: str, low: str, out: list[Finding]) -> None:
     last = -1
-    for hit in _KEY_HIT.finditer(low):
+    for hit in _assignment_hits(low):
         if hit.start() < last:
             continue
         name = _key_name(low, hit.start(), hit.end())
@@ -239,9 +263,15 @@ _USER_PASS_AT = re.compile(r"(?<![\w.:/%+-])[A-Za-z0-9._-]{1,64}:(?P<pw>[^\s:/@\
 
 
 def _scan_url_credentials(text: str, out: list[Finding]) -> None:
-    for m in _USER_PASS_AT.finditer(text):  # user:password@host without a scheme
-        if _value_is_secret(m.group("pw"), quoted=True, password=True):
-            out.append(Finding("SECRET", m.start("pw"), m.end("pw"), 0.85))
+    at = text.find("@")
+    done = -1
+    while at != -1:  # user:password@host without a scheme: searched only in the window before each "@"
+        for m in _USER_PASS_AT.finditer(text, max(0, at - 200, done), at + 2):
+            if m.end() - 2 == at:
+                done = m.end()
+                if _value_is_secret(m.group("pw"), quoted=True, password=True):
+                    out.append(Finding("SECRET", m.start("pw"), m.end("pw"), 0.85))
+        at = text.find("@", at + 1)
     if "://" not in text:
         return
     i = text.find("://")
@@ -253,8 +283,13 @@ def _scan_url_credentials(text: str, out: list[Finding]) -> None:
 
 
 def _scan_flags_and_headers(text: str, low: str, out: list[Finding]) -> None:
-    if "-" in text:
-        for rx in (_CLI_FLAG, _CLI_USER):
+    flags = [
+        rx
+        for rx, gate in ((_CLI_FLAG, " -" in text or "--" in text), (_CLI_USER, " -u " in text or "--user" in text))
+        if gate
+    ]
+    if flags:
+        for rx in flags:
             for m in rx.finditer(low):
                 v = text[m.start("v") : m.end("v")]
                 if not is_placeholder(v) and not v.startswith(("$", "%")):
@@ -329,7 +364,7 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     if keyed and ("=" in text or ":" in text):
         _scan_assignments(text, low, out)
     if "-" in text or "bearer" in low or "authorization" in low:
-        _scan_flags_and_headers(text, low, out)
+        _scan_flags_and_headers(text, low, out)  # each rule below has its own cheaper gate
     if keyed and (" is " in low or " ist " in low or " est " in low or ": " in low or " = " in low):
         _scan_prose(text, low, out)
     if spans and ('"' in text or "'" in text):

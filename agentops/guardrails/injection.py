@@ -356,12 +356,24 @@ def detect_injection(text: str, threshold: float = 0.5) -> Verdict:
     if classify is None:
         score = rule
     else:
-        p = float(classify(text))
+        p = _about_injection_discount(text, float(classify(text)))
         score = _combine(rule, p)
         if p >= threshold:
             reasons = (*reasons, "classifier")
     score = round(min(max(score, 0.0), 1.0), 4)
     return Verdict(score, score >= threshold, reasons)
+
+
+_ABOUT_MAX_CHARS = 400
+
+
+def _about_injection_discount(text: str, p: float) -> float:
+    """A short text that talks *about* injection ("we tested phrases like 'ignore previous
+    instructions'") gets the same discount from the classifier as from the rules; long texts do not,
+    since long jailbreaks contain everyday phrases such as "for example"."""
+    if p < 0.2 or len(text) > _ABOUT_MAX_CHARS:
+        return p
+    return p * 0.45 if _ABOUT_INJECTION.search(_CODE_SPAN.sub(" ", normalize(text))) else p
 
 
 def _combine(rule: float, classifier: float) -> float:

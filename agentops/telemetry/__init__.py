@@ -7,8 +7,9 @@ agents with one call and adds what they lack:
 * **cost** — ``agentops.cost_usd`` on every ``chat`` and ``invoke_agent`` span, the Prometheus counter
   ``agentops_cost_usd_total`` and the per-request histogram ``agentops_request_cost_usd``;
 * **structured JSON logs** through the standard :mod:`logging` module and ``python-json-logger``
-  (never a format string): one line per turn, model call and tool call, carrying ``trace_id`` and
-  ``span_id`` of the current span, agent, model, tokens, cost, latency and outcome;
+  (never a format string), carrying ``trace_id`` and ``span_id`` of the current span, agent, model,
+  tokens, cost, latency and outcome: one line per agent turn at INFO, one per model and tool call at
+  DEBUG (failures at WARNING or ERROR, whatever the level);
 * **safety signals** — :meth:`Telemetry.listener` turns the events of the shared observability hook
   (``guardrail.finding``, ``tool.denied``, ``budget.refused``, ``escalation``, ``handoff.refused``)
   into counters, span events and log lines;

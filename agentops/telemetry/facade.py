@@ -329,7 +329,12 @@ class Telemetry:
     def log_to(
         self, target: IO[str] | str | os.PathLike[str] | None = None, *, level: int = logging.INFO
     ) -> logging.Handler:
-        """Write this telemetry's records as JSON lines to a stream or file (see configure_json_logging)."""
+        """Write this telemetry's records as JSON lines to a stream or file (see configure_json_logging).
+
+        At ``level=logging.INFO`` (the default) a successful turn writes one line, ``agent.turn``; at
+        ``logging.DEBUG`` each model and tool call adds its own (``llm.call``, ``tool.call``).
+        Failures and hook events (``guardrail.finding``, ...) are WARNING or ERROR: always written.
+        """
         handler = configure_json_logging(target, level=level, logger_name=self.logger.name)
         self._handlers.append(handler)
         return handler

@@ -3,7 +3,9 @@
 AG2 opens the spans and counts the calls; this layer adds only what AG2 lacks. It runs directly inside
 AG2's middleware, annotates the span AG2 opened for the hook (found through
 :func:`agentops._ag2.hook_span`), prices each model call through :func:`agentops.usage.cost_usd`, and
-writes a JSON log line per turn, model call and tool call — only when a handler would emit it.
+writes JSON log lines — only when a handler would emit them: one per turn at INFO (ERROR when it
+failed), one per model or tool call at DEBUG (WARNING when it failed). A turn's line carries its
+model, tokens, cost, latency and outcome, so the default INFO level costs one line per request.
 
 Hot path: everything that does not change from turn to turn (the agent's label values, the metric
 children they select) is resolved once per agent by :class:`_AgentOpsFactory`, and log records skip
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__: list[str] = []
 
-_INFO, _WARNING, _ERROR = logging.INFO, logging.WARNING, logging.ERROR
+_DEBUG, _INFO, _WARNING, _ERROR = logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR
 _MAX_TEXT = 500  # characters of an error or captured content kept in a log line
 
 
@@ -78,6 +80,11 @@ class _AgentOpsFactory:
         self.agent_label = metrics.label("agent", agent_name)
         self.turn_cost = metrics.request_cost_usd.labels(self.agent_label)
         self._children: dict[tuple[bool, str | None, str | None], Any] = {}
+        clock = telemetry.clock
+        self.simulated = bool(clock.simulated)
+        # Readings taken on every hook: plain C functions for the wall clock, the clock's own otherwise.
+        self.now = clock.now if self.simulated else time.time
+        self.tick = clock.tick if self.simulated else time.perf_counter
 
     def describe(self) -> Any:
         from ag2.middleware.describe import MiddlewareDescription
@@ -134,34 +141,32 @@ class _AgentOpsMiddleware(BaseMiddleware):
 
     # -- turn ------------------------------------------------------------------------------------
     async def on_turn(self, call_next: Any, event: Any, context: Any) -> Any:
-        clock = self.f.telemetry.clock
-        start = clock.now() if clock.simulated else time.time()
-        t0 = clock.tick()
+        f = self.f
+        start, t0 = f.now(), f.tick()
         try:
             response = await call_next(event, context)
         except BaseException as exc:
-            self._finish_turn(start, clock.tick() - t0, context, event, exc)
+            self._finish_turn(start, f.tick() - t0, context, event, exc)
             raise
-        self._finish_turn(start, clock.tick() - t0, context, event, None)
+        self._finish_turn(start, f.tick() - t0, context, event, None)
         return response
 
     def _finish_turn(self, start: float, latency: float, context: Any, event: Any, exc: BaseException | None) -> None:
         f = self.f
         t = f.telemetry
         span = _ag2.hook_span(_ag2.SPAN_TYPE_AGENT)
-        if span is not None:
-            attrs: dict[str, Any] = {
-                "agentops.cost_usd": self.turn_cost,
-                "gen_ai.usage.input_tokens": self.turn_in,
-                "gen_ai.usage.output_tokens": self.turn_out,
-            }
-            if t.clock.simulated:
-                attrs["agentops.time_s"] = start
-                attrs["agentops.latency_s"] = latency
-            if exc is not None:
-                attrs["agentops.outcome"] = "error"
-                attrs["error.type"] = type(exc).__name__
-            span.set_attributes(attrs)
+        if span is not None:  # the turn's tokens are summed from its chat spans by the trace store
+            if exc is None and not f.simulated:
+                span.set_attribute("agentops.cost_usd", self.turn_cost)  # one attribute: the cheap call
+            else:
+                attrs: dict[str, Any] = {"agentops.cost_usd": self.turn_cost}
+                if f.simulated:
+                    attrs["agentops.time_s"] = start
+                    attrs["agentops.latency_s"] = latency
+                if exc is not None:
+                    attrs["agentops.outcome"] = "error"
+                    attrs["error.type"] = type(exc).__name__
+                span.set_attributes(attrs)
         f.turn_cost.observe(self.turn_cost)
         level = _INFO if exc is None else _ERROR
         if t.logger.isEnabledFor(level):
@@ -182,15 +187,14 @@ class _AgentOpsMiddleware(BaseMiddleware):
 
     # -- model call ------------------------------------------------------------------------------
     async def on_llm_call(self, call_next: Any, events: Any, context: Any) -> Any:
-        clock = self.f.telemetry.clock
-        start = clock.now() if clock.simulated else time.time()
-        t0 = clock.tick()
+        f = self.f
+        start, t0 = f.now(), f.tick()
         try:
             response = await call_next(events, context)
         except BaseException as exc:
-            self._failed_call(start, clock.tick() - t0, context, exc)
+            self._failed_call(start, f.tick() - t0, context, exc)
             raise
-        self._finished_call(start, clock.tick() - t0, context, response)
+        self._finished_call(start, f.tick() - t0, context, response)
         return response
 
     def _finished_call(self, start: float, latency: float, context: Any, response: Any) -> None:
@@ -218,12 +222,14 @@ class _AgentOpsMiddleware(BaseMiddleware):
         if span is not None:
             if usd is not None:
                 named["agentops.cost_usd"] = usd  # type: ignore[assignment]
-            if t.clock.simulated:
+            if f.simulated:
                 named["agentops.time_s"] = start  # type: ignore[assignment]
                 named["agentops.latency_s"] = latency  # type: ignore[assignment]
-            if named:
+            if len(named) == 1:
+                span.set_attribute(*next(iter(named.items())))  # one attribute: the cheap call
+            elif named:
                 span.set_attributes(named)
-        if t.logger.isEnabledFor(_INFO):
+        if t.logger.isEnabledFor(_DEBUG):
             fields = f.fields("llm.call", span, model, provider)
             fields["input_tokens"] = n_in
             fields["output_tokens"] = n_out
@@ -232,10 +238,11 @@ class _AgentOpsMiddleware(BaseMiddleware):
             fields["outcome"] = "success"
             fields["finish_reason"] = response.finish_reason
             fields["time_s"] = round(start, 6)
-            emit(t.logger, _INFO, "llm.call", fields)
+            emit(t.logger, _DEBUG, "llm.call", fields)
 
     def _failed_call(self, start: float, latency: float, context: Any, exc: BaseException) -> None:
-        t = self.f.telemetry
+        f = self.f
+        t = f.telemetry
         provider, model = model_labels(_ag2.turn_model_config(context))
         span = _ag2.hook_span(_ag2.SPAN_TYPE_LLM)
         if span is not None:
@@ -244,12 +251,12 @@ class _AgentOpsMiddleware(BaseMiddleware):
                 attrs["gen_ai.request.model"] = model
             if provider:
                 attrs["gen_ai.provider.name"] = provider
-            if t.clock.simulated:
+            if f.simulated:
                 attrs["agentops.time_s"] = start
                 attrs["agentops.latency_s"] = latency
             span.set_attributes(attrs)
         if t.logger.isEnabledFor(_WARNING):
-            fields = self.f.fields("llm.call", span, model, provider)
+            fields = f.fields("llm.call", span, model, provider)
             fields["latency_s"] = round(latency, 6)
             fields["outcome"] = "error"
             fields["error_type"] = type(exc).__name__
@@ -259,33 +266,33 @@ class _AgentOpsMiddleware(BaseMiddleware):
 
     # -- tool call -------------------------------------------------------------------------------
     async def on_tool_execution(self, call_next: Any, event: Any, context: Any) -> Any:
-        clock = self.f.telemetry.clock
-        start = clock.now() if clock.simulated else time.time()
-        t0 = clock.tick()
+        f = self.f
+        start, t0 = f.now(), f.tick()
         try:
             result = await call_next(event, context)
         except BaseException as exc:
-            self._finish_tool(event, start, clock.tick() - t0, exc)
+            self._finish_tool(event, start, f.tick() - t0, exc)
             raise
         error = result.error if isinstance(result, ToolErrorEvent) else None
-        self._finish_tool(event, start, clock.tick() - t0, error)
+        self._finish_tool(event, start, f.tick() - t0, error)
         return result
 
     def _finish_tool(self, event: Any, start: float, latency: float, error: BaseException | None) -> None:
-        t = self.f.telemetry
+        f = self.f
+        t = f.telemetry
         span = _ag2.hook_span(_ag2.SPAN_TYPE_TOOL)
-        if span is not None and (error is not None or t.clock.simulated):
+        if span is not None and (error is not None or f.simulated):
             attrs: dict[str, Any] = {}
-            if t.clock.simulated:
+            if f.simulated:
                 attrs["agentops.time_s"] = start
                 attrs["agentops.latency_s"] = latency
             if error is not None:
                 attrs["agentops.outcome"] = "error"
                 attrs["error.type"] = type(error).__name__
             span.set_attributes(attrs)
-        level = _INFO if error is None else _WARNING
+        level = _DEBUG if error is None else _WARNING
         if t.logger.isEnabledFor(level):
-            fields = self.f.fields("tool.call", span, None, None)
+            fields = f.fields("tool.call", span, None, None)
             fields["tool"] = event.name
             fields["latency_s"] = round(latency, 6)
             fields["outcome"] = "success" if error is None else "error"

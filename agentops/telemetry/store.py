@@ -86,6 +86,23 @@ def _row(rec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _turn_tokens(rows: list[dict[str, Any]]) -> None:
+    """Give each turn without token attributes the sum of its model calls' tokens.
+
+    A turn's tokens are those of the ``chat`` spans directly under it; they are summed here rather than
+    written on every turn span, which would cost each turn two more span attributes.
+    """
+    sums: dict[str, list[int]] = {}
+    for row in rows:
+        if row["operation"] == "chat" and row["parent_span_id"]:
+            acc = sums.setdefault(row["parent_span_id"], [0, 0])
+            acc[0] += row["input_tokens"] or 0
+            acc[1] += row["output_tokens"] or 0
+    for row in rows:
+        if row["operation"] == "invoke_agent" and "gen_ai.usage.input_tokens" not in row["attributes"]:
+            row["input_tokens"], row["output_tokens"] = sums.get(row["span_id"], (0, 0))
+
+
 class TraceStore:
     """Finished spans as pandas DataFrames: all spans, turns, LLM calls, tool calls and events.
 
@@ -167,7 +184,9 @@ class TraceStore:
         """One row per span; columns include operation, agent, model, tokens, cost_usd, time_s, latency_s."""
         import pandas as pd
 
-        frame = pd.DataFrame([_row(r) for r in self.records()], columns=_SPAN_COLUMNS)
+        rows = [_row(r) for r in self.records()]
+        _turn_tokens(rows)
+        frame = pd.DataFrame(rows, columns=_SPAN_COLUMNS)
         return frame.sort_values(["time_s", "start_time_ns"], kind="stable").reset_index(drop=True)
 
     def _op(self, op: str) -> Any:
