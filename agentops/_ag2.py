@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import json
 import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+from ag2.events import ModelResponse, ToolApprovalRequest, ToolCallEvent
+from opentelemetry import trace as _trace
 
 # ==================================================================================================
 # Role graphs (agentops.graph): the ag2.network hub's log lines and its packet payload
@@ -107,3 +112,167 @@ def packet_body(envelope: Any) -> str:
     data = getattr(envelope, "event_data", None)
     body = data.get("body", "") if isinstance(data, dict) else ""
     return body if isinstance(body, str) else ""
+
+
+# ==================================================================================================
+# Evals (agentops.evals): grading without writing the run JSON
+# ==================================================================================================
+#
+# No public alternative: ``evaluate_traces`` documents ``store_dir`` as the directory it always writes
+# ``<run_id>.json`` to; a scratch directory works but serialises every case's events and feedback on
+# each run — about half the runner's CPU time on a 1,000-case suite.
+
+
+async def grade_traces_in_memory(source: Any, **options: Any) -> Any:
+    """``ag2.eval.evaluate_traces`` without writing the run JSON to disk.
+
+    Its grading core skips the write when ``store_dir`` is falsy (``if store_dir:`` in
+    ``ag2/eval/runtime/evaluate.py``), which is how ``run_agent(store_dir=None)`` runs in memory. The
+    caller saves the run itself (``RunResult.save(path)``) when it wants a file.
+    """
+    from ag2.eval import evaluate_traces
+
+    return await evaluate_traces(source, store_dir="", **options)
+
+
+# ==================================================================================================
+# Tool approvals (agentops.tools.Approver)
+# ==================================================================================================
+#
+# No public alternative: a ToolApprovalRequest carries one structured field about its call,
+# ``tool_call_id``; the tool's name and arguments are only in the prose of ``content``. We do not parse
+# the prose (a crafted argument could make it read like another call): the model's
+# ToolCallEvent is already in the stream's history (published before any tool runs) and is found by
+# that id. Relied on: (1) ``ToolApprovalRequest.tool_call_id`` equals ``ToolCallEvent.id``; (2) the
+# ToolCallEvent (or the ModelResponse carrying it) is in ``context.stream.history`` when the hook runs.
+
+
+async def approval_call(event: ToolApprovalRequest, context: Any) -> ToolCallEvent | None:
+    """The tool call an approval request is about, looked up by ``tool_call_id``; None if not found."""
+    stream = getattr(context, "stream", None)
+    history = getattr(stream, "history", None)
+    if history is None or not getattr(event, "tool_call_id", None):
+        return None
+    events = list(await history.get_events())
+    for e in reversed(events):
+        if isinstance(e, ToolCallEvent) and e.id == event.tool_call_id:
+            return e
+        if isinstance(e, ModelResponse) and e.tool_calls is not None:
+            for call in e.tool_calls.calls:
+                if call.id == event.tool_call_id:
+                    return call
+    return None
+
+
+def call_arguments(call: ToolCallEvent) -> dict[str, Any]:
+    """A tool call's arguments as a dict ({} when the model sent something that is not a JSON object)."""
+    try:
+        args = json.loads(call.arguments or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return args if isinstance(args, dict) else {}
+
+
+# ==================================================================================================
+# Guardrails (agentops.guardrails): the stream a model client publishes through
+# ==================================================================================================
+#
+# No public alternative: AG2 model clients publish streamed output (``ModelMessageChunk``,
+# ``ModelMessage``) with ``context.send`` *before* ``on_llm_call`` returns, so live stream observers
+# see text no middleware has checked yet, and AG2 offers no hook on that path. The seam used here:
+# ``ConversationContext`` is a dataclass whose ``send`` forwards to ``self.stream.send(event, self)``,
+# and the context an ``on_llm_call`` hook passes to ``call_next`` is the one the client receives. A
+# guard hands the client a copy of the context whose stream redacts before publishing.
+
+
+def context_stream(context: Any) -> Any:
+    """The stream a conversation context publishes to."""
+    return context.stream
+
+
+def with_stream(context: Any, stream: Any) -> Any:
+    """A copy of ``context`` that publishes through ``stream`` (dependencies and variables shared)."""
+    import dataclasses
+
+    return dataclasses.replace(context, stream=stream)
+
+
+# ==================================================================================================
+# Telemetry (agentops.telemetry)
+# ==================================================================================================
+
+#: The attribute AG2's ``TelemetryMiddleware`` stamps on every span it opens, and its values. AG2
+#: defines them in its private ``ag2._telemetry_consts``; the eval trace reader matches on them too.
+SPAN_TYPE_ATTR = "ag2.span.type"
+SPAN_TYPE_AGENT = "agent"  # invoke_agent <name>
+SPAN_TYPE_LLM = "llm"  # chat <model>
+SPAN_TYPE_TOOL = "tool"  # execute_tool <tool>
+SPAN_TYPE_USAGE = "usage"  # record_usage <kind>
+
+
+def turn_model_config(context: Any) -> Any:
+    """The ``ModelConfig`` the current turn runs with, or ``None``.
+
+    No public accessor: AG2 puts the turn's config (the agent's, or the one given to ``ask``) into
+    ``context.dependencies`` under ``ag2.utils.MODEL_CONFIG_CONTEXT_DEPENDENCY_KEY``, which its own
+    ``MetricsMiddleware`` reads the same way.
+    """
+    deps = getattr(context, "dependencies", None)
+    return deps.get(_model_config_key()) if deps else None
+
+
+@functools.cache
+def _model_config_key() -> str:
+    from ag2.utils import MODEL_CONFIG_CONTEXT_DEPENDENCY_KEY
+
+    return MODEL_CONFIG_CONTEXT_DEPENDENCY_KEY
+
+
+def hook_span(span_type: str) -> Any:
+    """The span AG2's ``TelemetryMiddleware`` opened for the hook now running, or ``None``.
+
+    AG2 makes its span current while the middleware inside it run (not documented: the middleware
+    could equally open spans without making them current). This reads the current span and checks
+    that it is AG2's span for this hook — by the name AG2 gives it, ``{operation} {target}`` after the
+    GenAI semantic conventions (``chat offline-1``) — so a span some other middleware opened in between
+    is never annotated by mistake; then nothing is annotated. (The name, not the
+    :data:`SPAN_TYPE_ATTR` attribute: reading a live span's attributes costs several times more.)
+    """
+    span = _trace.get_current_span()
+    if not span.is_recording():
+        return None
+    name = getattr(span, "name", None)  # an SDK span; the API's non-recording span has none
+    operation = _OPERATION_OF[span_type]
+    if not name or not name.startswith(operation) or name[len(operation) : len(operation) + 1] not in ("", " "):
+        return None
+    return span
+
+
+#: The GenAI operation that names AG2's span of each span type.
+_OPERATION_OF = {
+    SPAN_TYPE_AGENT: "invoke_agent",
+    SPAN_TYPE_LLM: "chat",
+    SPAN_TYPE_TOOL: "execute_tool",
+    SPAN_TYPE_USAGE: "record_usage",
+}
+
+
+# ==================================================================================================
+# SLOs (agentops.slo)
+# ==================================================================================================
+
+
+@functools.cache
+def turn_duration_buckets() -> tuple[float, ...]:
+    """Bucket bounds (seconds) of AG2's ``ag2_agent_turn_duration_seconds`` histogram, ``+Inf`` left out.
+
+    A latency SLO must count "slower than the threshold" exactly, so its threshold has to be one of
+    these bounds. AG2 exposes them neither as a constant nor through its middleware; they are read
+    from a ``MetricsMiddleware`` built on a scratch registry (its private metric container), so they
+    follow AG2 when it changes them.
+    """
+    from ag2.middleware.builtin import MetricsMiddleware
+    from prometheus_client import CollectorRegistry
+
+    histogram = MetricsMiddleware(CollectorRegistry())._metrics.agent_turn_duration_seconds
+    return tuple(float(b) for b in histogram._upper_bounds if b != float("inf"))

@@ -52,6 +52,12 @@ class Spec(BaseModel):
         except ValidationError as exc:
             raise ConfigError(format_validation(exc, type(self).__name__)) from None
 
+    # Pydantic calls an overridden ``__init__`` for every nested instance, which would turn a nested
+    # error into one opaque string and lose its location (``cases.2.assert.0``). Marking ours as
+    # pydantic's base init keeps nested validation inside pydantic-core, so the top-level spec reports
+    # every problem with its full path. (A pydantic internal: tests/test_config.py fails if it stops working.)
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Like pydantic's, but a bad value raises :class:`ConfigError`."""

@@ -23,6 +23,7 @@ from typing import Any
 from agentops import _identity  # noqa: F401
 
 __all__ = [
+    "AGENT_CALL",
     "APPROVAL",
     "BREAKER",
     "BUDGET_REFUSED",
@@ -50,6 +51,7 @@ HANDOFF_REFUSED = "handoff.refused"  # {"from", "to", "reason"}
 STAGE = "stage"  # workflow stage finished: {"workflow", "stage", "status", ...}
 APPROVAL = "approval"  # workflow approval gate: {"workflow", "stage", "status"}
 EVAL_CASE = "eval.case"  # {"case", "passed", "tags"}
+AGENT_CALL = "agent.call"  # orchestrated call: {"agent", "capability", "outcome", "latency_s", "tokens", "cost_usd"}
 RETRY = "resilience.retry"  # a model call or idempotent tool is tried again: {"model", "attempt", "error", "wait_s"}
 BREAKER = "resilience.breaker"  # a circuit changed state: {"breaker", "from", "to"}
 FALLBACK = "resilience.fallback"  # one step of a fallback chain: {"step", "model", "outcome"}
@@ -62,6 +64,7 @@ KINDS = (
     STAGE,
     APPROVAL,
     EVAL_CASE,
+    AGENT_CALL,
     RETRY,
     BREAKER,
     FALLBACK,
@@ -77,6 +80,7 @@ PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
     STAGE: ("workflow", "stage", "status"),
     APPROVAL: ("workflow", "stage", "status"),
     EVAL_CASE: ("case", "passed", "tags"),
+    AGENT_CALL: ("agent", "capability", "outcome", "latency_s", "tokens", "cost_usd"),
     RETRY: ("model", "attempt", "error", "wait_s"),
     BREAKER: ("breaker", "from", "to"),
     FALLBACK: ("step", "model", "outcome"),

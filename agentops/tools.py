@@ -34,18 +34,16 @@ a ``limits`` storage (``memory://`` by default, ``redis://...`` to share limits 
 
 from __future__ import annotations
 
-import json
+import inspect
 import logging
-import os
 import re
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from ag2 import Context
 from ag2 import tool as ag2_tool
 from ag2.events import (
     BaseEvent,
@@ -63,8 +61,10 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
-from agentops.errors import AgentOpsError, ConfigError
+from agentops._ag2 import approval_call, call_arguments
+from agentops.errors import ConfigError, ToolDenied
 from agentops.listeners import TOOL_DENIED, Listener, notify
+from agentops.safefiles import PathOutsideRoot, SafeFiles
 
 __all__ = [
     "APPROVAL_DENIED",
@@ -73,6 +73,7 @@ __all__ = [
     "PathOutsideRoot",
     "SafeFiles",
     "ToolAuthorizer",
+    "ToolDenied",
     "ToolRegistry",
     "ToolSpec",
 ]
@@ -81,7 +82,6 @@ log = logging.getLogger(__name__)
 
 APPROVAL_DENIED = "DENIED: a human approver declined this call"
 _APPROVAL_MESSAGE = "Agent wants to call `{tool_name}` with {tool_arguments}. Approve? (y/n)"
-_APPROVAL_PARSE = re.compile(r"`(?P<tool>[^`]+)` with (?P<args>.*)\. Approve\? \(y/n\)$", re.DOTALL)
 _SCOPE = re.compile(r"^[A-Za-z0-9_.:*-]+$")
 
 
@@ -185,8 +185,7 @@ class ToolRegistry:
                 limit = parse(rate_limit)
             except ValueError:
                 raise ConfigError(
-                    f"invalid rate_limit {rate_limit!r} for tool {tool_name!r}; "
-                    "use e.g. '5/minute' or '100/hour'"
+                    f"invalid rate_limit {rate_limit!r} for tool {tool_name!r}; use e.g. '5/minute' or '100/hour'"
                 ) from None
         if not isinstance(cost_usd, (int, float)) or cost_usd < 0:
             raise ConfigError(f"cost_usd for tool {tool_name!r} must be a number ≥ 0, got {cost_usd!r}")
@@ -203,9 +202,7 @@ class ToolRegistry:
         )
         with self._lock:
             if tool_name in self._specs:
-                raise ConfigError(
-                    f"a tool named {tool_name!r} is already registered; pass name='...' to rename"
-                )
+                raise ConfigError(f"a tool named {tool_name!r} is already registered; pass name='...' to rename")
             self._specs[tool_name] = spec
         return func
 
@@ -246,9 +243,7 @@ class ToolRegistry:
         held = self.scopes_of(agent)
         missing = sorted(s for s in spec.scopes if s not in held and "*" not in held)
         if missing:
-            return Decision(
-                False, "scope", f"DENIED: agent {agent!r} lacks scope(s) {missing} for tool {tool_name!r}"
-            )
+            return Decision(False, "scope", f"DENIED: agent {agent!r} lacks scope(s) {missing} for tool {tool_name!r}")
         return Decision(True)
 
     def allowed_tools(self, agent: str) -> list[str]:
@@ -299,17 +294,13 @@ class ToolRegistry:
             hooks: list[Any] = []
             if spec.approval:
                 hooks.append(
-                    approval_required(
-                        _APPROVAL_MESSAGE, APPROVAL_DENIED, timeout=approval_timeout, allow_always=False
-                    )
+                    approval_required(_APPROVAL_MESSAGE, APPROVAL_DENIED, timeout=approval_timeout, allow_always=False)
                 )
             if spec.receives_pii:
                 from agentops.guardrails import restore_placeholders
 
                 hooks.append(restore_placeholders)
-            tools.append(
-                ag2_tool(spec.func, name=spec.name, description=spec.description or None, middleware=hooks)
-            )
+            tools.append(ag2_tool(spec.func, name=spec.name, description=spec.description or None, middleware=hooks))
         return tools
 
     def authorizer(self, agent: str) -> ToolAuthorizer:
@@ -371,9 +362,14 @@ class _AuthorizeTurn(BaseMiddleware):
             registry._record(agent, event.name, "denied", decision.reason, 0.0)
             return ToolResultEvent.from_call(event, result=decision.message)
         result = await call_next(event, context)
+        if isinstance(result, ToolErrorEvent) and isinstance(result.error, ToolDenied):
+            # A tool that refuses by raising: the model gets the refusal, never the traceback.
+            result = ToolResultEvent.from_call(event, result=f"DENIED: {result.error}")
         text = _result_text(result)
         if text == APPROVAL_DENIED:
             registry._record(agent, event.name, "denied", "approval", 0.0)
+        elif text is not None and text.startswith("DENIED:"):  # the tool (or a guardrail) refused it
+            registry._record(agent, event.name, "denied", "refused", 0.0)
         elif isinstance(result, ToolResultEvent) and not isinstance(result, ToolErrorEvent):
             registry._record(agent, event.name, "ok", "ok", registry.specs[event.name].cost_usd)
         else:
@@ -391,6 +387,10 @@ def _result_text(result: Any) -> str | None:
 class Approver:
     """A programmatic AG2 ``hitl_hook`` that answers tool-approval requests by rule.
 
+    The call being approved is read from the conversation by the request's ``tool_call_id`` (AG2's
+    structured field), never parsed out of the question's prose, so a tool argument that looks like
+    the question cannot steer the answer. Safe to share across threads and asyncio tasks.
+
     Args:
         rules: per tool name, ``True``/``False`` or a predicate on the call's arguments
             (``{"wire_money": lambda a: a["amount"] <= 100}``).
@@ -398,6 +398,9 @@ class Approver:
         fallback: hook for other human-input requests (default: answer ``"no"``).
 
     Every decision is kept in :attr:`decisions` as ``(tool, approved)`` for the audit trail.
+
+    >>> Approver({"wire_money": lambda a: a["amount"] <= 100}).decide("wire_money", {"amount": 5000})
+    False
     """
 
     def __init__(
@@ -413,119 +416,38 @@ class Approver:
         self.decisions: list[tuple[str, bool]] = []
         self._lock = threading.Lock()
 
-    def __call__(self, event: Any) -> str:
+    async def __call__(self, event: Any, context: Context) -> str:
         """Answer one ``HumanInputRequest`` (``"y"``/``"n"`` for tool approvals).
 
-        Annotated ``Any`` because AG2 resolves a hook's annotations when it wraps it.
+        ``context`` is injected by AG2 (the conversation the request belongs to).
         """
         if not isinstance(event, ToolApprovalRequest):
-            return self.fallback(event) if self.fallback else "no"
-        m = _APPROVAL_PARSE.search(event.content)
-        tool_name = m.group("tool") if m else "?"
-        try:
-            args = json.loads(m.group("args")) if m else {}
-        except json.JSONDecodeError:
-            args = {}
+            if self.fallback is None:
+                return "no"
+            answer = self.fallback(event)
+            return await answer if inspect.isawaitable(answer) else answer
+        call = await approval_call(event, context)
+        if call is None:  # nothing to judge the request by: a "no"
+            log.warning("approval request %r names no call in this conversation; denying", event.tool_call_id)
+            return "y" if self._record("?", False) else "n"
+        return "y" if self.decide(call.name, call_arguments(call)) else "n"
+
+    def decide(self, tool_name: str, args: Mapping[str, Any]) -> bool:
+        """Apply the rule for ``tool_name`` to ``args`` and record the decision."""
         rule = self.rules.get(tool_name, self.default)
         try:
-            approved = bool(rule(args)) if callable(rule) else bool(rule)
+            approved = bool(rule(dict(args))) if callable(rule) else bool(rule)
         except Exception:  # a failing rule is a "no", never a crash in the middle of a turn
             log.warning("approval rule for %r raised; denying", tool_name, exc_info=True)
             approved = False
+        return self._record(tool_name, approved)
+
+    def _record(self, tool_name: str, approved: bool) -> bool:
         with self._lock:
             self.decisions.append((tool_name, approved))
-        return "y" if approved else "n"
+        return approved
 
 
-# ==================================================================================================
-# File tools confined to a root
-# ==================================================================================================
-
-
-class PathOutsideRoot(AgentOpsError, PermissionError):
-    """A path escapes the sandbox root (absolute, ``..``, or a symlink pointing out)."""
-
-
-class SafeFiles:
-    """File tools that can only touch files under ``root``.
-
-    Refuses absolute paths, ``..`` components, NUL bytes, and paths whose real location (after
-    resolving symlinks) is outside the root; files are opened with ``O_NOFOLLOW`` so a symlink
-    swapped in after the check is refused too. The tool methods return text (``"DENIED: ..."`` on
-    refusal) so a model never sees a traceback; :meth:`resolve` raises for programmatic callers.
-
-    Args:
-        root: the directory the tools are confined to (must exist).
-        max_bytes: largest file :meth:`read_file` returns.
-    """
-
-    def __init__(self, root: str | os.PathLike[str], *, max_bytes: int = 1_000_000) -> None:
-        real = Path(os.path.realpath(root))
-        if not real.is_dir():
-            raise ConfigError(f"SafeFiles root {str(root)!r} is not a directory; create it first")
-        self.root = real
-        self.max_bytes = max_bytes
-
-    def resolve(self, path: str) -> Path:
-        """The real path for ``path`` inside the root; raises :class:`PathOutsideRoot` otherwise."""
-        if not isinstance(path, str) or not path.strip():
-            raise PathOutsideRoot("empty path; give a path relative to the sandbox root")
-        if "\x00" in path:
-            raise PathOutsideRoot("path contains a NUL byte")
-        if os.path.isabs(path) or path.startswith(("\\", "~")) or re.match(r"^[A-Za-z]:", path):
-            raise PathOutsideRoot(f"absolute path {path!r} refused; use a path relative to the sandbox root")
-        if ".." in re.split(r"[\\/]+", path):
-            raise PathOutsideRoot(f"path {path!r} refused: '..' is not allowed")
-        real = Path(os.path.realpath(self.root / path))
-        if real != self.root and self.root not in real.parents:
-            raise PathOutsideRoot(f"path {path!r} resolves outside the sandbox root (symlink?)")
-        return real
-
-    def _display(self, real: Path) -> str:
-        return str(real.relative_to(self.root)) or "."
-
-    def read_file(self, path: str) -> str:
-        """Read a UTF-8 text file under the sandbox root."""
-        try:
-            real = self.resolve(path)
-            fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except PathOutsideRoot as exc:
-            return f"DENIED: {exc}"
-        except FileNotFoundError:
-            return f"ERROR: no file {path!r}"
-        except OSError as exc:
-            return f"DENIED: cannot open {path!r} ({exc.strerror})"
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            return f"ERROR: {path!r} is not a regular file"
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read(self.max_bytes + 1)
-        if len(data) > self.max_bytes:
-            return f"ERROR: {path!r} is larger than {self.max_bytes} bytes"
-        return data.decode("utf-8", errors="replace")
-
-    def write_file(self, path: str, content: str) -> str:
-        """Write (create or replace) a UTF-8 text file under the sandbox root."""
-        try:
-            real = self.resolve(path)
-            if not real.parent.is_dir():
-                return f"ERROR: directory of {path!r} does not exist"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-            fd = os.open(real, flags, 0o644)
-        except PathOutsideRoot as exc:
-            return f"DENIED: {exc}"
-        except OSError as exc:
-            return f"DENIED: cannot write {path!r} ({exc.strerror})"
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
-        return f"wrote {len(content)} characters to {self._display(real)}"
-
-    def list_dir(self, path: str = ".") -> str:
-        """List a directory under the sandbox root (one entry per line, directories end with '/')."""
-        try:
-            real = self.root if path in ("", ".") else self.resolve(path)
-        except PathOutsideRoot as exc:
-            return f"DENIED: {exc}"
-        if not real.is_dir():
-            return f"ERROR: {path!r} is not a directory"
-        return "\n".join(sorted(p.name + ("/" if p.is_dir() else "") for p in real.iterdir()))
+# AG2 builds a pydantic model from a hook's annotations, so they must be objects, not the strings that
+# ``from __future__ import annotations`` leaves: ``context`` is injected by its type.
+Approver.__call__.__annotations__ = {"event": Any, "context": Context, "return": str}

@@ -8,6 +8,7 @@ for two targets:
 * ``agent``  — an ``ag2.Agent`` on the same model: adds AG2's per-turn CPU cost, which is measured in
   this run (``floor``: the same asks through a bare ``asyncio.gather`` + semaphore, no eval layer).
 
+A second ``model`` row saves the run JSON (``store_dir=``): without it the run is graded in memory.
 For comparison it also times ``ag2.eval.run_agent`` on the same agent and cases (it builds an
 OpenTelemetry tracer per task and reconstructs the trace from spans). The sequential baseline runs a
 subset at concurrency 1 and is extrapolated linearly to all cases (stated in the output).
@@ -30,7 +31,8 @@ from ag2.eval import Task, run_agent
 from ag2.eval.scorers import token_budget
 from ag2.events import ModelRequest, TextInput
 
-from agentops.evals import EvalSuite, TargetResponse, run_suite
+from agentops.evals import EvalSuite, run_suite
+from agentops.evals.targets import TargetResponse
 from agentops.models import OfflineModel
 
 
@@ -57,9 +59,7 @@ def model_target(model: OfflineModel):
     ctx = SimpleNamespace(prompt=["You are a terse assistant."])
 
     async def target(prompt: str) -> TargetResponse:
-        resp = await client(
-            [ModelRequest([TextInput(prompt)])], ctx, tools=(), response_schema=None, serializer=None
-        )
+        resp = await client([ModelRequest([TextInput(prompt)])], ctx, tools=(), response_schema=None, serializer=None)
         return TargetResponse(resp.content or "", usage={resp.model: resp.usage})
 
     return target
@@ -98,6 +98,11 @@ async def main() -> None:
     assert run.totals()["passed"] == n, run.totals()
     seq, _ = await timed(run_suite(sub, model_target(fresh_model()), concurrency=1, progress=False))
     rows.append(("model", "agentops.evals.run_suite", wall, seq * scale))
+    with tempfile.TemporaryDirectory() as tmp:  # the same run, also writing ag2's run JSON
+        wall_saved, _ = await timed(
+            run_suite(suite, model_target(fresh_model()), concurrency=c, progress=False, store_dir=tmp)
+        )
+    rows.append(("model", "run_suite + store_dir (run JSON)", wall_saved, seq * scale))
 
     # -- target: an ag2.Agent -------------------------------------------------------------------
     agent = ag2.Agent("bench", "You are a terse assistant.", config=fresh_model())
@@ -129,7 +134,7 @@ async def main() -> None:
     print(f"{'target':<7} {'runner':<32} {'wall s':>7} {'× ideal':>8} {'× sequential':>13}")
     for target, runner, w, s in rows:
         print(f"{target:<7} {runner:<32} {w:7.2f} {w / ideal:8.2f} {w / s:13.3f}")
-    agent_wall = rows[1][2]
+    agent_wall = rows[2][2]
     print(f"eval layer over the bare floor (agent target): {agent_wall / floor:.2f}×")
     print(
         f"target ≤ 1.3× ideal (model target): {'MET' if rows[0][2] / ideal <= 1.3 else 'MISSED'} "

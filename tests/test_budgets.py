@@ -8,15 +8,20 @@ import asyncio
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ag2
 import pytest
-from ag2.middleware import RetryMiddleware
+import redis
+from ag2.events import Usage
+from ag2.middleware import BaseMiddleware, HistoryLimiter, Middleware, RetryMiddleware, TokenLimiter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,10 +35,12 @@ from agentops.budgets import (
     Ledger,
     Line,
     RedisLedger,
+    audit_stack,
     to_nano,
 )
 from agentops.errors import ConfigError, UnknownModelPrice
 from agentops.models import Faults, OfflineModel, RateLimitError, rule
+from agentops.usage import UnpricedModelWarning
 
 REPO = Path(agentops.__file__).resolve().parent.parent
 
@@ -75,17 +82,43 @@ def test_budget_validation() -> None:
         Budget("rpm", max_requests=60)
     with pytest.raises(ConfigError, match="scope"):
         Budget("b", scope="team", max_usd=1)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="must be a number > 0"):
-        Budget("b", max_usd=-1)
     with pytest.raises(ConfigError, match="non-empty"):
         Budget("a|b", max_usd=1)
     assert Budget("rpm", scope="agent", max_requests=60, window_s=60).window_s == 60
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_usd", float("nan")),
+        ("max_usd", float("inf")),
+        ("max_usd", -1),
+        ("max_usd", 0),
+        ("max_usd", 1e30),
+        ("max_usd", True),
+        ("max_usd", "1"),
+        ("max_tokens", 1.5),
+        ("max_tokens", float("inf")),
+        ("max_tokens", -5),
+        ("window_s", float("nan")),
+        ("window_s", -60),
+    ],
+)
+def test_budget_amounts_are_finite_and_positive(field: str, value) -> None:
+    with pytest.raises(ConfigError, match=rf"budget 'b': {field} must be .* got .*; pass e\.g\. {field}="):
+        Budget("b", **{"max_tokens": 10, field: value})  # type: ignore[arg-type]
 
 
 def test_to_nano_rounds_estimates_up() -> None:
     assert to_nano(0.000_000_001_2) == 1
     assert to_nano(0.000_000_001_2, round_up=True) == 2
     assert to_nano(1.0) == NANO_USD
+
+
+@pytest.mark.parametrize("usd", [float("nan"), float("inf"), -0.01, 2e6, "0.1"])
+def test_to_nano_refuses_non_finite_negative_and_huge(usd) -> None:
+    with pytest.raises(ConfigError, match="USD"):
+        to_nano(usd)
 
 
 def test_budget_exceeded_names_budget_amounts_and_fix() -> None:
@@ -139,6 +172,68 @@ def test_idempotency_no_double_charge(ledger) -> None:
     assert not ledger.reserve("call-1", [line(cap_usd=1000, usd=100)]).fresh  # settled keys stay settled
     row = spent(ledger)
     assert row["spent_nano_usd"] == 70 and row["reserved_usd"] == 0 and row["calls"] == 1
+
+
+def test_key_is_bound_to_its_amounts(ledger) -> None:
+    """Reserving $0.5 then asking the same key for $1000 is an error, never a free call (issue 11 #2)."""
+    cap = to_nano(1.0)
+    ledger.reserve("k", [line(cap_usd=cap, usd=to_nano(0.5))])
+    with pytest.raises(ConfigError, match=r"already bound.*use a new key"):
+        ledger.reserve("k", [line(cap_usd=cap, usd=to_nano(1000))])  # while held
+    ledger.settle("k", to_nano(0.5), 0)
+    with pytest.raises(ConfigError, match="already bound"):
+        ledger.reserve("k", [line(cap_usd=cap, usd=to_nano(1000))])  # after settling
+    with pytest.raises(ConfigError, match="already bound"):
+        ledger.reserve("k", [line(cap_usd=cap, usd=to_nano(0.5), tokens=1)])  # any amount differs
+    assert not ledger.reserve("k", [line(cap_usd=cap, usd=to_nano(0.5))]).fresh  # the same call again
+    row = spent(ledger)
+    assert (row["spent_usd"], row["reserved_usd"], row["calls"]) == (0.5, 0, 1)
+
+
+def test_a_released_key_may_be_reserved_again(ledger) -> None:
+    """A failed call releases its key; its retry reserves it anew (and may ask another amount)."""
+    ledger.reserve("call", [line(cap_usd=100, usd=60)])
+    assert ledger.release("call") is True
+    again = ledger.reserve("call", [line(cap_usd=100, usd=70)])
+    assert again.fresh and spent(ledger)["reserved_nano_usd"] == 70
+    assert ledger.settle("call", 65, 3) is True
+    assert spent(ledger)["spent_nano_usd"] == 65
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"usd": -5},
+        {"tokens": -1},
+        {"usd": 2**60},
+        {"usd": 1.5},
+        {"usd": float("nan")},
+        {"cap_usd": -2},
+        {"window_s": float("inf")},
+        {"window_s": -1.0},
+    ],
+)
+def test_ledgers_refuse_bad_amounts(ledger, bad) -> None:
+    with pytest.raises(ConfigError):
+        ledger.reserve("k", [line(cap_usd=100)._replace(**bad)])
+    assert ledger.accounts() == []
+
+
+def test_settle_refuses_negative_usage_and_keeps_the_reservation(ledger) -> None:
+    ledger.reserve("k", [line(cap_usd=100, usd=60, tokens=10)])
+    for usd, tokens in ((-1, 0), (0, -3), (float("nan"), 0)):
+        with pytest.raises(ConfigError, match=r"cannot be negative|whole number"):
+            ledger.settle("k", usd, tokens)
+    assert spent(ledger)["reserved_nano_usd"] == 60  # nothing refunded, nothing lost
+    assert ledger.settle("k", 10, 2) is True
+
+
+def test_ledgers_refuse_bad_keys_and_duplicate_accounts(ledger) -> None:
+    for key in ("", None, "x" * 201):
+        with pytest.raises(ConfigError, match="reservation key"):
+            ledger.reserve(key, [line(usd=1)])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="each account once"):
+        ledger.reserve("k", [line(usd=1), line(usd=2)])
 
 
 def test_all_or_nothing_across_budgets(ledger) -> None:
@@ -330,9 +425,7 @@ def test_middleware_validation() -> None:
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_runaway_conversation_stops_before_the_cap(backend: str, request) -> None:
-    ledger = (
-        InProcessLedger() if backend == "memory" else RedisLedger(request.getfixturevalue("redis_client"))
-    )
+    ledger = InProcessLedger() if backend == "memory" else RedisLedger(request.getfixturevalue("redis_client"))
     cfg = chatty()
     refused: list[dict] = []
     bm = BudgetMiddleware(
@@ -482,3 +575,219 @@ def test_windowed_budgets_roll_over_with_the_clock() -> None:
     later = bm.lines("c3", usd=0, tokens=60, now=clock["now"])
     assert later[0].account == "hourly|agent=a|w3"
     assert ledger.reserve("x3", later).fresh
+
+
+# ------------------------------------------------------------------------------------------------
+# The call is the identity: trimming, retries, odd usage, unpriced models
+# ------------------------------------------------------------------------------------------------
+
+
+def _ledger_for(backend: str, request) -> Ledger:
+    if backend == "memory":
+        return InProcessLedger()
+    return RedisLedger(request.getfixturevalue("redis_client"), prefix=f"t-{uuid.uuid4().hex}")
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize("trim", [HistoryLimiter(3), TokenLimiter(60)], ids=["history", "tokens"])
+async def test_trimming_in_front_of_the_budget_cannot_hide_calls(backend: str, trim, request) -> None:
+    """Issue 11 #1: with HistoryLimiter first, keys built from the history position repeated and
+    60 turns against a 3,000-token cap used 6,258 tokens while the ledger recorded 110."""
+    ledger = _ledger_for(backend, request)
+    cfg = chatty()
+    bm = BudgetMiddleware(
+        ledger, agent="w", model=cfg, budgets=[Budget("c", max_tokens=3000)], max_completion_tokens=60
+    )
+    reply = await ag2.Agent("w", "Write.", config=cfg, middleware=[trim, bm]).ask("go")
+    with pytest.raises(BudgetExceeded, match="'c'"):
+        for _ in range(60):
+            reply = await reply.ask("more")
+    row = ledger.accounts()[0]
+    served = int(cfg.usage.prompt_tokens + cfg.usage.completion_tokens)
+    assert row["spent_tokens"] == served <= 3000
+    assert row["calls"] == cfg.calls and row["reserved_tokens"] == 0
+
+
+async def test_a_retry_outside_the_budget_keeps_the_call_id_and_books_each_attempt() -> None:
+    ledger = InProcessLedger()
+    cfg = chatty(faults=Faults(rate_limit=0.5), seed=4)
+    bm = BudgetMiddleware(ledger, agent="w", model=cfg, budgets=[Budget("g", scope="global", max_tokens=100_000)])
+    retry = RetryMiddleware(max_retries=8, retry_on=(RateLimitError,))
+    agent = ag2.Agent("w", "Write.", config=cfg, middleware=[retry, bm])
+    for i in range(4):
+        await agent.ask(f"t{i}")
+    frame = bm.usage_frame()
+    assert frame.call.tolist() == [1, 1, 2, 3, 3, 3, 4]  # seed 4: calls 1 and 3 hit rate limits
+    assert frame.attempt.tolist() == [1, 2, 1, 1, 2, 3, 1]
+    assert frame.groupby("call").outcome.last().eq("ok").all()
+    assert ledger.accounts()[0]["spent_tokens"] == cfg.usage.prompt_tokens + cfg.usage.completion_tokens
+
+
+class _ReportUsage(BaseMiddleware):
+    """Stands in for a model client that reports odd usage (placed inside the budget)."""
+
+    def __init__(self, event, context, usage) -> None:
+        super().__init__(event, context)
+        self.usage = usage
+
+    async def on_llm_call(self, call_next, events, context):
+        resp = await call_next(events, context)
+        resp.usage = self.usage
+        return resp
+
+
+async def test_negative_usage_is_refused_and_charged_its_reservation() -> None:
+    ledger = InProcessLedger()
+    cfg = chatty()
+    bm = BudgetMiddleware(ledger, agent="w", model=cfg, budgets=[Budget("c", max_usd=1.0)])
+    bad = Middleware(_ReportUsage, usage=Usage(prompt_tokens=-500, completion_tokens=10))
+    with pytest.raises(ConfigError, match=r"token counts must be finite and ≥ 0.*fix the client"):
+        await ag2.Agent("w", "Write.", config=cfg, middleware=[bm, bad]).ask("go")
+    frame, row = bm.usage_frame(), ledger.accounts()[0]
+    assert frame.outcome.tolist() == ["bad usage"]
+    assert row["spent_nano_usd"] == to_nano(frame.estimate_usd.iloc[0]) > 0  # charged, never refunded
+    assert row["spent_tokens"] == frame.estimate_tokens.iloc[0] and row["reserved_usd"] == 0
+
+
+async def test_a_response_without_usage_is_charged_its_reservation() -> None:
+    ledger = InProcessLedger()
+    cfg = chatty()
+    bm = BudgetMiddleware(ledger, agent="w", model=cfg, budgets=[Budget("c", max_tokens=10_000)])
+    await ag2.Agent("w", "Write.", config=cfg, middleware=[bm, Middleware(_ReportUsage, usage=None)]).ask("go")
+    frame, row = bm.usage_frame(), ledger.accounts()[0]
+    assert row["spent_tokens"] == frame.estimate_tokens.iloc[0] > 0
+
+
+async def test_token_caps_work_on_an_unpriced_model_usd_caps_refuse_at_construction() -> None:
+    cfg = chatty(model="my-local-llama")
+    fix = r"\['usd'\] capping USD needs a price .*agentops\.pricing\.register_price\('my-local-llama'"
+    with pytest.raises(UnknownModelPrice, match=fix):
+        BudgetMiddleware(InProcessLedger(), agent="w", model=cfg, budgets=[Budget("usd", max_usd=1.0)])
+    ledger = InProcessLedger()
+    bm = BudgetMiddleware(ledger, agent="w", model=cfg, budgets=[Budget("tok", max_tokens=10_000)])
+    with pytest.warns(UnpricedModelWarning, match="register_price"):  # the one unpriced policy: warned, counted
+        await ag2.Agent("w", "Write.", config=cfg, middleware=[bm]).ask("go")
+    frame, row = bm.usage_frame(), ledger.accounts()[0]
+    assert frame.actual_usd.isna().all() and frame.estimate_usd.eq(0).all()
+    assert row["spent_tokens"] == cfg.usage.prompt_tokens + cfg.usage.completion_tokens and row["spent_usd"] == 0
+
+
+def test_budget_exceeded_is_a_refusal_and_pickles() -> None:
+    import pickle
+
+    from agentops import errors
+
+    exc = BudgetExceeded("b", "global", "tokens", 5, 1, 2, 6)
+    assert isinstance(exc, errors.RefusalError) and not errors.is_retryable(exc)
+    again = pickle.loads(pickle.dumps(exc))
+    assert (again.budget, again.unit, again.cap, str(again)) == ("b", "tokens", 6, str(exc))
+
+
+# ------------------------------------------------------------------------------------------------
+# Redis leases: a dead holder's reservation comes back
+# ------------------------------------------------------------------------------------------------
+
+
+def test_redis_lease_returns_a_dead_holders_reservation(redis_client) -> None:
+    clock = {"now": 1_000.0}
+    holder = RedisLedger(redis_client, prefix="lease", lease_s=30, clock=lambda: clock["now"])
+    holder.reserve("dead", [line(cap_usd=100, usd=80, tokens=5)])
+    other = RedisLedger(redis_client, prefix="lease", lease_s=30, clock=lambda: clock["now"])
+    with pytest.raises(BudgetExceeded):
+        other.reserve("next", [line(cap_usd=100, usd=50)])
+    clock["now"] += 31  # the holder never settled: its lease has ended
+    assert other.reserve("next", [line(cap_usd=100, usd=50)]).fresh
+    row = spent(other)
+    assert (row["reserved_nano_usd"], row["reserved_tokens"], row["spent_nano_usd"]) == (50, 0, 0)
+    # A holder that was only slow is still charged when it settles (the call was made), as an overrun.
+    assert holder.settle("dead", 70, 4) is True
+    row = spent(other)
+    assert (row["spent_nano_usd"], row["reserved_nano_usd"], other.overruns()) == (70, 50, 1)
+
+
+def test_redis_release_and_settle_work_from_another_process(redis_client) -> None:
+    RedisLedger(redis_client, prefix="x").reserve("k", [line(cap_usd=100, usd=80)])
+    elsewhere = RedisLedger(redis.Redis(connection_pool=redis_client.connection_pool), prefix="x")
+    assert elsewhere.release("k") is True and elsewhere.release("k") is False
+    assert spent(elsewhere)["reserved_nano_usd"] == 0
+
+
+def test_redis_ledger_validates_lease_and_ttl(redis_client) -> None:
+    for kw in ({"lease_s": 0}, {"lease_s": float("nan")}, {"lease_s": 60, "record_ttl_s": 30}):
+        with pytest.raises(ConfigError, match=r"lease_s|record_ttl_s"):
+            RedisLedger(redis_client, **kw)
+
+
+_HOLDER = r"""
+import asyncio, sys
+import ag2, redis
+from agentops.budgets import Budget, BudgetMiddleware, RedisLedger
+from agentops.models import OfflineModel
+ledger = RedisLedger(redis.Redis.from_url(sys.argv[1]), prefix="kill", lease_s=float(sys.argv[2]))
+cfg = OfflineModel(latency_s=120.0)  # the model call hangs: the process dies in the middle of it
+bm = BudgetMiddleware(ledger, agent="victim", model=cfg, budgets=[Budget("team", scope="global", max_usd=0.01)],
+                      max_completion_tokens=1000)
+asyncio.run(ag2.Agent("victim", "Write.", config=cfg, middleware=[bm]).ask("hello"))
+"""
+
+
+@pytest.mark.redis
+def test_kill_9_mid_call_strands_the_reservation_only_until_its_lease_ends(redis_url, redis_client) -> None:
+    """Issue 11 #3: kill -9 between reserve and settle left the reserved total on the account forever."""
+    lease_s = 20.0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, redis_url, str(lease_s)], env=env, stderr=subprocess.PIPE)
+    ledger = RedisLedger(redis_client, prefix="kill", lease_s=lease_s)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(r["reserved_nano_usd"] for r in ledger.accounts()):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            assert time.monotonic() < deadline, "the holder never reserved"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    held = ledger.accounts()[0]
+    assert proc.returncode == -signal.SIGKILL and held["reserved_nano_usd"] > 0 and held["spent_usd"] == 0
+    whole_cap = [Line(held["account"], "team", "global", to_nano(0.01), -1, -1, 0.0, to_nano(0.01), 0)]
+    with pytest.raises(BudgetExceeded, match="team"):
+        ledger.reserve("survivor", whole_cap)  # inside the lease the dead call still counts
+    later = RedisLedger(redis_client, prefix="kill", lease_s=lease_s, clock=lambda: time.time() + lease_s + 1)
+    assert later.accounts()[0]["reserved_nano_usd"] == 0  # given back atomically once the lease ended
+    assert later.reserve("survivor", whole_cap).fresh
+
+
+# ------------------------------------------------------------------------------------------------
+# Property: booked == spent whatever the middleware order
+# ------------------------------------------------------------------------------------------------
+
+_STACKS = st.lists(st.sampled_from(["history", "tokens", "retry", "guardrails"]), unique=True).flatmap(
+    lambda others: st.permutations([*others, "budget"])
+)
+
+
+def _check_audit(audit) -> None:
+    assert audit.uncharged_calls == 0, audit
+    assert abs(audit.booked_tokens - audit.spent_tokens) <= audit.max_reservation_tokens, audit
+    assert audit.booked_tokens == audit.spent_tokens and audit.booked_nano_usd == audit.spent_nano_usd, audit
+    assert audit.overshoot_tokens == 0 and audit.overruns == 0, audit
+
+
+@settings(max_examples=15, deadline=None)
+@given(stack=_STACKS, seed=st.integers(0, 10_000))
+def test_property_booked_equals_spent_for_any_stack_in_process(stack, seed) -> None:
+    _check_audit(asyncio.run(audit_stack(stack, seed=seed, turns=6, cap_tokens=2_000)))
+
+
+@pytest.mark.redis
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stack=_STACKS, seed=st.integers(0, 10_000))
+def test_property_booked_equals_spent_for_any_stack_on_redis(redis_client, stack, seed) -> None:
+    ledger = RedisLedger(redis_client, prefix=f"stack-{uuid.uuid4().hex}")
+    _check_audit(asyncio.run(audit_stack(stack, ledger=ledger, seed=seed, turns=6, cap_tokens=2_000)))
+
+
+def test_audit_stack_validates_its_stack() -> None:
+    for bad in (["history"], ["budget", "budget"], ["budget", "cache"]):
+        with pytest.raises(ConfigError, match="names 'budget' once"):
+            asyncio.run(audit_stack(bad))

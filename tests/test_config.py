@@ -59,3 +59,13 @@ def test_check_unique() -> None:
     check_unique(["a", "b"], "names")
     with pytest.raises(ConfigError, match="duplicated: 'a', 'b'"):
         check_unique(["b", "a", "b", "a", "c"], "names")
+
+
+class _Outer(Spec):
+    stages: tuple[_Stage, ...]
+
+
+def test_nested_errors_keep_their_location() -> None:
+    with pytest.raises(ConfigError, match=r"stages\.1\.timeout_s: Input should be greater than 0"):
+        _Outer(stages=({"name": "a"}, {"name": "b", "timeout_s": 0}))
+    assert _Outer(stages=({"name": "a"},)).stages[0].name == "a"

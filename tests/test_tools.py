@@ -1,23 +1,22 @@
 """Tests for agentops.tools: default deny, scopes, sliding-window rate limits that expire, approvals
-through AG2's flow, DENIED results instead of exceptions, and file tools confined to a root."""
+through AG2's flow judged on the structured call, DENIED results instead of exceptions, and an audit
+that logs refusals as refusals (unbilled). SafeFiles has its own tests in test_safefiles.py."""
 
 from __future__ import annotations
 
-import os
-import sys
-import time
+from types import SimpleNamespace
 
 import ag2
 import limits.storage.memory as limits_memory
 import pytest
-from ag2.events import HumanInputRequest, ToolApprovalRequest
+from ag2.events import HumanInputRequest, ToolApprovalRequest, ToolCallEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentops.errors import ConfigError
-from agentops.guardrails import GuardrailMiddleware
+from agentops.guardrails import GuardrailMiddleware, GuardrailPolicy
 from agentops.models import OfflineModel, tool_rule
-from agentops.tools import APPROVAL_DENIED, Approver, PathOutsideRoot, SafeFiles, ToolRegistry
+from agentops.tools import APPROVAL_DENIED, Approver, SafeFiles, ToolDenied, ToolRegistry
 
 
 def get_weather(city: str) -> str:
@@ -230,32 +229,102 @@ def test_rate_limit_never_exceeds_its_window(gaps: list[float]) -> None:
         limits_memory.time = original  # type: ignore[assignment]
 
 
-def test_rate_limit_really_expires_in_wall_time() -> None:
+def test_rate_limit_expires_after_its_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-second window really frees up once the clock passes it (simulated clock, no sleep)."""
+    clock = {"now": 2_000.0}
+    monkeypatch.setattr(limits_memory, "time", type("FakeTime", (), {"time": staticmethod(lambda: clock["now"])}))
     reg = ToolRegistry()
     reg.register(get_weather, scopes=["w"], rate_limit="2/second")
     reg.grant("a", "w")
     assert reg.authorize_call("a", "get_weather").allowed
     assert reg.authorize_call("a", "get_weather").allowed
     assert not reg.authorize_call("a", "get_weather").allowed
-    time.sleep(1.05)
+    clock["now"] += 0.99
+    assert not reg.authorize_call("a", "get_weather").allowed
+    clock["now"] += 0.02  # both hits are now more than one second old
     assert reg.authorize_call("a", "get_weather").allowed
 
 
-def test_approver_rules_defaults_and_fallback() -> None:
-    req = ToolApprovalRequest(
-        'Agent wants to call `wire_money` with {"amount": 5}. Approve? (y/n)', tool_call_id="c1"
-    )
-    assert Approver({"wire_money": True})(req) == "y"
-    assert Approver({"wire_money": lambda a: a["amount"] > 10})(req) == "n"
-    assert Approver()(req) == "n"
-    assert Approver(default=True)(req) == "y"
+class _History:
+    def __init__(self, events) -> None:
+        self.events = events
+
+    async def get_events(self):
+        return list(self.events)
+
+
+def _context(*events) -> SimpleNamespace:
+    return SimpleNamespace(stream=SimpleNamespace(history=_History(events)))
+
+
+async def test_approver_rules_defaults_and_fallback() -> None:
+    call = ToolCallEvent("wire_money", id="c1", arguments='{"amount": 5}')
+    req = ToolApprovalRequest("Agent wants to call `wire_money`. Approve? (y/n)", tool_call_id="c1")
+    ctx = _context(call)
+    assert await Approver({"wire_money": True})(req, ctx) == "y"
+    assert await Approver({"wire_money": lambda a: a["amount"] > 10})(req, ctx) == "n"
+    assert await Approver()(req, ctx) == "n"
+    assert await Approver(default=True)(req, ctx) == "y"
 
     def broken(args: dict) -> bool:
         raise KeyError("amount")
 
-    assert Approver({"wire_money": broken})(req) == "n"
-    assert Approver()(HumanInputRequest("What is your name?")) == "no"
-    assert Approver(fallback=lambda e: "Ada")(HumanInputRequest("What is your name?")) == "Ada"
+    assert await Approver({"wire_money": broken})(req, ctx) == "n"
+    assert await Approver()(HumanInputRequest("What is your name?"), ctx) == "no"
+    assert await Approver(fallback=lambda e: "Ada")(HumanInputRequest("What is your name?"), ctx) == "Ada"
+    approver = Approver(default=True)
+    assert approver.decide("anything", {}) is True and approver.decisions == [("anything", True)]
+
+
+async def test_approver_judges_the_call_not_the_prose() -> None:
+    """The tool name and arguments come from the call with the request's tool_call_id, never from the
+    question's text, which a crafted argument could make read like another call."""
+    real = ToolCallEvent("wire_money", id="c9", arguments='{"amount": 5000, "to": "mallory"}')
+    spoofed = ToolApprovalRequest(
+        'Agent wants to call `get_weather` with {"amount": 1}. Approve? (y/n)', tool_call_id="c9"
+    )
+    approver = Approver({"wire_money": lambda a: a["amount"] <= 100, "get_weather": True})
+    assert await approver(spoofed, _context(real)) == "n"
+    assert approver.decisions == [("wire_money", False)]
+    # A request naming no call in the conversation is refused, whatever its prose says.
+    assert await approver(spoofed, _context()) == "n"
+    assert approver.decisions[-1] == ("?", False)
+
+
+async def test_a_sandbox_refusal_is_logged_as_denied_and_not_billed(tmp_path) -> None:
+    """Issue 10 bug 1: the audit logged SafeFiles' DENIED read as ``ok`` and charged its cost."""
+    (tmp_path / "notes.txt").write_text("plan")
+    files = SafeFiles(tmp_path)
+    reg = ToolRegistry()
+    reg.register(files.read_file, scopes=["files:read"], cost_usd=0.01)
+    reg.grant("reader", "files:read")
+    cfg = OfflineModel(seed=5)
+    cfg.add_rule(tool_rule("read_file", keywords=["read"], arguments=lambda p: {"path": p.user.split()[-1]}))
+    agent = ag2.Agent(
+        "reader", "Help.", config=cfg, tools=reg.tools_for("reader"), middleware=[reg.authorizer("reader")]
+    )
+    for path in ("notes.txt", "../etc/passwd", "/etc/passwd"):
+        await agent.ask(f"read {path}")
+    frame = reg.calls_frame()
+    assert list(frame.outcome) == ["ok", "denied", "denied"]
+    assert list(frame.reason) == ["ok", "refused", "refused"]
+    assert list(frame.cost_usd) == [0.01, 0.0, 0.0] and reg.spend("reader") == 0.01
+
+
+async def test_a_tool_that_raises_tooldenied_is_refused_without_a_traceback() -> None:
+    def vault_open(door: str) -> str:
+        """Open a door."""
+        raise ToolDenied(f"door {door!r} is sealed")
+
+    reg = ToolRegistry()
+    reg.register(vault_open, scopes=["vault"], cost_usd=1.0)
+    reg.grant("a", "vault")
+    cfg = OfflineModel(seed=6)
+    cfg.add_rule(tool_rule("vault_open", keywords=["open"], arguments={"door": "main"}))
+    agent = ag2.Agent("a", "Help.", config=cfg, tools=reg.tools_for("a"), middleware=[reg.authorizer("a")])
+    body = (await agent.ask("open the vault")).body
+    assert "DENIED: door 'main' is sealed" in body and "Traceback" not in body
+    assert reg.calls_frame()[["outcome", "reason", "cost_usd"]].values.tolist() == [["denied", "refused", 0.0]]
 
 
 async def test_pii_tool_gets_real_values_after_approval() -> None:
@@ -282,7 +351,10 @@ async def test_pii_tool_gets_real_values_after_approval() -> None:
         "Help.",
         config=cfg,
         tools=reg.tools_for("a"),
-        middleware=[GuardrailMiddleware("a"), reg.authorizer("a")],
+        middleware=[
+            GuardrailMiddleware("a", GuardrailPolicy(restore={"send_email": {"to": ["EMAIL_ADDRESS"]}})),
+            reg.authorizer("a"),
+        ],
         hitl_hook=hook,
     )
     reply = await agent.ask("email ana@example.org")
@@ -298,92 +370,3 @@ def test_authorizer_describe_and_validation() -> None:
     assert d.kind == "ToolAuthorizer" and d.config == {"agent": "a", "tools": ("get_weather",)}
     with pytest.raises(ConfigError):
         reg.authorizer("")
-
-
-# ------------------------------------------------------------------------------------------------
-# SafeFiles
-# ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture()
-def sandbox(tmp_path):
-    root = tmp_path / "root"
-    (root / "docs").mkdir(parents=True)
-    (root / "docs" / "a.txt").write_text("hello")
-    (tmp_path / "secret.txt").write_text("top secret")
-    return root, tmp_path
-
-
-def test_safe_files_read_write_list_inside_root(sandbox) -> None:
-    root, _ = sandbox
-    files = SafeFiles(root)
-    assert files.read_file("docs/a.txt") == "hello"
-    assert files.write_file("docs/b.txt", "new") == "wrote 3 characters to docs/b.txt"
-    assert (root / "docs" / "b.txt").read_text() == "new"
-    assert files.list_dir() == "docs/"
-    assert files.list_dir("docs") == "a.txt\nb.txt"
-    assert files.read_file("docs/missing.txt").startswith("ERROR: no file")
-    assert files.write_file("nodir/x.txt", "x").startswith("ERROR: directory")
-    assert files.list_dir("docs/a.txt").startswith("ERROR:")
-    assert files.read_file("docs").startswith(("ERROR", "DENIED"))
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "../secret.txt",
-        "docs/../../secret.txt",
-        "/etc/passwd",
-        "~/.ssh/id_rsa",
-        "C:\\Windows\\win.ini",
-        "..\\secret.txt",
-        "",
-        "docs/\x00a.txt",
-    ],
-)
-def test_safe_files_refuse_traversal_and_absolute_paths(sandbox, path: str) -> None:
-    root, _ = sandbox
-    files = SafeFiles(root)
-    assert files.read_file(path).startswith("DENIED:")
-    assert files.write_file(path, "x").startswith("DENIED:")
-    with pytest.raises(PathOutsideRoot):
-        files.resolve(path)
-
-
-@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
-def test_safe_files_refuse_symlinks_out_of_root(sandbox) -> None:
-    root, outside = sandbox
-    os.symlink(outside / "secret.txt", root / "docs" / "link.txt")
-    os.symlink(outside, root / "escape")
-    os.symlink(root / "docs" / "a.txt", root / "inside_link.txt")
-    files = SafeFiles(root)
-    assert files.read_file("docs/link.txt").startswith("DENIED:")
-    assert files.read_file("escape/secret.txt").startswith("DENIED:")
-    assert files.write_file("docs/link.txt", "pwned").startswith("DENIED:")
-    assert (outside / "secret.txt").read_text() == "top secret"
-    assert files.list_dir("escape").startswith("DENIED:")
-    assert files.read_file("inside_link.txt") == "hello"  # a link that stays inside the root is fine
-
-
-def test_safe_files_size_limit_and_bad_root(sandbox, tmp_path) -> None:
-    root, _ = sandbox
-    (root / "big.txt").write_text("x" * 50)
-    assert SafeFiles(root, max_bytes=10).read_file("big.txt").startswith("ERROR: 'big.txt' is larger")
-    with pytest.raises(ConfigError, match="not a directory"):
-        SafeFiles(tmp_path / "missing")
-
-
-async def test_file_tools_through_an_agent_refuse_traversal(sandbox) -> None:
-    root, _ = sandbox
-    files = SafeFiles(root)
-    reg = ToolRegistry()
-    reg.register(files.read_file, scopes=["files:read"])
-    reg.grant("reader", "files:read")
-    cfg = OfflineModel(seed=4)
-    cfg.add_rule(tool_rule("read_file", keywords=["read"], arguments=lambda p: {"path": p.user.split()[-1]}))
-    agent = ag2.Agent(
-        "reader", "Help.", config=cfg, tools=reg.tools_for("reader"), middleware=[reg.authorizer("reader")]
-    )
-    assert "hello" in (await agent.ask("read docs/a.txt")).body
-    body = (await agent.ask("read ../secret.txt")).body
-    assert "DENIED" in body and "top secret" not in body

@@ -123,7 +123,7 @@ def _with(**changes):
         (_with(parallel_groups=[["lint", "tests"], ["tests", "security"]]), "two parallel groups"),
         (_with(parallel_groups=[["lint"]]), "at least two"),
         (_with(stages=[]), "at least one stage; add one under stages"),
-        (_with(stages=[{"name": "a", "timeout_s": 0}]), r"stages\.0: invalid Stage: timeout_s: must be > 0 seconds"),
+        (_with(stages=[{"name": "a", "timeout_s": 0}]), r"stages\.0\.timeout_s: must be > 0 seconds"),
         (_with(default_max_retries=99), "default_max_retries: must be between 0 and 20"),
         (_with(stages=[{"name": "a", "bogus": 1}]), "bogus"),
         (_with(name="bad name!"), "name"),

@@ -1,0 +1,384 @@
+"""Execute chapters with papermill into a report directory, and stop cleanly on SIGINT/SIGTERM.
+
+Execution is papermill's Python API over local kernels talking IPC sockets in a private temporary
+folder. What is ours: every check runs before the first kernel starts (parameters, providers, output
+directory), and a signal stops the kernel, marks the chapter ``interrupted``, still writes the index and
+removes the kernel folder — papermill and nbclient leave the kernel running when interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, ClassVar
+
+from agentops.cookbook._chapters import (
+    Chapter,
+    ParameterWarning,
+    coerce_parameters,
+    discover,
+    find_chapters,
+    notebooks_root,
+    partial_parameter_message,
+    undeclared_parameters,
+)
+from agentops.cookbook._output import check_output_dir
+from agentops.cookbook._providers import check_providers
+from agentops.cookbook._report import (
+    ChapterResult,
+    RunReport,
+    clean_error,
+    package_versions,
+    render_html,
+    write_index,
+)
+from agentops.errors import ParameterError
+
+_KERNEL_DIR_PREFIX = "agentops-kernels-"
+_MAX_BASE_BYTES = 60
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM; the partial report (index included) is in :attr:`report`."""
+
+    def __init__(self, report: RunReport, signum: int, chapter: str | None) -> None:
+        self.report = report
+        self.signum = signum
+        self.chapter = chapter
+        self.exit_code = 128 + signum
+        where = f" during chapter {chapter}" if chapter else ""
+        super().__init__(f"interrupted by {signal.Signals(signum).name}{where}; partial report: {report.index_md}")
+
+
+class _Stop(KeyboardInterrupt):
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+@contextmanager
+def _stop_on_signals(first: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``first`` and raise :class:`_Stop`, once; later ones (during clean-up) are ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, _frame: Any) -> None:
+        if not fired:
+            fired.append(signum)
+            first()
+            raise _Stop(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kernel_base() -> Path:
+    """Where kernel folders go: the temporary directory, unless its path is too long for IPC sockets.
+
+    A Unix socket path holds at most 107 bytes; ``<base>/agentops-kernels-<pid>-<random>/kernel-N-M``
+    adds about 45, so a long ``TMPDIR`` falls back to ``/tmp``.
+    """
+    base = Path(tempfile.gettempdir())
+    return base if len(os.fsencode(base)) <= _MAX_BASE_BYTES else Path("/tmp")
+
+
+def _remove_stale_kernel_dirs() -> None:
+    """Remove kernel folders left by runs that were killed (SIGKILL): their owning process is gone."""
+    for d in _kernel_base().glob(f"{_KERNEL_DIR_PREFIX}*-*"):
+        pid = d.name[len(_KERNEL_DIR_PREFIX) :].split("-", 1)[0]
+        with suppress(OSError):
+            if pid.isdigit() and d.stat().st_uid == os.getuid() and not _alive(int(pid)):
+                shutil.rmtree(d, ignore_errors=True)
+
+
+@contextmanager
+def _ipc_kernels() -> Iterator[Any]:
+    """A kernel-manager class whose kernels talk over IPC sockets in a private temporary directory.
+
+    Local kernels need no TCP port; over IPC nothing listens on the network and ipykernel does not
+    warn (once per chapter) that TCP traffic is unencrypted. The directory is removed afterwards, and
+    the class keeps its instances (``started``) so an interrupted run can stop their kernels.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    _remove_stale_kernel_dirs()
+    root = Path(tempfile.mkdtemp(prefix=f"{_KERNEL_DIR_PREFIX}{os.getpid()}-", dir=_kernel_base()))
+    counter = iter(range(1_000_000))
+
+    class IPCKernelManager(AsyncKernelManager):
+        started: ClassVar[list[AsyncKernelManager]] = []
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = str(root / f"kernel-{next(counter)}")
+            IPCKernelManager.started.append(self)
+
+    try:
+        yield IPCKernelManager
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _kill_kernels(manager: Any) -> None:
+    """Kill every kernel process group the manager class started (kernels run in their own session)."""
+    for km in manager.started:
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        if process is None or process.poll() is not None:
+            continue
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with suppress(Exception):
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _quiet_event_loop() -> None:
+    """Cancel what the interrupted execution left on this thread's event loop, and silence its reports.
+
+    nbclient's tasks were cut off mid-flight; without this, exit prints "Task was destroyed but it is
+    pending" and "Task exception was never retrieved" with tracebacks of a kernel we killed on purpose.
+    """
+    import asyncio
+
+    with suppress(Exception):
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        loop.set_exception_handler(lambda _loop, _context: None)
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending and not loop.is_running():
+            loop.run_until_complete(asyncio.wait(pending, timeout=5))
+
+
+@contextmanager
+def _kernel_env() -> Iterator[None]:
+    """Kernels inherit the environment: drop ``MPLBACKEND`` so figures use the inline backend.
+
+    With ``MPLBACKEND=Agg`` (common on CI machines) ``plt.show()`` displays nothing, and a report or
+    nbval run would silently lose every figure.
+    """
+    saved = os.environ.pop("MPLBACKEND", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved
+
+
+def _execute(chapter: Chapter, params: dict[str, Any], output: Path, kernel: str, manager: Any) -> ChapterResult:
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    result = ChapterResult(
+        chapter.name, "passed", 0.0, chapter.values(params), output, given=params, title=chapter.title
+    )
+    start = time.perf_counter()
+    try:
+        with _kernel_env():
+            pm.execute_notebook(
+                str(chapter.path),
+                str(output),
+                parameters=params,
+                kernel_name=kernel,
+                cwd=str(chapter.path.parent),
+                progress_bar=False,
+                log_output=False,
+                kernel_manager_class=manager,
+            )
+    except PapermillExecutionError as exc:
+        # cell_index counts every cell of the executed report (papermill's injected-parameters cell
+        # included), so it points at the right cell of the notebook the reader opens in reports/.
+        result.status, result.failed_cell = "failed", exc.cell_index
+        result.error = clean_error(f"{exc.ename}: {exc.evalue}")
+    except Exception as exc:  # kernel died, bad notebook, ...
+        result.status, result.error = "failed", clean_error(f"{type(exc).__name__}: {exc}")
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _validate(
+    names: Sequence[str], parameters: Mapping[str, Any], notebooks_dir: str | Path | None
+) -> tuple[list[Chapter], dict[str, dict[str, Any]]]:
+    chapters = find_chapters(names, discover(notebooks_dir))
+    if not chapters:
+        raise ParameterError(f"no chapters found to run in {notebooks_root(notebooks_dir)}")
+    typed = coerce_parameters(chapters, parameters)
+    for name, missing in undeclared_parameters(chapters, list(parameters)).items():
+        warnings.warn(ParameterWarning(partial_parameter_message(name, chapters, missing)), stacklevel=4)
+    check_providers(chapters, typed)
+    return chapters, typed
+
+
+def preflight(
+    names: Sequence[str] = (),
+    parameters: Mapping[str, Any] | None = None,
+    output_dir: str | Path = "reports",
+    *,
+    notebooks_dir: str | Path | None = None,
+    force: bool = False,
+) -> list[Chapter]:
+    """Every check :func:`run` makes before a kernel starts, with nothing started or written.
+
+    Raises:
+        the errors :func:`run` raises before executing (parameters, providers, output directory).
+    """
+    chapters, _typed = _validate(names, dict(parameters or {}), notebooks_dir)
+    check_output_dir(output_dir, force=force, protect=[notebooks_root(notebooks_dir)], create=False)
+    return chapters
+
+
+def _interrupted(
+    chapters: Sequence[Chapter], results: list[ChapterResult], typed: Any, out: Path, signum: int, started: float
+) -> str | None:
+    """Mark the chapter that was running ``interrupted`` (with its partial report) and the rest ``not run``."""
+    current = None
+    for chapter in chapters[len(results) :]:
+        params = typed[chapter.name]
+        output = out / chapter.path.name
+        status = "not run" if current else "interrupted"
+        seconds = time.perf_counter() - started if not current else 0.0
+        error = f"stopped by {signal.Signals(signum).name}" if not current else None
+        current = current or chapter.name
+        results.append(
+            ChapterResult(
+                chapter.name,
+                status,
+                seconds,
+                chapter.values(params),
+                output,
+                error=error,
+                given=params,
+                title=chapter.title,
+            )
+        )
+        if status == "interrupted" and output.exists():
+            results[-1].html = render_html(output)
+    return current
+
+
+def run(
+    names: Sequence[str] = (),
+    parameters: Mapping[str, Any] | None = None,
+    output_dir: str | Path = "reports",
+    *,
+    notebooks_dir: str | Path | None = None,
+    kernel: str = "python3",
+    progress: bool = True,
+    force: bool = False,
+    render: bool = True,
+) -> RunReport:
+    """Check everything, execute the chapters into ``output_dir``, render them and write the index.
+
+    Raises:
+        ParameterError: an unknown chapter or parameter, or a badly typed value — nothing executed.
+        MissingCredentialsError / ConfigError: a real provider that cannot be built, or an ``output_dir``
+            that is a file, ``/``, the notebooks directory, or not empty and not a report of ours
+            (pass ``force=True``) — nothing executed.
+        RunInterrupted: SIGINT or SIGTERM arrived; kernels were stopped and the index written first.
+    """
+    from tqdm.auto import tqdm
+
+    parameters = dict(parameters or {})
+    chapters, typed = _validate(names, parameters, notebooks_dir)
+    out = check_output_dir(output_dir, force=force, protect=[notebooks_root(notebooks_dir)])
+    results: list[ChapterResult] = []
+    stopped: tuple[int, str | None] | None = None
+    with _ipc_kernels() as manager, _stop_on_signals(lambda: _kill_kernels(manager)):
+        started = time.perf_counter()
+        try:
+            bar = tqdm(chapters, desc="chapters", unit="chapter", disable=not progress, file=sys.stderr)
+            for chapter in bar:
+                bar.set_postfix_str(chapter.name)
+                started = time.perf_counter()
+                result = _execute(chapter, typed[chapter.name], out / chapter.path.name, kernel, manager)
+                results.append(result)
+                result.html = render_html(result.output) if render and result.output.exists() else None
+        except _Stop as stop:
+            _quiet_event_loop()
+            stopped = (stop.signum, _interrupted(chapters, results, typed, out, stop.signum, started))
+        versions = package_versions()
+        signame = signal.Signals(stopped[0]).name if stopped else None
+        md, html_path = write_index(results, versions, out, signame)
+    failures = [r for r in results if r.status == "failed"]
+    report = RunReport(results, versions, md, html_path, failures, interrupted_by=signame)
+    if stopped:
+        raise RunInterrupted(report, *stopped)
+    return report
+
+
+def _execute_in_place(client: Any) -> None:
+    """``NotebookClient.execute`` through the synchronous kernel set-up papermill uses.
+
+    ``execute()`` installs asyncio handlers for SIGINT/SIGTERM that shut the kernel down gracefully,
+    override ours and, when removed, leave the default handlers behind; ``setup_kernel`` installs none.
+    """
+    client.reset_execution_trackers()
+    with client.setup_kernel():
+        info = client.wait_for_reply(client.kc.kernel_info())
+        client.nb.metadata["language_info"] = info["content"]["language_info"]
+        for index, cell in enumerate(client.nb.cells):
+            client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+        client.set_widgets_metadata()
+
+
+def refresh(names: Sequence[str] = (), *, notebooks_dir: str | Path | None = None, timeout: int = 600) -> list[Path]:
+    """Re-execute chapters in place with default parameters (for maintainers before committing outputs).
+
+    A chapter is replaced only once it executed completely; SIGINT/SIGTERM stop the kernel and leave it as it was.
+    """
+    import nbclient
+    import nbformat
+
+    paths = []
+    for chapter in find_chapters(names, discover(notebooks_dir)):
+        nb = nbformat.read(chapter.path, as_version=4)
+        with _ipc_kernels() as manager, _stop_on_signals(lambda: _kill_kernels(manager)), _kernel_env():
+            client = nbclient.NotebookClient(
+                nb,
+                timeout=timeout,
+                kernel_name="python3",
+                kernel_manager_class=manager,
+                resources={"metadata": {"path": str(chapter.path.parent)}},
+                coalesce_streams=True,  # one output per stream: committed notebooks do not depend on timing
+            )
+            try:
+                _execute_in_place(client)
+            except _Stop:  # the kernel is gone and the chapter untouched; exit 130/143 from the CLI
+                _quiet_event_loop()
+                raise
+        nb.metadata.pop("papermill", None)
+        for cell in nb.cells:
+            cell.metadata.pop("papermill", None)
+            cell.metadata.pop("execution", None)
+        tmp = chapter.path.with_suffix(".ipynb.tmp")
+        nbformat.write(nb, tmp)
+        tmp.replace(chapter.path)  # atomic: a failed run never leaves a half-written notebook
+        paths.append(chapter.path)
+    return paths

@@ -1,0 +1,317 @@
+"""Numbers: credit cards, US SSNs, phone numbers, IPv4 addresses and IBANs.
+
+One pass finds runs of digits and separators (spaces, dots, dashes, slashes, parentheses, newlines;
+at most 48 characters). A run is classified whole; when it is not one number it is split at its
+separators and read left to right, so a list of cards or phone numbers yields every one. Validation is
+structural (Luhn and issuer ranges, SSA rules, octet ranges, country calling codes with their national
+number lengths from libphonenumber's metadata, ISO 13616 lengths and mod-97) and runs only on
+candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from agentops.guardrails._types import Finding
+from agentops.guardrails._validators import _IBAN_LENGTHS, _card_network_ok, _iban_ok, _luhn_ok, _ssn_ok
+
+# A run starts at a digit, "+" or "(" (a character class first lets the engine skip ahead in C); its
+# trailing separators are trimmed in Python.
+_RUN = re.compile(r"[+(0-9][0-9 ()./\n+-]{5,119}")
+_RUN_MAX = 120
+_GROUP = re.compile(r"[0-9]{1,19}")
+_NO_SEPARATORS = str.maketrans("", "", " ()./\n+-")
+_SPACE = re.compile(r"\s{1,8}")
+_BAD_BEFORE = frozenset("_.-/#$€£¥&\\")
+_LABEL_BEFORE = re.compile(
+    r"(?i)(?:tel|phone|mobile|cell|fax|card|cc|ssn|no|nr|num|number|whatsapp|call|sms|iban|ip|host|addr)$"
+)
+_VERSION_BEFORE = re.compile(
+    r"(?i)(?:\bv|\bversion|\brelease|\bbuild|\bver\.?|\bchrome|\bfirefox|\bsafari|\bedge|\bopera|\bmsie|"
+    r"\bandroid|\bios|\bpython|\bnode|\bkernel|\bsection|\bsec\.|§|\bchapter|\bclause|\bstep|\bfigure|\bfig\.|"
+    r"\btable|\bitem|\bpara(?:graph)?|\brule|\barticle|\bart\.|\bappendix|\brfc)\s{0,3}$"
+)
+_PHONE_CONTEXT = re.compile(r"(?i)(?:phone|call|tel|mobile|cell|fax|sms|text me|whatsapp|reach me|contact|ring)")
+_SSN_CONTEXT = re.compile(r"(?i)(?:ssn|social security|soc\.? ?sec)")
+_CARD_CONTEXT = re.compile(r"(?i)(?:card|visa|mastercard|amex|credit|debit|cc|pan)")
+_DATEISH = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
+_EXTENSION = re.compile(r"[ \t]?(?:x|ext\.?|extension)[ \t]?[0-9]{1,6}(?![0-9A-Za-z])", re.IGNORECASE)
+_IPV4_CIDR = re.compile(r"([0-9]{1,3}(?:\.[0-9]{1,3}){3})/([0-9]{1,3})")
+_IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
+_NANP_GROUPS = frozenset({(10,), (11,), (3, 3, 4), (1, 3, 3, 4), (3, 7), (1, 3, 7)})
+_CARD_GROUPS = ((4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 2), (4, 4, 4, 3), (4, 4, 4, 1))
+_PHONE_LENGTHS: dict[str, frozenset[int]] = {
+    cc: frozenset(lengths)
+    for cc, lengths in json.loads((Path(__file__).parent / "data" / "phone_lengths.json").read_text(encoding="utf-8"))[
+        "lengths"
+    ].items()
+}
+
+
+def _international_ok(digits: str) -> bool:
+    """A country calling code (1-3 digits; E.164 codes are prefix-free) and a national length it allows."""
+    for k in (1, 2, 3):
+        lengths = _PHONE_LENGTHS.get(digits[:k])
+        if lengths is not None:
+            rest = digits[k:]
+            if rest.startswith("0") and len(rest) - 1 in lengths:  # "+44 (0)20 ..." trunk prefix written
+                return True
+            return len(rest) in lengths and not rest.startswith("0")
+    return False
+
+
+def _nanp_ok(digits: str) -> bool:
+    if len(digits) == 11 and digits[0] == "1":
+        digits = digits[1:]
+    if len(digits) != 10:
+        return False
+    # Area code and exchange start with 2-9; N11 service codes are not area codes.
+    return digits[0] not in "01" and digits[3] not in "01" and digits[1:3] != "11" and len(set(digits)) > 2
+
+
+_SPLIT = re.compile(r"([^0-9]+)")
+
+
+class _Run:
+    """A candidate's digit groups and the separators between them."""
+
+    __slots__ = ("digits", "groups", "seps")
+
+    def __init__(self, raw: str) -> None:
+        pieces = _SPLIT.split(raw)
+        if pieces and pieces[0] == "":
+            pieces = pieces[2:]  # a leading "+" or "("
+        if pieces and pieces[-1] == "":
+            pieces = pieces[:-2]
+        numbers = pieces[0::2]
+        self.groups = [len(g) for g in numbers]
+        self.seps = pieces[1::2]
+        self.digits = "".join(numbers)
+
+
+def _card(raw: str, run: _Run) -> bool:
+    d = run.digits
+    if not (12 <= len(d) <= 19) or not raw[0].isdigit() or "(" in raw:
+        return False
+    if len(run.groups) > 1 and (
+        tuple(run.groups) not in _CARD_GROUPS or len({s.strip() or " " for s in run.seps}) != 1
+    ):
+        return False
+    return _luhn_ok(d) and _card_network_ok(d)
+
+
+def _ssn(text: str, raw: str, run: _Run, start: int) -> float | None:
+    if len(run.digits) != 9 or not raw[0].isdigit():
+        return None
+    if run.groups == [3, 2, 4] and len(set(run.seps)) == 1 and run.seps[0] in ("-", " ", ".", "/", "  "):
+        sep = True
+    elif run.groups == [9]:
+        sep = False
+    else:
+        return None
+    d = run.digits
+    if not _ssn_ok(d[:3], d[3:5], d[5:]):
+        return None
+    context = _SSN_CONTEXT.search(text, max(0, start - 40), start) is not None
+    if sep:
+        return 0.95 if run.seps[0] == "-" or context else 0.7  # the 3-2-4 shape is an SSN's own
+    return 0.8 if context else None
+
+
+def _phone(text: str, raw: str, run: _Run, start: int, strict: bool) -> float | None:
+    d = run.digits
+    if run.groups == [3, 2, 4]:
+        return None  # the SSN shape (valid or not)
+    lead = raw.lstrip("(")
+    international = lead.startswith("+") or (lead.startswith("00") and len(run.groups) > 1)
+    if not 7 <= len(d) <= 15 or _DATEISH.fullmatch(raw):
+        return None
+    if "." in raw and (min(run.groups) < 2 or len(run.groups) > 5):
+        return None  # dotted versions (120.0.6099.129) and section numbers are not phone numbers
+    if "/" in raw or "\n" in raw:
+        return None
+    has_sep = len(run.groups) > 1 or "(" in raw
+    context = _PHONE_CONTEXT.search(text, max(0, start - 30), start) is not None
+    if international:
+        ok = _international_ok(d[2:] if lead.startswith("00") else d)
+    elif d.startswith("0"):
+        ok = 9 <= len(d) <= 11 and (has_sep or context) and d[1] != "0" and not strict
+    elif tuple(run.groups) in _NANP_GROUPS and len(run.groups) > 1:
+        ok = len(set(d)) > 2  # 415-555-2671, (415)555-2671, 1 415 555 2671
+    else:
+        ok = _nanp_ok(d) and (has_sep or context) and tuple(run.groups) in _NANP_GROUPS
+    if not ok:
+        return None
+    return 0.85 if has_sep or international else 0.6
+
+
+def _ipv4(text: str, raw: str, start: int) -> bool:
+    if not _IPV4.fullmatch(raw):
+        return False
+    if any((len(o) > 1 and o[0] == "0") or int(o) > 255 for o in raw.split(".")):
+        return False
+    return _VERSION_BEFORE.search(text, max(0, start - 14), start) is None
+
+
+def _classify(text: str, raw: str, start: int, end: int, out: list[Finding], strict: bool = False) -> bool:
+    """Validate one candidate; append its finding and return True if it is one."""
+    cidr = _IPV4_CIDR.fullmatch(raw)
+    if cidr and _ipv4(text, cidr.group(1), start):
+        valid_prefix = len(cidr.group(2)) <= 2 and int(cidr.group(2)) <= 32
+        out.append(Finding("IP_ADDRESS", start, end if valid_prefix else start + len(cidr.group(1)), 0.95))
+        return True
+    if raw.count(".") == 3 and _ipv4(text, raw, start):
+        n = len(text)
+        if end + 1 < n and text[end] == "/" and text[end + 1].isdigit():  # a CIDR prefix
+            e = end + 1
+            while e < n and e < end + 3 and text[e].isdigit():
+                e += 1
+            end = e
+        out.append(Finding("IP_ADDRESS", start, end, 0.95))
+        return True
+    run = _Run(raw)
+    if _card(raw, run):
+        out.append(Finding("CREDIT_CARD", start, end, 1.0))
+        return True
+    score = _ssn(text, raw, run, start)
+    if score is not None:
+        out.append(Finding("US_SSN", start, end, score))
+        return True
+    if _VERSION_BEFORE.search(text, max(0, start - 14), start):
+        return False
+    score = _phone(text, raw, run, start, strict)
+    if score is not None:
+        ext = _EXTENSION.match(text, end)
+        out.append(Finding("PHONE_NUMBER", start, ext.end() if ext else end, score))
+        return True
+    return False
+
+
+def _split(text: str, raw: str, start: int, out: list[Finding]) -> None:
+    """Read a run that is not one number as several, left to right, longest first.
+
+    A piece spans at most 6 digit groups and holds 4-19 digits (no number we report has more), so
+    each group costs a bounded number of checks however long the run.
+    """
+    spans = [m.span() for m in _GROUP.finditer(raw)]
+    # A piece must be delimited by whitespace: "1.2.3.4.5" and ISBN-like "978-4-71-322928-9" hold no number.
+    breaks = {0, len(raw)}
+    for m in _SPACE.finditer(raw):
+        breaks.update(m.span())
+    sizes = [e - s for s, e in spans]
+    i = 0
+    while i < len(spans):
+        for j in range(min(len(spans), i + 6), i, -1):
+            n_digits = sum(sizes[i:j])
+            if not 4 <= n_digits <= 19:
+                continue
+            s, e = spans[i][0], spans[j - 1][1]
+            shape = tuple(sizes[i:j])
+            if (
+                not (len(shape) == 4 and raw.count(".", s, e) == 3)  # an IPv4 address
+                and not (n_digits >= 12 and (len(shape) == 1 or shape in _CARD_GROUPS))
+                and shape != (3, 2, 4)  # an SSN
+                and shape not in _NANP_GROUPS
+                and raw[s - 1 : s] not in ("+", "(")  # an international or bracketed phone number
+            ):
+                continue  # no number we report has this shape: skip the full check
+            if raw[s - 1 : s] in ("+", "("):
+                s -= 1
+            if raw[e : e + 1] == ")":
+                e += 1
+            if s not in breaks or e not in breaks:
+                continue
+            if e - s >= 7 and _classify(text, raw[s:e], start + s, start + e, out, strict=True):
+                i = j
+                break
+        else:
+            i += 1
+
+
+def _start_ok(text: str, start: int, raw: str) -> bool:
+    if start == 0:
+        return True
+    prev = text[start - 1]
+    if prev.isspace() or prev in "\"'([{<,;:=>*|":
+        return True
+    if raw[0] == "+" and prev in ".:":
+        return True  # "Tel.+44 ...", "tel:+1..."
+    if prev.isalpha():
+        return raw[0] == "+" or _LABEL_BEFORE.search(text, max(0, start - 10), start) is not None
+    return prev not in _BAD_BEFORE and not prev.isdigit()
+
+
+def scan_numbers(text: str, out: list[Finding]) -> None:
+    """Cards, SSNs, phone numbers and IPv4 addresses in one pass over runs of digits and separators."""
+    n = len(text)
+    pos = 0
+    while (m := _RUN.search(text, pos)) is not None:
+        start, raw = m.start(), m.group()
+        pos = m.end()
+        if len(raw) >= _RUN_MAX:  # a long run: read it up to its last whitespace, continue from there
+            cut = max(raw.rfind(" "), raw.rfind("\n"))
+            if cut > 0:
+                raw = raw[:cut]
+                pos = start + cut
+        plus = raw.find("+", 1)
+        if plus != -1 and raw[:2] != "(+":  # a second number starts at its "+"
+            raw = raw[:plus]
+            pos = start + plus
+        raw = raw.rstrip(" ()./\n+-")
+        end = start + len(raw)
+        if len(raw.translate(_NO_SEPARATORS)) < 4:  # fewer than 4 digits
+            continue
+        if not _start_ok(text, start, raw):
+            while pos < n and not text[pos].isspace():  # inside a longer token: skip to its end
+                pos += 1
+            continue
+        nxt = text[end] if end < n else " "
+        if nxt.isalnum() or nxt in "_@" or (nxt in ".:/-" and end + 1 < n and text[end + 1].isalnum()):
+            if raw.count(".") == 3 and nxt in ":/" and _classify(text, raw, start, end, out):
+                continue  # an IPv4 address with a port or a CIDR suffix
+            if not (nxt in "xXe" and _EXTENSION.match(text, end)):
+                while pos < n and not text[pos].isspace():
+                    pos += 1
+                continue
+        if raw[0] == "(" and ")" not in raw[1:]:
+            raw, start = raw[1:], start + 1
+        if not _classify(text, raw, start, end, out) and len(raw) > 8:
+            _split(text, raw, start, out)
+
+
+# -- IBAN ---------------------------------------------------------------------------------------------
+
+_IBAN_HEAD = re.compile(r"[A-Z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
+_IBAN_HEAD_ANY_CASE = re.compile(r"[A-Za-z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
+
+
+def scan_ibans(text: str, out: list[Finding]) -> None:
+    """IBANs grouped by spaces, dashes or dots in any way; the country fixes the length. Lower-case IBANs
+    are looked for only where the text says "iban" (an upper-case start lets the engine skip ahead)."""
+    n = len(text)
+    head = _IBAN_HEAD_ANY_CASE if "iban" in text or "IBAN" in text or "Iban" in text else _IBAN_HEAD
+    for m in head.finditer(text):
+        if m.start() and text[m.start() - 1].isalnum():
+            continue
+        want = _IBAN_LENGTHS.get(m.group()[:2].upper())
+        if want is None:
+            continue
+        chars = [m.group().upper()]
+        got, i = 4, m.end()
+        while got < want and i < n and i - m.end() < 2 * want:
+            c = text[i]
+            if c.isascii() and c.isalnum():
+                chars.append(c.upper())
+                got += 1
+            elif c not in " -." or i + 1 >= n or not text[i + 1].isalnum():
+                break
+            i += 1
+        if got != want or (i < n and text[i].isascii() and text[i].isalnum()):
+            continue
+        letters = [c for c in text[m.start() : i] if c.isalpha()]
+        if not (all(c.isupper() for c in letters) or all(c.islower() for c in letters)):
+            continue  # mixed case inside one IBAN ("LV80 bANK ...") is not how anyone writes one
+        if _iban_ok("".join(chars)):
+            out.append(Finding("IBAN_CODE", m.start(), i, 1.0))

@@ -1,0 +1,50 @@
+"""Tests for agentops.examples: the demo tools and agent the chapters share."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentops.errors import ConfigError
+from agentops.examples import DEMO_PROMPTS, calculator, demo_agent, demo_rules, get_weather, lookup_order
+
+
+def test_calculator_is_safe_and_correct():
+    assert calculator("17 * 23") == "391"
+    assert calculator("(2 + 3) ** 2 / 2") == "12.5"
+    assert calculator("-4 % 3") == "2"
+    assert calculator("__import__('os').system('echo hi')").startswith("error:")
+    assert calculator("1 / 0").startswith("error:")
+    assert calculator("2 ** 1000").startswith("error:")
+
+
+def test_demo_tools_and_variants():
+    assert get_weather("paris") == "Paris: sunny, 21 °C"
+    assert "no weather data" in get_weather("Atlantis")
+    assert lookup_order("a1234").startswith("order A1234: shipped")
+    assert "not found" in lookup_order("Z9")
+    with pytest.raises(ConfigError, match="baseline, regressed"):
+        demo_agent("worse")
+    agent = demo_agent("regressed")
+    assert agent.name == "support_regressed" and agent.config.model == "offline-1"
+    assert sorted(t.name for t in agent.tools) == ["calculator", "get_weather", "lookup_order"]
+
+
+def test_demo_rules_are_ordered_and_visible():
+    names = [r.name for r in demo_rules()]
+    assert names.index("injection") < names.index("personal data")  # "password" must not leak first
+    frame = demo_agent().config.rules_frame()
+    assert "call get_weather" in set(frame["rule"]) and len(frame) > len(names)  # plus the model's defaults
+
+
+async def test_demo_agent_uses_tools_only_when_its_prompt_says_so():
+    good = await demo_agent("baseline").ask("What's the weather in Paris?")
+    bad = await demo_agent("regressed").ask("What's the weather in Paris?")
+    assert "sunny, 21 °C" in good.body and "use the tools" in DEMO_PROMPTS["baseline"].lower()
+    assert bad.body == "It is probably sunny there today."
+
+
+def test_demo_agent_passes_model_options_to_real_backends(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    pytest.importorskip("openai")
+    agent = demo_agent(llm_backend="compatible", model="m", base_url="http://127.0.0.1:9/v1", max_tokens=64)
+    assert agent.config.model == "m" and agent.config.max_tokens == 64
