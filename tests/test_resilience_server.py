@@ -184,3 +184,19 @@ def test_port_is_validated_and_the_cli_is_registered() -> None:
         ["serve-model", "--fault-rate", "0.2", "--reset", "0", "--port", "0"]
     )
     assert args.fault_rate == 0.2 and args.reset == 0 and args.scenario == "plain" and callable(args.func)
+
+
+def test_a_proxy_uses_the_upstream_configs_own_client(fault_servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentops.backends import model_config
+    from agentops.testing import chat_completion, chat_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    upstream = model_config(
+        "compatible",
+        "fake-1",
+        base_url="http://provider.invalid/v1",
+        transport=chat_server([chat_completion("hi there")]),
+    )
+    proxy = fault_servers(upstream=upstream)
+    data = _post(proxy, {**BODY, "model": "fake-1"}).json()
+    assert data["choices"][0]["message"]["content"] == "hi there" and data["id"].startswith("chatcmpl-")
