@@ -10,7 +10,8 @@ Loading the plugin (``-p agentops.testing`` on the command line, ``addopts`` in 
   ``real_model`` marker;
 * registers the ``real_model`` marker, and skips those tests unless ``--real-model`` is given;
 * provides fixtures: ``offline_model``, ``simulated_clock``, ``scripted_approver``, ``offline_judge``,
-  ``replay_config`` (a cassette played back) and ``allow_model_requests``.
+  ``replay_config`` (a cassette played back), ``fault_servers`` (the offline model over real HTTP with
+  injected faults) and ``allow_model_requests``.
 
 The doubles themselves are importable from here too (one place to look): :class:`OfflineModel` and its
 rule helpers, :class:`ScriptedApprover`, :class:`SimulatedClock`, :func:`offline_judge_model`, and
@@ -217,6 +218,25 @@ def offline_judge() -> Any:
     from agentops.evals import offline_judge as build
 
     return build()
+
+
+@pytest.fixture()
+def fault_servers() -> Iterator[Callable[..., Any]]:
+    """A factory: ``fault_servers(model, faults=HTTPFaults(...))`` → a running
+    :class:`~agentops.resilience.FaultServer` (the offline model over HTTP on a free loopback port, with
+    injected wire faults); every server it started is stopped when the test ends."""
+    from agentops.resilience import FaultServer
+
+    started: list[Any] = []
+
+    def start(*args: Any, **kwargs: Any) -> Any:
+        server = FaultServer(*args, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture()

@@ -57,21 +57,3 @@ def simulated_time(monkeypatch: pytest.MonkeyPatch) -> None:
         return func(*args)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", run_inline)
-
-
-@pytest.fixture()
-def fault_servers():
-    """Start :class:`agentops.resilience.FaultServer`\\ s for one test: ``fault_servers(model, faults=...)``
-    returns a running server on a free loopback port; every server is stopped when the test ends."""
-    from agentops.resilience import FaultServer
-
-    started = []
-
-    def start(*args, **kwargs):
-        server = FaultServer(*args, **kwargs).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()

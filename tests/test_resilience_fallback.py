@@ -202,12 +202,13 @@ async def test_answers_about_actions_are_not_cached() -> None:
     model = OfflineModel("primary-1", sleep=False)
     model.add_rule(tool_rule("open_ticket", keywords=["ticket"], arguments={"order_id": 7}))
     cache = AnswerCache()
-    agent = ag2.Agent("a", "Be brief.", config=FallbackModel(model, cache=cache), tools=[_open_ticket])
-    await agent.ask("a ticket please")
+    agent = ag2.Agent("a", "Be brief.", config=FallbackModel(model, cache=cache), tools=[open_ticket])
+    reply = await agent.ask("a ticket please")
+    assert reply.body == "open_ticket returned: ticket TCK-7 opened."
     assert len(cache) == 0  # "ticket opened" would be a lie for the next request that gets it
     await agent.ask("what are your opening hours?")
     assert cache.lookup("what are your opening hours?") == "Offline answer to: what are your opening hours?"
 
 
-def _open_ticket(order_id: int) -> str:
+def open_ticket(order_id: int) -> str:
     return f"ticket TCK-{order_id} opened"

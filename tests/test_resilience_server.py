@@ -9,18 +9,13 @@ import httpx
 import pytest
 
 from agentops.errors import ConfigError
-from agentops.models import OfflineModel, model_config, tool_rule
+from agentops.models import OfflineModel, tool_rule
 from agentops.resilience import FaultServer, HTTPFaults
 
 BODY = {
     "model": "offline-1",
     "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
 }
-
-
-@pytest.fixture()
-def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
 
 
 def _post(server: FaultServer, body: dict | None = None, timeout: float = 5) -> httpx.Response:
@@ -134,7 +129,7 @@ def test_fault_rates_are_seeded_and_reproducible() -> None:
     assert first == again and first != other and 3 <= first.count(429) <= 17
 
 
-async def test_ag2_agent_with_tools_over_http(api_key: None) -> None:
+async def test_ag2_agent_with_tools_over_http() -> None:
     model = OfflineModel(sleep=False)
     model.add_rule(tool_rule("get_weather", keywords=["weather"], arguments={"city": "Paris"}))
 
@@ -143,9 +138,7 @@ async def test_ag2_agent_with_tools_over_http(api_key: None) -> None:
 
     with FaultServer(model) as server:
         for streaming in (False, True):
-            config = model_config(
-                "compatible", "offline-1", base_url=server.base_url, max_retries=0, timeout=5, streaming=streaming
-            )
+            config = server.config("offline-1", max_retries=0, timeout=5, streaming=streaming)
             reply = await ag2.Agent("w", "Be brief.", config=config, tools=[get_weather]).ask("weather?")
             assert reply.body == "get_weather returned: sunny in Paris."
             assert (await reply.usage()).total.total_tokens > 0
@@ -191,3 +184,19 @@ def test_port_is_validated_and_the_cli_is_registered() -> None:
         ["serve-model", "--fault-rate", "0.2", "--reset", "0", "--port", "0"]
     )
     assert args.fault_rate == 0.2 and args.reset == 0 and args.scenario == "plain" and callable(args.func)
+
+
+def test_a_proxy_uses_the_upstream_configs_own_client(fault_servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentops.backends import model_config
+    from agentops.testing import chat_completion, chat_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    upstream = model_config(
+        "compatible",
+        "fake-1",
+        base_url="http://provider.invalid/v1",
+        transport=chat_server([chat_completion("hi there")]),
+    )
+    proxy = fault_servers(upstream=upstream)
+    data = _post(proxy, {**BODY, "model": "fake-1"}).json()
+    assert data["choices"][0]["message"]["content"] == "hi there" and data["id"].startswith("chatcmpl-")

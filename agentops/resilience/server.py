@@ -134,7 +134,11 @@ class _UpstreamFailed(Exception):
 
 
 class _Upstream:
-    """A real OpenAI-compatible provider behind the fault server (the server becomes a fault proxy)."""
+    """A real OpenAI-compatible provider behind the fault server (the server becomes a fault proxy).
+
+    Requests go through the config's own HTTP client when it has one (``model_config`` gives real
+    backends one: compatibility fixes, the test-suite switch, a cassette recording or replaying).
+    """
 
     def __init__(self, config: Any) -> None:
         base_url = getattr(config, "base_url", None) or "https://api.openai.com/v1"
@@ -142,7 +146,7 @@ class _Upstream:
         self.api_key = getattr(config, "api_key", None)
         timeout = getattr(config, "timeout", None)
         self.timeout = float(timeout) if isinstance(timeout, (int, float)) else 60.0
-        self._client: Any = None
+        self._client: Any = getattr(config, "http_client", None)
 
     async def complete(self, body: dict[str, Any], rid: str) -> dict[str, Any]:
         import httpx
