@@ -148,22 +148,21 @@ class Telemetry:
     def middleware(self, agent_name: str, *, workflow: str | None = None) -> list[Any]:
         """The middleware factories for one agent, outermost first: AG2 telemetry, AG2 metrics, ours.
 
-        AG2's ``TelemetryMiddleware`` stamps ``gen_ai.agent.name`` (and ``agentops.workflow``) on every
-        span it opens — turns, model calls, tool calls and usage records — through its
-        ``span_attributes`` option, and names each model-call span from the response
-        (``chat <model>``). A call that fails before any response keeps AG2's name ``chat``; this
-        layer labels its span with the model and provider of the config the turn ran with.
+        AG2's ``TelemetryMiddleware`` opens the spans: ``invoke_agent <agent>`` (carrying
+        ``gen_ai.agent.name``) for each turn, with ``chat <model>``, ``execute_tool <tool>`` and usage
+        spans inside it; a model call that fails before any response keeps AG2's name ``chat``, and
+        this layer labels it with the model and provider of the config the turn ran with. The turn
+        span also gets ``agentops.workflow``. The agent and workflow are written on the turn only —
+        stamping them on every span costs a span attribute each — and :class:`TraceStore` gives each
+        call the agent and workflow of its turn.
         """
-        attrs = {"gen_ai.agent.name": agent_name}
         if workflow:
-            attrs["agentops.workflow"] = workflow
             self.workflow_of[agent_name] = workflow
         return [
             TelemetryMiddleware(
                 tracer_provider=self.tracer_provider,
                 capture_content=self.capture_content,
                 agent_name=agent_name,
-                span_attributes=attrs,
             ),
             self.metrics.ag2,
             _AgentOpsFactory(self, agent_name, workflow),

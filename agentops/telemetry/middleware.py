@@ -156,10 +156,12 @@ class _AgentOpsMiddleware(BaseMiddleware):
         t = f.telemetry
         span = _ag2.hook_span(_ag2.SPAN_TYPE_AGENT)
         if span is not None:  # the turn's tokens are summed from its chat spans by the trace store
-            if exc is None and not f.simulated:
+            if exc is None and not f.simulated and not f.workflow:
                 span.set_attribute("agentops.cost_usd", self.turn_cost)  # one attribute: the cheap call
             else:
                 attrs: dict[str, Any] = {"agentops.cost_usd": self.turn_cost}
+                if f.workflow:
+                    attrs["agentops.workflow"] = f.workflow
                 if f.simulated:
                     attrs["agentops.time_s"] = start
                     attrs["agentops.latency_s"] = latency

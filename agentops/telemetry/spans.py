@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import Status
 
 from agentops.telemetry._redact import _CLEAN, clean_str, redact
+from agentops.telemetry._redact import name as _name
 
 __all__ = [
     "FLUSH_INTERVAL_S",
@@ -68,7 +69,8 @@ class RedactingSpanProcessor(SpanProcessor):
     Free-text attributes (captured messages, tool arguments and results, exception messages and stack
     traces, anything a caller adds), event attributes and the status description pass through
     :func:`~agentops.telemetry.redact`; vocabulary attributes (agent, model, provider, tool names,
-    outcome, entity type, ...) are kept whole unless a value is itself a secret. A span that needs no
+    outcome, entity type, ...) and the names in span names (``chat <model>``) are kept whole unless a
+    value is itself a secret, which then becomes ``[REDACTED]``. A span that needs no
     change is forwarded as is, so the usual cost is a few set lookups per span.
     """
 
@@ -81,6 +83,12 @@ class RedactingSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         attrs = clean_attrs(span.attributes)
         changed = attrs is not None
+        name = span.name
+        if name not in _CLEAN:  # "chat <model>", "execute_tool <tool>": a name that is a secret goes whole
+            operation, sep, target = name.partition(" ")
+            clean_name = f"{_name(operation)}{sep}{_name(target)}" if sep else _name(name)
+            if clean_name != name:
+                name, changed = clean_name, True
         events = span.events
         if events:
             cleaned = []
@@ -98,7 +106,7 @@ class RedactingSpanProcessor(SpanProcessor):
                 status, changed = Status(status.status_code, desc), True
         if changed:
             span = ReadableSpan(
-                name=span.name,
+                name=name,
                 context=span.context,
                 parent=span.parent,
                 resource=span.resource,

@@ -86,12 +86,11 @@ def _row(rec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _turn_tokens(rows: list[dict[str, Any]]) -> None:
-    """Give each turn without token attributes the sum of its model calls' tokens.
-
-    A turn's tokens are those of the ``chat`` spans directly under it; they are summed here rather than
-    written on every turn span, which would cost each turn two more span attributes.
-    """
+def _inherit(rows: list[dict[str, Any]]) -> None:
+    """Fill in what telemetry writes on turn spans only: each span's agent and workflow come from its
+    nearest ancestor that has them, and a turn's tokens are the sum of its model calls' (the ``chat``
+    spans directly under it). Writing these on every span would cost each span more attributes."""
+    by_id = {row["span_id"]: row for row in rows}
     sums: dict[str, list[int]] = {}
     for row in rows:
         if row["operation"] == "chat" and row["parent_span_id"]:
@@ -101,6 +100,20 @@ def _turn_tokens(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         if row["operation"] == "invoke_agent" and "gen_ai.usage.input_tokens" not in row["attributes"]:
             row["input_tokens"], row["output_tokens"] = sums.get(row["span_id"], (0, 0))
+        for key in ("agent", "workflow"):
+            if row[key] is None:
+                row[key] = _from_ancestors(row, key, by_id)
+
+
+def _from_ancestors(row: dict[str, Any], key: str, by_id: dict[str, dict[str, Any]]) -> Any:
+    seen = {row["span_id"]}
+    parent = by_id.get(row["parent_span_id"])
+    while parent is not None and parent["span_id"] not in seen:
+        if parent[key] is not None:
+            return parent[key]
+        seen.add(parent["span_id"])
+        parent = by_id.get(parent["parent_span_id"])
+    return None
 
 
 class TraceStore:
@@ -185,7 +198,7 @@ class TraceStore:
         import pandas as pd
 
         rows = [_row(r) for r in self.records()]
-        _turn_tokens(rows)
+        _inherit(rows)
         frame = pd.DataFrame(rows, columns=_SPAN_COLUMNS)
         return frame.sort_values(["time_s", "start_time_ns"], kind="stable").reset_index(drop=True)
 
