@@ -169,3 +169,27 @@ def call_arguments(call: ToolCallEvent) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {}
     return args if isinstance(args, dict) else {}
+
+
+# ==================================================================================================
+# Guardrails (agentops.guardrails): the stream a model client publishes through
+# ==================================================================================================
+#
+# No public alternative: AG2 model clients publish streamed output (``ModelMessageChunk``,
+# ``ModelMessage``) with ``context.send`` *before* ``on_llm_call`` returns, so live stream observers
+# see text no middleware has checked yet, and AG2 offers no hook on that path. The seam used here:
+# ``ConversationContext`` is a dataclass whose ``send`` forwards to ``self.stream.send(event, self)``,
+# and the context an ``on_llm_call`` hook passes to ``call_next`` is the one the client receives. A
+# guard hands the client a copy of the context whose stream redacts before publishing.
+
+
+def context_stream(context: Any) -> Any:
+    """The stream a conversation context publishes to."""
+    return context.stream
+
+
+def with_stream(context: Any, stream: Any) -> Any:
+    """A copy of ``context`` that publishes through ``stream`` (dependencies and variables shared)."""
+    import dataclasses
+
+    return dataclasses.replace(context, stream=stream)

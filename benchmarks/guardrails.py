@@ -2,17 +2,23 @@
 
 Measured side by side in one run:
 
-* PII/secret scanning — ``agentops.guardrails.scan`` vs Microsoft Presidio's pattern recognizers
+* PII/secret accuracy — ``agentops.guardrails.scan`` vs Microsoft Presidio's pattern recognizers
   (``presidio-analyzer`` with a blank spaCy pipeline: no NER model, only pattern and checksum
-  recognizers) vs a naive regex set; throughput (MB/s, µs per 1 KB message) on typical and dense
-  messages, and per-entity / micro precision, recall and F1 on ``tests/data/pii_corpus.jsonl``.
+  recognizers) vs a naive regex set, on the same public labelled data (``public_sources.yaml``:
+  held-out and tuned sources reported apart) and on our own corpus: micro-F1 per source and
+  precision/recall/F1 per entity. ``--record`` stores the public numbers for ``guardrails.scorecard()``.
+* Speed — µs per 1 KB message (scan, scan + detect_injection, Presidio), and the ratio.
+* Linear time — repeated prefixes of every pattern (every catalogue prefix and literal, every detector's
+  trigger, every injection rule's opening): 1 MB vs 1 KB.
+* Candidate libraries — google-re2 vs ``re`` on the hot patterns; ``phonenumbers`` vs the length table.
 * Prompt injection — recall on direct and obfuscated attacks, false-positive rate on benign look-alikes
   (``tests/data/injection_corpus.jsonl``), against a naive pattern list.
 * Budgets — middleware overhead per model call, in-process and Redis reserve+settle rates, and
   randomized concurrent trials counting overshoots.
 
-Run: ``python benchmarks/guardrails.py`` (Presidio is optional: ``pip install -e '.[bench]'``, or a
-separate virtualenv; without it the Presidio column says so). Redis is optional too (127.0.0.1:6379).
+Run: ``python benchmarks/guardrails.py [--quick] [--record] [--only SECTION]`` (Presidio is optional:
+``pip install -e '.[bench]'``; without it the Presidio column says so). Redis is optional too
+(127.0.0.1:6379). Public records: ``benchmarks/data/build_public.py`` (see ``DATA_CARD.md``).
 """
 
 from __future__ import annotations
@@ -99,9 +105,28 @@ def load(name: str) -> list[dict]:
     return [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
 
 
-def accuracy(fn: Callable[[str], list[Finding]], rows: list[dict], entities: list[str]) -> dict[str, tuple]:
-    scores = score_scanner(rows, fn, entities)
-    return {e: tuple(scores.loc[e, ["precision", "recall", "f1"]]) for e in [*entities, "micro"]}
+def md(frame) -> str:
+    """A pandas frame as a markdown table (index columns first), without optional dependencies."""
+    flat = frame.reset_index()
+    cols = [str(c) for c in flat.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in flat.itertuples(index=False):
+        lines.append("| " + " | ".join("" if v != v else str(v) for v in row) + " |")  # NaN -> blank
+    return "\n".join(lines)
+
+
+def resolved(fn: Callable[[str], list[Finding]]) -> Callable[[str], list[Finding]]:
+    """Presidio reports overlapping results (a URL inside an e-mail); keep the best of each overlap, as its
+    anonymizer does, so both scanners are scored on non-overlapping findings."""
+
+    def run(text: str) -> list[Finding]:
+        kept: list[Finding] = []
+        for f in sorted(fn(text), key=lambda f: (-f.score, f.start - f.end)):
+            if all(f.end <= k.start or f.start >= k.end for k in kept):
+                kept.append(f)
+        return sorted(kept, key=lambda f: f.start)
+
+    return run
 
 
 def messages(rows: list[dict], dense: bool, n: int = 200, seed: int = 0) -> list[str]:
@@ -146,91 +171,194 @@ def time_scan(fn: Callable[[str], object], msgs: list[str], min_seconds: float =
     return statistics.median(samples)
 
 
-def bench_scan() -> None:
+def bench_accuracy(record: bool) -> None:
+    """Micro-F1 per source and entity, agentops vs Presidio vs a naive regex set, held-out vs tuned."""
+    from agentops.guardrails import evaluation as sc
+
+    presidio = presidio_scanner()
+    scanners = {"agentops": scan, "naive regex": naive_scan}
+    if presidio is not None:
+        scanners["presidio"] = resolved(presidio)
+    supported = {"presidio": SHARED}
+    own = load("pii_corpus.jsonl")
+    print("\n## Accuracy per source (micro-F1; precision / recall / F1 per entity)\n")
+    print("status: held-out = patterns written without reading this source's errors (an estimate);")
+    print("tuned = errors read and fixed (a regression check, not an estimate).")
+    if presidio is None:
+        print("Presidio is not installed (pip install -e '.[bench]'): its column is skipped.")
+    frame = sc.measure(scanners, supported=supported)
+    own_rows = []
+    for name, fn in scanners.items():
+        ents = [*SHARED, "SECRET"] if name != "presidio" else SHARED
+        own_rows.extend(sc._rows(score_scanner(own, fn, ents), {"name": "own_corpus", "status": "tuned"}, name))
+    import pandas as pd
+
+    frame = pd.concat([frame, pd.DataFrame(own_rows)], ignore_index=True)
+    if frame[frame["source"] != "own_corpus"].empty:
+        print("(no public records here: run benchmarks/data/build_public.py with clones of the repositories")
+        print(" listed in agentops/guardrails/data/public_sources.yaml)")
+    micro = frame[frame["entity"] == "micro"].pivot_table(
+        index=["status", "source"], columns="scanner", values="f1", aggfunc="first"
+    )
+    print("\n### micro-F1 per source\n")
+    print(md(micro.round(3)))
+    per = frame[frame["entity"] != "micro"].copy()
+    per["cell"] = per.apply(lambda r: f"{r.precision:.2f} / {r.recall:.2f} / {r.f1:.2f} (n={r.support})", axis=1)
+    table = per.pivot_table(index=["status", "source", "entity"], columns="scanner", values="cell", aggfunc="first")
+    print("\n### per source and entity: precision / recall / F1 (support)\n")
+    print(md(table.fillna("not supported")))
+    held = frame[(frame["status"] == "held-out") & (frame["entity"] == "micro") & (frame["scanner"] == "agentops")]
+    pii_held = held[held["source"] != "detect_secrets_tests"]
+    for _, r in pii_held.iterrows():
+        verdict = "meets" if r.f1 >= 0.90 else "BELOW"
+        print(f"\nheld-out PII source {r.source}: agentops micro-F1 {r.f1:.3f} — {verdict} the 0.90 target")
+    if record:
+        public = frame[frame["source"] != "own_corpus"]
+        if not public.empty:
+            sc.record(public[public["scanner"] != "naive regex"])
+            print(f"\nrecorded to {sc.RECORDED.relative_to(ROOT)}")
+
+
+def bench_speed() -> None:
     rows = load("pii_corpus.jsonl")
     presidio = presidio_scanner()
-    scanners: dict[str, Callable[[str], list[Finding]] | None] = {
-        "agentops.scan": scan,
-        "presidio (blank spaCy)": presidio,
-        "naive regex": naive_scan,
-    }
-    print("\n## PII and secret scanning\n")
-    print(
-        f"corpus: {len(rows)} messages ({sum(r['kind'] == 'hard_negative' for r in rows)} hard negatives), "
-        f"{sum(len(r['entities']) for r in rows)} labelled entities"
-    )
-    if presidio is None:
-        print("Presidio is not installed (pip install presidio-analyzer): its column is skipped.")
+    print("\n## Speed (1 KB messages)\n")
     speeds: dict[str, dict[str, float]] = {}
     for kind in ("typical", "dense"):
         msgs = messages(rows, dense=kind == "dense", n=200 if kind == "typical" else 150)
-        for name, fn in scanners.items():
-            if fn is None:
-                continue
-            budget = 1.0 if name != "presidio (blank spaCy)" else 2.0
-            sub = msgs if name != "presidio (blank spaCy)" else msgs[:60]
-            speeds.setdefault(name, {})[kind] = time_scan(fn, sub, budget)
-    print("\n| scanner | µs / 1 KB (typical) | MB/s (typical) | µs / 1 KB (dense) | MB/s (dense) |")
-    print("|---|---:|---:|---:|---:|")
+        fns: dict[str, Callable[[str], object]] = {
+            "agentops.scan": scan,
+            "scan + detect_injection": lambda m: (scan(m), detect_injection(m)),
+            "naive regex": naive_scan,
+        }
+        if presidio is not None:
+            fns["presidio (blank spaCy)"] = presidio
+        for name, fn in fns.items():
+            sub = msgs if "presidio" not in name else msgs[:60]
+            speeds.setdefault(name, {})[kind] = time_scan(fn, sub, 2.0 if "presidio" in name else 1.0)
+    print("| scanner | µs / 1 KB (typical) | µs / 1 KB (dense) |")
+    print("|---|---:|---:|")
     for name, sp in speeds.items():
-        print(
-            f"| {name} | {sp['typical'] * 1e6:,.1f} | {1024 / sp['typical'] / 1e6:,.2f} | "
-            f"{sp['dense'] * 1e6:,.1f} | {1024 / sp['dense'] / 1e6:,.2f} |"
-        )
+        print(f"| {name} | {sp['typical'] * 1e6:,.1f} | {sp['dense'] * 1e6:,.1f} |")
     if presidio is not None:
         for kind in ("typical", "dense"):
             ratio = speeds["presidio (blank spaCy)"][kind] / speeds["agentops.scan"][kind]
-            print(f"\nspeed-up over Presidio ({kind} messages): {ratio:,.0f}×  (target ≥ 50×)")
-        try:  # Presidio's recognizers called directly, without the engine around them
-            recs = [
-                r
-                for r in presidio.engine.registry.recognizers
-                if set(r.supported_entities) & set(SHARED) and type(r).__name__ != "SpacyRecognizer"
-            ]
-            msgs = messages(rows, dense=False, n=60)
-            direct = time_scan(lambda m: [r.analyze(m, r.supported_entities, None) for r in recs], msgs, 1.0)
-            print(
-                f"Presidio recognizers called directly (no engine): {direct * 1e6:,.0f} µs / 1 KB → "
-                f"{direct / speeds['agentops.scan']['typical']:,.0f}× slower than agentops.scan"
-            )
-        except Exception as exc:  # pragma: no cover - depends on Presidio internals
-            print(f"(direct recognizer timing skipped: {exc})")
-    typical_us = speeds["agentops.scan"]["typical"] * 1e6
-    print(f"agentops.scan: {typical_us:.1f} µs per typical 1 KB message (target < 50 µs)")
+            print(f"\nscan speed-up over Presidio ({kind} messages): {ratio:,.0f}× (target ≥ 50×)")
+    both = speeds["scan + detect_injection"]["typical"] * 1e6
+    print(f"typical 1 KB message scanned and classified: {both:.0f} µs (target < 100 µs)")
 
-    print("\n### Accuracy on the corpus (precision / recall / F1)\n")
-    acc = {
-        name: accuracy(fn, rows, [*SHARED, "SECRET"] if name != "presidio (blank spaCy)" else SHARED)
-        for name, fn in scanners.items()
-        if fn is not None
-    }
-    names = list(acc)
-    print("| entity | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
-    for e in [*SHARED, "SECRET"]:
-        cells = []
-        for name in names:
-            if e not in acc[name]:
-                cells.append("not supported")
-            else:
-                p, r, f = acc[name][e]
-                cells.append(f"{p:.2f} / {r:.2f} / {f:.2f}")
-        print(f"| {e} | " + " | ".join(cells) + " |")
-    shared = {name: accuracy(fn, rows, SHARED)["micro"] for name, fn in scanners.items() if fn is not None}
-    print(
-        "| micro (7 shared entities) | "
-        + " | ".join(f"{shared[n][0]:.2f} / {shared[n][1]:.2f} / {shared[n][2]:.2f}" for n in names)
-        + " |"
-    )
-    if presidio is not None:
-        ok = shared["agentops.scan"][2] >= shared["presidio (blank spaCy)"][2]
+
+def _adversarial_units() -> list[str]:
+    from agentops.guardrails import SECRET_FORMATS
+
+    units = set()
+    for f in SECRET_FORMATS:
+        units.update(f.prefixes)
+        units.update(f.literals)
+    units.update([
+        "@", "a@", ":", "::", "://", "http://", "www.", "eyJ", "eyJa.eyJb.", "1", "1 ", "1.", "1-", "+1 ", "(",
+        "4111 ", "password=", "password: ", 'api_key="', '"', "'", "%40", "[at]", "x:", "a:b@", "--password ",
+        "Bearer ", "authorization: basic ", "my password is ", "AAAA", "ab12", "DE89 ", "fe80:", "0:", "a.",
+        "é", "\u200b", "１", "-----BEGIN PRIVATE KEY-----\n", "ssn ", "tel:+", "x ",
+    ])  # fmt: skip
+    return sorted(units)
+
+
+_INJECTION_UNITS = [
+    "![a](http://x?a=", "ignore ", "ignore all previous ", "you are now ", "<|im_start|>", "`", "```",
+    "i g n o r e ", "system: ", "a ", "aGVsbG8gd29y", "reveal your ", "send the api key to ", "\n",
+    "## system: you ", "x", "pretend to be ", "[inst]", "developer mode ", "@",
+]  # fmt: skip
+
+
+def _best(fn: Callable[[str], object], s: str, reps: int) -> float:
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn(s)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_linearity(big: int) -> None:
+    """Repeated prefixes of every pattern at 1 KB, 64 KB and ``big``: the cost must grow in proportion.
+
+    Two ratios are printed: big / 1 KB (the issue's yardstick, ideal big/1 KB) and big / 64 KB (ideal
+    big/64 KB). A quadratic detector shows up in the second as a ratio near its square; per-call
+    overhead and cache effects at 1 KB only move the first.
+    """
+    small, mid = 1024, 64 * 1024
+    print(f"\n## Linear time: {big // 1024} KB vs 64 KB vs 1 KB of adversarial input\n")
+    for label, fn, units in (
+        ("scan", scan, _adversarial_units()),
+        ("detect_injection", detect_injection, _INJECTION_UNITS),
+    ):
+        rows = []
+        for u in units:
+            s1, s2, s3 = ((u * (n // len(u) + 1))[:n] for n in (small, mid, big))
+            t1, t2, t3 = _best(fn, s1, 5), _best(fn, s2, 2), _best(fn, s3, 2)
+            rows.append((t3 / t2, t3 / t1, u, t1, t3))
+        rows.sort(reverse=True)
+        growth = rows[0][0]
+        vs_1kb = max(r[1] for r in rows)
+        slowest = max(r[4] for r in rows)
         print(
-            f"\nmicro-F1 agentops {shared['agentops.scan'][2]:.3f} vs Presidio "
-            f"{shared['presidio (blank spaCy)'][2]:.3f}: {'at least Presidio' if ok else 'BELOW Presidio'}"
+            f"{label}: {len(rows)} repeated units; worst {big // 1024} KB / 64 KB {growth:.1f}× "
+            f"(ideal {big / mid:.0f}×); worst {big // 1024} KB / 1 KB {vs_1kb:,.0f}× (ideal {big / small:,.0f}×); "
+            f"slowest {big // 1024} KB input {slowest:.2f} s"
         )
+        print("| unit | 1 KB µs | big s | big/64 KB | big/1 KB |\n|---|---:|---:|---:|---:|")
+        for g, r1, u, t1, t3 in rows[:6]:
+            print(f"| {u!r} | {t1 * 1e6:,.0f} | {t3:.2f} | {g:.1f}× | {r1:,.0f}× |")
+        verdict = "linear" if growth <= 2 * big / mid else "NOT LINEAR"
+        print(f"{label}: {verdict} (growth from 64 KB within 2× of proportional)\n")
+
+
+def bench_engines() -> None:
+    """google-re2 and phonenumbers, measured for the two jobs they were candidates for."""
+    print("\n## Candidate libraries\n")
+    import re as std_re
+
+    from agentops.guardrails import _numbers, _secrets, scanners
+
+    patterns = {
+        "digit runs": _numbers._RUN,
+        "token prefixes": _secrets._PREFIX_RX,
+        "secret key words": _secrets._KEY_HIT,
+        "base64 tokens": scanners._B64_TOKEN,
+    }
+    text = messages(load("pii_corpus.jsonl"), dense=False, n=50)
+    try:
+        import re2
+    except ImportError:
+        print("google-re2 not installed: skipped")
+    else:
+        print("| pattern | re µs/KB | re2 µs/KB |\n|---|---:|---:|")
+        for name, rx in patterns.items():
+            a = time_scan(lambda m, rx=rx: list(rx.finditer(m)), text, 0.3)
+            try:
+                r2 = re2.compile(rx.pattern)
+            except Exception:  # re2 has no lookaround or backreferences
+                print(f"| {name} | {a * 1e6:,.1f} | unsupported (lookaround) |")
+                continue
+            b = time_scan(lambda m, r2=r2: list(r2.finditer(m)), text, 0.3)
+            print(f"| {name} | {a * 1e6:,.1f} | {b * 1e6:,.1f} |")
+        print(
+            "(each pattern over a whole 1 KB message; the scanner runs the two alternations only inside long\n"
+            " tokens and in the 48 characters before an assignment, and keeps Python's re: re2 refuses the\n"
+            f" lookarounds the boundary checks use, and bounded quantifiers already keep {std_re.__name__} linear)"
+        )
+    try:
+        import phonenumbers
+    except ImportError:
+        print("phonenumbers not installed: skipped")
+        return
+    cands = ["+44 20 7946 0958", "+33 6 12 34 56 78", "+971 50 123 4567", "+81 90-1234-5678", "+49 1512 3456789"]
+    pn = time_scan(lambda c: phonenumbers.is_valid_number(phonenumbers.parse(c, None)), cands, 0.5)
+    ours = time_scan(lambda c: _numbers._international_ok("".join(ch for ch in c if ch.isdigit())), cands, 0.5)
     print(
-        "(Corpus note: synthetic, template-built sentences written alongside the detector; treat the scores "
-        "as a regression check, not as a claim about real traffic.)"
+        f"\nphone validation per candidate: phonenumbers {pn * 1e6:,.0f} µs vs calling-code length table "
+        f"{ours * 1e6:,.2f} µs ({pn / ours:,.0f}×); the table is built from the same libphonenumber metadata"
     )
 
 
@@ -292,11 +420,7 @@ def _trials(ledger, n_trials: int, workers: int, seed: int) -> tuple[int, int, i
             try:
                 ledger.reserve(
                     key,
-                    (
-                        Line(
-                            f"trial{seed}-{t}|global", f"trial{t}", "global", caps[t], -1, -1, 0.0, amount, 0
-                        ),
-                    ),
+                    (Line(f"trial{seed}-{t}|global", f"trial{t}", "global", caps[t], -1, -1, 0.0, amount, 0),),
                 )
             except BudgetExceeded:
                 r += 1
@@ -314,15 +438,12 @@ def _trials(ledger, n_trials: int, workers: int, seed: int) -> tuple[int, int, i
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(work, [jobs[i::workers] for i in range(workers)]))
     spent = {
-        row["account"]: row["spent_nano_usd"]
-        for row in ledger.accounts()
-        if row["account"].startswith(f"trial{seed}-")
+        row["account"]: row["spent_nano_usd"] for row in ledger.accounts() if row["account"].startswith(f"trial{seed}-")
     }
     overshoots = sum(
         1
         for t in range(n_trials)
-        if spent.get(f"trial{seed}-{t}|global", 0) > caps[t]
-        or spent.get(f"trial{seed}-{t}|global", 0) != charged[t]
+        if spent.get(f"trial{seed}-{t}|global", 0) > caps[t] or spent.get(f"trial{seed}-{t}|global", 0) != charged[t]
     )
     return overshoots, granted, refused
 
@@ -385,29 +506,38 @@ def bench_budgets() -> None:
         client = redis.Redis.from_url(os.environ.get("AGENTOPS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
         client.ping()
     except Exception as exc:
-        print(
-            f"Redis not reachable ({exc.__class__.__name__}): "
-            "Redis rows skipped (start it with `make services`)"
-        )
+        print(f"Redis not reachable ({exc.__class__.__name__}): Redis rows skipped (start it with `make services`)")
         return
     client.flushdb()
     ledger = RedisLedger(client, prefix="bench")
     rps = _pairs_per_second(ledger, 5_000)
     print(f"Redis ledger: {rps:,.0f} reserve+settle pairs/s from one client (each pair = 2 Lua round trips)")
     ov, g, r = _trials(RedisLedger(client, prefix="bench"), 2_000, 8, seed=2)
-    print(
-        f"Redis: {ov} overshoots in 2,000 randomized concurrent trials "
-        f"(8 threads; {g:,} granted, {r:,} refused)"
-    )
+    print(f"Redis: {ov} overshoots in 2,000 randomized concurrent trials (8 threads; {g:,} granted, {r:,} refused)")
     client.flushdb()
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="chapter 02 benchmark")
+    ap.add_argument("--record", action="store_true", help="write the public scorecard for the chapter")
+    ap.add_argument("--quick", action="store_true", help="256 KB instead of 1 MB for the linearity check")
+    ap.add_argument("--only", choices=["accuracy", "speed", "linear", "engines", "injection", "budgets"])
+    args = ap.parse_args()
     print("# agentops chapter 02 benchmark")
     print(f"python {sys.version.split()[0]} on {sys.platform}")
-    bench_scan()
-    bench_injection()
-    bench_budgets()
+    sections = {
+        "accuracy": lambda: bench_accuracy(args.record),
+        "speed": bench_speed,
+        "linear": lambda: bench_linearity(256 * 1024 if args.quick else 1024 * 1024),
+        "engines": bench_engines,
+        "injection": bench_injection,
+        "budgets": bench_budgets,
+    }
+    for name, fn in sections.items():
+        if args.only in (None, name):
+            fn()
 
 
 if __name__ == "__main__":

@@ -142,3 +142,47 @@ async def test_a_raising_tool_reaches_agent_middleware_as_a_tool_error_event_car
     (result,) = seen
     assert isinstance(result, ToolErrorEvent) and isinstance(result.error, PermissionError)
     assert str(result.error) == "sealed"
+
+
+# ==================================================================================================
+# Guardrails (agentops.guardrails)
+# ==================================================================================================
+
+
+async def test_client_publishes_through_the_context_stream_an_on_llm_call_hook_passes_down():
+    from ag2.events import ModelMessageChunk
+    from ag2.middleware import BaseMiddleware
+
+    intercepted: list[str] = []
+
+    class Spy:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        async def send(self, event, context):
+            if isinstance(event, ModelMessageChunk):
+                intercepted.append(event.content)
+                return
+            await self.inner.send(event, context)
+
+    class Hook(BaseMiddleware):
+        async def on_llm_call(self, call_next, events, context):
+            return await call_next(events, _ag2.with_stream(context, Spy(_ag2.context_stream(context))))
+
+    seen: list[str] = []
+    agent = ag2.Agent("a", config=TestConfig(ModelMessageChunk("tok"), "done"), middleware=[Hook])
+    async with agent.run("hi") as run:
+        run.stream.subscribe(lambda e: seen.append(e.content) if isinstance(e, ModelMessageChunk) else None)
+        reply = await run.result()
+    assert intercepted == ["tok"] and seen == [] and reply.body == "done"
+
+
+def test_tool_call_serialized_arguments_has_a_public_setter():
+    from ag2.events import ToolCallEvent
+
+    call = ToolCallEvent("t", id="c", arguments='{"a": 1}')
+    call.serialized_arguments = {"a": 2}
+    assert call.serialized_arguments == {"a": 2} and call.to_api()["function"]["arguments"] == '{"a": 2}'

@@ -35,6 +35,7 @@ from agentops.guardrails import (
     detect_injection,
     normalize,
     redact,
+    restore_into,
     restore_placeholders,
     scan,
     score_scanner,
@@ -419,7 +420,7 @@ async def test_middleware_redacts_input_so_history_never_stores_raw_pii() -> Non
         "support",
         "Help.",
         config=cfg,
-        tools=[tool(send_email, middleware=[restore_placeholders])],
+        tools=[tool(send_email, middleware=[restore_into(recipient=["EMAIL_ADDRESS"])])],
         middleware=[guard],
     )
     reply = await agent.ask("Please email ana@example.org; my card is 4111 1111 1111 1111")
@@ -552,7 +553,9 @@ async def test_restore_hook_without_vault_passes_through() -> None:
     vault = Vault()
     vault.placeholder("EMAIL_ADDRESS", "a@b.io")
     Ctx.dependencies = {VAULT_KEY: vault}
-    out = await restore_placeholders(call_next, event, Ctx())
+    out = await restore_placeholders(call_next, event, Ctx())  # nothing declared: refused, not restored
+    assert out.result.parts[0].content.startswith("DENIED: tool 't': to may not receive EMAIL_ADDRESS")
+    out = await restore_into(to=["EMAIL_ADDRESS"])(call_next, event, Ctx())
     assert json.loads(out.result.parts[0].content) == {"to": "a@b.io"}
     assert event.arguments == '{"to": "[EMAIL_ADDRESS_1]"}'  # the original call is untouched
 

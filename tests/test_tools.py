@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentops.errors import ConfigError
-from agentops.guardrails import GuardrailMiddleware
+from agentops.guardrails import GuardrailMiddleware, GuardrailPolicy
 from agentops.models import OfflineModel, tool_rule
 from agentops.tools import APPROVAL_DENIED, Approver, SafeFiles, ToolDenied, ToolRegistry
 
@@ -351,7 +351,10 @@ async def test_pii_tool_gets_real_values_after_approval() -> None:
         "Help.",
         config=cfg,
         tools=reg.tools_for("a"),
-        middleware=[GuardrailMiddleware("a"), reg.authorizer("a")],
+        middleware=[
+            GuardrailMiddleware("a", GuardrailPolicy(restore={"send_email": {"to": ["EMAIL_ADDRESS"]}})),
+            reg.authorizer("a"),
+        ],
         hitl_hook=hook,
     )
     reply = await agent.ask("email ana@example.org")

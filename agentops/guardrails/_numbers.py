@@ -17,9 +17,12 @@ from pathlib import Path
 from agentops.guardrails._types import Finding
 from agentops.guardrails._validators import _IBAN_LENGTHS, _card_network_ok, _iban_ok, _luhn_ok, _ssn_ok
 
-_RUN = re.compile(r"(?:\+|\(\+?)?[0-9][0-9 ()./\n-]{4,118}[0-9]")
-_RUN_MAX = 121
+# A run starts at a digit, "+" or "(" (a character class first lets the engine skip ahead in C); its
+# trailing separators are trimmed in Python.
+_RUN = re.compile(r"[+(0-9][0-9 ()./\n+-]{5,119}")
+_RUN_MAX = 120
 _GROUP = re.compile(r"[0-9]{1,19}")
+_NO_SEPARATORS = str.maketrans("", "", " ()./\n+-")
 _SPACE = re.compile(r"\s{1,8}")
 _BAD_BEFORE = frozenset("_.-/#$€£¥&\\")
 _LABEL_BEFORE = re.compile(
@@ -68,16 +71,24 @@ def _nanp_ok(digits: str) -> bool:
     return digits[0] not in "01" and digits[3] not in "01" and digits[1:3] != "11" and len(set(digits)) > 2
 
 
+_SPLIT = re.compile(r"([^0-9]+)")
+
+
 class _Run:
     """A candidate's digit groups and the separators between them."""
 
     __slots__ = ("digits", "groups", "seps")
 
     def __init__(self, raw: str) -> None:
-        spans = [m.span() for m in _GROUP.finditer(raw)]
-        self.groups = [e - s for s, e in spans]
-        self.seps = [raw[spans[i][1] : spans[i + 1][0]] for i in range(len(spans) - 1)]
-        self.digits = "".join(raw[s:e] for s, e in spans)
+        pieces = _SPLIT.split(raw)
+        if pieces and pieces[0] == "":
+            pieces = pieces[2:]  # a leading "+" or "("
+        if pieces and pieces[-1] == "":
+            pieces = pieces[:-2]
+        numbers = pieces[0::2]
+        self.groups = [len(g) for g in numbers]
+        self.seps = pieces[1::2]
+        self.digits = "".join(numbers)
 
 
 def _card(raw: str, run: _Run) -> bool:
@@ -179,14 +190,33 @@ def _classify(text: str, raw: str, start: int, end: int, out: list[Finding], str
 
 
 def _split(text: str, raw: str, start: int, out: list[Finding]) -> None:
-    """Read a run that is not one number as several, left to right, longest first."""
+    """Read a run that is not one number as several, left to right, longest first.
+
+    A piece spans at most 6 digit groups and holds 4-19 digits (no number we report has more), so
+    each group costs a bounded number of checks however long the run.
+    """
     spans = [m.span() for m in _GROUP.finditer(raw)]
     # A piece must be delimited by whitespace: "1.2.3.4.5" and ISBN-like "978-4-71-322928-9" hold no number.
-    breaks = {0, len(raw)} | {m.start() for m in _SPACE.finditer(raw)} | {m.end() for m in _SPACE.finditer(raw)}
+    breaks = {0, len(raw)}
+    for m in _SPACE.finditer(raw):
+        breaks.update(m.span())
+    sizes = [e - s for s, e in spans]
     i = 0
     while i < len(spans):
-        for j in range(min(len(spans), i + 8), i, -1):
+        for j in range(min(len(spans), i + 6), i, -1):
+            n_digits = sum(sizes[i:j])
+            if not 4 <= n_digits <= 19:
+                continue
             s, e = spans[i][0], spans[j - 1][1]
+            shape = tuple(sizes[i:j])
+            if (
+                not (len(shape) == 4 and raw.count(".", s, e) == 3)  # an IPv4 address
+                and not (n_digits >= 12 and (len(shape) == 1 or shape in _CARD_GROUPS))
+                and shape != (3, 2, 4)  # an SSN
+                and shape not in _NANP_GROUPS
+                and raw[s - 1 : s] not in ("+", "(")  # an international or bracketed phone number
+            ):
+                continue  # no number we report has this shape: skip the full check
             if raw[s - 1 : s] in ("+", "("):
                 s -= 1
             if raw[e : e + 1] == ")":
@@ -218,13 +248,21 @@ def scan_numbers(text: str, out: list[Finding]) -> None:
     n = len(text)
     pos = 0
     while (m := _RUN.search(text, pos)) is not None:
-        start, end = m.span()
-        raw = m.group()
-        if end - start >= _RUN_MAX:  # a long run: read it up to its last whitespace, continue from there
+        start, raw = m.start(), m.group()
+        pos = m.end()
+        if len(raw) >= _RUN_MAX:  # a long run: read it up to its last whitespace, continue from there
             cut = max(raw.rfind(" "), raw.rfind("\n"))
             if cut > 0:
-                raw, end = raw[:cut].rstrip(), start + len(raw[:cut].rstrip())
-        pos = end
+                raw = raw[:cut]
+                pos = start + cut
+        plus = raw.find("+", 1)
+        if plus != -1 and raw[:2] != "(+":  # a second number starts at its "+"
+            raw = raw[:plus]
+            pos = start + plus
+        raw = raw.rstrip(" ()./\n+-")
+        end = start + len(raw)
+        if len(raw.translate(_NO_SEPARATORS)) < 4:  # fewer than 4 digits
+            continue
         if not _start_ok(text, start, raw):
             while pos < n and not text[pos].isspace():  # inside a longer token: skip to its end
                 pos += 1
@@ -245,13 +283,18 @@ def scan_numbers(text: str, out: list[Finding]) -> None:
 
 # -- IBAN ---------------------------------------------------------------------------------------------
 
-_IBAN_HEAD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
+_IBAN_HEAD = re.compile(r"[A-Z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
+_IBAN_HEAD_ANY_CASE = re.compile(r"[A-Za-z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
 
 
 def scan_ibans(text: str, out: list[Finding]) -> None:
-    """IBANs in any case, grouped by spaces, dashes or dots in any way; the country fixes the length."""
+    """IBANs grouped by spaces, dashes or dots in any way; the country fixes the length. Lower-case IBANs
+    are looked for only where the text says "iban" (an upper-case start lets the engine skip ahead)."""
     n = len(text)
-    for m in _IBAN_HEAD.finditer(text):
+    head = _IBAN_HEAD_ANY_CASE if "iban" in text or "IBAN" in text or "Iban" in text else _IBAN_HEAD
+    for m in head.finditer(text):
+        if m.start() and text[m.start() - 1].isalnum():
+            continue
         want = _IBAN_LENGTHS.get(m.group()[:2].upper())
         if want is None:
             continue

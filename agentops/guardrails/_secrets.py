@@ -36,9 +36,9 @@ for _fmt in SECRET_FORMATS:
         _PATTERNED.append(_fmt)
 # One search for every prefix (longest first), then each candidate is matched by the formats sharing it.
 _PREFIX_RX = re.compile("|".join(re.escape(p) for p in sorted(_PREFIXED, key=len, reverse=True)))
-_PREFIX_CHARS = frozenset(p[0] for p in _PREFIXED)
 # For each prefix, the prefixes that also match where it matches ("sk-" under "sk-proj-").
 _SHARED_PREFIXES = {p: [q for q in _PREFIXED if p.startswith(q)] for p in _PREFIXED}
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _PEM = next(f for f in SECRET_FORMATS if f.block == "pem")
 _PEM_BODY = re.compile(r"[A-Za-z0-9+/=\s]{0,16384}")
 _PEM_LIMIT = 16384
@@ -66,46 +66,56 @@ def _format_score(fmt: SecretFormat, m: re.Match[str]) -> float | None:
     if fmt.public:
         return 0.6
     if fmt.checksum == "github-crc32":
-        return 0.99 if _github_crc_ok(body) else 0.95
+        return 0.99 if len(body) == 36 and _github_crc_ok(body) else 0.95
     return 0.95
 
 
-def _scan_prefixed(text: str, out: list[Finding]) -> None:
+# Every catalogue token is at least 12 characters without spaces: detection looks only inside such runs,
+# found in one pass (ordinary prose has few), instead of searching the whole text once per format.
+LONG_RUN = re.compile(r"[A-Za-z0-9_\-.~+/=:%]{12,8192}")
+
+
+def _scan_prefixed(text: str, spans: list[tuple[int, int]], out: list[Finding]) -> None:
     covered = -1
-    for cand in _PREFIX_RX.finditer(text):
-        pos = cand.start()
-        if pos < covered:
-            continue
-        best: tuple[int, float] | None = None
-        for prefix in _SHARED_PREFIXES[cand.group()]:
-            for fmt in _PREFIXED[prefix]:
-                m = fmt.regex.match(text, pos)
-                if m is None:
-                    continue
-                score = _format_score(fmt, m)
-                if score is not None and (best is None or m.end() > best[0]):
-                    best = (m.end(), score)
-        if best is not None:
-            out.append(Finding("SECRET", pos, best[0], best[1]))
-            covered = best[0]
+    for s, e in spans:
+        for cand in _PREFIX_RX.finditer(text, s, e):
+            pos = cand.start()
+            if pos < covered or (pos and text[pos - 1] in _TOKEN_CHARS):
+                continue  # inside a longer token (also what keeps "glpat-glpat-glpat-..." linear and cheap)
+            best: tuple[int, float] | None = None
+            for prefix in _SHARED_PREFIXES[cand.group()]:
+                for fmt in _PREFIXED[prefix]:
+                    m = fmt.regex.match(text, pos)
+                    if m is None:
+                        continue
+                    score = _format_score(fmt, m)
+                    if score is not None and (best is None or m.end() > best[0]):
+                        best = (m.end(), score)
+            if best is not None:
+                out.append(Finding("SECRET", pos, best[0], best[1]))
+                covered = best[0]
 
 
-def _scan_patterned(text: str, out: list[Finding]) -> None:
+def _scan_patterned(text: str, spans: list[tuple[int, int]], out: list[Finding]) -> None:
     for fmt in _PATTERNED:
         if not any(lit in text for lit in fmt.literals):
             continue
-        for m in fmt.regex.finditer(text):
-            if is_placeholder(m.group()):
+        for s, e in spans:
+            if not any(text.find(lit, s, e) != -1 for lit in fmt.literals):
                 continue
-            if "secret" in fmt.regex.groupindex:
-                out.append(Finding("SECRET", m.start("secret"), m.end("secret"), 0.95))
-            else:
-                out.append(Finding("SECRET", m.start(), m.end(), 0.6 if fmt.public else 0.9))
+            for m in fmt.regex.finditer(text, s, e):
+                if is_placeholder(m.group()):
+                    continue
+                if "secret" in fmt.regex.groupindex:
+                    out.append(Finding("SECRET", m.start("secret"), m.end("secret"), 0.95))
+                else:
+                    out.append(Finding("SECRET", m.start(), m.end(), 0.6 if fmt.public else 0.9))
 
 
 def _scan_pem(text: str, out: list[Finding]) -> None:
     """Private-key blocks up to their END line (or the end of the base64 body); linear in the text."""
     pos = 0
+    next_end = -2  # where the next "-----END " is, found once and reused: keeps repeated BEGINs linear
     while True:
         i = text.find("-----BEGIN ", pos)
         if i == -1:
@@ -114,7 +124,9 @@ def _scan_pem(text: str, out: list[Finding]) -> None:
         if head is None:
             pos = i + 11
             continue
-        end_marker = text.find("-----END ", head.end(), head.end() + _PEM_LIMIT)
+        if next_end != -1 and next_end < head.end():
+            next_end = text.find("-----END ", head.end())
+        end_marker = next_end if next_end != -1 and next_end <= head.end() + _PEM_LIMIT else -1
         if end_marker != -1:
             close = text.find("-----", end_marker + 9, end_marker + 80)
             end = close + 5 if close != -1 else end_marker + 9
@@ -188,9 +200,30 @@ def _value_is_secret(value: str, quoted: bool, password: bool) -> bool:
     return _secret_value_ok(value, strict=len(value) < 16 or value.isalnum())
 
 
+def _assignment_hits(low: str) -> list[re.Match[str]]:
+    """Key-word hits that sit at most 48 characters before an assignment operator (``=`` or ``:``).
+
+    Operators are found with ``str.find`` and only the short window before each is searched, which is
+    much cheaper than running the key-word alternation over the whole text.
+    """
+    hits: list[re.Match[str]] = []
+    seen = -1
+    for op_char in "=:":
+        op = low.find(op_char)
+        while op != -1:
+            lo = max(0, op - 48, seen)
+            for hit in _KEY_HIT.finditer(low, lo, op):
+                hits.append(hit)
+                seen = max(seen, hit.end())
+            op = low.find(op_char, op + 1)
+        seen = -1
+    hits.sort(key=lambda h: h.start())
+    return hits
+
+
 def _scan_assignments(text: str, low: str, out: list[Finding]) -> None:
     last = -1
-    for hit in _KEY_HIT.finditer(low):
+    for hit in _assignment_hits(low):
         if hit.start() < last:
             continue
         name = _key_name(low, hit.start(), hit.end())
@@ -230,9 +263,15 @@ _USER_PASS_AT = re.compile(r"(?<![\w.:/%+-])[A-Za-z0-9._-]{1,64}:(?P<pw>[^\s:/@\
 
 
 def _scan_url_credentials(text: str, out: list[Finding]) -> None:
-    for m in _USER_PASS_AT.finditer(text):  # user:password@host without a scheme
-        if _value_is_secret(m.group("pw"), quoted=True, password=True):
-            out.append(Finding("SECRET", m.start("pw"), m.end("pw"), 0.85))
+    at = text.find("@")
+    done = -1
+    while at != -1:  # user:password@host without a scheme: searched only in the window before each "@"
+        for m in _USER_PASS_AT.finditer(text, max(0, at - 200, done), at + 2):
+            if m.end() - 2 == at:
+                done = m.end()
+                if _value_is_secret(m.group("pw"), quoted=True, password=True):
+                    out.append(Finding("SECRET", m.start("pw"), m.end("pw"), 0.85))
+        at = text.find("@", at + 1)
     if "://" not in text:
         return
     i = text.find("://")
@@ -244,8 +283,13 @@ def _scan_url_credentials(text: str, out: list[Finding]) -> None:
 
 
 def _scan_flags_and_headers(text: str, low: str, out: list[Finding]) -> None:
-    if "-" in text:
-        for rx in (_CLI_FLAG, _CLI_USER):
+    flags = [
+        rx
+        for rx, gate in ((_CLI_FLAG, " -" in text or "--" in text), (_CLI_USER, " -u " in text or "--user" in text))
+        if gate
+    ]
+    if flags:
+        for rx in flags:
             for m in rx.finditer(low):
                 v = text[m.start("v") : m.end("v")]
                 if not is_placeholder(v) and not v.startswith(("$", "%")):
@@ -291,11 +335,24 @@ def _scan_quoted_entropy(text: str, out: list[Finding]) -> None:
             out.append(Finding("SECRET", m.start("v"), m.end("v"), 0.6))
 
 
-def scan_secrets(text: str, out: list[Finding]) -> None:
-    """Append every secret found in ``text`` (overlaps are settled by the caller)."""
-    if _PREFIX_CHARS.intersection(text):
-        _scan_prefixed(text, out)
-    _scan_patterned(text, out)
+# Cheap pre-check for the context rules: one of these must appear in the lower-cased text.
+_KEY_GATE = (
+    "pass", "pwd", "secret", "key", "token", "cred", "auth", "kennw", "contrase", "senha", "wachtw", "пароль",
+    "密", "パスワード", "비밀번호", "has", "salasana", "jelsz", "parola", "lozinka", "heslo", "adgangskode",
+    "senord", "passord", "şifre", "sifre", "mật khẩu", "κωδικός", "pin",
+)  # fmt: skip
+
+
+def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | None = None) -> None:
+    """Append every secret found in ``text`` (overlaps are settled by the caller).
+
+    ``spans`` are the runs of :data:`LONG_RUN` in ``text`` when the caller already has them.
+    """
+    if spans is None:
+        spans = [m.span() for m in LONG_RUN.finditer(text)]
+    if spans:
+        _scan_prefixed(text, spans, out)
+        _scan_patterned(text, spans, out)
     if "-----BEGIN " in text:
         _scan_pem(text, out)
     if ":" in text and "@" in text:
@@ -303,10 +360,12 @@ def scan_secrets(text: str, out: list[Finding]) -> None:
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lower-cased; keep offsets aligned
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-    if "=" in text or ":" in text:
+    keyed = any(k in low for k in _KEY_GATE)
+    if keyed and ("=" in text or ":" in text):
         _scan_assignments(text, low, out)
-    _scan_flags_and_headers(text, low, out)
-    if " is " in low or " ist " in low or " est " in low or ": " in low:
+    if "-" in text or "bearer" in low or "authorization" in low:
+        _scan_flags_and_headers(text, low, out)  # each rule below has its own cheaper gate
+    if keyed and (" is " in low or " ist " in low or " est " in low or ": " in low or " = " in low):
         _scan_prose(text, low, out)
-    if '"' in text or "'" in text:
+    if spans and ('"' in text or "'" in text):
         _scan_quoted_entropy(text, out)

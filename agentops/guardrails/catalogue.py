@@ -9,7 +9,7 @@ in the input (``benchmarks/guardrails.py`` measures it).
 Example:
     >>> fmt = next(f for f in SECRET_FORMATS if f.id == "github-token")
     >>> fmt.provider, fmt.length, fmt.checksum
-    ('GitHub', (36, 36), 'github-crc32')
+    ('GitHub', (30, 255), 'github-crc32')
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import importlib
 import logging
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Callable
 
 from agentops.errors import ConfigError
@@ -27,25 +28,64 @@ _CONFUSABLES = str.maketrans({
     "τ": "t", "υ": "u", "χ": "x", "γ": "y", "ѵ": "v", "ɑ": "a", "ı": "i", "ℓ": "l",
 })  # fmt: skip
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
-_SPACED = re.compile(r"(?<![^\W_])(?:[^\W\d_][ .\-_*/|]{1,3}){3,}[^\W\d_](?![^\W_])")
-_B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
+_SPACED = re.compile(r"(?<![^\W_])(?:[^\W\d_][ .\-_*/|]{1,3}){3,200}[^\W\d_](?![^\W_])")
+_B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,4096}={0,2}(?![A-Za-z0-9+/=])")
 _WS = re.compile(r"\s+")
 _LETTERS_ONLY = re.compile(r"[^a-z]+")
 
 
+# Unicode tag characters (U+E0020-E007E) spell ASCII invisibly; models read them, people don't see them.
+_TAGS = {c: c - 0xE0000 for c in range(0xE0020, 0xE007F)}
+
+
 def normalize(text: str) -> str:
-    """Fold text for injection matching: NFKC, confusables, zero-width removed, spaced letters joined.
+    """Fold text for injection matching: NFKC, confusables, tag characters spelled out, zero-width removed,
+    spaced letters joined.
 
     Example:
         >>> normalize("I g n o r e  previous")
         'ignore previous'
     """
-    t = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).lower().translate(_CONFUSABLES)
+    t = unicodedata.normalize("NFKC", text.translate(_TAGS)).translate(_ZERO_WIDTH).lower().translate(_CONFUSABLES)
     t = _SPACED.sub(lambda m: re.sub(r"[ .\-_*/|]", "", m.group()), t)
     return _WS.sub(" ", t)
 
 
-def _decoded_payloads(text: str) -> list[str]:
+_HEX_RUN = re.compile(r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}[ :]?){12,2048}(?![0-9A-Za-z])")
+_ROT13 = str.maketrans(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM"
+)
+# Words an instruction override nearly always contains; an encoded variant is scored only if it has one.
+_MARKERS = ("instruction", "ignore", "prompt", "system", "disregard", "previous", "reveal", "jailbreak")
+
+
+def _encoded_variants(text: str, norm: str) -> list[tuple[str, str]]:
+    """Readable forms of text hidden by encoding: URL-encoding, hex, rot13, reversal, nested base64."""
+    out: list[tuple[str, str]] = []
+    if "%" in text:
+        decoded = urllib.parse.unquote(text)
+        if decoded != text:
+            out.append(("url-encoded ", normalize(decoded)))
+    for m in _HEX_RUN.finditer(text):
+        try:
+            decoded = bytes.fromhex(re.sub(r"[ :]", "", m.group())).decode("utf-8")
+        except ValueError:
+            continue
+        if decoded.isprintable():
+            out.append(("hex ", normalize(decoded)))
+    rot = norm.translate(_ROT13)
+    if any(w in rot for w in _MARKERS) and not any(w in norm for w in _MARKERS):
+        out.append(("rot13 ", rot))
+    rev = norm[::-1]
+    if any(w in rev for w in _MARKERS) and not any(w in norm for w in _MARKERS):
+        out.append(("reversed ", rev))
+    for payload in _decoded_payloads(text, readable=False)[:16]:  # base64 inside base64
+        out.extend(("nested base64 ", normalize(p)) for p in _decoded_payloads(payload)[:4])
+    return out
+
+
+def _decoded_payloads(text: str, readable: bool = True) -> list[str]:
+    """Base64 tokens of ``text`` decoded; ``readable`` keeps only those that read as words."""
     out = []
     for m in _B64.finditer(text):
         token = m.group()
@@ -56,7 +96,10 @@ def _decoded_payloads(text: str) -> list[str]:
             decoded = raw.decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             continue
-        if sum(c.isalpha() or c == " " for c in decoded) >= 0.8 * len(decoded) and " " in decoded:
+        if not readable:
+            if decoded.isprintable():
+                out.append(decoded)
+        elif sum(c.isalpha() or c == " " for c in decoded) >= 0.8 * len(decoded) and " " in decoded:
             out.append(decoded)
     return out
 
@@ -87,7 +130,7 @@ _INJECTION_RULES: tuple[tuple[str, float, re.Pattern[str], bool], ...] = (
             r"set aside|"
             r"pay no (?:attention|heed) to|stop following|do not follow|don'?t follow|no longer follow|"
             r"throw out)"
-            r"\b(?: (?:about|everything|anything))?(?: " + _Q + r"\b){1,4},? (?:\w+ ){0,1}" + _TARGET + r"\b"
+            r"\b(?: (?:about|everything|anything))?(?: " + _Q + r"\b){1,4},? (?:\w{1,40} ){0,1}" + _TARGET + r"\b"
         ),
         False,
     ),
@@ -127,7 +170,7 @@ _INJECTION_RULES: tuple[tuple[str, float, re.Pattern[str], bool], ...] = (
             r"pretend (?:to be|"
             r"you are|you're)|roleplay as|role-play as|become|behave as|you are (?:an?|the))\b(?: an?| the|"
             r" my)? ?"
-            r"(?:\w+ ){0,3}?" + _HIJACK + r"\b"
+            r"(?:\w{1,40} ){0,3}?" + _HIJACK + r"\b"
         ),
         True,
     ),
@@ -164,8 +207,9 @@ _INJECTION_RULES: tuple[tuple[str, float, re.Pattern[str], bool], ...] = (
         "fake system message",
         0.75,
         re.compile(
-            r"(?:^|\n|\.\s|!\s)\s*(?:#{2,}\s*|\[|\*\*)?(?:system|admin|developer|root)(?: message| prompt| "
-            r"override| notice)?\s*(?:\]|\*\*)?\s*:\s*(?:you|ignore|disregard|new|from now|override|the "
+            r"(?:^|\n|\.\s|!\s)\s{0,8}(?:#{2,8}\s{0,4}|\[|\*\*)?(?:system|admin|developer|root)(?: message| "
+            r"prompt| override| notice)?\s{0,4}(?:\]|\*\*)?\s{0,4}:\s{0,4}"
+            r"(?:you|ignore|disregard|new|from now|override|the "
             r"assistant|do not|always|never|reveal|print)"
         ),
         False,
@@ -186,7 +230,7 @@ _INJECTION_RULES: tuple[tuple[str, float, re.Pattern[str], bool], ...] = (
             r"\b(?:reveal|show|print|display|output|repeat|tell|give|leak|dump|share|send|list|expose|spell "
             r"out|recite|return|write out|copy|paste|translate|summari[sz]e|what (?:is|are|was|were))\b"
             r"(?: me| us)?(?: back)?(?: all)?(?: (?:of|"
-            r"the first \d+ words of))? your (?:\w+ ){0,3}?(?:system "
+            r"the first \d{1,4} words of))? your (?:\w{1,40} ){0,3}?(?:system "
             r"(?:prompt|message)s?|(?:initial|original|hidden|secret|full|exact|internal|developer|pre-?)?\s?"
             r"(?:prompt|instructions|rules|guidelines|directives|configuration)|api keys?|secrets?|"
             r"credentials|"
@@ -199,7 +243,7 @@ _INJECTION_RULES: tuple[tuple[str, float, re.Pattern[str], bool], ...] = (
         0.8,
         re.compile(
             r"\b(?:reveal|print|output|repeat|leak|dump|recite|spell out|write out)\b (?:the |all )?"
-            r"(?:\w+ ){0,2}?(?:system prompt|hidden (?:prompt|instructions)|initial (?:prompt|instructions)|"
+            r"(?:\w{1,40} ){0,2}?(?:system prompt|hidden (?:prompt|instructions)|initial (?:prompt|instructions)|"
             r"(?:words|text|everything|instructions|content) (?:above|before this|written above|so far)|"
             r"api keys?|environment variables)\b"
         ),
@@ -210,7 +254,7 @@ _INJECTION_RULES: tuple[tuple[str, float, re.Pattern[str], bool], ...] = (
         0.7,
         re.compile(
             r"\b(?:starting|beginning|begin) with (?:the words? )?[\"'“]?you are\b|\bwhat (?:was|is) "
-            r"written (?:above|at the (?:top|beginning))(?: this (?:line|message))?\s*(?:[?.!]|$)"
+            r"written (?:above|at the (?:top|beginning))(?: this (?:line|message))?\s{0,4}(?:[?.!]|$)"
         ),
         True,
     ),
@@ -218,16 +262,19 @@ _INJECTION_RULES: tuple[tuple[str, float, re.Pattern[str], bool], ...] = (
         "secret exfiltration",
         0.8,
         re.compile(
-            r"\b(?:send|post|upload|forward|exfiltrate|email|transmit)\b (?:\w+ ){0,4}?(?:api keys?|secrets?|"
+            r"\b(?:send|post|upload|forward|exfiltrate|email|transmit)\b (?:\w{1,40} ){0,4}?(?:api keys?|secrets?|"
             r"credentials|passwords?|tokens?|(?:the |your )?(?:system )?prompt|conversation|chat history)\b"
-            r" (?:\w+ ){0,3}?(?:to|at|via) (?:https?://|www\.|\S+@|\S+\.\w{2,}\b|my (?:server|email|webhook))"
+            r" (?:\w{1,40} ){0,3}?(?:to|at|via) "
+            r"(?:https?://|www\.|\S{1,64}@|\S{1,128}\.\w{2,24}\b|my (?:server|email|webhook))"
         ),
         False,
     ),
     (
         "markdown image exfiltration",
         0.75,
-        re.compile(r"!\[[^\]]*\]\(https?://[^)\s]*[?&][^)\s]*=\s*[{<\[]"),
+        re.compile(
+            r"!\[[^\]\n]{0,200}\]\(https?://[^)\s?&]{1,256}[?&](?:[^)\s=&]{1,64}=[^)\s&]{0,256}&){0,8}[^)\s=&]{1,64}=\s{0,4}[{<\[]"
+        ),
         False,
     ),
 )
@@ -240,11 +287,11 @@ _SQUASHED_RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
         re.compile(
             r"(?:ignore|disregard|forget|bypass|override|abandon|skip|neglect)(?:all|any|the|your|previous|"
             r"prior|"
-            r"above|earlier|original|initial|safety|system|my)+(?:instructions?|prompts?|rules|guidelines|"
+            r"above|earlier|original|initial|safety|system|my){1,12}(?:instructions?|prompts?|rules|guidelines|"
             r"directives|directions|filters|constraints|policies|instructionsprecedentes)"
         ),
     ),
-    ("instruction override", 0.85, re.compile(r"(?:ignorez|oubliez)(?:les|toutes)+instructions")),
+    ("instruction override", 0.85, re.compile(r"(?:ignorez|oubliez)(?:les|toutes){1,4}instructions")),
     (
         "persona hijack",
         0.75,
@@ -257,7 +304,7 @@ _SQUASHED_RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
         "secret exfiltration",
         0.7,
         re.compile(
-            r"(?:send|forward|upload|post)(?:the|your|all)*(?:conversation|"
+            r"(?:send|forward|upload|post)(?:the|your|all){0,4}(?:conversation|"
             r"chathistory|credentials|secrets|apikeys?|systemprompt)"
         ),
     ),
@@ -271,10 +318,10 @@ _SQUASHED_RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
     ),
 )
 _NEGATION = re.compile(r"\b(?:not|never|n't|cannot|must not|should not|won't|refuse[sd]? to)\b[\w ]{0,25}$")
-_CODE_SPAN = re.compile(r"`[^`\n]{1,200}`|```[\s\S]*?```")
+_CODE_SPAN = re.compile(r"`[^`\n]{1,200}`|```[\s\S]{0,20000}?```")
 _ABOUT_INJECTION = re.compile(
-    r"\b(?:prompt injections?|jailbreak detection|red.?team\w*|phrases? like|such as|e\.g\.|for example|"
-    r"examples? of|detect\w*|classif\w*|defen[cs]es?|protect against|mitigat\w*|unit tests?|test cases?|"
+    r"\b(?:prompt injections?|jailbreak detection|red.?team\w{0,12}|phrases? like|such as|e\.g\.|for example|"
+    r"examples? of|detect\w{0,12}|classif\w{0,12}|defen[cs]es?|protect against|mitigat\w{0,12}|unit tests?|test cases?|"
     r"refused|asked (?:the |it |him |her |them )?(?:bot |model |assistant |ai )?to|explain what)\b"
 )
 
@@ -355,6 +402,26 @@ def _classifier() -> Callable[[str], float] | None:
     return getattr(module, "score", None)
 
 
+# Rules are matched window by window (a phrase is at most a few hundred characters; the windows overlap
+# by more than that), so the cost of a rule is linear in the text whatever the input.
+_WINDOW = 4096
+_OVERLAP = 512
+
+
+def _matches(pattern: re.Pattern[str], text: str, negatable: bool) -> bool:
+    """True if ``pattern`` matches in some window of ``text`` (and, if negatable, is not negated there)."""
+    n = len(text)
+    pos = 0
+    while True:
+        end = min(n, pos + _WINDOW)
+        m = pattern.search(text, pos, end)
+        if m is not None and not (negatable and _NEGATION.search(text, max(0, m.start() - 40), m.start())):
+            return True
+        if end >= n:
+            return False
+        pos = end - _OVERLAP
+
+
 def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
     """The rules' score in [0, 1] and the names of the rules that matched (no classifier).
 
@@ -369,8 +436,9 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
     leet = code_free.translate(_LEET)
     if leet != code_free:
         variants.append(("leetspeak ", leet))
-    for payload in _decoded_payloads(text):
+    for payload in _decoded_payloads(text)[:64]:
         variants.append(("base64 ", normalize(payload)))
+    variants.extend(_encoded_variants(text, norm))
     weights: dict[str, float] = {}
 
     def add(key: str, weight: float) -> None:
@@ -378,10 +446,7 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
 
     for prefix, variant in variants:
         for reason, weight, pattern, negatable in _INJECTION_RULES:
-            m = pattern.search(variant)
-            if m is None:
-                continue
-            if negatable and _NEGATION.search(variant, max(0, m.start() - 40), m.start()):
+            if not _matches(pattern, variant, negatable):
                 continue
             if prefix == "leetspeak " and reason in weights:
                 continue  # already found without unfolding leetspeak
@@ -389,12 +454,12 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
     if _SPACED.search(unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)):
         squashed = _LETTERS_ONLY.sub("", leet)
         for reason, weight, pattern in _SQUASHED_RULES:
-            if pattern.search(squashed):
+            if _matches(pattern, squashed, False):
                 add("spaced-out " + reason, weight)
     if code_free != norm and not weights:
         # Markers shown inside code spans are usually documentation; they still count, weakly.
         for reason, weight, pattern, _neg in _INJECTION_RULES:
-            if pattern.search(norm):
+            if _matches(pattern, norm, False):
                 add("in code: " + reason, weight * 0.3)
     if not weights:
         return 0.0, ()

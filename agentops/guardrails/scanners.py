@@ -28,7 +28,7 @@ from agentops.errors import ConfigError
 from agentops.guardrails._addresses import scan_emails, scan_ipv6, scan_urls
 from agentops.guardrails._normalize import fold
 from agentops.guardrails._numbers import scan_ibans, scan_numbers
-from agentops.guardrails._secrets import scan_secrets
+from agentops.guardrails._secrets import LONG_RUN, scan_secrets
 from agentops.guardrails._types import ENTITY_TYPES, Finding
 
 __all__ = ["Scanner", "scan"]
@@ -84,24 +84,28 @@ def _settle(cluster: list[Finding]) -> list[Finding]:
     return chosen
 
 
-def _detect(text: str, urls: bool) -> list[Finding]:
+def _detect(text: str, outer: bool) -> list[Finding]:
+    """Every detector on ``text``; ``outer`` is False for decoded payloads (no URLs, no further decoding)."""
     out: list[Finding] = []
-    scan_secrets(text, out)
+    spans = [m.span() for m in LONG_RUN.finditer(text)]
+    scan_secrets(text, out, spans)
     if "@" in text:
         scan_emails(text, out)
-    if urls and ("://" in text or "www." in text or "WWW." in text):
+    if outer and ("://" in text or "www." in text or "WWW." in text):
         scan_urls(text, out)
     if any(d in text for d in _DIGITS):
         scan_numbers(text, out)
         scan_ibans(text, out)
     if "::" in text or text.count(":") >= 3:
         scan_ipv6(text, out)
+    if spans and outer:
+        _scan_encoded(text, spans, out)
     return out
 
 
-def _scan_encoded(text: str, out: list[Finding]) -> None:
+def _scan_encoded(text: str, spans: list[tuple[int, int]], out: list[Finding]) -> None:
     """Base64 tokens that decode to readable text holding an e-mail address or a secret."""
-    for m in _B64_TOKEN.finditer(text):
+    for m in (m for s, e in spans for m in _B64_TOKEN.finditer(text, s, e)):
         token = m.group()
         if len(token) % 4 == 1:
             continue
@@ -111,7 +115,7 @@ def _scan_encoded(text: str, out: list[Finding]) -> None:
             continue
         if not decoded.isprintable() or len(decoded) < 6:
             continue
-        inner = [f for f in _detect(decoded, urls=False) if f.entity_type in ("EMAIL_ADDRESS", "SECRET")]
+        inner = [f for f in _detect(decoded, outer=False) if f.entity_type in ("EMAIL_ADDRESS", "SECRET")]
         if inner:
             kind = "SECRET" if any(f.entity_type == "SECRET" for f in inner) else "EMAIL_ADDRESS"
             out.append(Finding(kind, m.start(), m.end(), 0.8))
@@ -150,13 +154,12 @@ def scan(text: str, entities: Iterable[str] | None = None) -> list[Finding]:
     if len(text) < 6:
         return []
     folded, starts, ends = fold(text)
-    out = _detect(folded, urls=starts is None)
+    out = _detect(folded, outer=starts is None)
     if starts is not None and ends is not None:
         out = [Finding(f.entity_type, starts[f.start], ends[f.end - 1], f.score) for f in out]
         if "://" in text or "www." in text or "WWW." in text:
             scan_urls(text, out)  # URLs are matched on the text as written: decoding would cut them short
-    if len(text) >= 16 and ("=" in text or len(text) >= 24):
-        _scan_encoded(text, out)
+        _scan_encoded(text, [m.span() for m in LONG_RUN.finditer(text)], out)
     found = _resolve(out)
     if wanted is not None:
         found = [f for f in found if f.entity_type in wanted]
