@@ -203,3 +203,10 @@ def test_detect_injection_discounts_the_classifier_on_short_text_about_injection
     assert detect_injection(long_text).score == 0.9  # long texts: "for example" is everyday language
     plain = "Tell me about your weekend plans."
     assert detect_injection(plain).score == 0.9 and "classifier" in detect_injection(plain).reasons
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=(1 << clf.BITS) - 1), max_size=200))
+def test_distinct_is_numpy_unique(values: list[int]) -> None:
+    arr = np.array(values, dtype=np.uint64)
+    assert clf.distinct(arr).tolist() == np.unique(arr).tolist()

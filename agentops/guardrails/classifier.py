@@ -25,8 +25,8 @@ linear in the classified length and bounded per call; the rules still see the wh
 Why hand-written: scikit-learn fits the model (the ``train`` extra), but scoring with it would add
 scipy and scikit-learn (~150 MB) to the default install and spend a Python-level loop per n-gram in
 ``HashingVectorizer``. Here every n-gram is hashed with a polynomial rolling hash computed from numpy
-prefix sums (a few vectorised passes per window), and the score is a ``np.unique``, one gather and one
-sum over a float16 weight vector — numpy only.
+prefix sums (a few vectorised passes per window), and the score is a sort, one gather and one sum
+over a float16 weight vector — numpy only.
 """
 
 from __future__ import annotations
@@ -52,10 +52,12 @@ __all__ = [
     "WINDOW",
     "ClassifierLoadError",
     "LinearModel",
+    "distinct",
     "fold",
     "load",
     "ngram_buckets",
     "score",
+    "windows",
 ]
 
 THRESHOLD = 0.5
@@ -145,6 +147,17 @@ def ngram_buckets(text: str, bits: int = BITS) -> np.ndarray:
     return (np.concatenate(parts) * _MIX) >> shift
 
 
+def distinct(buckets: np.ndarray) -> np.ndarray:
+    """The sorted distinct buckets (as ``np.unique``, about ten times faster here: a uint32 sort).
+
+    Example:
+        >>> distinct(np.array([5, 1, 5, 3], dtype=np.uint64)).tolist()
+        [1, 3, 5]
+    """
+    s = np.sort(buckets.astype(np.uint32))  # buckets < 2**BITS <= 2**32
+    return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
+
+
 def windows(folded: str) -> list[str]:
     """The windows of already folded text that :func:`score` classifies (see the length policy)."""
     if len(folded) > MAX_CHARS:
@@ -168,7 +181,7 @@ class LinearModel:
 
     def logit(self, window: str) -> float:
         """Logit of one folded window (at most :data:`WINDOW` characters)."""
-        idx = np.unique(ngram_buckets(window, int(np.log2(len(self.weights)))))
+        idx = distinct(ngram_buckets(window, int(np.log2(len(self.weights)))))
         if len(idx) == 0:
             return self.bias
         return float(self.weights[idx].sum(dtype=np.float64)) / float(np.sqrt(len(idx))) + self.bias

@@ -31,7 +31,8 @@ class GuardrailPolicy(Spec):
         url_arguments: tool → extra argument names that carry a URL (beyond names such as ``url``,
             ``link`` or ``endpoint``, which always do); URLs are not redacted in those arguments.
         injection_threshold: flag user input at this injection score.
-        tool_result_injection_threshold: flag tool results (indirect injection) at this score.
+        tool_result_injection_threshold: flag tool results (indirect injection) at this score; stricter
+            than for input by default (0.7, see :mod:`agentops.guardrails.classifier`).
         conversation_window: also score the last N user messages joined, so an instruction split
             across two turns is seen whole.
         max_scan_chars: text longer than this is cut: the rest is withheld and replaced by a note,
@@ -57,7 +58,7 @@ class GuardrailPolicy(Spec):
     scan_output: bool = True
     scan_tools: bool = True
     injection_threshold: float = Field(0.5, gt=0, le=1)
-    tool_result_injection_threshold: float = Field(0.5, gt=0, le=1)
+    tool_result_injection_threshold: float = Field(0.7, gt=0, le=1)  # classifier.TOOL_RESULT_THRESHOLD
     check_tool_results_for_injection: bool = True
     conversation_window: int = Field(2, ge=1, le=20)
     max_scan_chars: int = Field(1_000_000, ge=1_000)

@@ -68,7 +68,7 @@ def featurize(texts: list[str], bits: int = clf.BITS) -> sparse.csr_matrix:
     indptr, indices, data = [0], [], []
     for text in texts:
         wins = clf.windows(clf.fold(text))[:TRAIN_WINDOWS]
-        idx = np.unique(np.concatenate([clf.ngram_buckets(w, bits) for w in wins]))
+        idx = clf.distinct(np.concatenate([clf.ngram_buckets(w, bits) for w in wins]))
         indices.append(idx.astype(np.int64))
         data.append(np.full(len(idx), 1.0 / np.sqrt(max(len(idx), 1)), dtype=np.float32))
         indptr.append(indptr[-1] + len(idx))
@@ -88,7 +88,7 @@ def featurize_windows(texts: list[str], bits: int = clf.BITS) -> tuple[sparse.cs
         wins.extend(clf.windows(clf.fold(text)))
     indptr, indices, data = [0], [], []
     for w in wins:
-        idx = np.unique(clf.ngram_buckets(w, bits))
+        idx = clf.distinct(clf.ngram_buckets(w, bits))
         indices.append(idx.astype(np.int64))
         data.append(np.full(len(idx), 1.0 / np.sqrt(max(len(idx), 1)), dtype=np.float32))
         indptr.append(indptr[-1] + len(idx))
