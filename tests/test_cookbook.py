@@ -354,6 +354,7 @@ def test_real_backend_needs_an_endpoint_a_model_and_the_client(provider_book, tm
 
 
 def test_real_flag_uses_start_and_stop_and_leaves_a_running_server_alone(monkeypatch):
+    monkeypatch.setenv("AGENTOPS_ALLOW_MODEL_REQUESTS", "1")  # --real is the opt-in; the server is a stand-in
     from agentops.cookbook import local_model_parameters
 
     calls = []
@@ -386,6 +387,7 @@ def test_real_flag_checks_everything_before_starting_the_server(book, provider_b
 
 
 def test_real_flag_without_the_local_model_helper_fails_clearly(provider_book, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AGENTOPS_ALLOW_MODEL_REQUESTS", "1")  # --real is the opt-in; the server is a stand-in
     monkeypatch.setitem(sys.modules, "agentops.local_model", None)  # import fails
     argv = ["run", "--real", "--notebooks", str(provider_book), "--output", str(tmp_path / "o")]
     assert main(argv) == 2
@@ -396,6 +398,7 @@ def test_real_flag_without_the_local_model_helper_fails_clearly(provider_book, t
 
 
 def test_real_flag_runs_every_chapter_against_the_started_local_model(provider_book, tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTOPS_ALLOW_MODEL_REQUESTS", "1")  # --real is the opt-in; the server is a stand-in
     events = []
 
     @contextmanager

@@ -326,6 +326,7 @@ class _NoSchemaServer:
 
 
 async def test_judge_falls_back_against_a_real_openai_compatible_server(monkeypatch):
+    monkeypatch.setenv("AGENTOPS_ALLOW_MODEL_REQUESTS", "1")  # a loopback stand-in server, not a provider
     pytest.importorskip("openai")
     from agentops.models import model_config
 

@@ -44,6 +44,7 @@ async def test_demo_agent_uses_tools_only_when_its_prompt_says_so():
 
 
 def test_demo_agent_passes_model_options_to_real_backends(monkeypatch):
+    monkeypatch.setenv("AGENTOPS_ALLOW_MODEL_REQUESTS", "1")  # a loopback stand-in server, not a provider
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     pytest.importorskip("openai")
     agent = demo_agent(llm_backend="compatible", model="m", base_url="http://127.0.0.1:9/v1", max_tokens=64)

@@ -14,7 +14,7 @@ chapter asserts on stays the same.
 
 >>> from agentops.models import model_config
 >>> cfg = model_config("offline")
->>> load_scenario("quickstart", cfg).applied
+>>> bool(load_scenario("quickstart", cfg).applied)
 True
 >>> [r.name for r in cfg.rules][:2]
 ['call lookup_order', 'answer from order data']
