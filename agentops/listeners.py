@@ -23,14 +23,18 @@ from typing import Any
 from agentops import _identity  # noqa: F401
 
 __all__ = [
+    "AGENT_CALL",
     "APPROVAL",
+    "BREAKER",
     "BUDGET_REFUSED",
     "ESCALATION",
     "EVAL_CASE",
+    "FALLBACK",
     "GUARDRAIL_FINDING",
     "HANDOFF_REFUSED",
     "KINDS",
     "PAYLOAD_KEYS",
+    "RETRY",
     "STAGE",
     "TOOL_DENIED",
     "Listener",
@@ -47,7 +51,24 @@ HANDOFF_REFUSED = "handoff.refused"  # {"from", "to", "reason"}
 STAGE = "stage"  # workflow stage finished: {"workflow", "stage", "status", ...}
 APPROVAL = "approval"  # workflow approval gate: {"workflow", "stage", "status"}
 EVAL_CASE = "eval.case"  # {"case", "passed", "tags"}
-KINDS = (GUARDRAIL_FINDING, TOOL_DENIED, BUDGET_REFUSED, ESCALATION, HANDOFF_REFUSED, STAGE, APPROVAL, EVAL_CASE)
+AGENT_CALL = "agent.call"  # orchestrated call: {"agent", "capability", "outcome", "latency_s", "tokens", "cost_usd"}
+RETRY = "resilience.retry"  # a model call or idempotent tool is tried again: {"model", "attempt", "error", "wait_s"}
+BREAKER = "resilience.breaker"  # a circuit changed state: {"breaker", "from", "to"}
+FALLBACK = "resilience.fallback"  # one step of a fallback chain: {"step", "model", "outcome"}
+KINDS = (
+    GUARDRAIL_FINDING,
+    TOOL_DENIED,
+    BUDGET_REFUSED,
+    ESCALATION,
+    HANDOFF_REFUSED,
+    STAGE,
+    APPROVAL,
+    EVAL_CASE,
+    AGENT_CALL,
+    RETRY,
+    BREAKER,
+    FALLBACK,
+)
 
 #: The payload keys every event of a kind carries (emitters may add more).
 PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
@@ -59,6 +80,10 @@ PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
     STAGE: ("workflow", "stage", "status"),
     APPROVAL: ("workflow", "stage", "status"),
     EVAL_CASE: ("case", "passed", "tags"),
+    AGENT_CALL: ("agent", "capability", "outcome", "latency_s", "tokens", "cost_usd"),
+    RETRY: ("model", "attempt", "error", "wait_s"),
+    BREAKER: ("breaker", "from", "to"),
+    FALLBACK: ("step", "model", "outcome"),
 }
 
 logger = logging.getLogger(__name__)

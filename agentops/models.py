@@ -36,13 +36,12 @@ import asyncio
 import dataclasses
 import hashlib
 import json
-import os
 import random
 import re
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ag2.config import LLMClient, ModelConfig
@@ -65,12 +64,21 @@ from agentops import _identity  # noqa: F401  (fails fast if another `agentops` 
 from agentops.errors import (
     ConfigError,
     MalformedOutputError,
-    MissingCredentialsError,
-    MissingDependencyError,
     ProviderError,
     ProviderTimeout,
     RateLimitError,
     ServerError,
+)
+from agentops.rules import (  # the rules live there; chapters import them from here
+    DEFAULT_RULES,
+    Prompt,
+    Reply,
+    Rule,
+    ToolCall,
+    ToolOutput,
+    json_rule,
+    rule,
+    tool_rule,
 )
 
 __all__ = [
@@ -114,184 +122,6 @@ def count_tokens(text: str) -> int:
 
 
 # Defined in agentops.errors (one tree); re-exported here where the offline model raises them.
-
-
-# --------------------------------------------------------------------------------------------------
-# Rules: what the offline model says
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """A tool call a rule asks for; the model gives it a stable id."""
-
-    name: str
-    arguments: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What a rule answers: text, tool calls, or both."""
-
-    text: str | None = None
-    tool_calls: tuple[ToolCall, ...] = ()
-
-
-@dataclass(frozen=True)
-class ToolOutput:
-    """One tool result the model is reading on this call."""
-
-    name: str
-    content: str
-    call_id: str
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """Everything a rule may look at for one model call."""
-
-    model: str
-    system: str
-    user: str
-    transcript: tuple[str, ...]
-    tools: tuple[str, ...]
-    tool_results: tuple[ToolOutput, ...]
-    schema: Mapping[str, Any] | None
-    call_index: int
-    rng: random.Random = field(compare=False, repr=False)
-
-    def mentions(self, *words: str, where: str = "user") -> bool:
-        """True if any word appears (case-insensitive, on word boundaries) in the user text or system."""
-        text = self.user if where == "user" else self.system
-        return any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.IGNORECASE) for w in words)
-
-    def has_tool(self, name: str) -> bool:
-        """True if the agent offered a tool with this name on this call."""
-        return name in self.tools
-
-    @property
-    def after_tools(self) -> bool:
-        """True when this call is reading tool results (the second half of a tool round)."""
-        return bool(self.tool_results)
-
-
-Responder = Callable[[Prompt], "Reply | str"]
-Predicate = Callable[[Prompt], bool]
-
-
-@dataclass(frozen=True)
-class Rule:
-    """``when(prompt)`` selects the rule; ``respond(prompt)`` builds the reply. First match wins."""
-
-    name: str
-    when: Predicate
-    respond: Responder
-    description: str = ""
-
-
-def rule(
-    name: str,
-    respond: Responder | str,
-    *,
-    system_contains: str | Sequence[str] = (),
-    user_contains: str | Sequence[str] = (),
-    when: Predicate | None = None,
-    description: str = "",
-) -> Rule:
-    """Build a rule from keyword conditions (all given conditions must hold) and a responder.
-
-    ``system_contains`` matches the system prompt (e.g. ``"you are a router"``), ``user_contains``
-    matches any of its words in the latest user message; ``when`` adds an arbitrary predicate.
-    ``respond`` is a function of the :class:`Prompt` or a fixed string.
-    """
-    if isinstance(respond, str):
-        text = respond
-
-        def respond(p: Prompt) -> str:
-            return text
-
-    sys_words = (system_contains,) if isinstance(system_contains, str) else tuple(system_contains)
-    user_words = (user_contains,) if isinstance(user_contains, str) else tuple(user_contains)
-
-    def matches(p: Prompt) -> bool:
-        if sys_words and not all(w.lower() in p.system.lower() for w in sys_words):
-            return False
-        if user_words and not p.mentions(*user_words):
-            return False
-        return when(p) if when is not None else True
-
-    parts = []
-    if sys_words:
-        parts.append(f"system prompt contains {' and '.join(repr(w) for w in sys_words)}")
-    if user_words:
-        parts.append(f"user mentions {' or '.join(repr(w) for w in user_words)}")
-    if when is not None:
-        parts.append(getattr(when, "__doc__", None) or "custom condition")
-    return Rule(name, matches, respond, description or "; ".join(parts) or "always")
-
-
-def tool_rule(
-    tool: str,
-    *,
-    keywords: Sequence[str],
-    arguments: Mapping[str, Any] | Callable[[Prompt], Mapping[str, Any]] | None = None,
-    name: str | None = None,
-) -> Rule:
-    """When the tool is offered and the user mentions a keyword, call it (once per user turn)."""
-
-    def when(p: Prompt) -> bool:
-        return p.has_tool(tool) and not p.after_tools and p.mentions(*keywords)
-
-    def respond(p: Prompt) -> Reply:
-        args = arguments(p) if callable(arguments) else dict(arguments or {})
-        return Reply(tool_calls=(ToolCall(tool, args),))
-
-    return Rule(
-        name or f"call {tool}",
-        when,
-        respond,
-        f"tool {tool!r} offered and user mentions {' or '.join(repr(k) for k in keywords)} → call it",
-    )
-
-
-def json_rule(
-    name: str,
-    build: Callable[[Prompt], Mapping[str, Any]],
-    *,
-    system_contains: str | Sequence[str] = (),
-    when: Predicate | None = None,
-    description: str = "",
-) -> Rule:
-    """A rule that answers with a JSON object (routers, judges, planners)."""
-    return rule(
-        name,
-        lambda p: json.dumps(build(p), sort_keys=True),
-        system_contains=system_contains,
-        when=when,
-        description=description,
-    )
-
-
-def _summarise_tool_results(p: Prompt) -> str:
-    return " ".join(f"{r.name} returned: {r.content}." for r in p.tool_results)
-
-
-def _fallback(p: Prompt) -> str:
-    topic = " ".join(p.user.split())
-    if len(topic) > 80:
-        topic = topic[:77].rstrip() + "..."
-    return f"Offline answer to: {topic}" if topic else "Offline answer: (empty request)"
-
-
-DEFAULT_RULES: tuple[Rule, ...] = (
-    Rule(
-        "summarise tool results",
-        lambda p: p.after_tools,
-        _summarise_tool_results,
-        "after a tool round → report each tool's result",
-    ),
-    Rule("fallback", lambda p: True, _fallback, "nothing else matched → a short deterministic answer"),
-)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -371,6 +201,8 @@ class OfflineModel(ModelConfig):
         sleep: really ``await asyncio.sleep(latency)``; with ``False`` latency is only recorded.
         faults: per-call fault probabilities (see :class:`Faults`).
         max_log: how many :class:`CallRecord` entries to keep.
+        max_tokens: completion token limit, honoured like a real server: a longer reply is cut at
+            the limit (text, or tool-call arguments mid-JSON) with finish reason ``"length"``.
     """
 
     def __init__(
@@ -383,9 +215,14 @@ class OfflineModel(ModelConfig):
         sleep: bool = True,
         faults: Faults | Mapping[str, float] | None = None,
         max_log: int = 10_000,
+        max_tokens: int | None = None,
     ) -> None:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"seed must be an int, got {seed!r}")
+        bad_limit = isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        if max_tokens is not None and bad_limit:
+            raise ConfigError(f"max_tokens must be a positive int (or None for no limit), got {max_tokens!r}")
+        self.max_tokens = max_tokens
         lo, hi = latency_s if isinstance(latency_s, tuple) else (latency_s, latency_s)
         if lo < 0 or hi < lo:
             raise ConfigError(f"latency_s must be ≥ 0 (or a (low, high) pair with low ≤ high), got {latency_s!r}")
@@ -422,6 +259,7 @@ class OfflineModel(ModelConfig):
             "latency_s": self.latency_s,
             "sleep": self.sleep,
             "faults": self.faults,
+            "max_tokens": self.max_tokens,
         }
         unknown = set(overrides) - set(kwargs)
         if unknown:
@@ -500,7 +338,8 @@ def _prompt_parts(messages: Sequence[BaseEvent]) -> tuple[str, tuple[str, ...], 
             result = getattr(r, "result", None)
             parts = getattr(result, "parts", None) or []
             text = " ".join(
-                getattr(part, "content", None) if isinstance(getattr(part, "content", None), str)
+                getattr(part, "content", None)
+                if isinstance(getattr(part, "content", None), str)
                 else json.dumps(getattr(part, "data", None), sort_keys=True, default=str)
                 for part in parts
             )
@@ -509,6 +348,35 @@ def _prompt_parts(messages: Sequence[BaseEvent]) -> tuple[str, tuple[str, ...], 
             outs.append(ToolOutput(getattr(r, "name", "?"), text, getattr(r, "parent_id", "") or ""))
         results = tuple(outs)
     return user, transcript, results
+
+
+def _cut_tokens(text: str, n: int) -> str:
+    """The prefix of ``text`` holding its first ``n`` tokens (as :func:`count_tokens` counts them)."""
+    if n <= 0:
+        return ""
+    m = list(_TOKEN.finditer(text))
+    return text if len(m) <= n else text[: m[n - 1].end()]
+
+
+def _truncate(text: str | None, calls: list[ToolCallEvent], limit: int) -> tuple[str | None, list[ToolCallEvent], bool]:
+    """Cut a reply at ``limit`` completion tokens, as a server does: text first, then call arguments."""
+    used = count_tokens(text or "")
+    if used > limit:
+        return _cut_tokens(text or "", limit), [], True
+    out, cut = [], False
+    for c in calls:
+        budget = limit - used
+        need = count_tokens(c.name + c.arguments)
+        if need <= budget:
+            out.append(c)
+            used += need
+            continue
+        cut = True
+        if budget > count_tokens(c.name):
+            args = _cut_tokens(c.arguments, budget - count_tokens(c.name))
+            out.append(ToolCallEvent(c.name, id=c.id, arguments=args))
+        break
+    return text, out, cut
 
 
 class _OfflineClient(LLMClient):
@@ -556,9 +424,7 @@ class _OfflineClient(LLMClient):
 
         request_id = f"req_{_digest(state, str(attempt))[:12]}"
         if fault in ("rate_limit", "timeout", "server_error"):
-            cfg._record(
-                CallRecord(-1, state[:8], attempt, None, fault, 0, 0, latency, ()), Usage()
-            )
+            cfg._record(CallRecord(-1, state[:8], attempt, None, fault, 0, 0, latency, ()), Usage())
             if fault == "rate_limit":
                 raise RateLimitError(
                     f"Rate limit reached for {cfg.model} (simulated): retry after {cfg.faults.retry_after_s:g}s",
@@ -593,6 +459,9 @@ class _OfflineClient(LLMClient):
             text = (text or "")[: max(1, len(text or "") // 2)]
         elif fault == "empty":
             text, calls = None, []
+        if cfg.max_tokens is not None:
+            text, calls, cut = _truncate(text, calls, cfg.max_tokens)
+            finish = "length" if cut else finish
         completion_tokens = count_tokens(text or "") + sum(count_tokens(c.name + c.arguments) for c in calls)
         usage = Usage(
             prompt_tokens=prompt_tokens,
@@ -601,8 +470,15 @@ class _OfflineClient(LLMClient):
         )
         cfg._record(
             CallRecord(
-                -1, state[:8], attempt, chosen.name, fault, prompt_tokens, completion_tokens,
-                latency, tuple(c.name for c in calls),
+                -1,
+                state[:8],
+                attempt,
+                chosen.name,
+                fault,
+                prompt_tokens,
+                completion_tokens,
+                latency,
+                tuple(c.name for c in calls),
             ),
             usage,
         )
@@ -620,98 +496,7 @@ class _OfflineClient(LLMClient):
 
 
 # --------------------------------------------------------------------------------------------------
-# The factory
+# The factory lives in agentops.backends (real providers, replay); re-exported here for chapters.
 # --------------------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class _Backend:
-    name: str
-    description: str
-    key_env: str | None = None  # required API key variable
-    key_optional_env: str | None = None  # optional key variable (local servers)
-    base_url_env: str | None = None
-    default_base_url: str | None = None
-    default_model: str | None = None
-
-
-BACKENDS: dict[str, _Backend] = {
-    b.name: b
-    for b in (
-        _Backend("offline", "deterministic local stand-in (no network, no key)", default_model=OFFLINE_MODEL),
-        _Backend("openai", "OpenAI API", key_env="OPENAI_API_KEY", base_url_env="OPENAI_BASE_URL",
-                 default_model="gpt-4o-mini"),
-        _Backend("azure", "Azure OpenAI (v1-compatible endpoint)", key_env="AZURE_OPENAI_API_KEY",
-                 base_url_env="AZURE_OPENAI_ENDPOINT", default_model="gpt-4o-mini"),
-        _Backend("ollama", "Ollama's OpenAI-compatible server", base_url_env="OLLAMA_BASE_URL",
-                 default_base_url="http://localhost:11434/v1", default_model="llama3.2"),
-        _Backend("vllm", "vLLM's OpenAI-compatible server", key_optional_env="VLLM_API_KEY",
-                 base_url_env="VLLM_BASE_URL", default_base_url="http://localhost:8000/v1"),
-        _Backend("compatible", "any OpenAI-compatible endpoint (base_url required)",
-                 key_env="OPENAI_API_KEY", base_url_env="OPENAI_BASE_URL"),
-    )
-}
-
-
-def model_config(
-    backend: str = "offline",
-    model: str | None = None,
-    base_url: str | None = None,
-    **options: Any,
-) -> ModelConfig:
-    """Return the AG2 ``ModelConfig`` for a backend; the only switch a notebook needs.
-
-    Args:
-        backend: one of :data:`BACKENDS` (``"offline"``, ``"openai"``, ``"azure"``, ``"ollama"``,
-            ``"vllm"``, ``"compatible"``).
-        model: model name; each backend has a sensible default except ``vllm``/``compatible``.
-        base_url: endpoint for OpenAI-compatible servers (else read from the backend's env variable).
-        **options: for ``offline``, :class:`OfflineModel` options (``seed``, ``rules``, ``latency_s``,
-            ``faults``, ``sleep``); for real backends, ``OpenAIConfig`` options (``temperature``,
-            ``timeout``, ``max_retries``, ``seed``, ...).
-
-    Raises:
-        ConfigError: unknown backend or missing model/base_url.
-        MissingCredentialsError: the backend's key variable is not set (names the variable).
-        MissingDependencyError: ``ag2[openai]`` is not installed for a real backend.
-    """
-    spec = BACKENDS.get(str(backend).strip().lower())
-    if spec is None:
-        raise ConfigError(f"unknown llm backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-    if spec.name == "offline":
-        if base_url is not None:
-            raise ConfigError("the offline backend takes no base_url; drop it or pick a real backend")
-        try:
-            return OfflineModel(model or OFFLINE_MODEL, **options)
-        except TypeError as exc:
-            raise ConfigError(
-                f"invalid offline model option: {exc}; valid: seed, rules, latency_s, sleep, faults, max_log"
-            ) from None
-
-    model = model or spec.default_model
-    if not model:
-        raise ConfigError(f"backend {spec.name!r} needs a model name: pass model='...'")
-    base_url = base_url or (os.environ.get(spec.base_url_env) if spec.base_url_env else None) or spec.default_base_url
-    if spec.name in ("compatible", "azure") and not base_url:
-        raise ConfigError(
-            f"backend {spec.name!r} needs an endpoint: pass base_url='https://...' or set {spec.base_url_env}"
-        )
-    if spec.name == "azure" and base_url and "/openai/v1" not in base_url:
-        base_url = base_url.rstrip("/") + "/openai/v1/"
-    if spec.key_env:
-        api_key = os.environ.get(spec.key_env)
-        if not api_key:
-            raise MissingCredentialsError(spec.name, spec.key_env)
-    elif spec.key_optional_env:
-        api_key = os.environ.get(spec.key_optional_env) or "not-needed"
-    else:
-        api_key = spec.name  # local servers ignore the key but the client requires one
-    try:
-        from ag2.config import OpenAIConfig
-        from openai import AsyncOpenAI  # noqa: F401  (ag2's placeholder hides the missing SDK until use)
-    except ImportError:
-        raise MissingDependencyError(
-            f"backend {spec.name!r} needs the OpenAI client: pip install 'ag2-agentops-cookbook[openai]' "
-            f"(or pip install 'ag2[openai]')"
-        ) from None
-    return OpenAIConfig(model=model, api_key=api_key, base_url=base_url, **options)
+from agentops.backends import BACKENDS, model_config  # noqa: E402

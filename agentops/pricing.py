@@ -119,6 +119,8 @@ def _lookup(model: str, provider: str | None) -> Price:
     try:
         calc = calc_price(GUsage(input_tokens=1000, output_tokens=1000), model_ref=model, provider_id=provider)
     except LookupError:
+        if provider is not None:  # a label genai-prices does not know ("compatible", "vllm"): ask by model
+            return _lookup(model, None)
         raise UnknownModelPrice(
             f"no price known for model {model!r}"
             + (f" (provider {provider!r})" if provider else "")
@@ -141,8 +143,8 @@ def price(model: str, provider: str | None = None) -> Price:
     """The :class:`Price` of a model; raises :class:`UnknownModelPrice` naming the fix if none is known."""
     if not model or not isinstance(model, str):
         raise ConfigError(f"model must be a non-empty string, got {model!r}")
-    prov = provider if provider not in (None, "", "offline") else None
-    return _lookup(model, prov)
+    prov = str(getattr(provider, "value", provider) or "")  # ModelProvider.OPENAI → "openai"
+    return _lookup(model, prov if prov not in ("", "offline", "replay") else None)
 
 
 def cost(usage: Any, model: str, provider: str | None = None) -> float:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
+from agentops.config import Spec
 from agentops.errors import ConfigError
 from agentops.slo import (
     DEFAULT_BURN_WINDOWS,
@@ -39,7 +40,6 @@ from agentops.slo import (
     SLO,
     BurnWindow,
     EventAlert,
-    Spec,
     alert_timeline,
     parse_duration,
     runbook_url,
@@ -65,8 +65,6 @@ NO_ALERT = "—"
 
 class Runbook(Spec):
     """One incident type: how to recognise it, diagnose it, fix it, escalate it and roll back."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
     title: str
@@ -208,9 +206,7 @@ def check_links(
                 raise ConfigError(f"alert {rule['alert']!r} has no runbook_url annotation")
             rid = url[len(prefix) :] if url.startswith(prefix) else None
             if rid not in books:
-                raise ConfigError(
-                    f"alert {rule['alert']!r} links {url!r}, which is no known runbook under {prefix}"
-                )
+                raise ConfigError(f"alert {rule['alert']!r} links {url!r}, which is no known runbook under {prefix}")
             links[rule["alert"]] = rid  # type: ignore[assignment]
     return links
 
@@ -229,8 +225,6 @@ class DrillPhase(Spec):
     ``latency_spike`` — mean simulated seconds per model call; ``cost_spike`` — words of extra context
     per request sent to the expensive model; ``guardrail_spike`` — fraction of requests carrying PII.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["error_burst", "latency_spike", "cost_spike", "guardrail_spike"]
     start: str
@@ -313,9 +307,7 @@ class DrillResult:
         frame = self.timeline.copy()
         frame["fired_at_min"] = (frame["fired_at_s"] / 60).round(1)
         frame["resolved_at_min"] = (frame["resolved_at_s"].astype(float) / 60).round(1)
-        frame["runbook_title"] = [
-            self.runbooks[r].title if r in self.runbooks else None for r in frame["runbook"]
-        ]
+        frame["runbook_title"] = [self.runbooks[r].title if r in self.runbooks else None for r in frame["runbook"]]
         return frame[
             [
                 "alert",
@@ -371,17 +363,14 @@ class DrillResult:
         lines = [
             "# Incident drill",
             "",
-            f"{self.requests} requests over {self.duration_s / 60:.0f} simulated minutes, "
-            f"{self.failed} failed.",
+            f"{self.requests} requests over {self.duration_s / 60:.0f} simulated minutes, {self.failed} failed.",
             "",
             "| phase | window (min) | first page | paged after | runbook |",
             "|---|---|---|---|---|",
         ]
         for r in self.detection().itertuples():
             after = "no page" if r.first_page == NO_ALERT else f"{r.paged_after_min:g} min"
-            lines.append(
-                f"| {r.phase} | {r.start_min:g}–{r.end_min:g} | {r.first_page} | {after} | {r.runbook} |"
-            )
+            lines.append(f"| {r.phase} | {r.start_min:g}–{r.end_min:g} | {r.first_page} | {after} | {r.runbook} |")
         return "\n".join(lines) + "\n"
 
 
@@ -423,24 +412,68 @@ async def run_drill(
     Raises:
         ConfigError: bad durations, overlapping phases, or an alert linking an unknown runbook.
     """
-    import ag2
-
-    from agentops.guardrails import GuardrailMiddleware
-    from agentops.models import Faults, OfflineModel, ProviderError, tool_rule
-    from agentops.telemetry import SimulatedClock, Telemetry
+    from agentops.models import ProviderError
 
     phases = tuple(sorted(phases, key=lambda p: p.start_s))
+    slos = list(slos)
+    books = _check_drill(phases, slos, event_alerts, runbooks)
+    total_s, every_s = parse_duration(duration), parse_duration(interval)
+    configs = _drill_configs(phases, model, expensive_model, seed, baseline_error_rate, baseline_latency_s)
+    agent, telemetry, clock = _drill_agent(configs)
+    rng = random.Random(seed)
+    requests = failed = 0
+    for i in range(total_s // every_s):
+        t = float(i * every_s)
+        clock.advance_to(t)
+        phase = _phase_at(phases, t)
+        kind = phase.kind if phase else "baseline"
+        requests += 1
+        try:
+            await agent.ask(_drill_request(rng, i, phase), config=configs[kind])
+        except ProviderError:
+            failed += 1
+    telemetry.flush()
+    store = telemetry.store
+    timeline = alert_timeline(
+        slos,
+        store,
+        windows=windows,
+        event_alerts=event_alerts,
+        step=step,
+        start=0.0,
+        end=float(total_s),
+        runbook_base_url=runbook_base_url,
+    )
+    return DrillResult(phases, store, timeline, books, requests, failed, total_s, telemetry)
+
+
+def _check_drill(
+    phases: tuple[DrillPhase, ...],
+    slos: Sequence[SLO],
+    event_alerts: Sequence[EventAlert],
+    runbooks: Mapping[str, Runbook] | None,
+) -> Mapping[str, Runbook]:
+    """The runbooks to use, after checking phases do not overlap and every alert's runbook exists."""
     for a, b in itertools.pairwise(phases):
         if b.start_s < a.end_s:
-            raise ConfigError(
-                f"drill phases overlap: {a.kind} ({a.start}–{a.end}) and {b.kind} ({b.start}–{b.end})"
-            )
-    total_s, every_s = parse_duration(duration), parse_duration(interval)
+            raise ConfigError(f"drill phases overlap: {a.kind} ({a.start}–{a.end}) and {b.kind} ({b.start}–{b.end})")
     books = runbooks if runbooks is not None else load_runbooks()
-    slos = list(slos)
     for rid in [s.runbook for s in slos] + [e.runbook for e in event_alerts]:
         if rid is not None:
             get_runbook(rid, books)
+    return books
+
+
+def _drill_configs(
+    phases: tuple[DrillPhase, ...],
+    model: str,
+    expensive_model: str,
+    seed: int,
+    baseline_error_rate: float,
+    baseline_latency_s: tuple[float, float],
+) -> dict[str, Any]:
+    """One offline model config per phase kind (and ``"baseline"``), each with its fault injected."""
+    from agentops.models import Faults, OfflineModel, tool_rule
 
     rules = [tool_rule("lookup_order", keywords=["order"], arguments=_order_args)]
     base = OfflineModel(
@@ -461,44 +494,34 @@ async def run_drill(
             configs[p.kind] = base.copy(model=expensive_model)
         else:
             configs[p.kind] = base
+    return configs
+
+
+def _drill_agent(configs: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    """The guarded, instrumented support agent, its telemetry and the simulated clock they share."""
+    import ag2
+
+    from agentops.guardrails import GuardrailMiddleware
+    from agentops.telemetry import SimulatedClock, Telemetry
+
     clock = SimulatedClock(start=0.0, follow={id(c): c for c in configs.values()}.values())
     telemetry = Telemetry(exporter="memory", clock=clock, service_name="agentops-drill")
     agent = ag2.Agent(
         "support",
         "You are a support agent. Answer briefly.",
-        config=base,
+        config=configs["baseline"],
         tools=[lookup_order],
         middleware=[GuardrailMiddleware(agent="support", listeners=[telemetry.listener])],
     )
     telemetry.instrument(agent, workflow="support")
+    return agent, telemetry, clock
 
-    rng = random.Random(seed)
-    requests = failed = 0
-    for i in range(total_s // every_s):
-        t = float(i * every_s)
-        clock.advance_to(t)
-        phase = _phase_at(phases, t)
-        kind = phase.kind if phase else "baseline"
-        text = rng.choice(_QUESTIONS).format(n=1000 + rng.randrange(9000))
-        if kind == "cost_spike":
-            text += " Context: " + " ".join([_CONTEXT_WORD] * int(phase.level))  # type: ignore[union-attr]
-        if kind == "guardrail_spike" and rng.random() < phase.level:  # type: ignore[union-attr]
-            text += _PII_SUFFIX.format(n=i)
-        requests += 1
-        try:
-            await agent.ask(text, config=configs[kind])
-        except ProviderError:
-            failed += 1
-    telemetry.flush()
-    store = telemetry.store
-    timeline = alert_timeline(
-        slos,
-        store,
-        windows=windows,
-        event_alerts=event_alerts,
-        step=step,
-        start=0.0,
-        end=float(total_s),
-        runbook_base_url=runbook_base_url,
-    )
-    return DrillResult(phases, store, timeline, books, requests, failed, total_s, telemetry)
+
+def _drill_request(rng: random.Random, i: int, phase: DrillPhase | None) -> str:
+    """The ``i``-th request text: a support question, plus bloated context or PII in those phases."""
+    text = rng.choice(_QUESTIONS).format(n=1000 + rng.randrange(9000))
+    if phase is not None and phase.kind == "cost_spike":
+        text += " Context: " + " ".join([_CONTEXT_WORD] * int(phase.level))
+    if phase is not None and phase.kind == "guardrail_spike" and rng.random() < phase.level:
+        text += _PII_SUFFIX.format(n=i)
+    return text

@@ -23,8 +23,9 @@ def _time(path: Path, out: Path, repeat: int) -> float:
     samples = []
     for _ in range(repeat):
         start = time.perf_counter()
-        pm.execute_notebook(str(path), str(out), kernel_name="python3", cwd=str(path.parent),
-                            progress_bar=False, log_output=False)
+        pm.execute_notebook(
+            str(path), str(out), kernel_name="python3", cwd=str(path.parent), progress_bar=False, log_output=False
+        )
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
 

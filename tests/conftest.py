@@ -9,6 +9,9 @@ import pytest
 
 # nbval kernels inherit this process's environment; MPLBACKEND=Agg would make plt.show() display nothing.
 os.environ.pop("MPLBACKEND", None)
+# Real model requests are refused in tests and in the kernels nbval starts (agentops.testing sets the same);
+# the real-model smoke test opts in with the `allow_model_requests` fixture.
+os.environ.setdefault("AGENTOPS_ALLOW_MODEL_REQUESTS", "0")
 
 REDIS_URL = os.environ.get("AGENTOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 

@@ -417,7 +417,6 @@ def test_real_flag_runs_every_chapter_against_the_started_local_model(provider_b
     assert "OPENAI_API_KEY" not in os.environ  # restored
 
 
-@pytest.mark.xfail(reason="chapters adopt the shared provider parameters (issue 9 item 3)", strict=False)
 def test_every_chapter_declares_the_shared_provider_parameters():
     for c in discover(ROOT / "notebooks"):
         assert set(PROVIDER_PARAMETERS) <= set(c.parameters), (c.name, set(PROVIDER_PARAMETERS) - set(c.parameters))

@@ -144,3 +144,11 @@ def test_scorecard_measures_records_that_are_present(tmp_path: Path) -> None:
     assert now.loc["EMAIL_ADDRESS", "f1"] == 1.0
     assert now.loc["PHONE_NUMBER", "precision"] == 0.0  # the phone was not labelled: a false positive
     assert set(now["source"]) == {"presidio_research_synth"}
+
+
+def test_packaged_corpora_are_the_test_corpora() -> None:
+    """build_corpus.py writes both copies; the chapter reads the packaged one, the tests this one."""
+    tests_data = Path(__file__).parent / "data"
+    packaged = Path(__file__).parent.parent / "agentops" / "guardrails" / "data"
+    for name in ("pii_corpus.jsonl", "injection_corpus.jsonl"):
+        assert (tests_data / name).read_bytes() == (packaged / name).read_bytes(), name

@@ -104,8 +104,15 @@ async def test_rules_first_match_wins_and_json_rule_answers_json():
 
 
 async def test_rule_reply_with_text_and_tool_calls():
-    m = OfflineModel(rules=[rule("both", lambda p: Reply("checking", (ToolCall("get_weather", {"city": "Rome"}),)),
-                                 when=lambda p: not p.after_tools)])
+    m = OfflineModel(
+        rules=[
+            rule(
+                "both",
+                lambda p: Reply("checking", (ToolCall("get_weather", {"city": "Rome"}),)),
+                when=lambda p: not p.after_tools,
+            )
+        ]
+    )
     reply = await ag2.Agent("w", "x", config=m, tools=[get_weather]).ask("go")
     assert reply.body == "get_weather returned: sunny in Rome."
 

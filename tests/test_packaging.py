@@ -124,7 +124,7 @@ def test_readme_commands_exist():
     lines = re.findall(r"python -m agentops (.+)", readme)
     assert len(lines) >= 6
     for line in lines:
-        argv = shlex.split(line.split("`")[0], comments=True)
+        argv = shlex.split(line.split("`")[0].rstrip(" \\)"), comments=True)  # continued lines and $(...) substitutions
         build_parser(argv).parse_args(argv)  # SystemExit on an unknown command or option
     targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.M))
     used = set(re.findall(r"\bmake ([a-z][a-z-]*)", readme))

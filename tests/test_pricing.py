@@ -5,7 +5,7 @@ import pytest
 from ag2.events import Usage
 
 from agentops.errors import ConfigError, UnknownModelPrice
-from agentops.models import OfflineModel
+from agentops.models import OfflineModel, model_config
 from agentops.pricing import OFFLINE_PRICES, Price, cost, price, price_table, register_price, usage_frame
 
 
@@ -55,3 +55,24 @@ async def test_usage_frame_prices_each_record():
     assert len(df) == 1 and df.loc[0, "model"] == "offline-large"
     row = df.loc[0]
     assert row.cost_usd == pytest.approx((row.input_tokens * 0.0025 + row.output_tokens * 0.01) / 1000)
+
+
+async def test_usage_frame_shows_an_unpriced_model_with_cost_none_and_a_warning():
+    from agentops.testing import chat_completion, chat_server
+    from agentops.usage import UnpricedModelWarning
+
+    server = chat_server([chat_completion("hi", model="my-local-model-x1", usage=(7, 3))])
+    cfg = model_config("compatible", "my-local-model-x1", base_url="http://fake.invalid/v1", transport=server)
+    reply = await ag2.Agent("a", config=cfg).ask("hello")
+    with pytest.warns(UnpricedModelWarning, match=r"register_price\('my-local-model-x1'"):
+        df = usage_frame(await reply.usage())
+    row = df.loc[0]
+    assert (row.model, row.provider, row.input_tokens, row.output_tokens) == ("my-local-model-x1", "openai", 7, 3)
+    assert row.cost_usd is None or row.cost_usd != row.cost_usd  # None (or NaN once pandas sums it)
+
+
+def test_a_backend_name_as_provider_falls_back_to_the_model_price():
+    from ag2.config import ModelProvider
+
+    assert price("gpt-4o-mini", "compatible") == price("gpt-4o-mini", "openai")
+    assert price("gpt-4o-mini", ModelProvider.OPENAI) == price("gpt-4o-mini", "openai")

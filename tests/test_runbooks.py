@@ -124,9 +124,7 @@ async def test_drill_rejects_overlapping_phases_and_unknown_runbooks():
             ]
         )
     with pytest.raises(ConfigError, match="no runbook 'nope'"):
-        await run_drill(
-            [], slos=[SLO(name="a", kind="availability", target=0.9, runbook="nope")], duration="1m"
-        )
+        await run_drill([], slos=[SLO(name="a", kind="availability", target=0.9, runbook="nope")], duration="1m")
 
 
 @pytest.fixture(scope="module")
@@ -146,11 +144,7 @@ async def test_drill_detects_every_phase_and_links_its_runbook(drill):
     }
     for phase, runbook in expected.items():
         assert det.loc[phase, "runbook"] == runbook, det
-        assert (
-            0
-            <= det.loc[phase, "paged_after_min"]
-            <= (det.loc[phase, "end_min"] - det.loc[phase, "start_min"])
-        )
+        assert 0 <= det.loc[phase, "paged_after_min"] <= (det.loc[phase, "end_min"] - det.loc[phase, "start_min"])
     fired = drill.fired()
     assert fired["runbook_title"].notna().all()
     assert set(fired["runbook"]) == REQUIRED

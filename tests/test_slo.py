@@ -331,9 +331,7 @@ def test_missing_promtool_is_a_dependency_error(monkeypatch, tmp_path):
 
 def test_thresholds_are_exact_products():
     rules = [r for r in alert_rules()["groups"][0]["rules"] if "alert" in r]
-    limits = {
-        r["alert"]: float(r["expr"].split(" > ")[1].split(" ")[0]) for r in rules if "Burn" in r["alert"]
-    }
+    limits = {r["alert"]: float(r["expr"].split(" > ")[1].split(" ")[0]) for r in rules if "Burn" in r["alert"]}
     assert limits["ModelErrorsErrorBudgetBurn1h"] == pytest.approx(14.4 * 0.02)
     assert limits["CostErrorBudgetBurn6h"] == pytest.approx(6 * 0.01)
     assert all(math.isfinite(v) for v in limits.values())

@@ -200,6 +200,7 @@ def load_secret_formats(path: str | Path | None = None) -> tuple[SecretFormat, .
 
 SECRET_FORMATS: tuple[SecretFormat, ...] = load_secret_formats()
 _EXACT, _PARTS = _load(CATALOGUE_PATH)[1:]
+_PARTS_RX = re.compile("|".join(re.escape(p) for p in sorted(_PARTS, key=len, reverse=True)))
 
 
 def is_placeholder(value: str) -> bool:
@@ -210,4 +211,4 @@ def is_placeholder(value: str) -> bool:
         (True, False)
     """
     low = value.lower()
-    return low in _EXACT or any(p in low for p in _PARTS)
+    return low in _EXACT or _PARTS_RX.search(low) is not None

