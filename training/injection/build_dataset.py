@@ -261,7 +261,7 @@ class Source:
     name: str
     repo: Repo
     read: Callable[[Snapshots], Iterator[Row]]
-    train: bool  # False: evaluation only (licence unclear)
+    train: bool  # False: evaluation only (licence unclear, or a topic bias the model must not learn)
     licence: str
     note: str
 
@@ -279,7 +279,7 @@ SOURCES: tuple[Source, ...] = (
         "gandalf",
         PARAPET,
         gandalf,
-        True,
+        False,  # password-game attacks: trained on, "reset my password" scored 0.85
         "MIT",
         "Lakera/gandalf_ignore_instructions (MIT on its dataset page), mirrored as YAML",
     ),
@@ -287,7 +287,7 @@ SOURCES: tuple[Source, ...] = (
         "mosscap",
         PARAPET,
         mosscap,
-        True,
+        False,  # likewise: evaluation only
         "MIT",
         "Lakera/mosscap_prompt_injection sample (MIT on its dataset page), mirrored as YAML",
     ),
