@@ -169,7 +169,7 @@ def local_model_parameters(**options: Any) -> Iterator[dict[str, str]]:
         MissingDependencyError: the local model helper or its extra is not installed.
     """
     try:
-        from agentops import local_model
+        local_model = importlib.import_module("agentops.local_model")
     except ImportError as exc:
         raise MissingDependencyError(
             f"--real needs the local model helper (agentops.local_model): {exc}; "
