@@ -32,7 +32,8 @@ _TEXTS = [json.loads(line)["text"] for p in CORPORA for line in p.read_text(enco
 def _variants(text: str) -> list[str]:
     norm = injection.normalize(text)
     code_free = injection._CODE_SPAN.sub(" ", norm)
-    return [norm, code_free, code_free.translate(injection._LEET)] + [v for _, v in injection._encoded_variants(text, norm)]
+    encoded = [v for _, v in injection._encoded_variants(text, norm)]
+    return [norm, code_free, code_free.translate(injection._LEET), *encoded]
 
 
 def test_there_is_one_pre_check_per_rule() -> None:
@@ -51,7 +52,7 @@ def test_a_rule_never_matches_where_its_pre_check_says_it_cannot(i: int) -> None
     assert matched >= 1  # every rule is exercised by the corpora
 
 
-_WORDY = st.text(alphabet=st.sampled_from(list("ignore all previous instructions you are now dan system: `\n")), max_size=80)
+_WORDY = st.text(alphabet=st.sampled_from(list("ignore all previous instructions you are now dan: `\n")), max_size=80)
 
 
 @settings(max_examples=300, deadline=None)
@@ -82,7 +83,8 @@ def test_byte_table_pre_checks_never_hide_a_base64_or_hex_run(text: str) -> None
 
 def test_pre_checks_on_known_runs() -> None:
     assert injection._long_token("x " + "QUJD" * 4) and not injection._long_token("short words only " * 20)
-    assert injection._maybe_hex_run("49 67 6e 6f 72 65 20 61 6c 6c 20 70 72 65 76") and not injection._maybe_hex_run("a bad face")
+    assert injection._maybe_hex_run("49 67 6e 6f 72 65 20 61 6c 6c 20 70 72 65 76")
+    assert not injection._maybe_hex_run("a bad face")
     assert injection._SPACED_HINT.search("i g n o r e") and not injection._SPACED_HINT.search("ignore a rule")
 
 
@@ -91,8 +93,8 @@ def test_pre_checks_on_known_runs() -> None:
 def test_ascii_and_general_ngram_paths_agree(text: str) -> None:
     folded = clf.fold(text)
     words = clf._NONWORD.sub(" ", folded).strip()
-    fast = " ".join(folded.encode("ascii").translate(clf._ASCII_WORDS).decode("ascii").split()) if folded.isascii() else words
-    assert fast == words
+    if folded.isascii():
+        assert " ".join(folded.encode("ascii").translate(clf._ASCII_WORDS).decode("ascii").split()) == words
     codes = np.frombuffer(folded.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
     assert clf._codes(folded).tolist() == codes.tolist()
 

@@ -141,7 +141,7 @@ def ngram_buckets(text: str, bits: int = BITS) -> np.ndarray:
     n = len(text)
     codes = _codes(text + _PAD)
     s = _prefix(codes)
-    parts = [_POW[k - 1 : k - 1 + n] * (s[k : k + n] - s[:n]) + salt for k, salt in zip(CHAR_NS, _SALTS)]
+    parts = [_POW[k - 1 : k - 1 + n] * (s[k : k + n] - s[:n]) + salt for k, salt in zip(CHAR_NS, _SALTS, strict=True)]
     if text.isascii():  # one byte table pass instead of a regex over every position
         words = " ".join(text.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split())
     else:

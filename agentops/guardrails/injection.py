@@ -386,10 +386,7 @@ _TRIGGERS: tuple[tuple[tuple[str, ...], ...], ...] = (
 def _triggered(groups: tuple[tuple[str, ...], ...], text: str) -> bool:
     """True if every group of a rule's pre-check has one of its substrings in ``text``."""
     contains = text.__contains__
-    for group in groups:
-        if not any(map(contains, group)):
-            return False
-    return True
+    return all(any(map(contains, group)) for group in groups)
 
 
 _NEGATION = re.compile(r"\b(?:not|never|n't|cannot|must not|should not|won't|refuse[sd]? to)\b[\w ]{0,25}$")
