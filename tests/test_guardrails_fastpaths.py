@@ -48,7 +48,10 @@ def test_a_rule_never_matches_where_its_pre_check_says_it_cannot(i: int) -> None
         for v in _variants(text):
             if pattern.search(v):
                 matched += 1
-                assert injection._triggered(injection._TRIGGERS[i], v), (pattern.pattern[:60], v[:200])
+                assert injection._triggered(injection._TRIGGER_SETS[i], injection._presence(v)), (
+                    pattern.pattern[:60],
+                    v[:200],
+                )
     assert matched >= 1  # every rule is exercised by the corpora
 
 
@@ -59,9 +62,11 @@ _WORDY = st.text(alphabet=st.sampled_from(list("ignore all previous instructions
 @given(_WORDY)
 def test_pre_checks_hold_on_generated_text(text: str) -> None:
     for v in _variants(text):
-        for (_r, _w, pattern, _n), groups in zip(injection._INJECTION_RULES, injection._TRIGGERS, strict=True):
+        present = injection._presence(v)
+        assert present == {w for w in injection._NEEDLES if w in v}  # re2 set or substring search, same answer
+        for (_r, _w, pattern, _n), groups in zip(injection._INJECTION_RULES, injection._TRIGGER_SETS, strict=True):
             if pattern.search(v):
-                assert injection._triggered(groups, v)
+                assert injection._triggered(groups, present)
 
 
 @settings(max_examples=400, deadline=None)
@@ -104,3 +109,25 @@ def test_ascii_and_general_ngram_paths_agree(text: str) -> None:
 def test_scatter_dedupe_keeps_each_bucket_once(values: list[int]) -> None:
     arr = np.array(values, dtype=np.uint64)
     assert sorted(clf._first_of_each(arr, 2**10).tolist()) == clf.distinct(arr).tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab09_-.~+/=:% é\u4e2d\n")), max_size=60))
+def test_long_runs_are_the_long_run_regex(text: str) -> None:
+    from agentops.guardrails._secrets import LONG_RUN, long_runs
+
+    assert long_runs(text) == [m.span() for m in LONG_RUN.finditer(text)]
+
+
+def test_long_runs_split_a_huge_run_like_the_regex() -> None:
+    from agentops.guardrails._secrets import LONG_RUN, long_runs
+
+    text = "a" * 20_000 + " " + "b" * 8_195
+    assert long_runs(text) == [m.span() for m in LONG_RUN.finditer(text)]
+
+
+@pytest.mark.parametrize("text", ["pay to DE89 3704 0044 0532 0130 00", "iban de89370400440532013000 ok"])
+def test_iban_pre_check_lets_ibans_through(text: str) -> None:
+    from agentops.guardrails import scan
+
+    assert [f.entity_type for f in scan(text)] == ["IBAN_CODE"]

@@ -52,7 +52,7 @@ def fold(text: str) -> tuple[str, list[int] | None, list[int] | None]:
         >>> folded, starts[5], ends[8]
         ('card 41111111', 5, 9)
     """
-    if text.isascii() and not any(t in text for t in _ASCII_TRIGGERS):
+    if text.isascii() and not any(map(text.__contains__, _ASCII_TRIGGERS)):
         return text, None, None
     out: list[str] = []
     starts: list[int] = []

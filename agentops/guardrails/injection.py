@@ -383,10 +383,39 @@ _TRIGGERS: tuple[tuple[tuple[str, ...], ...], ...] = (
 )  # fmt: skip
 
 
-def _triggered(groups: tuple[tuple[str, ...], ...], text: str) -> bool:
-    """True if every group of a rule's pre-check has one of its substrings in ``text``."""
-    contains = text.__contains__
-    return all(any(map(contains, group)) for group in groups)
+def _needle_set() -> object | None:
+    """Every pre-check substring compiled into one ``re2.Set`` (one linear pass reports which occur),
+    when the optional ``google-re2`` package is installed; None otherwise."""
+    try:
+        import re2
+    except ImportError:
+        return None
+    matcher = re2.Set.SearchSet(re2.Options())
+    for needle in _NEEDLES:
+        matcher.Add(re2.escape(needle))
+    matcher.Compile()
+    return matcher
+
+
+_NEEDLES = tuple(sorted({w for rule in _TRIGGERS for group in rule for w in group}))
+_TRIGGER_SETS = tuple(tuple(frozenset(group) for group in rule) for rule in _TRIGGERS)
+_NEEDLE_SET = _needle_set()
+
+
+def _presence(text: str) -> frozenset[str]:
+    """The pre-check substrings that occur in ``text``: from one ``re2.Set`` pass when available
+    (about ten times cheaper than ninety substring searches), else by ``in``."""
+    if _NEEDLE_SET is not None:
+        try:
+            return frozenset([_NEEDLES[i] for i in _NEEDLE_SET.Match(text) or ()])
+        except UnicodeEncodeError:  # lone surrogates: no UTF-8 form for re2 to read
+            pass
+    return frozenset(filter(text.__contains__, _NEEDLES))
+
+
+def _triggered(groups: tuple[frozenset[str], ...], present: frozenset[str]) -> bool:
+    """True if every group of a rule's pre-check has one of its substrings among ``present``."""
+    return not any(map(present.isdisjoint, groups))
 
 
 _NEGATION = re.compile(r"\b(?:not|never|n't|cannot|must not|should not|won't|refuse[sd]? to)\b[\w ]{0,25}$")
@@ -517,21 +546,24 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
         weights[key] = max(weights.get(key, 0.0), weight)
 
     for prefix, variant in variants:
-        for (reason, weight, pattern, negatable), groups in zip(_INJECTION_RULES, _TRIGGERS, strict=True):
-            if not _triggered(groups, variant) or not _matches(pattern, variant, negatable):
+        present = _presence(variant)
+        for (reason, weight, pattern, negatable), groups in zip(_INJECTION_RULES, _TRIGGER_SETS, strict=True):
+            if not _triggered(groups, present) or not _matches(pattern, variant, negatable):
                 continue
             if prefix == "leetspeak " and reason in weights:
                 continue  # already found without unfolding leetspeak
             add(prefix + reason, weight)
-    if _SPACED.search(unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)):
+    folded = text if text.isascii() else unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    if _SPACED_HINT.search(folded) and _SPACED.search(folded):
         squashed = _LETTERS_ONLY.sub("", leet)
         for reason, weight, pattern in _SQUASHED_RULES:
             if _matches(pattern, squashed, False):
                 add("spaced-out " + reason, weight)
     if code_free != norm and not weights:
         # Markers shown inside code spans are usually documentation; they still count, weakly.
-        for (reason, weight, pattern, _neg), groups in zip(_INJECTION_RULES, _TRIGGERS, strict=True):
-            if _triggered(groups, norm) and _matches(pattern, norm, False):
+        present = _presence(norm)
+        for (reason, weight, pattern, _neg), groups in zip(_INJECTION_RULES, _TRIGGER_SETS, strict=True):
+            if _triggered(groups, present) and _matches(pattern, norm, False):
                 add("in code: " + reason, weight * 0.3)
     if not weights:
         return 0.0, ()
