@@ -243,7 +243,8 @@ def bench_speed() -> None:
         for name, fn in fns.items():
             sub = msgs if "presidio" not in name else msgs[:60]
             speeds.setdefault(name, {})[kind] = time_scan(fn, sub, 2.0 if "presidio" in name else 1.0)
-    print("CPU µs per message; google-re2 " + ("installed (rule pre-checks in one pass)" if _has_re2() else "not installed"))
+    re2_note = "installed (rule pre-checks in one pass)" if _has_re2() else "not installed"
+    print(f"CPU µs per message; google-re2 {re2_note}")
     print("| scanner | µs / 1 KB (typical) | µs / 1 KB (dense) |")
     print("|---|---:|---:|")
     for name, sp in speeds.items():
