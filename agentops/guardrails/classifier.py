@@ -25,8 +25,9 @@ linear in the classified length and bounded per call; the rules still see the wh
 Why hand-written: scikit-learn fits the model (the ``train`` extra), but scoring with it would add
 scipy and scikit-learn (~150 MB) to the default install and spend a Python-level loop per n-gram in
 ``HashingVectorizer``. Here every n-gram is hashed with a polynomial rolling hash computed from numpy
-prefix sums (a few vectorised passes per window), and the score is a sort, one gather and one sum
-over a float16 weight vector — numpy only.
+prefix sums (a few vectorised passes per window, sliced rather than gathered), the distinct buckets
+come from one scatter and one gather into a per-thread table (no sort), and the score is one gather
+and one sum over the weight vector — numpy only.
 """
 
 from __future__ import annotations
