@@ -15,7 +15,7 @@ from agentops import evals as ev
 from agentops.errors import ConfigError
 from agentops.evals.assertions import ASSERTION_TYPES, ContainsAny, JsonValid, MaxTokens, Observed, Regex
 from agentops.evals.cases import EvalCase, EvalSuite, JudgeSettings, SuiteDefaults, suite_from_dict
-from agentops.examples import demo_suite_path
+from agentops.evals.demo import demo_suite_path
 from agentops.models import OfflineModel
 from agentops.pricing import cost
 from agentops.usage import UnpricedModelWarning
