@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import ag2
@@ -20,7 +21,7 @@ from agentops.errors import (
 )
 from agentops.listeners import RETRY
 from agentops.models import OfflineModel
-from agentops.resilience import HTTPFaults, RetryPolicy, RetrySettings, as_provider_error
+from agentops.resilience import AttemptTimeout, HTTPFaults, RetryPolicy, RetrySettings, as_provider_error
 
 QUESTION = "What is the capital of France?"
 ANSWER = "Offline answer to: What is the capital of France?"
@@ -145,6 +146,36 @@ async def test_deadline_stops_a_slow_attempt(fault_servers) -> None:
     policy = RetryPolicy(deadline_s=0.3)
     with pytest.raises(ProviderTimeout, match=r"deadline of 0\.3 s passed during attempt 1"):
         await _agent(server, policy, timeout=10.0).ask(QUESTION)
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
+async def test_an_attempt_past_its_own_limit_is_retried_within_the_deadline() -> None:
+    calls = 0
+
+    async def slow_first(events, context):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(100)
+        return ModelResponse(ModelMessage("ok"), finish_reason="stop")
+
+    def loop_clock():
+        return asyncio.get_running_loop().time()
+
+    policy = RetryPolicy(attempt_timeout_s=2, deadline_s=10, base_s=0, clock=loop_clock)
+    response = await policy.run(slow_first, [], _context())
+    assert response.message.content == "ok" and calls == 2 and dict(policy.retries) == {"AttemptTimeout": 1}
+    stuck = RetryPolicy(attempt_timeout_s=2, deadline_s=3, base_s=0, max_attempts=5, clock=loop_clock)
+
+    async def never(events, context):
+        await asyncio.sleep(100)
+
+    with pytest.raises(ProviderTimeout, match=r"deadline of 3 s passed during attempt 2"):
+        await stuck.run(never, [], _context())  # attempt 2 has 1 s left: the deadline, not the attempt limit
+    with pytest.raises(AttemptTimeout, match=r"attempt 1 exceeded 2 s"):
+        await RetryPolicy(attempt_timeout_s=2, max_attempts=1).run(never, [], _context())
+    assert issubclass(AttemptTimeout, ProviderTimeout)
 
 
 async def test_deadline_counts_waits() -> None:
