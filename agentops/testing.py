@@ -244,14 +244,17 @@ def fault_servers() -> Iterator[Callable[..., Any]]:
 def replay_config(request: pytest.FixtureRequest) -> Callable[[str | Path], Any]:
     """A factory: ``replay_config("cassettes/x.yaml")`` → a ``ModelConfig`` replaying that cassette.
 
-    Relative paths are resolved against the test file's directory.
+    Relative paths are resolved against the test file's directory. Each test replays from the
+    cassette's first exchange, whatever ran before it in the process.
     """
+    from agentops.cassettes import forget_cassette
     from agentops.models import model_config
 
     def build(path: str | Path) -> Any:
         p = Path(path)
         if not p.is_absolute():
             p = Path(request.node.path).parent / p
+        forget_cassette(p)
         return model_config("replay", cassette=p)
 
     return build
@@ -272,6 +275,10 @@ class _Collector:
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, str]] = {}
 
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.failed:  # a module that does not import: one error row, named by its path
+            self.rows[report.nodeid] = {"test": report.nodeid, "outcome": "error", "message": _first_line(report)}
+
     def pytest_runtest_logreport(self, report: Any) -> None:
         row = self.rows.setdefault(report.nodeid, {"test": report.nodeid.split("::")[-1], "outcome": "passed"})
         if report.when == "call" or not report.passed:
@@ -287,6 +294,8 @@ def _first_line(report: Any) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None:
         return str(crash.message).splitlines()[0][:120]
+    if report.when == "collect":  # an import error: its last line names the cause
+        return str(report.longrepr).strip().splitlines()[-1][:120]
     if isinstance(report.longrepr, tuple):  # a skip: (file, line, reason)
         return str(report.longrepr[2])[:120]
     return str(report.longrepr).splitlines()[0][:120] if report.longrepr else ""
@@ -308,7 +317,9 @@ def _in_process(root: Path, args: list[str]) -> tuple[int, str, _Collector]:
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            code = pytest.main([*args, str(root)], plugins=[collector])
+            # importlib mode: test modules of another project run earlier in this process never collide
+            own = ["--import-mode=importlib", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+            code = pytest.main([*args, *own, str(root)], plugins=[collector])
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
