@@ -307,3 +307,15 @@ async def test_tools_through_an_agent_idempotent_retried_others_run_once() -> No
     assert "order 7: shipped" in (await agent.ask("where is my order?")).body
     reply = await agent.ask("please refund")
     assert runs == {"lookup": 2, "refund": 1} and "refund returned" in reply.body
+
+
+def test_the_workflow_runner_loads_the_retry_policy_without_the_server() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, agentops.workflows, agentops.resilience as r; "
+        "assert 'agentops.resilience.server' not in sys.modules and 'uvicorn' not in sys.modules; "
+        "assert r.FaultServer.__name__ == 'FaultServer' and 'agentops.resilience.server' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
