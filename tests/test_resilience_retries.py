@@ -319,3 +319,18 @@ def test_the_workflow_runner_loads_the_retry_policy_without_the_server() -> None
         "assert r.FaultServer.__name__ == 'FaultServer' and 'agentops.resilience.server' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+async def test_allow_truncated_keeps_an_answer_cut_at_the_token_limit() -> None:
+    calls = 0
+
+    async def cut(events, context):
+        nonlocal calls
+        calls += 1
+        return ModelResponse(ModelMessage("cut he"), finish_reason="length")
+
+    response = await RetryPolicy(allow_truncated=True).run(cut, [], _context())
+    assert response.message.content == "cut he" and calls == 1
+    with pytest.raises(TruncatedOutputError):
+        await RetryPolicy(max_attempts=2, base_s=0).run(cut, [], _context())
+    assert calls == 3

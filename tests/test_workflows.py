@@ -376,6 +376,16 @@ async def test_an_escalation_rerun_does_not_repeat_a_guarded_side_effect():
     assert opened == ["17"] and (ledger.executed, ledger.replayed) == (1, 1)
 
 
+async def test_a_stage_answer_cut_at_the_token_limit_is_kept_not_retried():
+    from ag2.events import ModelMessage, ModelResponse
+
+    cut = ModelResponse(ModelMessage("The change looks fine but"), finish_reason="length")
+    model = TrackingConfig(TestConfig(cut, "unused", model="offline-1"))
+    run = await run_workflow({"name": "t", "stages": [{"name": "s"}]}, "go", models=model)
+    assert run.status == "completed" and run.outputs["s"] == "The change looks fine but"
+    assert run.record("s").attempts == 1 and len(model.calls) == 1
+
+
 async def test_tools_for_an_unknown_stage_are_refused():
     t = {"name": "t", "stages": [{"name": "s"}]}
     with pytest.raises(WorkflowError, match=r"tools for unknown stage\(s\) \['nope'\]"):

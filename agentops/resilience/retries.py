@@ -86,6 +86,7 @@ class RetrySettings(Spec):
         attempt_timeout_s: time limit of one attempt (``None``: only the deadline); an attempt that
             exceeds it raises :class:`AttemptTimeout`, which is retried like a provider timeout.
         require_finish_reason: treat a response with no finish reason (a cut stream) as truncated.
+        allow_truncated: accept an answer cut at the token limit (for callers that cap replies on purpose).
         buffer_output: hold what the client publishes until the answer validates (see the module doc).
     """
 
@@ -96,6 +97,7 @@ class RetrySettings(Spec):
     deadline_s: float = Field(60.0, gt=0, le=3600)
     attempt_timeout_s: float | None = Field(None, gt=0, le=3600)
     require_finish_reason: bool = False
+    allow_truncated: bool = False
     buffer_output: bool = True
 
 
@@ -310,7 +312,12 @@ class RetryPolicy:
             raise ProviderTimeout(
                 f"the call's deadline of {s.deadline_s:g} s passed during attempt {attempt}"
             ) from None
-        return check_output(response, require_finish_reason=s.require_finish_reason, schema=self.output_schema)
+        return check_output(
+            response,
+            require_finish_reason=s.require_finish_reason,
+            schema=self.output_schema,
+            allow_truncated=s.allow_truncated,
+        )
 
     async def _after_failure(self, exc: BaseException, attempt: int, started: float, label: str) -> None:
         """Wait and ask for another attempt (raise ``_RetryNow``), or give up (raise ``exc``)."""

@@ -17,8 +17,9 @@ What the runner guarantees:
   depends on;
 * **call-level retries** per stage: each model call of the stage's turn is retried by
   :class:`agentops.resilience.RetryPolicy` (composed with AG2's ``RetryMiddleware``) — an attempt
-  past the stage's ``timeout_s``, a provider error, an empty or truncated answer — retrying only what
-  :func:`agentops.errors.is_retryable` allows (never a refusal). The turn is never repeated, so a
+  past the stage's ``timeout_s``, a provider error, an empty answer — retrying only what
+  :func:`agentops.errors.is_retryable` allows (never a refusal). An answer cut at the token limit
+  is kept: templates cap stage replies on purpose. The turn is never repeated, so a
   tool already called does not run twice; a stage that keeps failing fails the workflow with the
   stage and the cause named (:class:`StageFailed`);
 * each turn carries the **idempotency key** ``"<run_id>:<stage>"`` (``variables``), so stage tools

@@ -7,7 +7,7 @@ stage of a batch.
 
 Retries are **call-level**: each stage agent carries a :class:`~agentops.resilience.RetryPolicy`
 (AG2's ``RetryMiddleware`` underneath) that repeats one failed *model call* — a timeout of the
-attempt (the stage's ``timeout_s``), a provider error, an empty, truncated or malformed answer —
+attempt (the stage's ``timeout_s``), a provider error, an empty or malformed answer —
 with backoff, and only what :func:`agentops.errors.is_retryable` allows (never a refusal or a
 configuration error). The turn itself is never repeated, so a tool the model already called does not
 run again; every turn also carries ``variables={"idempotency_key": "<run_id>:<stage>"}`` so tools
@@ -166,6 +166,7 @@ class _Runner:
             base_s=min(self.t.retry_backoff_s, _MAX_BACKOFF_S),
             max_backoff_s=_MAX_BACKOFF_S,
             attempt_timeout_s=min(timeout, 3600.0),
+            allow_truncated=True,  # a stage's output is prose handed on; templates cap replies on purpose
             deadline_s=min(_turn_limit(timeout, retries, self.t.retry_backoff_s), 3600.0),
             listeners=self.i.listeners,
             clock=_loop_time,  # the clock the stage's timeouts use
