@@ -8,10 +8,17 @@ record's attributes with per-key checks, formats the timestamp through a ``datet
 through a Python ``default`` hook — about 25 µs a line, most of the telemetry's cost on a fast turn.
 With the default configuration the formatter builds the same fields in one pass (the timestamp text is
 cached per second) and, since every value is already cleaned into JSON-ready data, encodes with the
-encoder alone — ``orjson`` when it is installed (ten times faster than the standard library on a log
-line), else :mod:`json`. Lines are always ASCII (other characters escaped, as ``json.dumps`` does), so
-no line separator such as U+2028 can split a record. Any other configuration (``static_fields``,
-``rename_fields``, ...) takes the library's general path unchanged.
+encoder alone — ``orjson`` (about ten times faster than the standard library's C encoder on a log
+line: measured 0.7 against 8 µs), else a cached :class:`json.JSONEncoder`. Lines are always ASCII
+(other characters escaped, as ``json.dumps`` does), so no line separator such as U+2028 can split a
+record. Any other configuration (``static_fields``, ``rename_fields``, ...) takes the library's general
+path unchanged.
+
+Why :func:`emit` may bypass ``logging``: building a ``LogRecord`` and passing it through
+``Logger.handle``, the handler's filter, lock and ``emit`` costs more than the line itself. When every
+handler is one :func:`configure_json_logging` made (a plain stream or file handler, our formatter, our
+filter), :func:`emit` writes the same line straight to each stream under the handler's lock; any
+handler or filter of the application's own, propagation, or pytest's ``caplog`` gets a real record.
 """
 
 from __future__ import annotations

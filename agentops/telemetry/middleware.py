@@ -8,8 +8,8 @@ failed), one per model or tool call at DEBUG (WARNING when it failed). A turn's 
 model, tokens, cost, latency and outcome, so the default INFO level costs one line per request.
 
 Hot path: everything that does not change from turn to turn (the agent's label values, the metric
-children they select) is resolved once per agent by :class:`_AgentOpsFactory`, and log records skip
-``logging``'s stack walk (:func:`agentops.telemetry.logs.emit`).
+children they select) is resolved once per agent by :class:`_AgentOpsFactory`, and log lines go straight to
+the telemetry's own handlers (:func:`agentops.telemetry.logs.emit`).
 """
 
 from __future__ import annotations
