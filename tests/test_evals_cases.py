@@ -15,7 +15,7 @@ from agentops import evals as ev
 from agentops.errors import ConfigError
 from agentops.evals.assertions import ASSERTION_TYPES, ContainsAny, JsonValid, MaxTokens, Observed, Regex
 from agentops.evals.cases import EvalCase, EvalSuite, JudgeSettings, SuiteDefaults, suite_from_dict
-from agentops.examples import demo_suite_path
+from agentops.evals.demo import demo_suite_path
 from agentops.models import OfflineModel
 from agentops.pricing import cost
 from agentops.usage import UnpricedModelWarning
@@ -357,3 +357,15 @@ def test_every_assertion_label_names_its_type_and_argument():
         (a.Equals(value="x" * 40), "equals[" + "x" * 29 + "…]"),
     ]
     assert [x.label for x, _ in labels] == [want for _, want in labels]
+
+
+def test_with_latency_limit_moves_only_the_latency_checks():
+    suite = ev.load_suite(demo_suite_path())
+    relaxed = suite.with_latency_limit(600)
+    labels = [a.label for a in relaxed.defaults.assertions]
+    assert "max_latency_s[600]" in labels and "max_latency_s[10]" in [a.label for a in suite.defaults.assertions]
+    assert [c.assertions for c in relaxed.cases] == [c.assertions for c in suite.cases]  # no case sets its own
+    assert len(relaxed.defaults.assertions) == len(suite.defaults.assertions)
+    for bad in (0, -1, True, "10"):
+        with pytest.raises(ConfigError, match="latency limit must be a positive number"):
+            suite.with_latency_limit(bad)
