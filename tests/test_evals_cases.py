@@ -338,6 +338,27 @@ def test_the_package_face_is_small_and_every_exception_is_in_the_agentops_tree()
     assert len(raised) == 5 and all(issubclass(c, AgentOpsError) for c in raised), raised
 
 
+def test_every_assertion_label_names_its_type_and_argument():
+    import agentops.evals.assertions as a
+
+    labels = [
+        (a.Equals(value="Paris"), "equals[Paris]"),
+        (a.ContainsAll(values=["a", "b"]), "contains_all[a,b]"),
+        (a.NotContains(values=["x"]), "not_contains[x]"),
+        (a.NotRegex(pattern=r"\d{3}"), r"not_regex[\d{3}]"),
+        (a.JsonValid(), "json"),
+        (a.JsonValid(schema={"type": "object"}), "json[schema]"),
+        (a.ToolCalled(name="lookup", arguments={"id": 1}), 'tool_called[lookup({"id": 1})]'),
+        (a.ToolNotCalled(name="*"), "tool_not_called[*]"),
+        (a.MaxTokens(value=50, count="prompt"), "max_tokens[prompt≤50]"),
+        (a.MaxLatency(value=2.5), "max_latency_s[2.5]"),
+        (a.MaxCost(value=0.01), "max_cost_usd[0.01]"),
+        (a.ScorerRef(name="exact"), "scorer[exact]"),
+        (a.Equals(value="x" * 40), "equals[" + "x" * 29 + "…]"),
+    ]
+    assert [x.label for x, _ in labels] == [want for _, want in labels]
+
+
 def test_with_latency_limit_moves_only_the_latency_checks():
     suite = ev.load_suite(demo_suite_path())
     relaxed = suite.with_latency_limit(600)
