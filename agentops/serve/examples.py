@@ -12,7 +12,23 @@ from typing import Any
 from agentops import _identity  # noqa: F401
 from agentops.models import OfflineModel, Prompt, Rule, rule
 
-__all__ = ["SUPPORT_PROMPT", "canary_pair", "canary_suite", "offline_rules", "shop_tools", "support_agent"]
+__all__ = [
+    "SUPPORT_PROMPT",
+    "canary_pair",
+    "canary_suite",
+    "config_from_env",
+    "offline_rules",
+    "replica_env",
+    "shop_tools",
+    "support_agent",
+]
+
+_BACKEND_ENV = (
+    "AGENTOPS_SERVE_BACKEND",
+    "AGENTOPS_SERVE_MODEL",
+    "AGENTOPS_SERVE_BASE_URL",
+    "AGENTOPS_SERVE_COMPLETION",
+)
 
 SUPPORT_PROMPT = "You are the support agent of ACME. Answer in one short sentence."
 
@@ -33,6 +49,34 @@ def offline_rules(version: str = "v1") -> list[Rule]:
     return [rule(f"support answer {version}", lambda p: f"[{version}] " + _answer(p), system_contains="ACME")]
 
 
+def replica_env(
+    llm_backend: str = "offline", model: str | None = None, base_url: str | None = None, max_tokens: int | None = None
+) -> dict[str, str]:
+    """Environment that makes a replica's :func:`support_agent` use the chapter's model (not the offline one).
+
+    The provider's key stays in its own variable (``OPENAI_API_KEY``...), inherited, never copied here.
+    """
+    values = (llm_backend, model, base_url, None if max_tokens is None else str(max_tokens))
+    return {name: str(v) for name, v in zip(_BACKEND_ENV, values, strict=True) if v is not None}
+
+
+def config_from_env(env: Any = None) -> Any:
+    """The model config :func:`replica_env` describes, or ``None`` for the offline model."""
+    env = os.environ if env is None else env
+    backend = env.get(_BACKEND_ENV[0], "offline")
+    if backend == "offline":
+        return None
+    from agentops.models import model_config
+
+    completion = env.get(_BACKEND_ENV[3])
+    return model_config(
+        backend,
+        env.get(_BACKEND_ENV[1]) or None,
+        base_url=env.get(_BACKEND_ENV[2]) or None,
+        max_tokens=int(completion) if completion else None,
+    )
+
+
 def support_agent(
     redis_url: str | None = None,
     *,
@@ -47,14 +91,20 @@ def support_agent(
 
     ``redis_url`` defaults to ``AGENTOPS_SERVE_REDIS_URL``; without one the budget is per process.
     ``max_tokens`` defaults to ``AGENTOPS_SERVE_MAX_TOKENS`` (else 2000); ``ledger`` overrides both.
-    ``config`` replaces the offline model (a real provider); ``AGENTOPS_SERVE_PREFIX`` names the ledger.
+    ``config`` replaces the offline model (a real provider; default: :func:`config_from_env`, so replicas
+    started with :func:`replica_env` use the chapter's model); ``AGENTOPS_SERVE_PREFIX`` names the ledger;
+    ``AGENTOPS_SERVE_LATENCY_S`` adds simulated latency to the offline model. A
+    :class:`~agentops.resilience.HealthMonitor` in the middleware feeds the service's ``/readyz``.
     """
     import ag2
     from redis import Redis
 
     from agentops.budgets import Budget, BudgetMiddleware, InProcessLedger, RedisLedger
+    from agentops.resilience.health import HealthMonitor
 
     redis_url = redis_url or os.environ.get("AGENTOPS_SERVE_REDIS_URL")
+    config = config if config is not None else config_from_env()
+    latency_s = latency_s or float(os.environ.get("AGENTOPS_SERVE_LATENCY_S", "0"))
     model = config or OfflineModel(seed=0, rules=offline_rules(version), latency_s=latency_s, sleep=latency_s > 0)
     prefix = os.environ.get("AGENTOPS_SERVE_PREFIX", prefix)
     if ledger is None:
@@ -68,7 +118,7 @@ def support_agent(
         max_completion_tokens=64,
     )
     prompt = SUPPORT_PROMPT if version == "v1" else SUPPORT_PROMPT + " Be warm."
-    return ag2.Agent("support", prompt, config=model, middleware=[budget])
+    return ag2.Agent("support", prompt, config=model, middleware=[HealthMonitor(), budget])
 
 
 def canary_pair(config: Any = None) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
