@@ -160,11 +160,13 @@ def canary_suite() -> Any:
     return EvalSuite.model_validate({"name": "support-canary", "cases": cases})
 
 
-def shop_tools() -> tuple[Any, Any, list[Rule]]:
+def shop_tools(llamaindex: bool = True) -> tuple[Any, Any, list[Rule]]:
     """A LangChain tool (stock level) and a LlamaIndex tool (shipping days), local work only, plus the
-    offline rules that call them (``stock`` → ``stock_level``, ``ship`` → ``shipping_days``)."""
+    offline rules that call them (``stock`` → ``stock_level``, ``ship`` → ``shipping_days``).
+
+    ``llamaindex=False`` returns ``None`` for the LlamaIndex tool and never imports ``llama_index``
+    (seconds of imports a chapter may skip)."""
     from langchain_core.tools import tool as lc_tool
-    from llama_index.core.tools import FunctionTool
 
     from agentops.models import tool_rule
 
@@ -177,7 +179,11 @@ def shop_tools() -> tuple[Any, Any, list[Rule]]:
         """Days to ship an order to a country (ISO code)."""
         return 1 if express else {"FR": 2, "DE": 3}.get(country.upper(), 7)
 
-    li_tool = FunctionTool.from_defaults(async_fn=shipping_days, name="shipping_days")
+    li_tool = None
+    if llamaindex:
+        from llama_index.core.tools import FunctionTool
+
+        li_tool = FunctionTool.from_defaults(async_fn=shipping_days, name="shipping_days")
     rules = [
         tool_rule("stock_level", keywords=["stock"], arguments={"sku": "A-100"}),
         tool_rule("shipping_days", keywords=["ship", "shipping"], arguments={"country": "FR"}),
