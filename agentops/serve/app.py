@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -265,7 +266,10 @@ class AgentService:
 
 def _find_monitor(agent: Any) -> Any:
     """The :class:`~agentops.resilience.HealthMonitor` among the agent's middleware, if any."""
-    from agentops.resilience.health import HealthMonitor
+    health = sys.modules.get("agentops.resilience.health")
+    if health is None:  # not imported: no monitor can exist (and importing it costs the guardrails)
+        return None
+    HealthMonitor = health.HealthMonitor  # noqa: N806
 
     for item in getattr(agent, "_middleware", None) or ():
         for candidate in (item, getattr(item, "factory", None)):
