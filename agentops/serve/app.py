@@ -269,7 +269,7 @@ def _find_monitor(agent: Any) -> Any:
     health = sys.modules.get("agentops.resilience.health")
     if health is None:  # not imported: no monitor can exist (and importing it costs the guardrails)
         return None
-    HealthMonitor = health.HealthMonitor  # noqa: N806
+    HealthMonitor = health.HealthMonitor
 
     for item in getattr(agent, "_middleware", None) or ():
         for candidate in (item, getattr(item, "factory", None)):
