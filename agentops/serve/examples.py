@@ -86,6 +86,7 @@ def support_agent(
     prefix: str = "agentops-serve",
     ledger: Any = None,
     config: Any = None,
+    meter: Any = None,
 ) -> Any:
     """An offline support agent with a global token budget (Redis-shared when ``redis_url`` is given).
 
@@ -94,7 +95,8 @@ def support_agent(
     ``config`` replaces the offline model (a real provider; default: :func:`config_from_env`, so replicas
     started with :func:`replica_env` use the chapter's model); ``AGENTOPS_SERVE_PREFIX`` names the ledger;
     ``AGENTOPS_SERVE_LATENCY_S`` adds simulated latency to the offline model. A
-    :class:`~agentops.resilience.HealthMonitor` in the middleware feeds the service's ``/readyz``.
+    :class:`~agentops.resilience.HealthMonitor` in the middleware feeds the service's ``/readyz``;
+    ``meter`` (a :class:`~agentops.usage.UsageMeter`) counts the agent's tokens.
     """
     import ag2
     from redis import Redis
@@ -118,20 +120,21 @@ def support_agent(
         max_completion_tokens=64,
     )
     prompt = SUPPORT_PROMPT if version == "v1" else SUPPORT_PROMPT + " Be warm."
-    return ag2.Agent("support", prompt, config=model, middleware=[HealthMonitor(), budget])
+    metered = [meter.middleware()] if meter is not None else []
+    return ag2.Agent("support", prompt, config=model, middleware=[HealthMonitor(), *metered, budget])
 
 
-def canary_pair(config: Any = None) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+def canary_pair(config: Any = None, meter: Any = None) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     """``((Release v1, agent), (Release v2, agent))``: the stable support agent and a warmer candidate.
 
     Offline, each version answers by its own rules (``config=None``); with a real provider both use
-    ``config`` and differ by prompt only.
+    ``config`` and differ by prompt only. ``meter`` counts both agents' tokens.
     """
     from agentops.serve.canary import Release
 
     pairs = []
     for version in ("v1", "v2"):
-        agent = support_agent(version=version, config=config.copy() if config is not None else None)
+        agent = support_agent(version=version, config=config.copy() if config is not None else None, meter=meter)
         model = getattr(config, "model", None) or "offline-1"
         release = Release(
             version=version, system_prompt=SUPPORT_PROMPT + ("" if version == "v1" else " Be warm."), model=str(model)
@@ -140,11 +143,12 @@ def canary_pair(config: Any = None) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     return pairs[0], pairs[1]
 
 
-def canary_suite() -> Any:
-    """Chapter 03's eval suite format: three support questions the candidate must still answer."""
+def canary_suite(cases: int | None = None) -> Any:
+    """Chapter 03's eval suite format: three support questions the candidate must still answer
+    (the first ``cases`` of them when given: a real model answers fewer)."""
     from agentops.evals import EvalSuite
 
-    cases = [
+    found = [
         {
             "id": "refund",
             "prompt": "How long does a refund take?",
@@ -157,7 +161,7 @@ def canary_suite() -> Any:
         },
         {"id": "other", "prompt": "My parcel is late", "assert": [{"type": "contains_any", "values": ["order"]}]},
     ]
-    return EvalSuite.model_validate({"name": "support-canary", "cases": cases})
+    return EvalSuite.model_validate({"name": "support-canary", "cases": found[:cases]})
 
 
 def shop_tools(llamaindex: bool = True) -> tuple[Any, Any, list[Rule]]:
