@@ -83,3 +83,18 @@ def test_shop_tools_without_llamaindex_never_imports_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split()[:3] == ["stock_level", "None", "['call"]
     assert out.stdout.strip().endswith("False")
+
+
+def test_canary_helpers_size_the_suite_and_meter_the_agents():
+    import asyncio
+
+    from agentops.serve.examples import canary_pair, canary_suite
+    from agentops.usage import UsageMeter
+
+    assert [c.id for c in canary_suite().cases] == ["refund", "hours", "other"]
+    assert [c.id for c in canary_suite(1).cases] == ["refund"]
+    meter = UsageMeter()
+    (_, stable), (_, candidate) = canary_pair(meter=meter)
+    for agent in (stable, candidate):
+        asyncio.run(agent.ask("refund?"))
+    assert meter.calls == 2 and meter.tokens > 0
