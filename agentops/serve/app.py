@@ -242,6 +242,9 @@ class AgentService:
             return 502, {"error": "provider_error", "kind": type(exc).__name__, "retryable": bool(exc.retryable)}
         except AgentOpsError as exc:
             return 400, {"error": "bad_request", "kind": type(exc).__name__, "detail": str(exc)}
+        except Exception as exc:  # an unexpected failure still gets a JSON body a client can read
+            log.error("turn failed: %s", type(exc).__name__, exc_info=exc)
+            return 500, {"error": "internal_error", "kind": type(exc).__name__}
         finally:
             self.inflight.discard(task)
 
