@@ -105,3 +105,16 @@ def test_readyz_over_http_follows_breakers_while_healthz_stays_live():
         running.service.draining = True
         assert httpx.get(running.url + "/readyz").json()["detail"].startswith("draining")
         running.service.draining = False
+
+
+def test_an_unexpected_turn_failure_answers_500_with_a_json_body():
+    class Broken:
+        name = "broken"
+
+        async def ask(self, prompt):
+            raise RuntimeError("bound to a different event loop")
+
+    svc = AgentService(Broken(), keys=KEYS, url="http://127.0.0.1:1", health=lambda: None)
+    status, body = asyncio.run(svc.ask("hi", "c-1"))
+    assert (status, body) == (500, {"error": "internal_error", "kind": "RuntimeError"})
+    assert not svc.inflight
