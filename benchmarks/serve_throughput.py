@@ -3,8 +3,10 @@
 Both run behind the same server (uvicorn, REST ``/v1/ask``, API-key check) in the same process and run:
 
 * ``bare`` — an ``ag2.Agent`` on the offline model, no middleware, no rate limit;
-* ``full`` — the same agent with telemetry (spans + Prometheus), guardrails, a token budget on a
-  ``RedisLedger`` and a per-key rate limit in Redis (falls back to in-process stores without Redis).
+* ``full`` — the same agent with telemetry (spans + Prometheus), guardrails, a health monitor (feeding
+  ``/readyz``), a token budget on a ``RedisLedger``, a per-key rate limit in Redis and the admission
+  queue in Redis (capacity = the concurrency, so it admits every request: its cost, not its waiting, is
+  measured); falls back to in-process stores without Redis.
 
 Printed: requests/s and p50/p95 latency at a fixed concurrency, and the full/bare ratios.
 
@@ -25,7 +27,7 @@ import httpx
 from agentops.budgets import Budget, BudgetMiddleware, InProcessLedger, RedisLedger
 from agentops.guardrails import GuardrailMiddleware
 from agentops.models import OfflineModel
-from agentops.serve import KeyStore, RateLimit, ServiceThread, build_app
+from agentops.serve import AdmissionQueue, KeyStore, RateLimit, RedisQueueStore, ServiceThread, build_app
 from agentops.serve.examples import SUPPORT_PROMPT, offline_rules
 from agentops.telemetry import Telemetry
 
@@ -42,12 +44,14 @@ def _redis_ok() -> bool:
         return False
 
 
-def _bare() -> tuple[ag2.Agent, RateLimit | None]:
-    return ag2.Agent("support", SUPPORT_PROMPT, config=OfflineModel(rules=offline_rules())), None
+def _bare(concurrency: int) -> tuple[ag2.Agent, RateLimit | None, AdmissionQueue | None]:
+    return ag2.Agent("support", SUPPORT_PROMPT, config=OfflineModel(rules=offline_rules())), None, None
 
 
-def _full(use_redis: bool) -> tuple[ag2.Agent, RateLimit | None]:
+def _full(use_redis: bool, concurrency: int) -> tuple[ag2.Agent, RateLimit | None, AdmissionQueue | None]:
     import redis
+
+    from agentops.resilience import HealthMonitor
 
     model = OfflineModel(rules=offline_rules())
     ledger = RedisLedger(redis.Redis.from_url(REDIS), prefix="bench-serve") if use_redis else InProcessLedger()
@@ -55,9 +59,14 @@ def _full(use_redis: bool) -> tuple[ag2.Agent, RateLimit | None]:
         ledger, agent="support", budgets=[Budget("b", scope="global", max_tokens=10**9)], model=model
     )
     telemetry = Telemetry(exporter="none")
-    middleware = [*telemetry.middleware("support"), GuardrailMiddleware(agent="support"), budget]
+    middleware = [*telemetry.middleware("support"), HealthMonitor(), GuardrailMiddleware(agent="support"), budget]
     limit = RateLimit("1000000/minute", storage_url=REDIS if use_redis else "memory://", namespace="bench-serve")
-    return ag2.Agent("support", SUPPORT_PROMPT, config=model, middleware=middleware), limit
+    store = None
+    if use_redis:
+        store = RedisQueueStore(redis.Redis.from_url(REDIS), namespace="bench-serve-queue")
+        store.clear()
+    queue = AdmissionQueue(store, capacity=concurrency, max_waiting=10 * concurrency)
+    return ag2.Agent("support", SUPPORT_PROMPT, config=model, middleware=middleware), limit, queue
 
 
 async def _load(url: str, n: int, concurrency: int) -> tuple[float, list[float]]:
@@ -81,10 +90,10 @@ async def _load(url: str, n: int, concurrency: int) -> tuple[float, list[float]]
 
 
 def _measure(name: str, build, n: int, concurrency: int) -> dict[str, float]:
-    agent, limit = build()
+    agent, limit, queue = build(concurrency)
 
     def make(url: str):
-        return build_app(agent, keys=KeyStore({"bench": KEY}), url=url, rate_limit=limit)
+        return build_app(agent, keys=KeyStore({"bench": KEY}), url=url, rate_limit=limit, queue=queue)
 
     with ServiceThread(make) as running:
         elapsed, lat = asyncio.run(_load(running.url, n, concurrency))
@@ -108,7 +117,7 @@ def main() -> None:
         _measure("bare ag2.Agent", _bare, args.requests, args.concurrency),
         _measure(
             "full stack" + (" (Redis)" if use_redis else " (in-process)"),
-            lambda: _full(use_redis),
+            lambda c: _full(use_redis, c),
             args.requests,
             args.concurrency,
         ),

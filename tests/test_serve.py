@@ -152,7 +152,7 @@ def test_rest_validates_requests(service, body, status, error):
 
 def test_health_readiness_and_metrics(service):
     assert httpx.get(service.url + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(service.url + "/readyz").json() == {"status": "ready", "detail": "ok"}
+    assert httpx.get(service.url + "/readyz").json() == {"status": "ready", "detail": "ok", "health": "healthy"}
     _ask(service, key=None)
     text = httpx.get(service.url + "/metrics").text
     assert 'agentops_serve_refusals_total{reason="missing_key",route="/v1/ask"}' in text

@@ -40,6 +40,22 @@ def _agent(factory: Any, redis_url: str | None) -> Any:
     return agent
 
 
+def _queue(args: Any) -> Any:
+    """The admission queue (``--queue-capacity`` > 0): Redis-shared when ``--redis-url`` is given."""
+    if not args.queue_capacity:
+        return None
+    from agentops.serve.queue import AdmissionQueue, RedisQueueStore
+
+    store = None
+    if args.redis_url:
+        from redis import Redis
+
+        store = RedisQueueStore(Redis.from_url(args.redis_url), namespace=args.queue_namespace)
+    return AdmissionQueue(
+        store, capacity=args.queue_capacity, max_waiting=args.queue_waiting, max_wait_s=args.queue_wait_s
+    )
+
+
 def _run(args: Any) -> int:
     from agentops.serve.app import build_app
     from agentops.serve.auth import KeyStore, RateLimit
@@ -49,12 +65,13 @@ def _run(args: Any) -> int:
     storage = args.redis_url or "memory://"
     limit = RateLimit(args.rate, storage_url=storage) if args.rate else None
     agent = _agent(load_factory(args.target), args.redis_url)
+    queue = _queue(args)
     if args.check:
         print(f"ok: {agent.name} with {len(keys.names)} key(s), limit {args.rate or 'none'}")
         return 0
 
     def make_app(url: str) -> Any:
-        return build_app(agent, keys=keys, url=url, rate_limit=limit, version=args.version)
+        return build_app(agent, keys=keys, url=url, rate_limit=limit, version=args.version, queue=queue)
 
     drained = run_forever(make_app, host=args.host, port=args.port, grace_s=args.grace_s, allow_public=args.public)
     print(f"stopped; drained {drained or {'finished': 0, 'cancelled': 0}}", flush=True)
@@ -80,6 +97,14 @@ def register_cli(sub: Any) -> None:
         help="Redis shared by replicas: rate limits, budgets (default: AGENTOPS_SERVE_REDIS_URL)",
     )
     p.add_argument("--grace-s", type=float, default=10.0, help="seconds in-flight requests get on shutdown")
+    p.add_argument("--queue-capacity", type=int, default=0, help="turns at once, across replicas (0 = no queue)")
+    p.add_argument("--queue-waiting", type=int, default=32, help="requests that may wait; more get 503")
+    p.add_argument("--queue-wait-s", type=float, default=30.0, help="longest wait for a slot before 503")
+    p.add_argument(
+        "--queue-namespace",
+        default=os.environ.get("AGENTOPS_SERVE_QUEUE", "agentops-serve-queue"),
+        help="Redis key prefix replicas of one service share (default: AGENTOPS_SERVE_QUEUE)",
+    )
     p.add_argument("--version", default="v1", help="version label reported in answers and the A2A card")
     p.add_argument("--check", action="store_true", help="load keys and the agent, print a summary, exit")
     p.set_defaults(func=_run)

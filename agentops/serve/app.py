@@ -4,10 +4,13 @@
 
 - ``POST /v1/ask`` — ``{"prompt": "...", "conversation_id": "..."}`` → ``{"answer": ..., "version": ...}``;
   validated (JSON object, prompt length, body size) and guarded by API key and per-key rate limit;
+  with a ``queue`` (:mod:`agentops.serve.queue`) bursts wait for a slot by priority, bounded;
 - ``/a2a`` — AG2's own :class:`ag2.a2a.A2AServer` (JSON-RPC), with a card whose skills carry tags; its
   card is public, its RPC endpoint needs the same API key (``A2AConfig(headers={"X-API-Key": ...})``);
-- ``GET /healthz`` (the process is alive), ``GET /readyz`` (ready unless draining or a readiness check
-  fails: the rate-limit storage is pinged) and ``GET /metrics`` (Prometheus text exposition).
+- ``GET /healthz`` (liveness only: the process answers) and ``GET /readyz`` (readiness: not ready while
+  draining, when a dependency is down — the rate-limit or queue storage does not answer a ping — or
+  when chapter 07's :class:`~agentops.resilience.HealthMonitor` says ``unhealthy``: every circuit open,
+  most recent model calls failing; the body lists the reasons), and ``GET /metrics`` (Prometheus text).
 
 Graceful shutdown: :meth:`AgentService.drain` refuses new work with 503, lets in-flight requests finish
 for ``grace_s`` and cancels the rest, which answer 503 ``{"error": "cancelled"}``. Cancelling a turn
@@ -23,13 +26,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agentops import _identity  # noqa: F401
 from agentops.errors import AgentOpsError, ConfigError, MissingDependencyError, ProviderError, RefusalError
 from agentops.serve.auth import KeyStore, RateLimit
+from agentops.serve.queue import QueueFull
 
 __all__ = ["AgentService", "build_app", "default_skills"]
 
@@ -83,6 +88,13 @@ class AgentService:
         max_body_bytes / max_prompt_chars: request size limits (413 / 422 above them).
         ask_timeout_s: a turn taking longer is cancelled and answered 504.
         ready: extra readiness check returning ``(ok, detail)``.
+        health: a :class:`~agentops.resilience.HealthMonitor` (default: the one in the agent's
+            middleware, if any) or a callable returning a :class:`~agentops.resilience.Health`.
+        breakers: :class:`~agentops.resilience.Breakers` whose states feed the health verdict.
+        queue: an :class:`~agentops.serve.queue.AdmissionQueue` bounding concurrent turns (bursts wait
+            by priority, a full line answers 503 with ``Retry-After``).
+        priorities: key name → queue priority (default ``normal``); a request may lower its own with
+            the ``X-Priority`` header, never raise it.
         skills: A2A skills for the card (default: one skill with tags from the agent).
     """
 
@@ -100,6 +112,10 @@ class AgentService:
         ask_timeout_s: float = 60.0,
         ready: Callable[[], tuple[bool, str]] | None = None,
         skills: Sequence[Any] | None = None,
+        health: Any = None,
+        breakers: Any = None,
+        queue: Any = None,
+        priorities: Mapping[str, str] | None = None,
     ) -> None:
         if not isinstance(keys, KeyStore):
             raise ConfigError("keys must be a KeyStore: KeyStore.from_env() or KeyStore({'name': 'key'})")
@@ -112,6 +128,13 @@ class AgentService:
         self.rate_limit, self.pick, self.version = rate_limit, pick, version
         self.max_body_bytes, self.max_prompt_chars = max_body_bytes, max_prompt_chars
         self.ask_timeout_s, self._ready, self.skills = ask_timeout_s, ready, skills
+        self.health = health if health is not None else _find_monitor(agent)
+        self.breakers, self.queue = breakers, queue
+        self.priorities = dict(priorities or {})
+        for priority in self.priorities.values():
+            if queue is None:
+                raise ConfigError("priorities need a queue: pass queue=AdmissionQueue(...)")
+            queue.check_priority(priority)
         self.draining = False
         self.inflight: set[asyncio.Task[Any]] = set()
         self._cancelled: set[asyncio.Task[Any]] = set()
@@ -139,23 +162,64 @@ class AgentService:
         return name, None
 
     def readiness(self) -> tuple[bool, str]:
-        """``(ready, detail)``: not ready while draining, when the limiter's storage is down, or the check fails."""
+        """``(ready, detail)``; :meth:`readiness_report` has the reasons and the health verdict."""
+        report = self.readiness_report()
+        return report["ready"], report["detail"]
+
+    def readiness_report(self) -> dict[str, Any]:
+        """``{"ready", "detail", "reasons", "health"}``: draining, dependencies down, health unhealthy."""
+        reasons: list[str] = []
         if self.draining:
-            return False, "draining"
-        if self.rate_limit is not None:
-            try:
-                ok = bool(self.rate_limit.storage.check())
-            except Exception:
-                ok = False
+            reasons.append("draining: shutting down")
+        for name, store in (("rate-limit storage", self._limit_storage()), ("queue storage", self.queue)):
+            if store is not None and not _pings(store):
+                reasons.append(f"dependency down: {name} unreachable")
+        verdict = self._health_verdict()
+        if verdict is not None and not verdict.ready:
+            reasons.extend(verdict.reasons or ("health: unhealthy",))
+        if not reasons and self._ready is not None:
+            ok, detail = self._ready()
             if not ok:
-                return False, "rate-limit storage unreachable"
-        return self._ready() if self._ready is not None else (True, "ok")
+                reasons.append(detail)
+        detail = "; ".join(reasons) if reasons else "ok"
+        health = verdict.to_dict() if verdict is not None else None
+        return {"ready": not reasons, "detail": detail, "reasons": reasons, "health": health}
+
+    def _limit_storage(self) -> Any:
+        return self.rate_limit.storage if self.rate_limit is not None else None
+
+    def _health_verdict(self) -> Any:
+        if self.health is None:
+            return None
+        states = _breaker_states(self.breakers)
+        check = getattr(self.health, "check", None)
+        try:
+            return check(states) if check is not None else self.health()
+        except Exception as exc:  # a broken check must not crash the probe; it makes the replica unready
+            from agentops.resilience import Health
+
+            reason = f"health check failed: {type(exc).__name__}"
+            return Health("unhealthy", (reason,), True, False, 0, None, None, None, states)
 
     # -- turns -----------------------------------------------------------------------------------
-    async def ask(self, prompt: str, conversation_id: str) -> tuple[int, dict[str, Any]]:
-        """Run one turn; ``(status, body)`` with a clear error body on refusal, failure or cancel."""
+    def priority_for(self, who: str | None, asked: str | None = None) -> str:
+        """The key's priority (``priorities``, default ``normal``); a request may ask for a *lower* one."""
+        own = self.priorities.get(who or "", "normal")
+        if self.queue is None or not asked or asked not in self.queue.aging:
+            return own
+        return asked if self.queue.aging[asked] >= self.queue.aging.get(own, 0) else own
+
+    async def _turn(self, agent: Any, prompt: str, priority: str) -> Any:
+        if self.queue is None:
+            return await agent.ask(prompt)
+        async with self.queue.slot(priority):
+            return await agent.ask(prompt)
+
+    async def ask(self, prompt: str, conversation_id: str, priority: str = "normal") -> tuple[int, dict[str, Any]]:
+        """Run one turn (after the admission queue, if any); ``(status, body)`` with a clear error body
+        on refusal, overload (503 with ``retry_after_s``), failure or cancel."""
         version, agent = self.pick(conversation_id) if self.pick else (self.version, self.agent)
-        task = asyncio.ensure_future(agent.ask(prompt))
+        task = asyncio.ensure_future(self._turn(agent, prompt, priority))
         self.inflight.add(task)
         try:
             reply = await asyncio.wait_for(asyncio.shield(task), self.ask_timeout_s)
@@ -168,12 +232,19 @@ class AgentService:
                 return 503, {"error": "cancelled", "detail": "the server is shutting down; retry on another replica"}
             task.cancel()
             raise
+        except QueueFull as exc:
+            self.metrics.refused("/v1/ask", "overloaded")
+            body = {"error": "overloaded", "detail": str(exc), "retry_after_s": exc.retry_after_s}
+            return 503, body
         except RefusalError as exc:
             return 429, {"error": "refused", "kind": type(exc).__name__, "detail": str(exc)}
         except ProviderError as exc:
             return 502, {"error": "provider_error", "kind": type(exc).__name__, "retryable": bool(exc.retryable)}
         except AgentOpsError as exc:
             return 400, {"error": "bad_request", "kind": type(exc).__name__, "detail": str(exc)}
+        except Exception as exc:  # an unexpected failure still gets a JSON body a client can read
+            log.error("turn failed: %s", type(exc).__name__, exc_info=exc)
+            return 500, {"error": "internal_error", "kind": type(exc).__name__}
         finally:
             self.inflight.discard(task)
 
@@ -194,6 +265,36 @@ class AgentService:
             await asyncio.wait(late, timeout=1.0)
             await asyncio.sleep(0)  # let the handlers answer 503 before connections close
         return {"finished": len(pending) - len(late), "cancelled": len(late)}
+
+
+def _find_monitor(agent: Any) -> Any:
+    """The :class:`~agentops.resilience.HealthMonitor` among the agent's middleware, if any."""
+    health = sys.modules.get("agentops.resilience.health")
+    if health is None:  # not imported: no monitor can exist (and importing it costs the guardrails)
+        return None
+    HealthMonitor = health.HealthMonitor
+
+    for item in getattr(agent, "_middleware", None) or ():
+        for candidate in (item, getattr(item, "factory", None)):
+            if isinstance(candidate, HealthMonitor):
+                return candidate
+    return None
+
+
+def _breaker_states(breakers: Any) -> dict[str, str]:
+    if breakers is None:
+        return {}
+    states = breakers.states() if hasattr(breakers, "states") else breakers()
+    return dict(states)
+
+
+def _pings(store: Any) -> bool:
+    """Whether a storage answers (``limits`` storages have ``check()``, the queue has ``ping()``)."""
+    probe = getattr(store, "check", None) or getattr(store, "ping", None)
+    try:
+        return bool(probe()) if probe is not None else True
+    except Exception:
+        return False
 
 
 class _Metrics:
@@ -280,17 +381,22 @@ def _routes(svc: AgentService) -> list[Any]:
         prompt, conv = parsed
         svc.metrics.in_flight.inc()
         try:
-            status, body = await svc.ask(prompt, conv or who or "")
+            priority = svc.priority_for(who, request.headers.get("x-priority"))
+            status, body = await svc.ask(prompt, conv or who or "", priority)
         finally:
             svc.metrics.in_flight.dec()
-        return status, _json(body, status)
+        retry = {"Retry-After": str(body["retry_after_s"])} if "retry_after_s" in body else None
+        return status, _json(body, status, retry)
 
-    async def healthz(request: Any) -> Any:
+    async def healthz(request: Any) -> Any:  # liveness only: never looks at dependencies
         return _json({"status": "ok"})
 
     async def readyz(request: Any) -> Any:
-        ok, detail = svc.readiness()
-        return _json({"status": "ready" if ok else "not_ready", "detail": detail}, 200 if ok else 503)
+        report = await asyncio.to_thread(svc.readiness_report)  # storage pings block
+        body = {"status": "ready" if report["ready"] else "not_ready", "detail": report["detail"]}
+        if report["health"] is not None:
+            body["health"] = report["health"]["status"]
+        return _json(body, 200 if report["ready"] else 503)
 
     async def metrics(request: Any) -> Any:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -314,14 +420,29 @@ def _guarded(svc: AgentService, inner: Any) -> Any:
             if svc.draining:
                 await _json({"error": "shutting_down", "detail": "retry on another replica"}, 503)(scope, receive, send)
                 return
-            _who, refusal = svc.authorize(Headers(scope=scope), "/a2a")
+            headers = Headers(scope=scope)
+            who, refusal = svc.authorize(headers, "/a2a")
             if refusal is not None:
                 svc.metrics.observe("/a2a", refusal.status_code, 0.0)
                 await refusal(scope, receive, send)
                 return
+            if svc.queue is not None and scope["method"] == "POST":
+                await _queued(svc, svc.priority_for(who, headers.get("x-priority")), inner, scope, receive, send)
+                return
         await inner(scope, receive, send)
 
     return app
+
+
+async def _queued(svc: AgentService, priority: str, inner: Any, scope: Any, receive: Any, send: Any) -> None:
+    """Run an A2A request inside an admission slot; a full line answers 503 with ``Retry-After``."""
+    try:
+        async with svc.queue.slot(priority):
+            await inner(scope, receive, send)
+    except QueueFull as exc:
+        svc.metrics.refused("/a2a", "overloaded")
+        body = {"error": "overloaded", "detail": str(exc), "retry_after_s": exc.retry_after_s}
+        await _json(body, 503, {"Retry-After": str(exc.retry_after_s)})(scope, receive, send)
 
 
 def _a2a_app(svc: AgentService) -> Any:

@@ -12,7 +12,23 @@ from typing import Any
 from agentops import _identity  # noqa: F401
 from agentops.models import OfflineModel, Prompt, Rule, rule
 
-__all__ = ["SUPPORT_PROMPT", "canary_pair", "canary_suite", "offline_rules", "shop_tools", "support_agent"]
+__all__ = [
+    "SUPPORT_PROMPT",
+    "canary_pair",
+    "canary_suite",
+    "config_from_env",
+    "offline_rules",
+    "replica_env",
+    "shop_tools",
+    "support_agent",
+]
+
+_BACKEND_ENV = (
+    "AGENTOPS_SERVE_BACKEND",
+    "AGENTOPS_SERVE_MODEL",
+    "AGENTOPS_SERVE_BASE_URL",
+    "AGENTOPS_SERVE_COMPLETION",
+)
 
 SUPPORT_PROMPT = "You are the support agent of ACME. Answer in one short sentence."
 
@@ -33,6 +49,34 @@ def offline_rules(version: str = "v1") -> list[Rule]:
     return [rule(f"support answer {version}", lambda p: f"[{version}] " + _answer(p), system_contains="ACME")]
 
 
+def replica_env(
+    llm_backend: str = "offline", model: str | None = None, base_url: str | None = None, max_tokens: int | None = None
+) -> dict[str, str]:
+    """Environment that makes a replica's :func:`support_agent` use the chapter's model (not the offline one).
+
+    The provider's key stays in its own variable (``OPENAI_API_KEY``...), inherited, never copied here.
+    """
+    values = (llm_backend, model, base_url, None if max_tokens is None else str(max_tokens))
+    return {name: str(v) for name, v in zip(_BACKEND_ENV, values, strict=True) if v is not None}
+
+
+def config_from_env(env: Any = None) -> Any:
+    """The model config :func:`replica_env` describes, or ``None`` for the offline model."""
+    env = os.environ if env is None else env
+    backend = env.get(_BACKEND_ENV[0], "offline")
+    if backend == "offline":
+        return None
+    from agentops.models import model_config
+
+    completion = env.get(_BACKEND_ENV[3])
+    return model_config(
+        backend,
+        env.get(_BACKEND_ENV[1]) or None,
+        base_url=env.get(_BACKEND_ENV[2]) or None,
+        max_tokens=int(completion) if completion else None,
+    )
+
+
 def support_agent(
     redis_url: str | None = None,
     *,
@@ -42,19 +86,27 @@ def support_agent(
     prefix: str = "agentops-serve",
     ledger: Any = None,
     config: Any = None,
+    meter: Any = None,
 ) -> Any:
     """An offline support agent with a global token budget (Redis-shared when ``redis_url`` is given).
 
     ``redis_url`` defaults to ``AGENTOPS_SERVE_REDIS_URL``; without one the budget is per process.
     ``max_tokens`` defaults to ``AGENTOPS_SERVE_MAX_TOKENS`` (else 2000); ``ledger`` overrides both.
-    ``config`` replaces the offline model (a real provider); ``AGENTOPS_SERVE_PREFIX`` names the ledger.
+    ``config`` replaces the offline model (a real provider; default: :func:`config_from_env`, so replicas
+    started with :func:`replica_env` use the chapter's model); ``AGENTOPS_SERVE_PREFIX`` names the ledger;
+    ``AGENTOPS_SERVE_LATENCY_S`` adds simulated latency to the offline model. A
+    :class:`~agentops.resilience.HealthMonitor` in the middleware feeds the service's ``/readyz``;
+    ``meter`` (a :class:`~agentops.usage.UsageMeter`) counts the agent's tokens.
     """
     import ag2
     from redis import Redis
 
     from agentops.budgets import Budget, BudgetMiddleware, InProcessLedger, RedisLedger
+    from agentops.resilience.health import HealthMonitor
 
     redis_url = redis_url or os.environ.get("AGENTOPS_SERVE_REDIS_URL")
+    config = config if config is not None else config_from_env()
+    latency_s = latency_s or float(os.environ.get("AGENTOPS_SERVE_LATENCY_S", "0"))
     model = config or OfflineModel(seed=0, rules=offline_rules(version), latency_s=latency_s, sleep=latency_s > 0)
     prefix = os.environ.get("AGENTOPS_SERVE_PREFIX", prefix)
     if ledger is None:
@@ -68,20 +120,21 @@ def support_agent(
         max_completion_tokens=64,
     )
     prompt = SUPPORT_PROMPT if version == "v1" else SUPPORT_PROMPT + " Be warm."
-    return ag2.Agent("support", prompt, config=model, middleware=[budget])
+    metered = [meter.middleware()] if meter is not None else []
+    return ag2.Agent("support", prompt, config=model, middleware=[HealthMonitor(), *metered, budget])
 
 
-def canary_pair(config: Any = None) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+def canary_pair(config: Any = None, meter: Any = None) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     """``((Release v1, agent), (Release v2, agent))``: the stable support agent and a warmer candidate.
 
     Offline, each version answers by its own rules (``config=None``); with a real provider both use
-    ``config`` and differ by prompt only.
+    ``config`` and differ by prompt only. ``meter`` counts both agents' tokens.
     """
     from agentops.serve.canary import Release
 
     pairs = []
     for version in ("v1", "v2"):
-        agent = support_agent(version=version, config=config.copy() if config is not None else None)
+        agent = support_agent(version=version, config=config.copy() if config is not None else None, meter=meter)
         model = getattr(config, "model", None) or "offline-1"
         release = Release(
             version=version, system_prompt=SUPPORT_PROMPT + ("" if version == "v1" else " Be warm."), model=str(model)
@@ -90,11 +143,12 @@ def canary_pair(config: Any = None) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     return pairs[0], pairs[1]
 
 
-def canary_suite() -> Any:
-    """Chapter 03's eval suite format: three support questions the candidate must still answer."""
+def canary_suite(cases: int | None = None) -> Any:
+    """Chapter 03's eval suite format: three support questions the candidate must still answer
+    (the first ``cases`` of them when given: a real model answers fewer)."""
     from agentops.evals import EvalSuite
 
-    cases = [
+    found = [
         {
             "id": "refund",
             "prompt": "How long does a refund take?",
@@ -107,14 +161,16 @@ def canary_suite() -> Any:
         },
         {"id": "other", "prompt": "My parcel is late", "assert": [{"type": "contains_any", "values": ["order"]}]},
     ]
-    return EvalSuite.model_validate({"name": "support-canary", "cases": cases})
+    return EvalSuite.model_validate({"name": "support-canary", "cases": found[:cases]})
 
 
-def shop_tools() -> tuple[Any, Any, list[Rule]]:
+def shop_tools(llamaindex: bool = True) -> tuple[Any, Any, list[Rule]]:
     """A LangChain tool (stock level) and a LlamaIndex tool (shipping days), local work only, plus the
-    offline rules that call them (``stock`` → ``stock_level``, ``ship`` → ``shipping_days``)."""
+    offline rules that call them (``stock`` → ``stock_level``, ``ship`` → ``shipping_days``).
+
+    ``llamaindex=False`` returns ``None`` for the LlamaIndex tool and never imports ``llama_index``
+    (seconds of imports a chapter may skip)."""
     from langchain_core.tools import tool as lc_tool
-    from llama_index.core.tools import FunctionTool
 
     from agentops.models import tool_rule
 
@@ -127,7 +183,11 @@ def shop_tools() -> tuple[Any, Any, list[Rule]]:
         """Days to ship an order to a country (ISO code)."""
         return 1 if express else {"FR": 2, "DE": 3}.get(country.upper(), 7)
 
-    li_tool = FunctionTool.from_defaults(async_fn=shipping_days, name="shipping_days")
+    li_tool = None
+    if llamaindex:
+        from llama_index.core.tools import FunctionTool
+
+        li_tool = FunctionTool.from_defaults(async_fn=shipping_days, name="shipping_days")
     rules = [
         tool_rule("stock_level", keywords=["stock"], arguments={"sku": "A-100"}),
         tool_rule("shipping_days", keywords=["ship", "shipping"], arguments={"country": "FR"}),

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from agentops import _identity  # noqa: F401
@@ -29,7 +29,9 @@ class ServiceProcess:
         target: ``module:factory`` returning an ``ag2.Agent``.
         redis_url: Redis shared with other replicas (rate limits and the factory's budget ledger).
         rate: per-key rate limit (``""`` for none).
-        env: extra environment (e.g. ``AGENTOPS_API_KEYS``); keys never appear on the command line.
+        env: extra environment (e.g. ``AGENTOPS_API_KEYS``, :func:`~agentops.serve.examples.replica_env`
+            for the model); keys never appear on the command line.
+        args: extra ``serve`` options (e.g. ``["--queue-capacity", "1"]``).
     """
 
     def __init__(
@@ -42,8 +44,9 @@ class ServiceProcess:
         start_timeout_s: float = 90.0,
         stop_timeout_s: float = 30.0,
         grace_s: float = 2.0,
+        args: Sequence[str] = (),
     ) -> None:
-        self.args = [sys.executable, "-m", "agentops", "serve", target, "--port", "0", "--rate", rate]
+        self.args = [sys.executable, "-m", "agentops", "serve", target, "--port", "0", "--rate", rate, *args]
         self.args += ["--grace-s", str(grace_s)] + (["--redis-url", redis_url] if redis_url else [])
         path = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)
         self.env = {**os.environ, "PYTHONPATH": path, **dict(env or {})}
