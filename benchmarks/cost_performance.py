@@ -14,11 +14,11 @@ import numpy as np
 
 from agentops.caching import HashingEmbedder, MemoryVectorStore, SemanticCache
 from agentops.caching.semantic import _Entry
-from agentops.costperf import SUPPORT_PROMPT, support_suite, tiers
 from agentops.evals import run_suite
 from agentops.fanout import fan_out
 from agentops.models import OfflineModel
 from agentops.routing import Router
+from agentops.scenarios.cost_performance import SUPPORT_PROMPT, offline_tiers, support_suite
 
 
 async def fanout() -> None:
@@ -64,7 +64,7 @@ def lookup(n: int, dim: int = 384, queries: int = 200) -> None:
 
 
 async def routing() -> None:
-    suite, ts = support_suite(), tiers()
+    suite, ts = support_suite(), offline_tiers()
     rows = {}
     for name, cfg in (("always-cheap", ts[0].config), ("always-strong", ts[1].config), ("routed", Router(ts).model())):
         run = await run_suite(suite, ag2.Agent("s", SUPPORT_PROMPT, config=cfg), concurrency=4, run_id=name)

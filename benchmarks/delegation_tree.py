@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from agentops.advanced_examples import delegation_rules
 from agentops.delegation import DelegationLimits, Delegator
 from agentops.models import OfflineModel
+from agentops.scenarios.advanced import delegation
 from agentops.usage import cost_usd
 
 LATENCY = 0.2
@@ -29,7 +29,7 @@ async def one_leaf() -> float:
     best = float("inf")
     for _ in range(REPEATS):
         tree = Delegator(
-            OfflineModel(rules=delegation_rules(), latency_s=LATENCY), limits=DelegationLimits(max_depth=0)
+            OfflineModel(rules=delegation().rules, latency_s=LATENCY), limits=DelegationLimits(max_depth=0)
         )
         start = time.perf_counter()
         await tree.run("Check item 1")
@@ -40,7 +40,7 @@ async def one_leaf() -> float:
 async def tree(concurrency: int) -> tuple[float, float, OfflineModel, object]:
     best, best_leaf_phase, kept = float("inf"), float("inf"), None
     for _ in range(REPEATS):
-        model = OfflineModel(rules=delegation_rules(), latency_s=LATENCY)
+        model = OfflineModel(rules=delegation().rules, latency_s=LATENCY)
         limits = DelegationLimits(max_depth=1, max_breadth=LEAVES, concurrency=concurrency, max_calls=50)
         start = time.perf_counter()
         run = await Delegator(model, limits=limits).run(TASK)

@@ -12,7 +12,6 @@ import pytest
 from ag2.testing import TrackingConfig
 from pydantic import BaseModel
 
-from agentops.advanced_examples import RELEASE_PLAN, advanced_rules, booking_spec
 from agentops.conversation import (
     Conversation,
     ConversationSpec,
@@ -26,6 +25,8 @@ from agentops.conversation import (
 from agentops.errors import ConfigError, RefusalError
 from agentops.listeners import HANDOFF_REFUSED
 from agentops.models import OfflineModel, rule
+from agentops.scenarios import load_scenario
+from agentops.scenarios.advanced import RELEASE_PLAN, booking_spec
 
 SPEC = booking_spec()
 STATES = [s.name for s in SPEC.states]
@@ -33,7 +34,9 @@ FULL = {"party_size": 4, "date": "2026-12-24", "name": "Ada"}
 
 
 def model() -> OfflineModel:
-    return OfflineModel(rules=advanced_rules())
+    m = OfflineModel()
+    load_scenario("advanced", m)
+    return m
 
 
 def conv(state: str = "greeting", slots: dict | None = None, **kw) -> Conversation:
