@@ -260,3 +260,15 @@ def test_plan_validation():
 async def test_run_plan_refuses_unvalidated_plans():
     with pytest.raises(ConfigError, match="propose_plan"):
         await run_plan(RELEASE_PLAN, worker())
+
+
+async def test_judge_criterion_through_the_evals_judge():
+    from agentops.evals import Judge, offline_judge
+
+    judge = Judge(offline_judge(), thresholds={"overall": 6})
+    step = PlanStep(name="announce", goal="Write a one-line announcement", criterion="version 2.1 is available")
+    run = await run_plan(Plan(goal="g", steps=[step]), worker(), judge=judge)
+    assert run.status == "succeeded" and run.attempts[0]["criteria"] == "judge[version 2.1 is available] ✓"
+    off_topic = PlanStep(name="announce", goal="Write a one-line announcement", criterion="refund policy for shoes")
+    run = await run_plan(Plan(goal="g", steps=[off_topic]), worker(), judge=judge)
+    assert run.status == "failed at announce" and run.attempts[0]["criteria"].endswith("✗")

@@ -313,3 +313,19 @@ async def test_plot_cost_tree_labels_and_legend():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
+async def test_team_nodes_carry_each_agents_model_latency():
+    loop = asyncio.get_running_loop()
+    team = Team(
+        model(latency_s=0.2),
+        [Specialist("researcher", "You research facts.", "Research"), Specialist("writer", "You write copy.", "Write")],
+        clock=loop.time,
+    )
+    run = await team.ask("Prepare the launch")
+    frame = run.frame()
+    assert frame.loc["0", "latency_s"] == pytest.approx(0.4)  # the director's two calls
+    assert frame.loc["0.1", "latency_s"] == pytest.approx(0.2)
+    assert frame.loc["0.2", "latency_s"] == pytest.approx(0.2)
