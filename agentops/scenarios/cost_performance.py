@@ -28,9 +28,12 @@ __all__ = [
     "CONVERSATION",
     "KNOWLEDGE",
     "NEAR_MISS_PAIRS",
+    "SEMANTIC_EXAMPLES",
     "SUPPORT_PROMPT",
     "Fact",
+    "chapter_texts",
     "context_suite",
+    "embedder",
     "offline_rules_frame",
     "offline_tiers",
     "order_status",
@@ -407,3 +410,37 @@ NEAR_MISS_PAIRS: tuple[tuple[int, str, str], ...] = (
     (1, "How do I contact support?", "How can I reach customer support?"),
     (0, "What was revenue in 2023?", "What was revenue in 2024?"),
 )
+
+
+#: The chapter's semantic-match examples (the notebook shows the same pairs).
+SEMANTIC_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("What is the capital of France?", "Which city is the capital of France?"),
+    ("What is the capital of France?", "What is the capital of Germany?"),
+    ("Is shipping faster than pickup?", "Is pickup faster than shipping?"),
+    ("Do you ship to Canada?", "Do you deliver to Canada?"),
+    ("Can I get a refund after 30 days?", "Can I get a refund after 60 days?"),
+)
+
+_TABLE = "ch05_minilm.npz"
+
+
+def chapter_texts() -> list[str]:
+    """Every text the chapter embeds: its questions, their rewordings, the examples and near-miss pairs."""
+    texts = [f.question for f in KNOWLEDGE] + workload(400, seed=0)
+    texts += [t for pair in SEMANTIC_EXAMPLES for t in pair] + [t for _, a, b in NEAR_MISS_PAIRS for t in (a, b)]
+    return list(dict.fromkeys(texts))
+
+
+def embedder() -> Any:
+    """MiniLM's vectors for :func:`chapter_texts`, precomputed and shipped with the package, so the chapter
+    does not load the model (seconds of CPU); any other text loads MiniLM (or the hashing fallback).
+
+    Rebuild after changing the chapter's texts::
+
+        PrecomputedEmbedder.save("agentops/data/ch05_minilm.npz", MiniLMEmbedder(), chapter_texts())
+    """
+    from importlib.resources import files
+
+    from agentops.caching import PrecomputedEmbedder
+
+    return PrecomputedEmbedder(str(files("agentops") / "data" / _TABLE))
