@@ -456,7 +456,7 @@ def test_signal_stops_the_kernel_and_still_writes_the_index(tmp_path, signum, co
     book, out, marker = _slow_book(tmp_path), tmp_path / "out", tmp_path / "kernel.pid"
     tmp = Path(tempfile.mkdtemp(prefix="ao-", dir="/tmp"))  # short: kernel sockets live under it
     env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "agentops", "run", "--notebooks", str(book), "--output", str(out), "-q"]
+    cmd = [sys.executable, "-m", "agentops", "run", "--notebooks", str(book), "--output", str(out), "-q", "-j", "1"]
     proc = subprocess.Popen([*cmd, "-p", "marker", str(marker)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     kernel = None
@@ -614,3 +614,92 @@ def test_main_dispatches_the_eval_gate(tmp_path, capsys):
     assert main(["eval", "demo", "--baseline", str(baseline), "--no-progress"]) == 0
     assert main(["eval", "demo", "--baseline", str(baseline), "--variant", "regressed", "--no-progress"]) == 1
     assert "regression gate FAILED" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------------
+# jobs: chapters run at once, results and the index keep chapter order
+# --------------------------------------------------------------------------------------------------
+
+
+def _rendezvous_book(tmp_path: Path) -> Path:
+    """Two chapters that each wait for the other's marker: they finish only if they run at the same time."""
+    d = tmp_path / "pair"
+    d.mkdir()
+    body = (
+        "import pathlib, time\n"
+        "pathlib.Path(mine).write_text('here')\n"
+        "deadline = time.monotonic() + 60\n"
+        "while not pathlib.Path(other).exists():\n"
+        "    assert time.monotonic() < deadline, 'the other chapter never ran alongside'\n"
+        "    time.sleep(0.05)\n"
+        "print('met')"
+    )
+    a, b = tmp_path / "a.marker", tmp_path / "b.marker"
+    make_notebook(d / "00_a.ipynb", body, f"mine = {str(a)!r}\nother = {str(b)!r}")
+    make_notebook(d / "01_b.ipynb", body, f"mine = {str(b)!r}\nother = {str(a)!r}")
+    make_notebook(d / "02_c.ipynb", "print('last')", "x = 1")
+    return d
+
+
+def test_two_jobs_run_chapters_at_the_same_time_and_keep_their_order(tmp_path):
+    report = run([], {}, tmp_path / "out", notebooks_dir=_rendezvous_book(tmp_path), progress=False, jobs=2)
+    assert [r.chapter for r in report.results] == ["00_a", "01_b", "02_c"]
+    assert [r.status for r in report.results] == ["passed"] * 3
+    index = (tmp_path / "out" / "index.md").read_text()
+    assert index.index("| 00_a |") < index.index("| 01_b |") < index.index("| 02_c |")
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True, "2"])
+def test_jobs_must_be_a_positive_whole_number(tmp_path, book, jobs):
+    with pytest.raises(ParameterError, match="jobs must be a whole number >= 1"):
+        run([], {}, tmp_path / "out", notebooks_dir=book, progress=False, jobs=jobs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_default_jobs_is_one_per_core_offline_and_one_with_a_real_model(monkeypatch, book):
+    chapters = discover(book)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    offline = {c.name: {} for c in chapters}
+    assert runner_module.default_jobs(chapters, offline) == len(chapters) == 2
+    assert runner_module.default_jobs(chapters * 3, offline) == 4  # capped
+    real = {c.name: {"llm_backend": "compatible"} for c in chapters}
+    assert runner_module.default_jobs(chapters, real) == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert runner_module.default_jobs(chapters, offline) == 1
+
+
+def test_a_signal_with_two_jobs_interrupts_both_running_chapters(tmp_path):
+    d = tmp_path / "slow2"
+    d.mkdir()
+    body = "import os, pathlib, time\npathlib.Path(marker).write_text(str(os.getpid()))\ntime.sleep(300)"
+    markers = [tmp_path / "k0.pid", tmp_path / "k1.pid"]
+    make_notebook(d / "00_slow.ipynb", body, f"marker = {str(markers[0])!r}")
+    make_notebook(d / "01_slow.ipynb", body, f"marker = {str(markers[1])!r}")
+    make_notebook(d / "02_after.ipynb", "print('never')", "x = 1")
+    out = tmp_path / "out"
+    tmp = Path(tempfile.mkdtemp(prefix="ao-", dir="/tmp"))
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "agentops", "run", "--notebooks", str(d), "--output", str(out), "-q", "-j", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kernels: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not all(m.exists() and m.read_text() for m in markers) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        kernels = [int(m.read_text()) for m in markers]
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        for k in kernels:
+            if not _gone(k, 0):
+                os.kill(k, signal.SIGKILL)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted by SIGINT during chapter 00_slow" in stderr
+    index = (out / "index.md").read_text()
+    assert "| 00_slow | interrupted |" in index and "| 01_slow | interrupted |" in index
+    assert "| 02_after | not run |" in index
+    assert all(_gone(k) for k in kernels)
+    assert not list(tmp.iterdir())
+    tmp.rmdir()

@@ -47,6 +47,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "progress": not args.quiet,
         "force": args.force,
         "render": not args.no_html,
+        "jobs": args.jobs,
     }
     with warnings.catch_warnings():
         warnings.simplefilter("always", ParameterWarning)
@@ -103,6 +104,12 @@ def register_cli(sub: Any) -> None:
     p_run.add_argument("--no-html", action="store_true", help="skip rendering the chapters to HTML")
     p_run.add_argument("--notebooks", help="notebooks directory")
     p_run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p_run.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        help="chapters executed at once (default: one per core, at most 4, offline; 1 with a real model)",
+    )
     p_run.set_defaults(func=_cmd_run)
 
     p_refresh = sub.add_parser("refresh", help="re-execute chapters in place (maintainers, before committing)")

@@ -254,33 +254,109 @@ def preflight(
     return chapters
 
 
-def _interrupted(
-    chapters: Sequence[Chapter], results: list[ChapterResult], typed: Any, out: Path, signum: int, started: float
-) -> str | None:
-    """Mark the chapter that was running ``interrupted`` (with its partial report) and the rest ``not run``."""
-    current = None
-    for chapter in chapters[len(results) :]:
-        params = typed[chapter.name]
-        output = out / chapter.path.name
-        status = "not run" if current else "interrupted"
-        seconds = time.perf_counter() - started if not current else 0.0
-        error = f"stopped by {signal.Signals(signum).name}" if not current else None
-        current = current or chapter.name
-        results.append(
-            ChapterResult(
-                chapter.name,
-                status,
-                seconds,
-                chapter.values(params),
-                output,
-                error=error,
-                given=params,
-                title=chapter.title,
-            )
+_OFFLINE_BACKENDS = ("offline", "replay")
+
+
+def default_jobs(chapters: Sequence[Chapter], typed: Mapping[str, Mapping[str, Any]]) -> int:
+    """Chapters run at once when ``jobs`` is not given: one per core (at most 4) offline, one with a real model.
+
+    Offline chapters are CPU-bound and independent, so two cores run two at a time. A real provider gets
+    one chapter at a time: a local server answers one request at a time, and a hosted one has rate limits.
+    """
+    real = any(str(typed[c.name].get("llm_backend", "offline")) not in _OFFLINE_BACKENDS for c in chapters)
+    return 1 if real else max(1, min(len(chapters), os.cpu_count() or 1, 4))
+
+
+class _Pool:
+    """Chapters executed by ``jobs`` worker threads, results kept in chapter order.
+
+    Each worker drives its own kernel through papermill (kernels are separate processes, so threads
+    only wait on them). A signal stops everything: kernels are killed, chapters that never started are
+    ``not run``, the ones that were running are ``interrupted``.
+    """
+
+    def __init__(self, chapters: Sequence[Chapter], typed: Any, out: Path, kernel: str, manager: Any) -> None:
+        self.chapters, self.typed, self.out, self.kernel, self.manager = chapters, typed, out, kernel, manager
+        self.results: dict[str, ChapterResult] = {}
+        self.running: dict[str, float] = {}
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def execute(self, chapter: Chapter, render: bool) -> ChapterResult | None:
+        with self._lock:
+            if self.stopping.is_set():
+                return None
+            self.running[chapter.name] = time.perf_counter()
+        result = _execute(chapter, self.typed[chapter.name], self.out / chapter.path.name, self.kernel, self.manager)
+        if self.stopping.is_set():
+            return None
+        result.html = render_html(result.output) if render and result.output.exists() else None
+        with self._lock:
+            self.results[chapter.name] = result
+            self.running.pop(chapter.name, None)
+        return result
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopping.set()
+        _kill_kernels(self.manager)
+
+    def ordered(self, signum: int | None = None) -> tuple[list[ChapterResult], str | None]:
+        """Results in chapter order; after a signal, the running chapters become ``interrupted``."""
+        ordered, first_interrupted = [], None
+        for chapter in self.chapters:
+            result = self.results.get(chapter.name)
+            if result is None and signum is not None:
+                result = self._unfinished(chapter, signum)
+                if result.status == "interrupted":
+                    first_interrupted = first_interrupted or chapter.name
+            if result is not None:
+                ordered.append(result)
+        return ordered, first_interrupted
+
+    def _unfinished(self, chapter: Chapter, signum: int) -> ChapterResult:
+        params = self.typed[chapter.name]
+        output = self.out / chapter.path.name
+        began = self.running.get(chapter.name)
+        result = ChapterResult(
+            chapter.name,
+            "interrupted" if began is not None else "not run",
+            time.perf_counter() - began if began is not None else 0.0,
+            chapter.values(params),
+            output,
+            error=f"stopped by {signal.Signals(signum).name}" if began is not None else None,
+            given=params,
+            title=chapter.title,
         )
-        if status == "interrupted" and output.exists():
-            results[-1].html = render_html(output)
-    return current
+        if began is not None and output.exists():
+            result.html = render_html(output)
+        return result
+
+
+def _wait_all(pool: _Pool, chapters: Sequence[Chapter], jobs: int, render: bool, bar: Any) -> None:
+    """Run every chapter on ``jobs`` threads; the main thread waits (and receives signals) meanwhile."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    executor = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="chapter")
+    try:
+        pending = {executor.submit(pool.execute, c, render) for c in chapters}
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                result = future.result()
+                if result is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(result.chapter)
+    except _Stop:
+        pool.stop()
+        for future in pending:
+            future.cancel()
+        while any(not f.done() for f in pending):  # a worker may have started a kernel after the first kill
+            wait(pending, timeout=0.5)
+            _kill_kernels(pool.manager)
+        raise
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def run(
@@ -293,11 +369,14 @@ def run(
     progress: bool = True,
     force: bool = False,
     render: bool = True,
+    jobs: int | None = None,
 ) -> RunReport:
     """Check everything, execute the chapters into ``output_dir``, render them and write the index.
 
+    ``jobs`` chapters execute at once (default: :func:`default_jobs`); results and the index keep chapter order.
+
     Raises:
-        ParameterError: an unknown chapter or parameter, or a badly typed value — nothing executed.
+        ParameterError: an unknown chapter or parameter, a badly typed value, or ``jobs`` < 1 — nothing executed.
         MissingCredentialsError / ConfigError: a real provider that cannot be built, or an ``output_dir``
             that is a file, ``/``, the notebooks directory, or not empty and not a report of ours
             (pass ``force=True``) — nothing executed.
@@ -305,24 +384,25 @@ def run(
     """
     from tqdm.auto import tqdm
 
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ParameterError(f"jobs must be a whole number >= 1, got {jobs!r}: --jobs 1 runs one chapter at a time")
     parameters = dict(parameters or {})
     chapters, typed = _validate(names, parameters, notebooks_dir)
     out = check_output_dir(output_dir, force=force, protect=[notebooks_root(notebooks_dir)])
-    results: list[ChapterResult] = []
+    jobs = jobs or default_jobs(chapters, typed)
     stopped: tuple[int, str | None] | None = None
     with _ipc_kernels() as manager, _stop_on_signals(lambda: _kill_kernels(manager)):
-        started = time.perf_counter()
+        pool = _Pool(chapters, typed, out, kernel, manager)
+        bar = tqdm(total=len(chapters), desc="chapters", unit="chapter", disable=not progress, file=sys.stderr)
         try:
-            bar = tqdm(chapters, desc="chapters", unit="chapter", disable=not progress, file=sys.stderr)
-            for chapter in bar:
-                bar.set_postfix_str(chapter.name)
-                started = time.perf_counter()
-                result = _execute(chapter, typed[chapter.name], out / chapter.path.name, kernel, manager)
-                results.append(result)
-                result.html = render_html(result.output) if render and result.output.exists() else None
+            _wait_all(pool, chapters, jobs, render, bar)
+            results, _ = pool.ordered()
         except _Stop as stop:
             _quiet_event_loop()
-            stopped = (stop.signum, _interrupted(chapters, results, typed, out, stop.signum, started))
+            results, current = pool.ordered(stop.signum)
+            stopped = (stop.signum, current)
+        finally:
+            bar.close()
         versions = package_versions()
         signame = signal.Signals(stopped[0]).name if stopped else None
         md, html_path = write_index(results, versions, out, signame)
