@@ -157,10 +157,17 @@ class MiniLMEmbedder:
         self._heads = 12
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Embed texts in batches of 32; returns an ``(n, 384)`` float32 array of unit rows."""
+        """Embed texts in batches of 32 (similar lengths together, so little padding); returns an
+        ``(n, 384)`` float32 array of unit rows in input order."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ranked = [texts[i] for i in order]
         with _one_blas_thread():
-            out = [self._embed_batch(texts[i : i + 32]) for i in range(0, len(texts), 32)]
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+            out = [self._embed_batch(ranked[i : i + 32]) for i in range(0, len(ranked), 32)]
+        if not out:
+            return np.zeros((0, self.dim), np.float32)
+        rows = np.empty((len(texts), self.dim), np.float32)
+        rows[order] = np.concatenate(out)
+        return rows
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         enc = self._tok.encode_batch(list(texts))
