@@ -80,7 +80,8 @@ def fanout() -> None:
         f"{wall['concurrent']:.3f} s → {wall['concurrent'] / wall['one']:.2f}× one call; CPU per ask "
         f"{1000 * cpu_per_ask:.1f} ms, so 8 asks add ≈ {8 * cpu_per_ask * 1000:.0f} ms of CPU that a loaded machine "
         "stretches (profiled: most of it is AG2 building a pydantic call model for each stream subscriber on every "
-        "ask, plus hops through anyio worker threads for its synchronous hooks; fan_out itself is a semaphore and a gather)"
+        "ask, plus hops through anyio worker threads for its synchronous hooks; fan_out itself is a semaphore "
+        "and a gather)"
     )
 
 
