@@ -425,7 +425,11 @@ async def run_plan(
             return run
         run.replans += 1
         remaining = f"{plan.goal} (continue from step {step.name!r}; done so far: {', '.join(done) or 'nothing'})"
-        steps = list((await propose_plan(planner, remaining)).steps)
+        try:
+            steps = list((await propose_plan(planner, remaining)).steps)
+        except ConfigError as exc:  # an invalid new plan ends the run; nothing of it runs
+            run.status = f"failed at {step.name}; replan rejected: {str(exc)[:80]}"
+            return run
     run.status = "succeeded"
     return run
 

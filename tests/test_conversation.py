@@ -272,3 +272,14 @@ async def test_judge_criterion_through_the_evals_judge():
     off_topic = PlanStep(name="announce", goal="Write a one-line announcement", criterion="refund policy for shoes")
     run = await run_plan(Plan(goal="g", steps=[off_topic]), worker(), judge=judge)
     assert run.status == "failed at announce" and run.attempts[0]["criteria"].endswith("✗")
+
+
+async def test_an_invalid_replan_ends_the_run_instead_of_raising():
+    step = PlanStep(
+        name="translate",
+        goal="Translate the notes to French",
+        success=[{"type": "contains_any", "values": ["never produced"]}],
+    )
+    planner = ag2.Agent("planner", "You write plans as JSON.", config=OfflineModel(rules=[rule("p", "no plan here")]))
+    run = await run_plan(Plan(goal="broken", steps=[step]), worker(), planner=planner, max_replans=1)
+    assert run.status.startswith("failed at translate; replan rejected") and run.replans == 1
