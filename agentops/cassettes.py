@@ -32,7 +32,14 @@ import httpx2
 from agentops import _identity  # noqa: F401
 from agentops.errors import ConfigError, MissingDependencyError
 
-__all__ = ["CassetteMiss", "CassetteTransport", "canonical_body", "load_interactions", "open_cassette"]
+__all__ = [
+    "CassetteMiss",
+    "CassetteTransport",
+    "canonical_body",
+    "forget_cassette",
+    "load_interactions",
+    "open_cassette",
+]
 
 _VOLATILE_KEYS = frozenset(  # sampling knobs too: a replay returns the recorded answer whatever they are
     {
@@ -326,6 +333,14 @@ def open_cassette(
     if tape is None or stale:  # a re-recorded cassette is loaded again
         tape = _OPEN[key] = CassetteTransport(path, mode, inner=inner, metadata=metadata)
     return tape
+
+
+def forget_cassette(path: str | Path) -> None:
+    """Drop the process-wide recorder and player of ``path``: the next :func:`open_cassette` starts from
+    the file again (what a test needs — each replays the cassette from its first exchange)."""
+    resolved = str(Path(path).resolve())
+    for mode in ("record", "replay"):
+        _OPEN.pop((resolved, mode), None)
 
 
 def _common_prefix(a: str, b: str) -> int:

@@ -12,8 +12,12 @@ HTTP client (``httpx2``) and makes one conversation work on all of them, learnin
 * **``content: null``** — an assistant message that carried only tool calls is sent with
   ``content: ""`` once the server has rejected ``null``.
 
-What the transport learned is in :attr:`CompatTransport.notes` (one line per change), so a chapter
-can say which fallback ran. The switch that forbids real model requests
+The structured-output chain is one :class:`StructuredFallback` — the only place that decides which
+mode a server gets. The transport owns the chain of every HTTP config; code that asks for structured
+output (the evals judge) reads it with :func:`structured_fallback` instead of keeping a second one, and
+builds its own :class:`StructuredFallback` only for a config with no HTTP layer (the offline model).
+What the chain learned is in :attr:`CompatTransport.notes` (one line per change), so a chapter can say
+which fallback ran. The switch that forbids real model requests
 (``AGENTOPS_ALLOW_MODEL_REQUESTS=0``) is checked here too, on every request.
 
 Why a transport: AG2 builds a new client per ``ask`` but reuses the ``http_client`` of its
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any
 
 import httpx2
@@ -33,7 +38,15 @@ from agentops import _identity  # noqa: F401
 from agentops.errors import ConfigError
 from agentops.jsonparse import find_json_objects
 
-__all__ = ["ALLOW_ENV", "STRUCTURED_MODES", "CompatTransport", "ModelRequestsForbidden", "model_requests_allowed"]
+__all__ = [
+    "ALLOW_ENV",
+    "STRUCTURED_MODES",
+    "CompatTransport",
+    "ModelRequestsForbidden",
+    "StructuredFallback",
+    "model_requests_allowed",
+    "structured_fallback",
+]
 
 ALLOW_ENV = "AGENTOPS_ALLOW_MODEL_REQUESTS"
 STRUCTURED_MODES = ("json_schema", "json_object", "prompt")
@@ -84,6 +97,64 @@ def _valid(obj: dict[str, Any], schema: dict[str, Any]) -> bool:
     return True
 
 
+class StructuredFallback:
+    """The structured-output fallback chain: ``json_schema`` → ``json_object`` → ``prompt``, stepped once per refusal.
+
+    ``mode`` only ever moves down the chain, so concurrent callers at worst both step once; ``notes``
+    keeps one line per step (the reason included). Safe under asyncio and threads (one lock per chain).
+
+    Args:
+        start: the first mode to try.
+        modes: the chain; a config without an HTTP layer has no ``json_object`` step.
+
+    >>> chain = StructuredFallback(modes=("json_schema", "prompt"))
+    >>> chain.step_down("ValueError: 400 bad request"), chain.mode, chain.step_down("again")
+    (True, 'prompt', False)
+    """
+
+    def __init__(self, start: str = "json_schema", *, modes: tuple[str, ...] = STRUCTURED_MODES) -> None:
+        if not modes or any(m not in STRUCTURED_MODES for m in modes):
+            raise ConfigError(f"structured modes {modes!r}: each must be one of {STRUCTURED_MODES}")
+        if start not in modes:
+            raise ConfigError(f"structured={start!r} is not a mode; choose one of {modes}")
+        self.modes = tuple(modes)
+        self.mode = start
+        self.notes: list[str] = []
+        self._lock = threading.Lock()
+
+    @property
+    def structured(self) -> bool:
+        """Whether the server is still asked for structured output (``json_schema`` or ``json_object``)."""
+        return self.mode != "prompt"
+
+    def step_down(self, reason: str, *, seen: str | None = None) -> bool:
+        """Move to the next mode after a refusal; False when nothing is left to try.
+
+        ``seen`` is the mode the refused request used: when another caller already stepped past it,
+        nothing changes and the caller simply retries with the current mode (True).
+        """
+        with self._lock:
+            if seen is not None and seen != self.mode:
+                return True
+            i = self.modes.index(self.mode)
+            if i + 1 >= len(self.modes):
+                return False
+            new = self.modes[i + 1]
+            self.notes.append(f"{reason} on response_format {self.mode}: falling back to {new}")
+            self.mode = new
+            return True
+
+    def __repr__(self) -> str:
+        return f"StructuredFallback(mode={self.mode!r}, modes={self.modes})"
+
+
+def structured_fallback(config: Any) -> StructuredFallback | None:
+    """The chain the HTTP layer of ``config`` keeps for its server; ``None`` when it has no such layer."""
+    client = getattr(config, "http_client", None)
+    transport = getattr(client, "_transport", None)
+    return transport.fallback if isinstance(transport, CompatTransport) else None
+
+
 class CompatTransport(httpx2.AsyncBaseTransport):
     """An ``httpx2`` transport that adapts chat-completion requests to what the server accepts.
 
@@ -106,20 +177,23 @@ class CompatTransport(httpx2.AsyncBaseTransport):
         null_content: str = "auto",
         check_allowed: bool = True,
     ) -> None:
-        if structured not in STRUCTURED_MODES:
-            raise ConfigError(f"structured={structured!r} is not a mode; choose one of {STRUCTURED_MODES}")
+        self.fallback = StructuredFallback(structured)
         if null_content not in ("auto", "empty"):
             raise ConfigError(f"null_content={null_content!r}; choose 'auto' or 'empty'")
         self._inner = inner if inner is not None else httpx2.AsyncHTTPTransport()
-        self.structured = structured
         self.null_as_empty = null_content == "empty"
         self.check_allowed = check_allowed
-        self.notes: list[str] = []
+        self.notes = self.fallback.notes  # one list: the chain's steps and the content-null switch
+
+    @property
+    def structured(self) -> str:
+        """The structured-output mode this server gets now (read from :attr:`fallback`)."""
+        return self.fallback.mode
 
     async def aclose(self) -> None:
         await self._inner.aclose()
 
-    def _rewrite(self, body: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+    def _rewrite(self, body: dict[str, Any], schema: dict[str, Any] | None, mode: str) -> dict[str, Any]:
         out = dict(body)
         if self.null_as_empty:
             out["messages"] = [
@@ -128,15 +202,15 @@ class CompatTransport(httpx2.AsyncBaseTransport):
                 else m
                 for m in body.get("messages", [])
             ]
-        if schema is not None and self.structured != "json_schema":
+        if schema is not None and mode != "json_schema":
             out["messages"] = _with_instruction(out.get("messages", []), schema)
-            if self.structured == "json_object":
+            if mode == "json_object":
                 out["response_format"] = {"type": "json_object", "schema": schema}
             else:
                 out.pop("response_format", None)
         return out
 
-    def _step_down(self, body: dict[str, Any], schema: dict[str, Any] | None, status: int) -> bool:
+    def _step_down(self, body: dict[str, Any], schema: dict[str, Any] | None, status: int, mode: str) -> bool:
         """Change one learned mode after a rejection; False when nothing is left to try."""
         if status not in _COMPAT_STATUSES:
             return False
@@ -148,11 +222,8 @@ class CompatTransport(httpx2.AsyncBaseTransport):
             self.null_as_empty = True
             self.notes.append(f'HTTP {status} on an assistant message with content null: sending "" instead')
             return True
-        if schema is not None and self.structured != "prompt":
-            new = STRUCTURED_MODES[STRUCTURED_MODES.index(self.structured) + 1]
-            self.notes.append(f"HTTP {status} on response_format {self.structured}: falling back to {new}")
-            self.structured = new
-            return True
+        if schema is not None:
+            return self.fallback.step_down(f"HTTP {status}", seen=mode)
         return False
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -167,17 +238,13 @@ class CompatTransport(httpx2.AsyncBaseTransport):
             return await self._inner.handle_async_request(request)
         schema = _schema_of(body)
         while True:
-            response = await self._inner.handle_async_request(self._request(request, self._rewrite(body, schema)))
-            if response.status_code < 400 or not self._step_down(body, schema, response.status_code):
+            mode = self.fallback.mode
+            response = await self._inner.handle_async_request(self._request(request, self._rewrite(body, schema, mode)))
+            if response.status_code < 400 or not self._step_down(body, schema, response.status_code, mode):
                 break
             await response.aread()
             await response.aclose()
-        if (
-            schema is not None
-            and self.structured != "json_schema"
-            and response.status_code < 400
-            and not body.get("stream")
-        ):
+        if schema is not None and mode != "json_schema" and response.status_code < 400 and not body.get("stream"):
             return await self._extracted(response, schema, request)
         return response
 

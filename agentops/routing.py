@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ag2.config import LLMClient, ModelConfig
-from ag2.events import BaseEvent, ModelRequest, ModelResponse, TextInput, UsageEvent
+from ag2.events import BaseEvent, ModelResponse, UsageEvent
 from pydantic import Field
 
+from agentops._wrapper import LazyClients, last_request_text, no_overrides
 from agentops.config import Spec, check_unique
 from agentops.errors import ConfigError
 from agentops.models import count_tokens
@@ -150,13 +151,6 @@ class RouteDecision:
     features: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-def _last_user(messages: Sequence[BaseEvent]) -> str:
-    for m in reversed(messages):
-        if isinstance(m, ModelRequest):
-            return " ".join(p.content for p in m.parts if isinstance(p, TextInput))
-    return ""
-
-
 class Router:
     """Tiers (cheapest first), a policy, escalation checks and budget-pressure fallback.
 
@@ -254,23 +248,17 @@ class RoutedModel(ModelConfig):
 
     def copy(self, **overrides: Any) -> RoutedModel:
         """Routing configs are shared; overrides belong on the tiers' own configs."""
-        if overrides:
-            raise ConfigError(f"RoutedModel takes no overrides ({sorted(overrides)}); set them on each tier's config")
+        no_overrides("RoutedModel", overrides, "set them on each tier's config")
         return self
 
     def create(self) -> LLMClient:
         return _RoutedClient(self.router)
 
 
-class _RoutedClient(LLMClient):
+class _RoutedClient(LazyClients):
     def __init__(self, router: Router) -> None:
+        super().__init__([t.config for t in router.tiers])
         self.router = router
-        self._clients: dict[int, LLMClient] = {}
-
-    def _client(self, idx: int) -> LLMClient:
-        if idx not in self._clients:
-            self._clients[idx] = self.router.tiers[idx].config.create()
-        return self._clients[idx]
 
     async def __call__(
         self,
@@ -283,7 +271,7 @@ class _RoutedClient(LLMClient):
     ) -> ModelResponse:
         router = self.router
         tools = list(tools)
-        text = _last_user(messages)
+        text = last_request_text(messages)
         names = [t.function.name for t in tools if hasattr(t, "function")]
         idx, reason, feats = router.choose(text, names)
         pressured = reason.startswith("budget pressure")

@@ -44,6 +44,7 @@ __all__ = [
     "model_requests_allowed",
     "offline_judge_model",
     "rule",
+    "run_cli",
     "run_pytest",
     "tool_rule",
 ]
@@ -243,14 +244,17 @@ def fault_servers() -> Iterator[Callable[..., Any]]:
 def replay_config(request: pytest.FixtureRequest) -> Callable[[str | Path], Any]:
     """A factory: ``replay_config("cassettes/x.yaml")`` → a ``ModelConfig`` replaying that cassette.
 
-    Relative paths are resolved against the test file's directory.
+    Relative paths are resolved against the test file's directory. Each test replays from the
+    cassette's first exchange, whatever ran before it in the process.
     """
+    from agentops.cassettes import forget_cassette
     from agentops.models import model_config
 
     def build(path: str | Path) -> Any:
         p = Path(path)
         if not p.is_absolute():
             p = Path(request.node.path).parent / p
+        forget_cassette(p)
         return model_config("replay", cassette=p)
 
     return build
@@ -261,18 +265,142 @@ def replay_config(request: pytest.FixtureRequest) -> Callable[[str | Path], Any]
 # --------------------------------------------------------------------------------------------------
 
 
-def run_pytest(project: str | Path, *args: str, timeout_s: float = 600.0) -> Any:
-    """Run pytest on a project in a subprocess; one row per test (``test``, ``outcome``, ``message``).
+_PLUGINS = ("pytest_asyncio.plugin", "_hypothesis_pytestplugin")
+"""Plugins a run loads by name; every other installed plugin stays out (``PYTEST_DISABLE_PLUGIN_AUTOLOAD``)."""
 
-    The subprocess inherits the environment (so ``AGENTOPS_ALLOW_MODEL_REQUESTS`` still applies) and
-    runs in ``project`` with its own pytest configuration. Results come from pytest's JUnit XML, so the
-    frame has no timings; ``frame.attrs["exit_code"]`` is pytest's exit code.
-    """
+
+class _Collector:
+    """A pytest plugin that keeps one row per test: its outcome and the first line of the failure."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, str]] = {}
+
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.failed:  # a module that does not import: one error row, named by its path
+            self.rows[report.nodeid] = {"test": report.nodeid, "outcome": "error", "message": _first_line(report)}
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        row = self.rows.setdefault(report.nodeid, {"test": report.nodeid.split("::")[-1], "outcome": "passed"})
+        if report.when == "call" or not report.passed:
+            outcome = report.outcome if report.when == "call" or report.skipped else "error"
+            if row["outcome"] == "passed" or outcome == "error":
+                row["outcome"] = outcome
+                row["message"] = _first_line(report)
+
+
+def _first_line(report: Any) -> str:
+    if report.passed:
+        return ""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message).splitlines()[0][:120]
+    if report.when == "collect":  # an import error: its last line names the cause
+        return str(report.longrepr).strip().splitlines()[-1][:120]
+    if isinstance(report.longrepr, tuple):  # a skip: (file, line, reason)
+        return str(report.longrepr[2])[:120]
+    return str(report.longrepr).splitlines()[0][:120] if report.longrepr else ""
+
+
+def _pytest_args(args: Iterable[str]) -> list[str]:
+    plugins = [f"-p{name}" for name in _PLUGINS]
+    return ["-q", "-p", "no:cacheprovider", *plugins, *args]
+
+
+def _in_process(root: Path, args: list[str]) -> tuple[int, str, _Collector]:
+    """``pytest.main`` in this process with the environment and ``sys.path`` restored afterwards."""
+    import contextlib
+    import io
+    import sys
+
+    collector, out = _Collector(), io.StringIO()
+    saved_env, saved_path = dict(os.environ), list(sys.path)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            # importlib mode: test modules of another project run earlier in this process never collide
+            own = ["--import-mode=importlib", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+            code = pytest.main([*args, *own, str(root)], plugins=[collector])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.path[:] = saved_path
+    return int(code), out.getvalue(), collector
+
+
+def _subprocess(root: Path, args: list[str], timeout_s: float) -> tuple[int, str, _Collector]:
     import subprocess
     import sys
     import tempfile
     import xml.etree.ElementTree as ET
 
+    collector = _Collector()
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.xml"
+        cmd = [sys.executable, "-m", "pytest", *args, f"--junitxml={report}"]
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
+        if report.exists():
+            for case in ET.parse(report).getroot().iter("testcase"):
+                row = {"test": case.get("name") or "", "outcome": "passed", "message": ""}
+                for kind, outcome in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
+                    node = case.find(kind)
+                    if node is not None:
+                        row["outcome"], row["message"] = outcome, (node.get("message") or "").split("\n")[0][:120]
+                        break
+                collector.rows[f"{case.get('classname')}::{row['test']}"] = row
+    return proc.returncode, proc.stdout + proc.stderr, collector
+
+
+def _off_the_loop(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, on a worker thread when this thread runs an event loop (``asyncio.run`` inside)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn(*args)
+    with ThreadPoolExecutor(1, thread_name_prefix="agentops-testing") as pool:
+        return pool.submit(fn, *args).result()
+
+
+def run_cli(*argv: str) -> tuple[int, list[str]]:
+    """``python -m agentops <argv>`` in this process: the exit code and the non-blank output lines.
+
+    What CI runs, without starting a second interpreter (the same ``main`` the command line calls).
+
+    >>> run_cli("eval", "no-such-suite.yaml")[0]
+    2
+    """
+    import contextlib
+    import io
+
+    from agentops.__main__ import main
+
+    def call() -> tuple[int, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = main(list(argv))
+        return code, out.getvalue()
+
+    code, text = _off_the_loop(call)
+    return code, [line for line in text.splitlines() if line.strip()]
+
+
+def run_pytest(project: str | Path, *args: str, isolated: bool = False, timeout_s: float = 600.0) -> Any:
+    """Run a project's tests with pytest; one row per test (``test``, ``outcome``, ``message``).
+
+    Pytest runs with the project's own configuration (``pyproject.toml`` addopts, markers), no cache,
+    and only the plugins it needs (``pytest-asyncio``, hypothesis's, plus whatever the project's
+    addopts load with ``-p``): installed plugins are not autoloaded, so a stray one cannot change the
+    result. By default pytest runs **in this process** (``pytest.main``) — no second interpreter to
+    start, which is what makes it fast enough to call from a notebook; the environment (the plugin sets
+    ``AGENTOPS_ALLOW_MODEL_REQUESTS=0``) and ``sys.path`` are restored afterwards. From inside a running
+    event loop (a notebook cell) it runs on a worker thread, since pytest-asyncio starts loops of its own.
+    ``isolated=True`` runs one ``python -m pytest`` subprocess instead (results from its JUnit report).
+
+    ``frame.attrs``: ``exit_code`` (pytest's) and ``output`` (its terminal report).
+    """
     import pandas as pd
 
     root = Path(project).resolve()
@@ -280,22 +408,12 @@ def run_pytest(project: str | Path, *args: str, timeout_s: float = 600.0) -> Any
         from agentops.errors import ConfigError
 
         raise ConfigError(f"run_pytest needs a project directory, got {str(project)!r}")
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.xml"
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *args]
-        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout_s, check=False)
-        rows = []
-        if report.exists():
-            for case in ET.parse(report).getroot().iter("testcase"):
-                outcome, message = "passed", ""
-                for kind in ("failure", "error", "skipped"):
-                    node = case.find(kind)
-                    if node is not None:
-                        outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[kind]
-                        message = (node.get("message") or "").splitlines()[0][:120] if node.get("message") else ""
-                        break
-                rows.append({"test": case.get("name"), "outcome": outcome, "message": message})
-    frame = pd.DataFrame(rows, columns=["test", "outcome", "message"])
-    frame.attrs["exit_code"] = proc.returncode
-    frame.attrs["stderr"] = proc.stderr[-2000:]
+    full = _pytest_args(args)
+    if isolated:
+        code, output, collector = _subprocess(root, full, timeout_s)
+    else:
+        code, output, collector = _off_the_loop(_in_process, root, full)
+    frame = pd.DataFrame(list(collector.rows.values()), columns=["test", "outcome", "message"]).fillna("")
+    frame.attrs["exit_code"] = code
+    frame.attrs["output"] = output[-4000:]
     return frame

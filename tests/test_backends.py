@@ -117,3 +117,24 @@ def test_the_config_repr_never_shows_the_key(monkeypatch):
     cfg = model_config("openai", "gpt-4o-mini", transport=chat_server([]))
     assert repr(cfg) == "ProviderConfig(backend='openai', model='gpt-4o-mini', base_url=None, max_tokens=512)"
     assert "SECRET" not in repr(cfg) and cfg.api_key.endswith("123456")
+
+
+def test_structured_fallback_steps_once_per_refusal_and_only_down():
+    from agentops.compat import StructuredFallback, structured_fallback
+
+    chain = StructuredFallback()
+    assert chain.step_down("HTTP 500") and chain.mode == "json_object" and chain.structured
+    assert chain.step_down("HTTP 500", seen="json_schema") and chain.mode == "json_object"  # already stepped
+    assert chain.step_down("HTTP 400") and chain.mode == "prompt" and not chain.structured
+    assert not chain.step_down("HTTP 400")
+    assert chain.notes == [
+        "HTTP 500 on response_format json_schema: falling back to json_object",
+        "HTTP 400 on response_format json_object: falling back to prompt",
+    ]
+    with pytest.raises(ConfigError, match="not a mode"):
+        StructuredFallback("json_object", modes=("json_schema", "prompt"))
+    with pytest.raises(ConfigError, match="each must be one of"):
+        StructuredFallback(modes=("xml",))
+    assert structured_fallback(model_config("offline")) is None
+    cfg = model_config("compatible", "fake-1", base_url=URL, transport=chat_server([]), structured="json_object")
+    assert structured_fallback(cfg).mode == "json_object" and cfg.http_client._transport.structured == "json_object"

@@ -6,7 +6,7 @@ from pathlib import Path
 import ag2
 import pytest
 
-from agentops.cassettes import CassetteMiss, canonical_body, load_interactions
+from agentops.cassettes import CassetteMiss, canonical_body, forget_cassette, load_interactions, open_cassette
 from agentops.models import model_config
 from agentops.testing import chat_completion, chat_server
 
@@ -60,6 +60,23 @@ async def test_a_replay_miss_names_the_request_and_the_fix(tmp_path):
     assert "has no response for POST /v1/chat/completions with 2 messages, last user: 'a different question'" in message
     assert "closest recorded request (2 messages, last user: 'recorded question')" in message
     assert "re-record the cassette" in message
+
+
+async def test_forget_cassette_replays_from_the_first_exchange_again(tmp_path):
+    tape = tmp_path / "t.yaml"
+    cfg = _record(tape, [chat_completion("first"), chat_completion("second")])
+    await ag2.Agent("a", config=cfg).ask("same question")
+    await ag2.Agent("a", config=cfg).ask("same question")
+    player = open_cassette(tape, "replay")
+    assert open_cassette(tape, "replay") is player  # one player per process: a session replays in order
+    bodies = [
+        (await ag2.Agent("a", config=model_config("replay", cassette=tape)).ask("same question")).body for _ in "ab"
+    ]
+    assert bodies == ["first", "second"]
+    forget_cassette(tape)
+    assert open_cassette(tape, "replay") is not player
+    again = await ag2.Agent("a", config=model_config("replay", cassette=tape)).ask("same question")
+    assert again.body == "first"
 
 
 def test_canonical_body_ignores_volatile_fields_and_ids():

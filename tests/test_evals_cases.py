@@ -15,7 +15,7 @@ from agentops import evals as ev
 from agentops.errors import ConfigError
 from agentops.evals.assertions import ASSERTION_TYPES, ContainsAny, JsonValid, MaxTokens, Observed, Regex
 from agentops.evals.cases import EvalCase, EvalSuite, JudgeSettings, SuiteDefaults, suite_from_dict
-from agentops.examples import demo_suite_path
+from agentops.evals.demo import demo_suite_path
 from agentops.models import OfflineModel
 from agentops.pricing import cost
 from agentops.usage import UnpricedModelWarning
@@ -336,3 +336,36 @@ def test_the_package_face_is_small_and_every_exception_is_in_the_agentops_tree()
         defined = [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__]
         raised += [c for c in defined if issubclass(c, BaseException)]
     assert len(raised) == 5 and all(issubclass(c, AgentOpsError) for c in raised), raised
+
+
+def test_every_assertion_label_names_its_type_and_argument():
+    import agentops.evals.assertions as a
+
+    labels = [
+        (a.Equals(value="Paris"), "equals[Paris]"),
+        (a.ContainsAll(values=["a", "b"]), "contains_all[a,b]"),
+        (a.NotContains(values=["x"]), "not_contains[x]"),
+        (a.NotRegex(pattern=r"\d{3}"), r"not_regex[\d{3}]"),
+        (a.JsonValid(), "json"),
+        (a.JsonValid(schema={"type": "object"}), "json[schema]"),
+        (a.ToolCalled(name="lookup", arguments={"id": 1}), 'tool_called[lookup({"id": 1})]'),
+        (a.ToolNotCalled(name="*"), "tool_not_called[*]"),
+        (a.MaxTokens(value=50, count="prompt"), "max_tokens[prompt≤50]"),
+        (a.MaxLatency(value=2.5), "max_latency_s[2.5]"),
+        (a.MaxCost(value=0.01), "max_cost_usd[0.01]"),
+        (a.ScorerRef(name="exact"), "scorer[exact]"),
+        (a.Equals(value="x" * 40), "equals[" + "x" * 29 + "…]"),
+    ]
+    assert [x.label for x, _ in labels] == [want for _, want in labels]
+
+
+def test_with_latency_limit_moves_only_the_latency_checks():
+    suite = ev.load_suite(demo_suite_path())
+    relaxed = suite.with_latency_limit(600)
+    labels = [a.label for a in relaxed.defaults.assertions]
+    assert "max_latency_s[600]" in labels and "max_latency_s[10]" in [a.label for a in suite.defaults.assertions]
+    assert [c.assertions for c in relaxed.cases] == [c.assertions for c in suite.cases]  # no case sets its own
+    assert len(relaxed.defaults.assertions) == len(suite.defaults.assertions)
+    for bad in (0, -1, True, "10"):
+        with pytest.raises(ConfigError, match="latency limit must be a positive number"):
+            suite.with_latency_limit(bad)

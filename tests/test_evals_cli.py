@@ -57,7 +57,7 @@ def test_cli_usage_errors_exit_2(argv, message, capsys):
 
 def test_cli_html_report_and_agent_flag(tmp_path):
     report = tmp_path / "r.html"
-    code = cli_main([str(DATA / "cases.jsonl"), "--agent", "agentops.examples:demo_agent", "--report", str(report)])
+    code = cli_main([str(DATA / "cases.jsonl"), "--agent", "agentops.evals.demo:demo_agent", "--report", str(report)])
     assert code == 0 and report.read_text().startswith("<!doctype html>")
     assert cli_main([str(DATA / "cases.jsonl"), "--agent", "demo_agent", "--variant", "regressed"]) == 0
 

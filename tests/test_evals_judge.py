@@ -325,11 +325,6 @@ class _NoSchemaServer:
         self.httpd.server_close()
 
 
-@pytest.mark.xfail(
-    reason="two fallback layers overlap: the HTTP compatibility layer steps json_schema -> json_object and the "
-    "judge then falls back to prompt-only, but Judge.structured_output still reports True",
-    strict=False,
-)
 async def test_judge_falls_back_against_a_real_openai_compatible_server(monkeypatch):
     monkeypatch.setenv("AGENTOPS_ALLOW_MODEL_REQUESTS", "1")  # a loopback stand-in server, not a provider
     pytest.importorskip("openai")
@@ -345,7 +340,46 @@ async def test_judge_falls_back_against_a_real_openai_compatible_server(monkeypa
         server.close()
     assert res.passed and res.error is None and res.scores["overall"] == 8.0
     formats = [b.get("response_format", {}).get("type") for b in server.bodies]
-    # the HTTP layer steps json_schema -> json_object, then the judge falls back to prompt-only
+    # one chain, kept by the HTTP layer: json_schema -> json_object -> the schema in the prompt
     assert formats == ["json_schema", "json_object", None]
     assert server.bodies[0]["response_format"]["json_schema"]["name"] == "rubric_verdict"
-    assert judge.structured_output == (False,) and res.tokens == 70 and res.cost_usd > 0
+    assert "matches this JSON schema" in server.bodies[2]["messages"][0]["content"]
+    assert judge.structured_output == (False,) and judge.structured_modes == ("prompt",)
+    assert res.tokens == 70 and res.cost_usd > 0
+
+
+async def test_the_judge_reads_the_http_layers_chain_and_keeps_no_second_one(monkeypatch):
+    from agentops.compat import structured_fallback
+    from agentops.models import model_config
+    from agentops.testing import chat_completion, chat_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    verdict = chat_completion("Grade: " + json.dumps({**FULL, "reasoning": "ok"}), model="gpt-4o-mini", usage=(40, 20))
+    server = chat_server([verdict, verdict], reject=["json_schema"])
+    cfg = model_config("compatible", "gpt-4o-mini", base_url="http://fake.invalid/v1", transport=server)
+    judge = ev.Judge(cfg, thresholds={"overall": 5})
+    case = EvalCase(id="x", prompt="p", graded=True)
+    first, second = await judge.grade(case, "answer"), await judge.grade(case, "answer")
+    assert first.passed and second.passed and first.scores["overall"] == 8.0
+    # json_object was accepted: the chain stopped there, and the second grade went straight to it
+    assert [r.get("response_format", {}).get("type") for r in server.requests] == [
+        "json_schema",
+        "json_object",
+        "json_object",
+    ]
+    assert judge.structured_modes == ("json_object",) and judge.structured_output == (True,)
+    assert structured_fallback(cfg).notes == ["HTTP 500 on response_format json_schema: falling back to json_object"]
+
+
+async def test_the_judge_grades_over_http_through_the_fault_server(fault_servers, allow_model_requests, monkeypatch):
+    from agentops.models import model_config
+    from agentops.resilience import HTTPFaults
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    server = fault_servers(ev.offline_judge(), faults=HTTPFaults())
+    cfg = model_config("compatible", "offline-1", base_url=server.base_url, max_retries=0, timeout=10)
+    judge = ev.Judge(cfg, thresholds={"overall": 5})
+    case = EvalCase(id="x", prompt="What is the capital of France?", reference="Paris.", graded=True)
+    res = await judge.grade(case, "Paris is the capital of France.")
+    assert res.error is None and res.passed and res.scores["overall"] >= 5 and res.tokens > 0
+    assert judge.structured_modes == ("json_schema",)

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from agentops import evals as ev
 from agentops.errors import AgentOpsError, ConfigError
 from agentops.evals.cases import RUBRIC
+from agentops.evals.demo import demo_agent, demo_suite_path
 from agentops.evals.reports import score_histogram
 from agentops.evals.results import CaseResult
-from agentops.examples import demo_agent, demo_suite_path
 from agentops.models import OfflineModel, rule
 from agentops.usage import UnpricedModelWarning
 

@@ -12,8 +12,8 @@ from agentops import evals as ev
 from agentops.errors import ConfigError
 from agentops.evals import register_target
 from agentops.evals.cases import suite_from_dict
+from agentops.evals.demo import demo_agent
 from agentops.evals.targets import build_judge, build_target, register_judge, role_graph_target, workflow_target
-from agentops.examples import demo_agent
 from agentops.models import OfflineModel, rule
 from agentops.pricing import cost
 
@@ -213,19 +213,19 @@ def test_build_target_by_registered_name_and_its_errors():
     with pytest.raises(ev.EvalError, match=r"failed: invalid offline model option.*colour"):
         build_target("demo_agent", colour="red")
     with pytest.raises(ev.EvalError, match="rejects options"):
-        build_target("agentops.examples:calculator", allow_import=True, colour="red")
+        build_target("agentops.evals.demo:calculator", allow_import=True, colour="red")
     with pytest.raises(ev.EvalError, match="failed: unknown demo variant"):
         build_target("demo_agent", variant="worse")
 
 
 def test_build_target_from_an_import_path_only_when_allowed():
-    assert isinstance(build_target("agentops.examples:demo_agent", allow_import=True), ag2.Agent)
+    assert isinstance(build_target("agentops.evals.demo:demo_agent", allow_import=True), ag2.Agent)
     with pytest.raises(ev.EvalError, match="cannot import"):
         build_target("no_such_module_xyz:f", allow_import=True)
     with pytest.raises(ev.EvalError, match="has no attribute"):
-        build_target("agentops.examples:nope", allow_import=True)
+        build_target("agentops.evals.demo:nope", allow_import=True)
     with pytest.raises(ev.EvalError, match="not an agent"):
-        build_target("agentops.examples:DEMO_PROMPTS", allow_import=True)
+        build_target("agentops.evals.demo:DEMO_PROMPTS", allow_import=True)
 
 
 def test_register_target_validates_names_and_refuses_silent_replacement():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import ag2
@@ -20,7 +21,7 @@ from agentops.errors import (
 )
 from agentops.listeners import RETRY
 from agentops.models import OfflineModel
-from agentops.resilience import HTTPFaults, RetryPolicy, RetrySettings, as_provider_error
+from agentops.resilience import AttemptTimeout, HTTPFaults, RetryPolicy, RetrySettings, as_provider_error
 
 QUESTION = "What is the capital of France?"
 ANSWER = "Offline answer to: What is the capital of France?"
@@ -145,6 +146,36 @@ async def test_deadline_stops_a_slow_attempt(fault_servers) -> None:
     policy = RetryPolicy(deadline_s=0.3)
     with pytest.raises(ProviderTimeout, match=r"deadline of 0\.3 s passed during attempt 1"):
         await _agent(server, policy, timeout=10.0).ask(QUESTION)
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
+async def test_an_attempt_past_its_own_limit_is_retried_within_the_deadline() -> None:
+    calls = 0
+
+    async def slow_first(events, context):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(100)
+        return ModelResponse(ModelMessage("ok"), finish_reason="stop")
+
+    def loop_clock():
+        return asyncio.get_running_loop().time()
+
+    policy = RetryPolicy(attempt_timeout_s=2, deadline_s=10, base_s=0, clock=loop_clock)
+    response = await policy.run(slow_first, [], _context())
+    assert response.message.content == "ok" and calls == 2 and dict(policy.retries) == {"AttemptTimeout": 1}
+    stuck = RetryPolicy(attempt_timeout_s=2, deadline_s=3, base_s=0, max_attempts=5, clock=loop_clock)
+
+    async def never(events, context):
+        await asyncio.sleep(100)
+
+    with pytest.raises(ProviderTimeout, match=r"deadline of 3 s passed during attempt 2"):
+        await stuck.run(never, [], _context())  # attempt 2 has 1 s left: the deadline, not the attempt limit
+    with pytest.raises(AttemptTimeout, match=r"attempt 1 exceeded 2 s"):
+        await RetryPolicy(attempt_timeout_s=2, max_attempts=1).run(never, [], _context())
+    assert issubclass(AttemptTimeout, ProviderTimeout)
 
 
 async def test_deadline_counts_waits() -> None:
@@ -276,3 +307,30 @@ async def test_tools_through_an_agent_idempotent_retried_others_run_once() -> No
     assert "order 7: shipped" in (await agent.ask("where is my order?")).body
     reply = await agent.ask("please refund")
     assert runs == {"lookup": 2, "refund": 1} and "refund returned" in reply.body
+
+
+def test_the_workflow_runner_loads_the_retry_policy_without_the_server() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, agentops.workflows, agentops.resilience as r; "
+        "assert 'agentops.resilience.server' not in sys.modules and 'uvicorn' not in sys.modules; "
+        "assert r.FaultServer.__name__ == 'FaultServer' and 'agentops.resilience.server' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+async def test_allow_truncated_keeps_an_answer_cut_at_the_token_limit() -> None:
+    calls = 0
+
+    async def cut(events, context):
+        nonlocal calls
+        calls += 1
+        return ModelResponse(ModelMessage("cut he"), finish_reason="length")
+
+    response = await RetryPolicy(allow_truncated=True).run(cut, [], _context())
+    assert response.message.content == "cut he" and calls == 1
+    with pytest.raises(TruncatedOutputError):
+        await RetryPolicy(max_attempts=2, base_s=0).run(cut, [], _context())
+    assert calls == 3

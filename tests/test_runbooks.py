@@ -127,17 +127,29 @@ async def test_drill_rejects_overlapping_phases_and_unknown_runbooks():
         await run_drill([], slos=[SLO(name="a", kind="availability", target=0.9, runbook="nope")], duration="1m")
 
 
+def test_drill_requests_read_as_benign_to_the_guardrail():
+    """The drill runs behind GuardrailMiddleware: a request it flags as an injection is blocked before the
+    model, so its latency and cost never reach the traces. When the learned classifier flagged 66 of the
+    540 support questions, the latency-spike phase stopped paging; a classifier that does so again fails
+    here, by name, instead of moving the drill's alerts."""
+    import random
+
+    from agentops.guardrails import GuardrailPolicy, detect_injection
+    from agentops.runbooks import _drill_request, _phase_at
+
+    threshold = GuardrailPolicy().injection_threshold
+    rng = random.Random(0)
+    requests = [_drill_request(rng, i, _phase_at(DEFAULT_DRILL, i * 30.0)) for i in range(540)]
+    flagged = [r for r in requests if detect_injection(r, threshold).flagged]
+    assert flagged == []
+
+
 @pytest.fixture(scope="module")
 def drill():
     """One default drill shared by the tests below (run in its own event loop)."""
     return asyncio.run(run_drill(seed=0))
 
 
-@pytest.mark.xfail(
-    reason="regression after the last telemetry merge: the drill's latency-spike phase no longer pages and calm "
-    "phases cost over $0.001 per request; to be bisected between the telemetry clock change and the scenario changes",
-    strict=False,
-)
 async def test_drill_detects_every_phase_and_links_its_runbook(drill):
     assert drill.requests == 540 and 0 < drill.failed < 100
     det = drill.detection().set_index("phase")
@@ -157,11 +169,6 @@ async def test_drill_detects_every_phase_and_links_its_runbook(drill):
     assert (drill.timeline["fired_at_s"] >= 60 * 60).all()
 
 
-@pytest.mark.xfail(
-    reason="regression after the last telemetry merge: the drill's latency-spike phase no longer pages and calm "
-    "phases cost over $0.001 per request; to be bisected between the telemetry clock change and the scenario changes",
-    strict=False,
-)
 async def test_drill_traces_show_the_injected_faults(drill):
     turns = drill.store.turns()
     assert len(turns) == 540 and turns["time_s"].tolist() == sorted(turns["time_s"])

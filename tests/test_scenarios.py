@@ -53,7 +53,7 @@ def test_a_real_providers_config_is_left_alone():
 def test_latency_and_faults_are_applied():
     cfg = OfflineModel()
     s = load_scenario("code_review", cfg)
-    assert cfg.latency_s == s.latency_s == (0.15, 0.35)
+    assert cfg.latency_s == s.latency_s == (0.02, 0.05)
     assert cfg.faults.server_error == pytest.approx(0.12) and cfg.faults.timeout == pytest.approx(0.08)
     assert "faults: server_error 12%, timeout 8%" in str(s)
 

@@ -7,13 +7,23 @@ import asyncio
 import matplotlib
 
 matplotlib.use("Agg")
+import ag2
 import matplotlib.pyplot as plt
 import pytest
 from ag2.config import LLMClient, ModelConfig
+from ag2.events import ToolCallEvent
 from ag2.middleware import BaseMiddleware, Middleware
+from ag2.testing import TestConfig, TrackingConfig
 
 from agentops.config import Spec
-from agentops.errors import ConfigError, GuardrailBlocked, MalformedOutputError, RefusalError
+from agentops.errors import (
+    ConfigError,
+    GuardrailBlocked,
+    MalformedOutputError,
+    ProviderTimeout,
+    RefusalError,
+    ServerError,
+)
 from agentops.escalation import (
     EscalationEngine,
     EscalationRule,
@@ -23,6 +33,7 @@ from agentops.escalation import (
     timed_out,
 )
 from agentops.models import OfflineModel, rule
+from agentops.resilience import IdempotencyLedger
 from agentops.workflows import (
     Stage,
     StageFailed,
@@ -270,7 +281,8 @@ async def test_stage_that_keeps_failing_fails_the_workflow():
 async def test_timeouts_exhaust_retries():
     t = {"name": "t", "stages": [{"name": "slow", "timeout_s": 0.05, "max_retries": 1}]}
     run = await run_workflow(t, "go", models=echo_model(latency_s=1.0))
-    assert run.status == "failed" and "TimeoutError: attempt 2 exceeded 0.05 s" in run.reason
+    assert run.status == "failed" and "AttemptTimeout: attempt 2 exceeded 0.05 s" in run.reason
+    assert run.record("slow").attempts == 2
 
 
 async def test_a_provider_timeout_is_not_the_stage_time_limit():
@@ -283,17 +295,103 @@ async def test_a_provider_timeout_is_not_the_stage_time_limit():
 
 @pytest.mark.parametrize(
     ("error", "attempts"),
-    [(GuardrailBlocked, 1), (ConfigError, 1), (MalformedOutputError, 3), (RuntimeError, 1)],
+    [(GuardrailBlocked, 1), (ConfigError, 1), (MalformedOutputError, 3), (ServerError, 3), (RuntimeError, 1)],
 )
 async def test_retries_follow_is_retryable(error, attempts):
+    model = TrackingConfig(TestConfig(*[error("nope")] * 3, "too late", model="offline-1"))
+    t = {"name": "t", "stages": [{"name": "s", "max_retries": 2}]}
+    run = await run_workflow(t, "go", models=model)
+    assert run.status == "failed" and run.record("s").attempts == attempts == len(model.calls)
+    assert run.record("s").error == f"{error.__name__}: nope"
+
+
+async def test_extra_middleware_sits_outside_the_call_level_retries():
     class Raise(BaseMiddleware):
         async def on_llm_call(self, call_next, events, context):
-            raise error("nope")
+            raise ServerError("from outside")
 
     t = {"name": "t", "stages": [{"name": "s", "max_retries": 2}]}
     run = await run_workflow(t, "go", models=echo_model(), middleware=[Middleware(Raise)])
-    assert run.status == "failed" and run.record("s").attempts == attempts
-    assert run.record("s").error == f"{error.__name__}: nope"
+    assert run.status == "failed" and run.record("s").attempts == 1  # nothing inside the policy failed
+
+
+class _TurnCounter(BaseMiddleware):
+    turns = 0
+
+    async def on_turn(self, call_next, event, context):
+        type(self).turns += 1
+        return await call_next(event, context)
+
+
+def _ticket_tool(opened: list[str], *middleware):
+    async def open_ticket(order_id: str) -> str:
+        """Open a support ticket for an order (a side effect)."""
+        opened.append(order_id)
+        return f"ticket T-{len(opened)} for order {order_id}"
+
+    return ag2.tool(open_ticket, middleware=list(middleware))
+
+
+def _ticket_script(*failures):
+    call = ToolCallEvent("open_ticket", id="c1", arguments='{"order_id": "17"}')
+    return TrackingConfig(TestConfig(call, *failures, "Ticket opened for order 17.", model="offline-1"))
+
+
+async def test_a_failing_model_call_is_retried_inside_one_turn_and_the_tool_runs_once():
+    opened, events = [], []
+    model = _ticket_script(ServerError("503 (scripted)"), ProviderTimeout("timed out (scripted)"))
+    _TurnCounter.turns = 0
+    t = {"name": "t", "stages": [{"name": "support", "max_retries": 2}]}
+    run = await run_workflow(
+        t,
+        "Open a ticket for order 17",
+        models=model,
+        tools={"support": [_ticket_tool(opened)]},
+        middleware=[Middleware(_TurnCounter)],
+        listeners=[lambda e, p: events.append((e, p))],
+        run_id="run-1",
+    )
+    rec = run.record("support")
+    assert run.status == "completed" and rec.output == "Ticket opened for order 17."
+    assert _TurnCounter.turns == 1  # one turn: the turn was never repeated
+    assert rec.attempts == 3  # the call after the tool: two failures, then success
+    assert len(model.calls) == 4 and model.calls[1].prompt == model.calls[3].prompt  # same call, 3 attempts
+    assert opened == ["17"]  # the tool's side effect happened once
+    retries = [p for e, p in events if e == "resilience.retry"]
+    assert [(p["attempt"], p["error"]) for p in retries] == [(1, "ServerError"), (2, "ProviderTimeout")]
+    assert {c.variables["idempotency_key"] for c in model.calls} == {"run-1:support"}
+    stage_events = [p for e, p in events if e == "stage"]
+    assert stage_events[-1]["attempts"] == 3 and stage_events[-1]["status"] == "completed"
+
+
+async def test_an_escalation_rerun_does_not_repeat_a_guarded_side_effect():
+    opened, ledger = [], IdempotencyLedger()
+    tool = _ticket_tool(opened, ledger.once())
+    engine = EscalationEngine([EscalationRule("again", lambda c: c.attempt == 0, "low", "retry", max_retries=1)])
+    t = {"name": "t", "stages": [{"name": "support"}]}
+    run = await run_workflow(
+        t, "Open a ticket", models=_ticket_script(), tools={"support": [tool]}, escalation=engine, run_id="r"
+    )
+    assert run.status == "completed" and run.record("support").attempts == 2  # two turns
+    assert opened == ["17"] and (ledger.executed, ledger.replayed) == (1, 1)
+
+
+async def test_a_stage_answer_cut_at_the_token_limit_is_kept_not_retried():
+    from ag2.events import ModelMessage, ModelResponse
+
+    cut = ModelResponse(ModelMessage("The change looks fine but"), finish_reason="length")
+    model = TrackingConfig(TestConfig(cut, "unused", model="offline-1"))
+    run = await run_workflow({"name": "t", "stages": [{"name": "s"}]}, "go", models=model)
+    assert run.status == "completed" and run.outputs["s"] == "The change looks fine but"
+    assert run.record("s").attempts == 1 and len(model.calls) == 1
+
+
+async def test_tools_for_an_unknown_stage_are_refused():
+    t = {"name": "t", "stages": [{"name": "s"}]}
+    with pytest.raises(WorkflowError, match=r"tools for unknown stage\(s\) \['nope'\]"):
+        await run_workflow(t, "go", models=echo_model(), tools={"nope": []})
+    with pytest.raises(WorkflowError, match="tools must map stage names"):
+        await run_workflow(t, "go", models=echo_model(), tools=["x"])
 
 
 async def test_unpriced_model_keeps_tokens_and_reports_cost_as_unpriced(monkeypatch):
@@ -312,7 +410,8 @@ async def test_unpriced_model_keeps_tokens_and_reports_cost_as_unpriced(monkeypa
 async def test_empty_output_is_retried_then_fails():
     t = {"name": "t", "stages": [{"name": "s", "max_retries": 1}]}
     run = await run_workflow(t, "go", models=OfflineModel(seed=0, faults={"empty": 1.0}))
-    assert run.status == "failed" and "no text" in run.reason and run.record("s").attempts == 2
+    assert run.status == "failed" and "EmptyOutputError" in run.reason and "no text" in run.reason
+    assert run.record("s").attempts == 2
 
 
 @pytest.mark.looptime

@@ -20,6 +20,8 @@ from agentops.errors import ConfigError, ParameterError
 DEFAULT_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 _CHOICES = re.compile(r"one of:\s*(?P<values>[\w\-.]+(?:\s*,\s*[\w\-.]+)*)", re.IGNORECASE)
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+# A chapter file: two digits, an optional part letter, "_", a name (``02_guardrails``, ``02b_governance``).
+_CHAPTER_NAME = re.compile(r"(?P<number>\d\d)(?P<part>[a-z]?)_(?P<topic>\w.*)")
 
 
 class ParameterWarning(UserWarning):
@@ -99,27 +101,48 @@ def notebooks_root(notebooks_dir: str | Path | None = None) -> Path:
     return Path(notebooks_dir or os.environ.get("AGENTOPS_NOTEBOOKS") or DEFAULT_NOTEBOOKS)
 
 
+def chapter_files(root: str | Path) -> list[Path]:
+    """The chapter notebooks in ``root``, in reading order: ``NN_name.ipynb`` and its parts ``NNb_name.ipynb``.
+
+    A chapter split in parts keeps its number; the part letter sorts after the unlettered first part
+    (``02_guardrails`` < ``02b_governance`` < ``03_evaluations``).
+    """
+    paths = [p for p in Path(root).glob("[0-9][0-9]*_*.ipynb") if _CHAPTER_NAME.fullmatch(p.stem)]
+    return sorted(paths, key=lambda p: p.name)
+
+
 def discover(notebooks_dir: str | Path | None = None) -> list[Chapter]:
-    """All chapters (``NN_name.ipynb``) in order, with their parameters."""
+    """All chapters (``NN_name.ipynb``, parts ``NNb_name.ipynb``) in order, with their parameters."""
     root = notebooks_root(notebooks_dir)
     if not root.is_dir():
         raise ConfigError(f"notebooks directory {root} does not exist; pass --notebooks DIR")
-    return [_load_chapter(p) for p in sorted(root.glob("[0-9][0-9]_*.ipynb"))]
+    return [_load_chapter(p) for p in chapter_files(root)]
+
+
+def _keys(name: str) -> tuple[str, ...]:
+    m = _CHAPTER_NAME.fullmatch(name)
+    return (name,) if m is None else (name, m["number"] + m["part"], m["topic"])
 
 
 def find_chapters(names: Sequence[str], chapters: Sequence[Chapter]) -> list[Chapter]:
-    """Select chapters by full name (``01_architecture``), number (``01``) or title word (``architecture``)."""
+    """Select chapters by full name (``01_architecture``), number (``01``) or title word (``architecture``).
+
+    A bare number selects every part of that chapter (``02`` → ``02_guardrails`` and ``02b_governance``);
+    number and letter (``02b``) select one part.
+    """
     if not names:
         return list(chapters)
     picked: list[Chapter] = []
     for name in names:
-        match = [c for c in chapters if name in (c.name, c.name[:2], c.name[3:])]
-        if len(match) != 1:
+        if re.fullmatch(r"\d\d", name):
+            match = [c for c in chapters if c.name[:2] == name]
+        else:
+            match = [c for c in chapters if name in _keys(c.name)]
+        if not match or (len(match) > 1 and not re.fullmatch(r"\d\d", name)):
             raise ParameterError(
                 f"unknown chapter {short(name)}; available: {', '.join(c.name for c in chapters) or '(none)'}"
             )
-        if match[0] not in picked:
-            picked.append(match[0])
+        picked.extend(c for c in match if c not in picked)
     return picked
 
 

@@ -22,8 +22,8 @@ CLASSIC_TO_V1: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "nested chats / register_nested_chats",
-        "agent.as_tool() / ag2.TaskConfig subtasks",
-        "plain AG2: no helper needed",
+        "specialist.as_tool() subagent tools; ag2.TaskConfig → run_subtasks",
+        "agentops.delegation.Team, agentops.delegation.Delegator (limits, budget pool, cost tree) · ch. 06",
     ),
     (
         "UserProxyAgent (human_input_mode)",
@@ -43,7 +43,8 @@ CLASSIC_TO_V1: tuple[tuple[str, str, str], ...] = (
     (
         "Cache (disk / redis)",
         "none built in; ag2.testing.TestConfig scripts replies for tests",
-        "agentops.models offline model for reproducible runs · ch. 00",
+        "agentops.cassettes (record/replay of a real model) · agentops.caching (response/semantic cache, ch. 05)"
+        " · agentops.models offline model · ch. 00, 09",
     ),
     ("eval scripts", "ag2.eval (Suite, run_agent, RunResult.diff)", "agentops.evals · ch. 03"),
 )

@@ -83,7 +83,9 @@ def register_cli(sub: Any) -> None:
     p_list.set_defaults(func=_cmd_list)
 
     p_run = sub.add_parser("run", help="execute chapters into a report directory (notebooks, HTML, index)")
-    p_run.add_argument("chapters", nargs="*", help="chapter names or numbers (default: all)")
+    p_run.add_argument(
+        "chapters", nargs="*", help="chapter names or numbers; 02 runs every part of 02, 02b one part (default: all)"
+    )
     p_run.add_argument(
         "-p",
         "--param",

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from agentops.cookbook._chapters import DEFAULT_NOTEBOOKS
+from agentops.cookbook._chapters import DEFAULT_NOTEBOOKS, chapter_files
 from agentops.errors import ConfigError
 
 
@@ -61,8 +61,8 @@ def compare_reports(
     """
     a, b = Path(first), Path(second)
     subs = _sanitizers(Path(sanitize) if sanitize else DEFAULT_NOTEBOOKS / "nbval.cfg")
-    names_a = sorted(p.name for p in a.glob("[0-9][0-9]_*.ipynb"))
-    names_b = sorted(p.name for p in b.glob("[0-9][0-9]_*.ipynb"))
+    names_a = [p.name for p in chapter_files(a)]
+    names_b = [p.name for p in chapter_files(b)]
     if not names_a or names_a != names_b:
         raise ConfigError(f"{a} and {b} must hold the same executed chapters; got {names_a} and {names_b}")
 

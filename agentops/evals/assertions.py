@@ -89,7 +89,13 @@ class _AssertionBase(_Spec):
 
     @property
     def label(self) -> str:
-        return str(getattr(self, "type", "assertion"))
+        """``type[argument]`` (``equals[Paris]``, ``max_cost_usd[0.01]``), or the type alone."""
+        kind = str(getattr(self, "type", "assertion"))
+        arg = self._label_arg()
+        return kind if arg is None else f"{kind}[{arg}]"
+
+    def _label_arg(self) -> str | None:
+        return None
 
     def _result(self, passed: bool, detail: str) -> AssertionResult:
         return AssertionResult(str(getattr(self, "type", "")), self.label, bool(passed), detail)
@@ -103,9 +109,8 @@ class Equals(_AssertionBase):
     ignore_case: bool = False
     strip: bool = True
 
-    @property
-    def label(self) -> str:
-        return f"equals[{_short(self.value, 30)}]"
+    def _label_arg(self) -> str:
+        return _short(self.value, 30)
 
     def check(self, seen: Observed) -> AssertionResult:
         a, b = seen.text, self.value
@@ -131,9 +136,8 @@ class _Phrases(_AssertionBase):
         hay = text.casefold() if self.ignore_case else text
         return [v for v in self.values if (v.casefold() if self.ignore_case else v) in hay]
 
-    @property
-    def label(self) -> str:
-        return f"{self.type}[{','.join(self.values)}]"  # type: ignore[attr-defined]
+    def _label_arg(self) -> str:
+        return ",".join(self.values)
 
 
 class ContainsAny(_Phrases):
@@ -191,9 +195,8 @@ class _Pattern(_AssertionBase):
             f |= _FLAGS[c]
         return re.compile(self.pattern, f)
 
-    @property
-    def label(self) -> str:
-        return f"{self.type}[{_short(self.pattern, 30)}]"  # type: ignore[attr-defined]
+    def _label_arg(self) -> str:
+        return _short(self.pattern, 30)
 
 
 class Regex(_Pattern):
@@ -238,9 +241,8 @@ class JsonValid(_AssertionBase):
                 raise ValueError(f"invalid JSON schema: {exc.message}") from None
         return v
 
-    @property
-    def label(self) -> str:
-        return "json[schema]" if self.json_schema else "json"
+    def _label_arg(self) -> str | None:
+        return "schema" if self.json_schema else None
 
     def check(self, seen: Observed) -> AssertionResult:
         text = unfence(seen.text) if self.extract else seen.text.strip()
@@ -284,10 +286,9 @@ class ToolCalled(_AssertionBase):
     arguments: dict[str, Any] | None = None
     times: int | None = Field(default=None, ge=0)
 
-    @property
-    def label(self) -> str:
+    def _label_arg(self) -> str:
         args = f"({json.dumps(self.arguments, sort_keys=True)})" if self.arguments else ""
-        return f"tool_called[{self.name}{args}]"
+        return f"{self.name}{args}"
 
     def check(self, seen: Observed) -> AssertionResult:
         calls = [args for name, args in seen.tool_calls if name == self.name]
@@ -308,9 +309,8 @@ class ToolNotCalled(_AssertionBase):
     type: Literal["tool_not_called"] = "tool_not_called"
     name: str = Field(min_length=1)
 
-    @property
-    def label(self) -> str:
-        return f"tool_not_called[{self.name}]"
+    def _label_arg(self) -> str:
+        return self.name
 
     def check(self, seen: Observed) -> AssertionResult:
         hits = [n for n, _ in seen.tool_calls if self.name in ("*", n)]
@@ -326,9 +326,8 @@ class MaxTokens(_AssertionBase):
     value: int = Field(ge=0)
     count: Literal["total", "prompt", "completion"] = "total"
 
-    @property
-    def label(self) -> str:
-        return f"max_tokens[{self.count}≤{self.value}]"
+    def _label_arg(self) -> str:
+        return f"{self.count}≤{self.value}"
 
     def check(self, seen: Observed) -> AssertionResult:
         if seen.prompt_tokens is None or seen.completion_tokens is None:
@@ -347,9 +346,8 @@ class MaxLatency(_AssertionBase):
     type: Literal["max_latency_s"] = "max_latency_s"
     value: float = Field(gt=0)
 
-    @property
-    def label(self) -> str:
-        return f"max_latency_s[{self.value:g}]"
+    def _label_arg(self) -> str:
+        return f"{self.value:g}"
 
     def check(self, seen: Observed) -> AssertionResult:
         ok = seen.latency_s <= self.value
@@ -362,9 +360,8 @@ class MaxCost(_AssertionBase):
     type: Literal["max_cost_usd"] = "max_cost_usd"
     value: float = Field(ge=0)
 
-    @property
-    def label(self) -> str:
-        return f"max_cost_usd[{self.value:g}]"
+    def _label_arg(self) -> str:
+        return f"{self.value:g}"
 
     def check(self, seen: Observed) -> AssertionResult:
         if seen.cost_usd is None:
@@ -382,9 +379,8 @@ class ScorerRef(_AssertionBase):
     type: Literal["scorer"] = "scorer"
     name: str = Field(min_length=1)
 
-    @property
-    def label(self) -> str:
-        return f"scorer[{self.name}]"
+    def _label_arg(self) -> str:
+        return self.name
 
     def check(self, seen: Observed) -> AssertionResult:  # graded by the runner (needs the trace)
         raise EvalError("scorer assertions are graded by run_suite")

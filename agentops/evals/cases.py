@@ -27,6 +27,7 @@ from ag2.eval import Suite, Task
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from agentops.config import check_unique
+from agentops.errors import ConfigError
 from agentops.evals.assertions import (
     _ASSERTION_CLASSES,
     Assertion,
@@ -215,6 +216,27 @@ class EvalSuite(_Spec):
         except ValueError as exc:
             raise UnknownKeyError(str(exc)) from None
         return self.model_copy(update={"judge": self.judge.model_copy(update={"thresholds": checked})})
+
+    def with_latency_limit(self, seconds: float) -> EvalSuite:
+        """A copy whose ``max_latency_s`` checks (suite defaults and cases) allow ``seconds``.
+
+        A limit written for a hosted provider does not fit a small local model behind a queue; this
+        moves the limit without touching any other check.
+
+        Raises:
+            ConfigError: ``seconds`` is not a positive number.
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise ConfigError(f"latency limit must be a positive number of seconds, got {seconds!r}")
+
+        def moved(assertions: tuple[Any, ...]) -> tuple[Any, ...]:
+            return tuple(
+                a.model_copy(update={"value": float(seconds)}) if a.type == "max_latency_s" else a for a in assertions
+            )
+
+        cases = tuple(c.model_copy(update={"assertions": moved(c.assertions)}) for c in self.cases)
+        defaults = self.defaults.model_copy(update={"assertions": moved(self.defaults.assertions)})
+        return self.model_copy(update={"cases": cases, "defaults": defaults})
 
     def thresholds_for(self, case: EvalCase) -> dict[str, float]:
         """The rubric thresholds that apply to a case (the case's own, else the suite's)."""

@@ -112,7 +112,7 @@ def _cli_handler(args: argparse.Namespace) -> int:
 
 
 def _demo_suite() -> Path:
-    from agentops.examples import demo_suite_path
+    from agentops.evals.demo import demo_suite_path
 
     return demo_suite_path()
 

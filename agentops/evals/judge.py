@@ -1,9 +1,11 @@
 """The rubric judge: six dimensions scored 0–10 in one call, parsed robustly, majority vote.
 
-The judge asks for structured output first (AG2's ``response_schema``, sent as the provider's
-``json_schema`` response format). A server that rejects it (some OpenAI-compatible servers answer
-HTTP 400/500) is asked again with the rubric in the prompt only, and that judge stays prompt-only for
-the rest of the run. Either way the answer goes through :func:`parse_verdict`, which tolerates prose,
+The judge asks for structured output (AG2's ``response_schema``). What a server gets is decided in
+one place, the structured-output chain of :mod:`agentops.compat` (``json_schema`` → ``json_object`` →
+the schema in the prompt): for a config with the package's HTTP layer the judge reads that layer's
+chain and never retries on its own; a config without one (the offline model, a custom client) gets its
+own two-step chain (``json_schema`` → prompt-only) that the judge steps when a call is refused. Either
+way the answer goes through :func:`parse_verdict`, which tolerates prose,
 code fences, single quotes, fractions and key aliases, and refuses what it cannot read honestly — a
 refused verdict is recorded as a judge error on the case, never a crash and never a silent 0.
 
@@ -29,6 +31,7 @@ from typing import Any
 import ag2
 from pydantic import BaseModel, Field
 
+from agentops.compat import StructuredFallback, structured_fallback
 from agentops.errors import ConfigError
 from agentops.evals._usage import spend_of
 from agentops.evals.assertions import _short, _Spec
@@ -307,9 +310,9 @@ class Judge:
         thresholds: default pass thresholds per dimension; a suite's or case's own thresholds win.
         prompt: the judge's system prompt (must ask for the rubric JSON).
         timeout_s: per-judge-call timeout; a timeout is recorded as that judge's error.
-        structured: request structured output (``response_schema``) first; ``False`` asks in the
-            prompt only. After a server rejects it, that judge stays prompt-only
-            (:attr:`structured_output` shows which judges still use it).
+        structured: request structured output (``response_schema``); ``False`` asks in the prompt
+            only. Which mode a server gets is the structured-output chain's decision (see the module
+            doc); :attr:`structured_output` and :attr:`structured_modes` read it.
     """
 
     def __init__(
@@ -331,35 +334,41 @@ class Judge:
         self.configs = tuple(cfgs)
         self.timeout_s = timeout_s
         self._agents = tuple(ag2.Agent(f"judge_{i}", prompt, config=c) for i, c in enumerate(cfgs))
-        self._structured = [bool(structured)] * len(cfgs)
+        self.structured = bool(structured)
+        # one chain decides per config: its HTTP layer's, or (no HTTP layer) the judge's own
+        self._http = tuple(structured_fallback(c) is not None for c in cfgs)
+        self._chains = tuple(
+            structured_fallback(c) or StructuredFallback(modes=("json_schema", "prompt")) for c in cfgs
+        )
 
     def __repr__(self) -> str:
         models = [getattr(c, "model", "?") for c in self.configs]
         return f"Judge(models={models}, thresholds={self.thresholds})"
 
     @property
+    def structured_modes(self) -> tuple[str, ...]:
+        """Per judge: the structured-output mode its server gets now (``"prompt"`` when not asked)."""
+        return tuple(c.mode if self.structured else "prompt" for c in self._chains)
+
+    @property
     def structured_output(self) -> tuple[bool, ...]:
-        """Per judge: whether it still requests structured output (False once its server refused)."""
-        return tuple(self._structured)
+        """Per judge: whether its server is still asked for structured output (False once it refused)."""
+        return tuple(m != "prompt" for m in self.structured_modes)
 
     async def _ask(self, i: int, prompt: str) -> Any:
-        agent = self._agents[i]
-        if self._structured[i]:
-            try:
-                return await asyncio.wait_for(agent.ask(prompt, response_schema=_RUBRIC_SCHEMA), self.timeout_s)
-            except Exception as exc:
-                if not _worth_retrying_unstructured(exc):
-                    raise
-                refusal = exc
-            reply = await asyncio.wait_for(agent.ask(prompt), self.timeout_s)
-            if self._structured[i]:
-                self._structured[i] = False
-                logger.info(
-                    "%s: structured output refused (%s); using the prompt-only rubric",
-                    agent.name,
-                    _short(f"{type(refusal).__name__}: {refusal}", 160),
-                )
-            return reply
+        agent, chain = self._agents[i], self._chains[i]
+        if not self.structured or (chain.mode == "prompt" and not self._http[i]):
+            return await asyncio.wait_for(agent.ask(prompt), self.timeout_s)
+        if self._http[i]:  # the HTTP layer steps its chain and rewrites the request itself
+            return await asyncio.wait_for(agent.ask(prompt, response_schema=_RUBRIC_SCHEMA), self.timeout_s)
+        seen = chain.mode
+        try:
+            return await asyncio.wait_for(agent.ask(prompt, response_schema=_RUBRIC_SCHEMA), self.timeout_s)
+        except Exception as exc:
+            if not _worth_retrying_unstructured(exc):
+                raise
+            if chain.step_down(_short(f"{type(exc).__name__}: {exc}", 160), seen=seen):
+                logger.info("%s: structured output refused; using the prompt-only rubric", agent.name)
         return await asyncio.wait_for(agent.ask(prompt), self.timeout_s)
 
     async def _one(self, i: int, prompt: str) -> tuple[JudgeVerdict | None, str | None, int, float | None]:

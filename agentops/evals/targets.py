@@ -100,7 +100,7 @@ class _Registry:
 
 
 _FLAG = {"target": "agent", "judge": "judge"}
-_TARGETS = _Registry("target", {"demo_agent": "agentops.examples:demo_agent"})
+_TARGETS = _Registry("target", {"demo_agent": "agentops.evals.demo:demo_agent"})
 _JUDGES = _Registry("judge", {"offline_judge": "agentops.evals.offline:offline_judge"})
 
 

@@ -16,10 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from agentops import _identity  # noqa: F401
 from agentops.config import Spec, check_unique
 from agentops.errors import ConfigError
-from agentops.escalation import EscalationEngine
-from agentops.graph.run import GraphRun, run_graph
-from agentops.listeners import Listener
-from agentops.stack import MiddlewareSpec
+from agentops.graph.run import run_graph
 
 __all__ = ["GraphError", "Role", "RoleGraph"]
 
@@ -238,47 +235,8 @@ class RoleGraph:
         return "\n".join(lines).strip()
 
     # -- running -------------------------------------------------------------------------------
-    async def run(
-        self,
-        request: str,
-        *,
-        model: Any = None,
-        escalation: EscalationEngine | None = None,
-        confidence_threshold: float = 0.6,
-        listeners: Sequence[Listener] = (),
-        timeout_s: float = 60.0,
-        run_id: str | None = None,
-        middleware: MiddlewareSpec | None = None,
-    ) -> GraphRun:
-        """Route one request through the graph as an ``ag2.network`` workflow and return the result.
-
-        Args:
-            request: the requester's message.
-            model: AG2 ``ModelConfig`` for roles that do not declare their own.
-            escalation: the engine checked before routing and before each role speaks; by default
-                ``EscalationEngine([low_confidence(confidence_threshold)])`` with no approver, so a
-                router below the threshold sends the request to the escalation role.
-            confidence_threshold: used only by the default engine.
-            listeners: called with ``(HANDOFF_REFUSED, {"from", "to", "reason"})``.
-            timeout_s: wall-clock limit for the whole run (status ``timeout`` when hit).
-            run_id: defaults to ``<graph name>-<n>``.
-            middleware: extra AG2 middleware for every role's agent — a list, or a function of the
-                role name such as ``Telemetry.middleware`` — placed outermost.
-
-        Raises:
-            ConfigError: empty request, or a role without a model when ``model`` is not given.
-        """
-        return await run_graph(
-            self,
-            request,
-            model=model,
-            escalation=escalation,
-            confidence_threshold=confidence_threshold,
-            listeners=listeners,
-            timeout_s=timeout_s,
-            run_id=run_id,
-            middleware=middleware,
-        )
+    #: ``await graph.run(request, model=..., ...)``: the runner itself (one signature, one docstring).
+    run = run_graph
 
     def next_run_id(self) -> str:
         """The next deterministic run id, ``<graph name>-<n>``."""

@@ -119,7 +119,27 @@ async def run_graph(
     run_id: str | None = None,
     middleware: MiddlewareSpec | None = None,
 ) -> GraphRun:
-    """Run one request through ``graph``; see :meth:`RoleGraph.run` for the arguments."""
+    """Route one request through the graph as an ``ag2.network`` workflow and return the result.
+
+    This is :meth:`RoleGraph.run` (``await graph.run(request, ...)``).
+
+    Args:
+        graph: the role graph (``self`` when called as ``graph.run``).
+        request: the requester's message.
+        model: AG2 ``ModelConfig`` for roles that do not declare their own.
+        escalation: the engine checked before routing and before each role speaks; by default
+            ``EscalationEngine([low_confidence(confidence_threshold)])`` with no approver, so a
+            router below the threshold sends the request to the escalation role.
+        confidence_threshold: used only by the default engine.
+        listeners: called with ``(HANDOFF_REFUSED, {"from", "to", "reason"})``.
+        timeout_s: wall-clock limit for the whole run (status ``timeout`` when hit).
+        run_id: defaults to ``<graph name>-<n>``.
+        middleware: extra AG2 middleware for every role's agent — a list, or a function of the
+            role name such as ``Telemetry.middleware`` — placed outermost.
+
+    Raises:
+        ConfigError: empty request, or a role without a model when ``model`` is not given.
+    """
     models = _models(graph, request, model, timeout_s)
     engine = escalation if escalation is not None else EscalationEngine([low_confidence(confidence_threshold)])
     run = RunState(graph, run_id or graph.next_run_id(), request, engine, listeners, models)

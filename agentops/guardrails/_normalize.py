@@ -16,7 +16,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-__all__ = ["fold"]
+__all__ = ["fold", "squash_spaces"]
 
 _DROP = frozenset("\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e\u034f")
 _OBFUSCATED = re.compile(r"[\[({](?:at|dot)[\])}]|%[0-9A-Fa-f]{2}", re.IGNORECASE)
@@ -52,7 +52,7 @@ def fold(text: str) -> tuple[str, list[int] | None, list[int] | None]:
         >>> folded, starts[5], ends[8]
         ('card 41111111', 5, 9)
     """
-    if text.isascii() and not any(t in text for t in _ASCII_TRIGGERS):
+    if text.isascii() and not any(map(text.__contains__, _ASCII_TRIGGERS)):
         return text, None, None
     out: list[str] = []
     starts: list[int] = []
@@ -76,3 +76,16 @@ def fold(text: str) -> tuple[str, list[int] | None, list[int] | None]:
     if folded == text:
         return text, None, None
     return folded, starts, ends
+
+
+def squash_spaces(t: str) -> str:
+    r"""``re.sub(r"\s+", " ", t)`` done with ``str.split``/``join`` (C loops; several times faster).
+
+    Example:
+        >>> squash_spaces("  a \n b ")
+        ' a b '
+    """
+    core = " ".join(t.split())
+    if not core:
+        return " " if t else ""
+    return (" " if t[0].isspace() else "") + core + (" " if t[-1].isspace() else "")

@@ -283,6 +283,8 @@ def scan_numbers(text: str, out: list[Finding]) -> None:
 
 # -- IBAN ---------------------------------------------------------------------------------------------
 
+# Byte image of the text for a quick IBAN pre-check: upper-case letter -> "A", lower -> "a", digit -> "d".
+_SHAPE = bytes(65 if 65 <= b <= 90 else 97 if 97 <= b <= 122 else 100 if 48 <= b <= 57 else 46 for b in range(256))
 _IBAN_HEAD = re.compile(r"[A-Z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
 _IBAN_HEAD_ANY_CASE = re.compile(r"[A-Za-z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
 
@@ -291,7 +293,11 @@ def scan_ibans(text: str, out: list[Finding]) -> None:
     """IBANs grouped by spaces, dashes or dots in any way; the country fixes the length. Lower-case IBANs
     are looked for only where the text says "iban" (an upper-case start lets the engine skip ahead)."""
     n = len(text)
-    head = _IBAN_HEAD_ANY_CASE if "iban" in text or "IBAN" in text or "Iban" in text else _IBAN_HEAD
+    any_case = "iban" in text or "IBAN" in text or "Iban" in text
+    shape = text.encode("ascii", "replace").translate(_SHAPE)  # two letters then two digits, or no IBAN
+    if not (b"AAdd" in shape or (any_case and any(map(shape.__contains__, (b"Aadd", b"aAdd", b"aadd"))))):
+        return
+    head = _IBAN_HEAD_ANY_CASE if any_case else _IBAN_HEAD
     for m in head.finditer(text):
         if m.start() and text[m.start() - 1].isalnum():
             continue

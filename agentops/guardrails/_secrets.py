@@ -73,6 +73,22 @@ def _format_score(fmt: SecretFormat, m: re.Match[str]) -> float | None:
 # Every catalogue token is at least 12 characters without spaces: detection looks only inside such runs,
 # found in one pass (ordinary prose has few), instead of searching the whole text once per format.
 LONG_RUN = re.compile(r"[A-Za-z0-9_\-.~+/=:%]{12,8192}")
+# The same runs found on a byte image of the text: run characters -> "x", everything else (non-ASCII
+# characters are one "?" each, so offsets are kept) -> " ". Twelve literal "x" open the pattern, so the
+# engine jumps between candidate places instead of trying every position of every word.
+_RUN_BYTES = bytes(120 if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_-.~+/=:%") else 32 for b in range(256))
+_RUN_X = re.compile(b"x" * 12 + rb"x{0,8180}")
+
+
+def long_runs(text: str) -> list[tuple[int, int]]:
+    """The spans of :data:`LONG_RUN` in ``text`` (same spans, several times faster).
+
+    Example:
+        >>> long_runs("key sk-abcdefghijklmnop here")
+        [(4, 23)]
+    """
+    image = text.encode("ascii", "replace").translate(_RUN_BYTES)
+    return [m.span() for m in _RUN_X.finditer(image)]
 
 
 def _scan_prefixed(text: str, spans: list[tuple[int, int]], out: list[Finding]) -> None:
@@ -98,7 +114,7 @@ def _scan_prefixed(text: str, spans: list[tuple[int, int]], out: list[Finding]) 
 
 def _scan_patterned(text: str, spans: list[tuple[int, int]], out: list[Finding]) -> None:
     for fmt in _PATTERNED:
-        if not any(lit in text for lit in fmt.literals):
+        if not any(map(text.__contains__, fmt.literals)):
             continue
         for s, e in spans:
             if not any(text.find(lit, s, e) != -1 for lit in fmt.literals):
@@ -349,7 +365,7 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     ``spans`` are the runs of :data:`LONG_RUN` in ``text`` when the caller already has them.
     """
     if spans is None:
-        spans = [m.span() for m in LONG_RUN.finditer(text)]
+        spans = long_runs(text)
     if spans:
         _scan_prefixed(text, spans, out)
         _scan_patterned(text, spans, out)
@@ -360,7 +376,7 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lower-cased; keep offsets aligned
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-    keyed = any(k in low for k in _KEY_GATE)
+    keyed = any(map(low.__contains__, _KEY_GATE))
     if keyed and ("=" in text or ":" in text):
         _scan_assignments(text, low, out)
     if "-" in text or "bearer" in low or "authorization" in low:

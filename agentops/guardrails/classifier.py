@@ -25,8 +25,9 @@ linear in the classified length and bounded per call; the rules still see the wh
 Why hand-written: scikit-learn fits the model (the ``train`` extra), but scoring with it would add
 scipy and scikit-learn (~150 MB) to the default install and spend a Python-level loop per n-gram in
 ``HashingVectorizer``. Here every n-gram is hashed with a polynomial rolling hash computed from numpy
-prefix sums (a few vectorised passes per window), and the score is a sort, one gather and one sum
-over a float16 weight vector — numpy only.
+prefix sums (a few vectorised passes per window, sliced rather than gathered), the distinct buckets
+come from one scatter and one gather into a per-thread table (no sort), and the score is one gather
+and one sum over the weight vector — numpy only.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from importlib import resources
@@ -42,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from agentops.errors import AgentOpsError, ConfigError
+from agentops.guardrails._normalize import squash_spaces
 
 __all__ = [
     "MAX_CHARS",
@@ -73,15 +76,15 @@ CHAR_NS = (4, 5)  # measured across sources: adding 1- and 2-grams hurt, 3-grams
 _P = 0x100000001B3  # odd, hence invertible mod 2**64
 _PINV = pow(_P, -1, 1 << 64)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: keep the high bits of h * 2**64/phi
-_CHAR_K = np.array(CHAR_NS)[:, None]
-_CHAR_SALT = np.array(CHAR_NS, dtype=np.uint64)[:, None]
+_SALTS = tuple(np.uint64(k) for k in CHAR_NS)
 _WORD_SALT = (np.uint64(101), np.uint64(102))
 _PAD = "\0" * max(CHAR_NS)
 _LIMIT = WINDOW + len(_PAD)
 _POW = np.concatenate(([np.uint64(1)], np.cumprod(np.full(_LIMIT, _P, dtype=np.uint64))))
 _IPOW = np.concatenate(([np.uint64(1)], np.cumprod(np.full(_LIMIT, _PINV, dtype=np.uint64))))
 _NONWORD = re.compile(r"[\W_]+")
-_WS = re.compile(r"\s+")
+# ASCII letters and digits stay, every other byte becomes a space: ``_NONWORD`` for ASCII text.
+_ASCII_WORDS = bytes(b if chr(b).isascii() and chr(b).isalnum() else 32 for b in range(256))
 _ZERO_WIDTH = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u180e\U000e0000-\U000e007f]")
 # Letters that render like Latin ones; NFKC already folds full-width and compatibility forms.
 _CONFUSABLES = str.maketrans({
@@ -106,7 +109,7 @@ def fold(text: str) -> str:
     t = unicodedata.normalize("NFKC", text).lower()
     if not t.isascii():  # the per-character tables cost time; ASCII text needs neither
         t = _ZERO_WIDTH.sub("", t).translate(_CONFUSABLES)
-    return _WS.sub(" ", t)
+    return squash_spaces(t)
 
 
 def _prefix(codes: np.ndarray) -> np.ndarray:
@@ -114,6 +117,13 @@ def _prefix(codes: np.ndarray) -> np.ndarray:
     s = np.zeros(len(codes) + 1, dtype=np.uint64)
     np.cumsum((codes + np.uint64(1)) * _IPOW[: len(codes)], out=s[1:])
     return s
+
+
+def _codes(text: str) -> np.ndarray:
+    """Code points of ``text`` as uint64 (ASCII through a one-byte view, the common case)."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.uint64)
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
 
 
 def ngram_buckets(text: str, bits: int = BITS) -> np.ndarray:
@@ -129,22 +139,26 @@ def ngram_buckets(text: str, bits: int = BITS) -> np.ndarray:
     """
     if len(text) > WINDOW:
         raise ConfigError(f"ngram_buckets takes at most {WINDOW} characters, got {len(text)}; use score()")
-    shift = np.uint64(64 - bits)
-    codes = np.frombuffer((text + _PAD).encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+    n = len(text)
+    codes = _codes(text + _PAD)
     s = _prefix(codes)
-    lo = np.arange(len(text))
-    hi = lo + _CHAR_K
-    parts = [(_POW[hi - 1] * (s[hi] - s[lo]) + _CHAR_SALT).ravel()]
-    words = _NONWORD.sub(" ", text).strip()
+    parts = [_POW[k - 1 : k - 1 + n] * (s[k : k + n] - s[:n]) + salt for k, salt in zip(CHAR_NS, _SALTS, strict=True)]
+    if text.isascii():  # one byte table pass instead of a regex over every position
+        words = " ".join(text.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split())
+    else:
+        words = _NONWORD.sub(" ", text).strip()
     if words:
-        wc = np.frombuffer(words.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+        wc = _codes(words)
         ws = _prefix(wc)
         gaps = np.flatnonzero(wc == 32)
         starts = np.concatenate(([0], gaps + 1))
         ends = np.concatenate((gaps, [len(wc)]))
         parts.append(_POW[ends - 1] * (ws[ends] - ws[starts]) + _WORD_SALT[0])
         parts.append(_POW[ends[1:] - 1] * (ws[ends[1:]] - ws[starts[:-1]]) + _WORD_SALT[1])
-    return (np.concatenate(parts) * _MIX) >> shift
+    out = np.concatenate(parts)
+    out *= _MIX
+    out >>= np.uint64(64 - bits)
+    return out
 
 
 def distinct(buckets: np.ndarray) -> np.ndarray:
@@ -156,6 +170,21 @@ def distinct(buckets: np.ndarray) -> np.ndarray:
     """
     s = np.sort(buckets.astype(np.uint32))  # buckets < 2**BITS <= 2**32
     return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
+
+
+_LOCAL = threading.local()
+
+
+def _first_of_each(buckets: np.ndarray, size: int) -> np.ndarray:
+    """The distinct buckets, unsorted: each position is written into a per-thread scratch table and a
+    bucket is kept where its own position survived (one scatter and one gather; no sort)."""
+    table = getattr(_LOCAL, "table", None)
+    if table is None or len(table) != size:
+        table = _LOCAL.table = np.zeros(size, dtype=np.int32)
+    b = buckets.astype(np.intp)
+    pos = np.arange(len(b), dtype=np.int32)
+    table[b] = pos
+    return b[table[b] == pos]
 
 
 def windows(folded: str) -> list[str]:
@@ -181,7 +210,7 @@ class LinearModel:
 
     def logit(self, window: str) -> float:
         """Logit of one folded window (at most :data:`WINDOW` characters)."""
-        idx = distinct(ngram_buckets(window, int(np.log2(len(self.weights)))))
+        idx = _first_of_each(ngram_buckets(window, int(np.log2(len(self.weights)))), len(self.weights))
         if len(idx) == 0:
             return self.bias
         return float(self.weights[idx].sum(dtype=np.float64)) / float(np.sqrt(len(idx))) + self.bias

@@ -13,6 +13,7 @@ import urllib.parse
 from collections.abc import Callable
 
 from agentops.errors import ConfigError
+from agentops.guardrails._normalize import squash_spaces
 from agentops.guardrails._types import Verdict
 
 __all__ = ["detect_injection", "normalize", "rule_score"]
@@ -28,9 +29,12 @@ _CONFUSABLES = str.maketrans({
     "τ": "t", "υ": "u", "χ": "x", "γ": "y", "ѵ": "v", "ɑ": "a", "ı": "i", "ℓ": "l",
 })  # fmt: skip
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+_LEET_CHARS = "013457@$!"
 _SPACED = re.compile(r"(?<![^\W_])(?:[^\W\d_][ .\-_*/|]{1,3}){3,200}[^\W\d_](?![^\W_])")
+# A spaced-out run (4+ single letters between separators) always holds "sep letter sep{1,3} letter sep":
+# this pattern starts with a character set, so the regex engine skips ahead to separators quickly.
+_SPACED_HINT = re.compile(r"[ .\-_*/|][^\W\d_][ .\-_*/|]{1,3}[^\W\d_][ .\-_*/|]")
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,4096}={0,2}(?![A-Za-z0-9+/=])")
-_WS = re.compile(r"\s+")
 _LETTERS_ONLY = re.compile(r"[^a-z]+")
 
 
@@ -46,17 +50,41 @@ def normalize(text: str) -> str:
         >>> normalize("I g n o r e  previous")
         'ignore previous'
     """
-    t = unicodedata.normalize("NFKC", text.translate(_TAGS)).translate(_ZERO_WIDTH).lower().translate(_CONFUSABLES)
-    t = _SPACED.sub(lambda m: re.sub(r"[ .\-_*/|]", "", m.group()), t)
-    return _WS.sub(" ", t)
+    if text.isascii():  # tag, zero-width and confusable characters are all outside ASCII
+        t = text.lower()
+    else:
+        t = unicodedata.normalize("NFKC", text.translate(_TAGS)).translate(_ZERO_WIDTH).lower().translate(_CONFUSABLES)
+    if _SPACED_HINT.search(t):
+        t = _SPACED.sub(lambda m: re.sub(r"[ .\-_*/|]", "", m.group()), t)
+    return squash_spaces(t)
 
 
 _HEX_RUN = re.compile(r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}[ :]?){12,2048}(?![0-9A-Za-z])")
+# Hex digits, space and colon -> "h", every other byte -> ".": a hex run is a run of 24+ "h".
+_HEXISH = bytes(104 if chr(b) in "0123456789abcdefABCDEF :" else 46 for b in range(256))
+
+
+def _maybe_hex_run(text: str) -> bool:
+    """False when ``text`` cannot hold a :data:`_HEX_RUN` (no 24 consecutive hex/space/colon characters)."""
+    return b"h" * 24 in text.encode("utf-8", "surrogatepass").translate(_HEXISH)
+
+
+# Base64 characters -> "b", every other byte -> ".".
+_B64ISH = bytes(98 if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/") else 46 for b in range(256))
+
+
+def _long_token(text: str, n: int = 16) -> bool:
+    """False when ``text`` has no run of ``n`` base64 characters (so no :data:`_B64` token)."""
+    return len(text) >= n and b"b" * n in text.encode("utf-8", "surrogatepass").translate(_B64ISH)
+
+
 _ROT13 = str.maketrans(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM"
 )
 # Words an instruction override nearly always contains; an encoded variant is scored only if it has one.
 _MARKERS = ("instruction", "ignore", "prompt", "system", "disregard", "previous", "reveal", "jailbreak")
+_MARKERS_ROT13 = tuple(w.translate(_ROT13) for w in _MARKERS)
+_MARKERS_REV = tuple(w[::-1] for w in _MARKERS)
 
 
 def _encoded_variants(text: str, norm: str) -> list[tuple[str, str]]:
@@ -66,19 +94,23 @@ def _encoded_variants(text: str, norm: str) -> list[tuple[str, str]]:
         decoded = urllib.parse.unquote(text)
         if decoded != text:
             out.append(("url-encoded ", normalize(decoded)))
-    for m in _HEX_RUN.finditer(text):
+    for m in _HEX_RUN.finditer(text) if _maybe_hex_run(text) else ():
         try:
             decoded = bytes.fromhex(re.sub(r"[ :]", "", m.group())).decode("utf-8")
         except ValueError:
             continue
         if decoded.isprintable():
             out.append(("hex ", normalize(decoded)))
-    rot = norm.translate(_ROT13)
-    if any(w in rot for w in _MARKERS) and not any(w in norm for w in _MARKERS):
-        out.append(("rot13 ", rot))
-    rev = norm[::-1]
-    if any(w in rev for w in _MARKERS) and not any(w in norm for w in _MARKERS):
-        out.append(("reversed ", rev))
+    # A marker in the rot13 (reversed) text is the marker's rot13 (reversal) in ``norm``: test that
+    # first and build the variant only when it is there.
+    contains = norm.__contains__
+    if (any(map(contains, _MARKERS_ROT13)) or any(map(contains, _MARKERS_REV))) and not any(map(contains, _MARKERS)):
+        rot = norm.translate(_ROT13)
+        if any(w in rot for w in _MARKERS):
+            out.append(("rot13 ", rot))
+        rev = norm[::-1]
+        if any(w in rev for w in _MARKERS):
+            out.append(("reversed ", rev))
     for payload in _decoded_payloads(text, readable=False)[:16]:  # base64 inside base64
         out.extend(("nested base64 ", normalize(p)) for p in _decoded_payloads(payload)[:4])
     return out
@@ -86,7 +118,9 @@ def _encoded_variants(text: str, norm: str) -> list[tuple[str, str]]:
 
 def _decoded_payloads(text: str, readable: bool = True) -> list[str]:
     """Base64 tokens of ``text`` decoded; ``readable`` keeps only those that read as words."""
-    out = []
+    out: list[str] = []
+    if not _long_token(text):
+        return out
     for m in _B64.finditer(text):
         token = m.group()
         if len(token) % 4 == 1:
@@ -317,6 +351,73 @@ _SQUASHED_RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
         ),
     ),
 )
+# Pre-checks, one per rule of _INJECTION_RULES (same order): every group is a tuple of substrings and a
+# rule is tried only if each group has one of them in the text. Each group lists words the rule cannot
+# match without (its opening verbs or its object), so skipping a rule never changes the score
+# (tests/test_guardrails_redteam.py checks this on every corpus); ``str.__contains__`` is a few hundred
+# nanoseconds per KB, a failed ``re.search`` tens of microseconds.
+_TRIGGERS: tuple[tuple[tuple[str, ...], ...], ...] = (
+    (("ignor", "disregard", "forget", "skip", "bypass", "overr", "neglect", "abandon", "discard", "drop",
+      "set aside", "pay no", "follow", "throw out"),),
+    (("ignore", "disregard", "forget"),),
+    (("ignor", "oubliez", "olvida", "vergiss"),),
+    (("instruction", "prompt", "rules", "directive"),),
+    (("you", "act as", "pretend", "role", "become", "behave as"),
+     ("unrestricted", "unfiltered", "uncensored", "jailbroken", "evil", "dan", "do anything now",
+      "developer mode", "god mode", "no ", "without", "free from", "bound", "amoral", "unlimited", "rogue",
+      "admin mode")),
+    (("you are no longer", "you have been"),),
+    (("mode", "do anything now", "jailbreak"),),
+    (("<|", "[inst]", "[/inst]", "<<", "<sys", "</sys"),),
+    (("system", "admin", "developer", "root"), (":",)),
+    (("system", "admin", "developer", "end of"),),
+    (("your",), ("system", "prompt", "instructions", "rules", "guidelines", "directives", "configuration",
+      "api key", "secret", "credentials", "password", "token", "environment variables", "env vars")),
+    (("system prompt", "hidden", "initial", "above", "before this", "so far", "api key",
+      "environment variables"),),
+    (("you are", "written"),),
+    (("send", "post", "upload", "forward", "exfiltrate", "email", "transmit"),
+     ("api key", "secret", "credentials", "password", "token", "prompt", "conversation", "chat history"),
+     (" to ", " at ", " via ")),
+    (("![",),),
+)  # fmt: skip
+
+
+def _needle_set() -> object | None:
+    """Every pre-check substring compiled into one ``re2.Set`` (one linear pass reports which occur),
+    when the optional ``google-re2`` package is installed; None otherwise."""
+    try:
+        import re2
+    except ImportError:
+        return None
+    matcher = re2.Set.SearchSet(re2.Options())
+    for needle in _NEEDLES:
+        matcher.Add(re2.escape(needle))
+    matcher.Compile()
+    return matcher
+
+
+_NEEDLES = tuple(sorted({w for rule in _TRIGGERS for group in rule for w in group}))
+_TRIGGER_SETS = tuple(tuple(frozenset(group) for group in rule) for rule in _TRIGGERS)
+_NEEDLE_SET = _needle_set()
+
+
+def _presence(text: str) -> frozenset[str]:
+    """The pre-check substrings that occur in ``text``: from one ``re2.Set`` pass when available
+    (about ten times cheaper than ninety substring searches), else by ``in``."""
+    if _NEEDLE_SET is not None:
+        try:
+            return frozenset([_NEEDLES[i] for i in _NEEDLE_SET.Match(text) or ()])
+        except UnicodeEncodeError:  # lone surrogates: no UTF-8 form for re2 to read
+            pass
+    return frozenset(filter(text.__contains__, _NEEDLES))
+
+
+def _triggered(groups: tuple[frozenset[str], ...], present: frozenset[str]) -> bool:
+    """True if every group of a rule's pre-check has one of its substrings among ``present``."""
+    return not any(map(present.isdisjoint, groups))
+
+
 _NEGATION = re.compile(r"\b(?:not|never|n't|cannot|must not|should not|won't|refuse[sd]? to)\b[\w ]{0,25}$")
 _CODE_SPAN = re.compile(r"`[^`\n]{1,200}`|```[\s\S]{0,20000}?```")
 _ABOUT_INJECTION = re.compile(
@@ -433,7 +534,7 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
     norm = normalize(text)
     code_free = _CODE_SPAN.sub(" ", norm)
     variants.append(("", code_free))
-    leet = code_free.translate(_LEET)
+    leet = code_free.translate(_LEET) if any(c in code_free for c in _LEET_CHARS) else code_free
     if leet != code_free:
         variants.append(("leetspeak ", leet))
     for payload in _decoded_payloads(text)[:64]:
@@ -445,21 +546,24 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
         weights[key] = max(weights.get(key, 0.0), weight)
 
     for prefix, variant in variants:
-        for reason, weight, pattern, negatable in _INJECTION_RULES:
-            if not _matches(pattern, variant, negatable):
+        present = _presence(variant)
+        for (reason, weight, pattern, negatable), groups in zip(_INJECTION_RULES, _TRIGGER_SETS, strict=True):
+            if not _triggered(groups, present) or not _matches(pattern, variant, negatable):
                 continue
             if prefix == "leetspeak " and reason in weights:
                 continue  # already found without unfolding leetspeak
             add(prefix + reason, weight)
-    if _SPACED.search(unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)):
+    folded = text if text.isascii() else unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    if _SPACED_HINT.search(folded) and _SPACED.search(folded):
         squashed = _LETTERS_ONLY.sub("", leet)
         for reason, weight, pattern in _SQUASHED_RULES:
             if _matches(pattern, squashed, False):
                 add("spaced-out " + reason, weight)
     if code_free != norm and not weights:
         # Markers shown inside code spans are usually documentation; they still count, weakly.
-        for reason, weight, pattern, _neg in _INJECTION_RULES:
-            if _matches(pattern, norm, False):
+        present = _presence(norm)
+        for (reason, weight, pattern, _neg), groups in zip(_INJECTION_RULES, _TRIGGER_SETS, strict=True):
+            if _triggered(groups, present) and _matches(pattern, norm, False):
                 add("in code: " + reason, weight * 0.3)
     if not weights:
         return 0.0, ()

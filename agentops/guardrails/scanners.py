@@ -28,7 +28,7 @@ from agentops.errors import ConfigError
 from agentops.guardrails._addresses import scan_emails, scan_ipv6, scan_urls
 from agentops.guardrails._normalize import fold
 from agentops.guardrails._numbers import scan_ibans, scan_numbers
-from agentops.guardrails._secrets import LONG_RUN, scan_secrets
+from agentops.guardrails._secrets import long_runs, scan_secrets
 from agentops.guardrails._types import ENTITY_TYPES, Finding
 
 __all__ = ["Scanner", "scan"]
@@ -87,7 +87,7 @@ def _settle(cluster: list[Finding]) -> list[Finding]:
 def _detect(text: str, outer: bool) -> list[Finding]:
     """Every detector on ``text``; ``outer`` is False for decoded payloads (no URLs, no further decoding)."""
     out: list[Finding] = []
-    spans = [m.span() for m in LONG_RUN.finditer(text)]
+    spans = long_runs(text)
     scan_secrets(text, out, spans)
     if "@" in text:
         scan_emails(text, out)
@@ -159,7 +159,7 @@ def scan(text: str, entities: Iterable[str] | None = None) -> list[Finding]:
         out = [Finding(f.entity_type, starts[f.start], ends[f.end - 1], f.score) for f in out]
         if "://" in text or "www." in text or "WWW." in text:
             scan_urls(text, out)  # URLs are matched on the text as written: decoding would cut them short
-        _scan_encoded(text, [m.span() for m in LONG_RUN.finditer(text)], out)
+        _scan_encoded(text, long_runs(text), out)
     found = _resolve(out)
     if wanted is not None:
         found = [f for f in found if f.entity_type in wanted]

@@ -19,27 +19,80 @@ One module per concern:
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from agentops import _identity  # noqa: F401
-from agentops.resilience.breaker import Breakers, BreakerSettings, CircuitBreaker, CircuitOpen, RedisBreakerStore
-from agentops.resilience.fallback import (
-    AnswerCache,
-    Bulkhead,
-    BulkheadFull,
-    FallbackExhausted,
-    FallbackModel,
-    is_degraded,
-    served_by,
-)
-from agentops.resilience.health import Health, HealthMonitor, HealthRules, health_routes
-from agentops.resilience.idempotency import IdempotencyLedger, ToolNotRerun
-from agentops.resilience.metrics import ResilienceMetrics
-from agentops.resilience.retries import RetryPolicy, RetrySettings, as_provider_error
-from agentops.resilience.server import FAULT_KINDS, FaultServer, HTTPFaults, build_app
-from agentops.resilience.validation import InputGuard, InputLimits, InputRejected, check_input, check_output
+
+if TYPE_CHECKING:
+    from agentops.resilience.breaker import Breakers, BreakerSettings, CircuitBreaker, CircuitOpen, RedisBreakerStore
+    from agentops.resilience.fallback import (
+        AnswerCache,
+        Bulkhead,
+        BulkheadFull,
+        FallbackExhausted,
+        FallbackModel,
+        is_degraded,
+        served_by,
+    )
+    from agentops.resilience.health import Health, HealthMonitor, HealthRules, health_routes
+    from agentops.resilience.idempotency import IdempotencyLedger, ToolNotRerun
+    from agentops.resilience.metrics import ResilienceMetrics
+    from agentops.resilience.retries import AttemptTimeout, RetryPolicy, RetrySettings, as_provider_error
+    from agentops.resilience.server import FAULT_KINDS, FaultServer, HTTPFaults, build_app
+    from agentops.resilience.validation import InputGuard, InputLimits, InputRejected, check_input, check_output
+
+# Submodules load on first use (PEP 562): ``from agentops.resilience.retries import RetryPolicy`` must not
+# pull in the HTTP server, Redis and Prometheus — the workflow runner imports it on every chapter.
+_HOMES = {
+    "AnswerCache": "agentops.resilience.fallback",
+    "AttemptTimeout": "agentops.resilience.retries",
+    "BreakerSettings": "agentops.resilience.breaker",
+    "Breakers": "agentops.resilience.breaker",
+    "Bulkhead": "agentops.resilience.fallback",
+    "BulkheadFull": "agentops.resilience.fallback",
+    "CircuitBreaker": "agentops.resilience.breaker",
+    "CircuitOpen": "agentops.resilience.breaker",
+    "FAULT_KINDS": "agentops.resilience.server",
+    "FallbackExhausted": "agentops.resilience.fallback",
+    "FallbackModel": "agentops.resilience.fallback",
+    "FaultServer": "agentops.resilience.server",
+    "HTTPFaults": "agentops.resilience.server",
+    "Health": "agentops.resilience.health",
+    "HealthMonitor": "agentops.resilience.health",
+    "HealthRules": "agentops.resilience.health",
+    "IdempotencyLedger": "agentops.resilience.idempotency",
+    "InputGuard": "agentops.resilience.validation",
+    "InputLimits": "agentops.resilience.validation",
+    "InputRejected": "agentops.resilience.validation",
+    "RedisBreakerStore": "agentops.resilience.breaker",
+    "ResilienceMetrics": "agentops.resilience.metrics",
+    "RetryPolicy": "agentops.resilience.retries",
+    "RetrySettings": "agentops.resilience.retries",
+    "ToolNotRerun": "agentops.resilience.idempotency",
+    "as_provider_error": "agentops.resilience.retries",
+    "build_app": "agentops.resilience.server",
+    "check_input": "agentops.resilience.validation",
+    "check_output": "agentops.resilience.validation",
+    "health_routes": "agentops.resilience.health",
+    "is_degraded": "agentops.resilience.fallback",
+    "served_by": "agentops.resilience.fallback",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'agentops.resilience' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FAULT_KINDS",
     "AnswerCache",
+    "AttemptTimeout",
     "BreakerSettings",
     "Breakers",
     "Bulkhead",

@@ -46,15 +46,14 @@ from ag2.config import LLMClient, ModelConfig
 from ag2.events import (
     BaseEvent,
     ModelMessage,
-    ModelRequest,
     ModelResponse,
-    TextInput,
     ToolResultsEvent,
     Usage,
     is_conversational,
 )
 
 from agentops import _identity  # noqa: F401
+from agentops._wrapper import LazyClients, last_request_text, no_overrides
 from agentops.errors import AgentOpsError, ConfigError, ProviderError
 from agentops.listeners import FALLBACK, Listener, notify
 from agentops.resilience.breaker import Breakers, CircuitOpen, dependency_name
@@ -188,13 +187,6 @@ def is_degraded(reply: Any) -> bool:
     return bool(_metadata(reply).get("agentops.degraded"))
 
 
-def _request_text(messages: Sequence[BaseEvent]) -> str:
-    for m in reversed(messages):
-        if isinstance(m, ModelRequest):
-            return " ".join(p.content for p in m.parts if isinstance(p, TextInput))
-    return ""
-
-
 def _tool_results_text(messages: Sequence[BaseEvent]) -> str:
     last = next((m for m in reversed(messages) if is_conversational(m)), None)
     if not isinstance(last, ToolResultsEvent):
@@ -267,8 +259,7 @@ class FallbackModel(ModelConfig):
 
     def copy(self, **overrides: Any) -> FallbackModel:
         """The same chain (state is shared across turns); overrides are not supported."""
-        if overrides:
-            raise ConfigError("FallbackModel.copy takes no overrides; build a new FallbackModel instead")
+        no_overrides("FallbackModel", overrides, "build a new FallbackModel instead")
         return self
 
     def create(self) -> LLMClient:
@@ -302,17 +293,12 @@ class FallbackModel(ModelConfig):
             store(request, text)
 
 
-class _FallbackClient(LLMClient):
+class _FallbackClient(LazyClients):
     """Per-ask client: creates each model's client on first use."""
 
     def __init__(self, chain: FallbackModel) -> None:
+        super().__init__(chain.models)
         self.chain = chain
-        self._clients: dict[int, Any] = {}
-
-    def _client(self, i: int) -> Any:
-        if i not in self._clients:
-            self._clients[i] = self.chain.models[i].create()
-        return self._clients[i]
 
     async def __call__(
         self,
@@ -324,7 +310,7 @@ class _FallbackClient(LLMClient):
         serializer: Any = None,
     ) -> ModelResponse:
         chain, tools = self.chain, list(tools)
-        request = _request_text(messages)
+        request = last_request_text(messages)
         errors: list[str] = []
         for i, name in enumerate(chain.names):
             step = self._step(i, name, tools, response_schema, serializer)

@@ -67,7 +67,11 @@ from agentops.errors import (
 from agentops.listeners import RETRY, Listener, notify
 from agentops.resilience.validation import check_output
 
-__all__ = ["RETRY", "RetryPolicy", "RetrySettings", "as_provider_error", "retry_after_of"]
+__all__ = ["RETRY", "AttemptTimeout", "RetryPolicy", "RetrySettings", "as_provider_error", "retry_after_of"]
+
+
+class AttemptTimeout(ProviderTimeout):
+    """One attempt ran past the caller's ``attempt_timeout_s`` (not the provider's own timeout)."""
 
 
 class RetrySettings(Spec):
@@ -79,7 +83,10 @@ class RetrySettings(Spec):
         max_backoff_s: largest backoff window.
         retry_after_cap_s: largest ``Retry-After`` honoured (a provider asking for longer fails the call).
         deadline_s: total time for the call, attempts and waits included.
+        attempt_timeout_s: time limit of one attempt (``None``: only the deadline); an attempt that
+            exceeds it raises :class:`AttemptTimeout`, which is retried like a provider timeout.
         require_finish_reason: treat a response with no finish reason (a cut stream) as truncated.
+        allow_truncated: accept an answer cut at the token limit (for callers that cap replies on purpose).
         buffer_output: hold what the client publishes until the answer validates (see the module doc).
     """
 
@@ -88,7 +95,9 @@ class RetrySettings(Spec):
     max_backoff_s: float = Field(5.0, ge=0, le=600)
     retry_after_cap_s: float = Field(10.0, ge=0, le=3600)
     deadline_s: float = Field(60.0, gt=0, le=3600)
+    attempt_timeout_s: float | None = Field(None, gt=0, le=3600)
     require_finish_reason: bool = False
+    allow_truncated: bool = False
     buffer_output: bool = True
 
 
@@ -112,6 +121,7 @@ def _status_of(exc: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+_EPSILON_S = 1e-3  # a deadline this close counts as passed (clock granularity)
 _TIMEOUT_NAMES = frozenset({"APITimeoutError", "ReadTimeout", "WriteTimeout", "ConnectTimeout", "PoolTimeout"})
 
 
@@ -291,15 +301,23 @@ class RetryPolicy:
         remaining = s.deadline_s - (self.clock() - started)
         if remaining <= 0:
             raise ProviderTimeout(f"the call's deadline of {s.deadline_s:g} s passed before attempt {attempt}")
+        own_limit = s.attempt_timeout_s is not None and s.attempt_timeout_s <= remaining
         try:
-            response = await asyncio.wait_for(call_next(ev, ctx), remaining)
+            response = await asyncio.wait_for(call_next(ev, ctx), s.attempt_timeout_s if own_limit else remaining)
         except asyncio.TimeoutError as exc:  # the builtin TimeoutError from Python 3.11 on
             if not isinstance(exc.__cause__, asyncio.CancelledError):
                 raise  # the client's own timeout
+            if own_limit:
+                raise AttemptTimeout(f"attempt {attempt} exceeded {s.attempt_timeout_s:g} s") from None
             raise ProviderTimeout(
                 f"the call's deadline of {s.deadline_s:g} s passed during attempt {attempt}"
             ) from None
-        return check_output(response, require_finish_reason=s.require_finish_reason, schema=self.output_schema)
+        return check_output(
+            response,
+            require_finish_reason=s.require_finish_reason,
+            schema=self.output_schema,
+            allow_truncated=s.allow_truncated,
+        )
 
     async def _after_failure(self, exc: BaseException, attempt: int, started: float, label: str) -> None:
         """Wait and ask for another attempt (raise ``_RetryNow``), or give up (raise ``exc``)."""
@@ -307,7 +325,7 @@ class RetryPolicy:
         retryable = is_retryable(exc)
         asked = retry_after_of(exc)
         wait = self.backoff(attempt, asked)
-        late = (self.clock() - started) + wait > s.deadline_s
+        late = (self.clock() - started) + wait >= s.deadline_s - _EPSILON_S
         too_long = asked is not None and asked > s.retry_after_cap_s
         if not retryable or attempt >= s.max_attempts or late or too_long:
             self._count(gave_up=retryable)

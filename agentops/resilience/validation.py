@@ -164,18 +164,20 @@ def check_output(
     *,
     require_finish_reason: bool = False,
     schema: type[Any] | None = None,
+    allow_truncated: bool = False,
 ) -> ModelResponse:
     """Return ``response`` if it can be used as an answer (repaired if ``schema`` allows), else raise.
 
     Raises:
-        TruncatedOutputError: finish reason ``length``, or none at all with ``require_finish_reason``.
+        TruncatedOutputError: finish reason ``length`` (unless ``allow_truncated``: a caller that caps
+            replies on purpose), or none at all with ``require_finish_reason``.
         EmptyOutputError: no text and no tool calls.
         MalformedOutputError: ``schema`` (a pydantic model) given and no object in the text validates.
     """
     text = response.message.content if response.message is not None else None
     calls = list(response.tool_calls.calls) if response.tool_calls is not None else []
     who = response.model or "the model"
-    if response.finish_reason == "length":
+    if response.finish_reason == "length" and not allow_truncated:
         raise TruncatedOutputError(f"the answer from {who!r} stopped at the token limit (finish_reason=length)")
     if require_finish_reason and response.finish_reason is None:
         raise TruncatedOutputError(f"the answer from {who!r} ended without a finish reason (a cut stream)")

@@ -22,6 +22,7 @@ _REGISTRY: dict[str, str] = {
     "judge": "agentops.scenarios.evaluations:judge",
     "guarded_support": "agentops.scenarios.governance:guarded_support",
     "operations": "agentops.scenarios.governance:operations",
+    "obedient": "agentops.scenarios.governance:obedient",
     "runaway": "agentops.scenarios.governance:runaway",
     "shared_answer": "agentops.scenarios.governance:shared_answer",
     "service": "agentops.scenarios.observability:service",

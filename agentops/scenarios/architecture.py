@@ -85,6 +85,6 @@ def code_review() -> Scenario:
     return Scenario(
         "code_review",
         "stages answer by the default rules; latency and transient provider faults are drawn from the seed",
-        latency_s=(0.15, 0.35),
+        latency_s=(0.02, 0.05),
         faults={"server_error": 0.12, "timeout": 0.08},
     )

@@ -64,5 +64,5 @@ def scenario() -> Scenario:
                 description="user mentions 'address' → one of 3 equivalent hand-offs (the seed picks)",
             ),
         ),
-        latency_s=(0.02, 0.12),
+        latency_s=(0.005, 0.03),
     )

@@ -32,42 +32,12 @@ from __future__ import annotations
 
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.config import Spec as Spec  # the config base, importable here as before
-from agentops.slo.indicators import SLOReport, alert_timeline, burn_rates, evaluate, sli_events, slo_table
-from agentops.slo.objectives import (
-    DEFAULT_BURN_WINDOWS,
-    DEFAULT_EVENT_ALERTS,
-    DEFAULT_RUNBOOK_BASE_URL,
-    DEFAULT_SLOS,
-    LATENCY_BUCKETS,
-    SLO,
-    BurnWindow,
-    EventAlert,
-    parse_duration,
-    runbook_url,
-)
-from agentops.slo.rules import PromtoolError, alert_rules, promtool_check, promtool_test, rules_yaml, write_rules
+from agentops.slo import indicators, objectives, rules
+from agentops.slo.indicators import *  # noqa: F403  (each module's __all__ is the face it adds)
+from agentops.slo.objectives import *  # noqa: F403
+from agentops.slo.rules import *  # noqa: F403
 
-__all__ = [
-    "DEFAULT_BURN_WINDOWS",
-    "DEFAULT_EVENT_ALERTS",
-    "DEFAULT_RUNBOOK_BASE_URL",
-    "DEFAULT_SLOS",
-    "LATENCY_BUCKETS",
-    "SLO",
-    "BurnWindow",
-    "EventAlert",
-    "PromtoolError",
-    "SLOReport",
-    "alert_rules",
-    "alert_timeline",
-    "burn_rates",
-    "evaluate",
-    "parse_duration",
-    "promtool_check",
-    "promtool_test",
-    "rules_yaml",
-    "runbook_url",
-    "sli_events",
-    "slo_table",
-    "write_rules",
-]
+__all__: list[str] = []
+__all__ += objectives.__all__
+__all__ += indicators.__all__
+__all__ += rules.__all__

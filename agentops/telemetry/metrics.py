@@ -85,6 +85,13 @@ class AgentOpsMetrics:
     ``agentops_handoff_refusals_total{source,target}``.
     """
 
+    # The event counters, one per kind of the observability hook (built from _EVENT_FAMILIES).
+    guardrail_findings: Counter
+    tool_denials: Counter
+    budget_refusals: Counter
+    escalations: Counter
+    handoff_refusals: Counter
+
     def __init__(self, registry: CollectorRegistry, *, label_limit: int = 100) -> None:
         self.registry = registry
         self.ag2 = MetricsMiddleware(registry)
@@ -108,36 +115,8 @@ class AgentOpsMetrics:
             ["model"],
             registry=registry,
         )
-        self.guardrail_findings = Counter(
-            "agentops_guardrail_findings",
-            "Guardrail findings (secrets, PII, injections, ...)",
-            ["agent", "entity_type", "where", "action"],
-            registry=registry,
-        )
-        self.tool_denials = Counter(
-            "agentops_tool_denials",
-            "Tool calls refused by the tool authorizer",
-            ["agent", "tool"],
-            registry=registry,
-        )
-        self.budget_refusals = Counter(
-            "agentops_budget_refusals",
-            "Calls refused because a token or cost budget was exhausted",
-            ["agent", "budget", "scope"],
-            registry=registry,
-        )
-        self.escalations = Counter(
-            "agentops_escalations",
-            "Escalations raised by escalation rules",
-            ["rule", "severity", "handler", "outcome"],
-            registry=registry,
-        )
-        self.handoff_refusals = Counter(
-            "agentops_handoff_refusals",
-            "Hand-offs refused because the edge is not allowed",
-            ["source", "target"],
-            registry=registry,
-        )
+        for attr, (name, doc, labels) in _EVENT_FAMILIES.items():
+            setattr(self, attr, Counter(name, doc, labels, registry=registry))
 
     @classmethod
     def for_registry(cls, registry: CollectorRegistry) -> AgentOpsMetrics:
@@ -159,30 +138,45 @@ class AgentOpsMetrics:
 
     def record_event(self, kind: str, payload: Mapping[str, Any]) -> None:
         """Count one observability-hook event (unknown kinds are ignored)."""
-        g = self.label
-        p = payload
-        if kind == GUARDRAIL_FINDING:
-            self.guardrail_findings.labels(
-                g("agent", p.get("agent")),
-                g("entity_type", p.get("entity_type")),
-                g("where", p.get("where")),
-                g("action", p.get("action")),
-            ).inc()
-        elif kind == TOOL_DENIED:
-            self.tool_denials.labels(g("agent", p.get("agent")), g("tool", p.get("tool"))).inc()
-        elif kind == BUDGET_REFUSED:
-            self.budget_refusals.labels(
-                g("agent", p.get("agent")), g("budget", p.get("budget")), g("scope", p.get("scope"))
-            ).inc()
-        elif kind == ESCALATION:
-            self.escalations.labels(
-                g("rule", p.get("rule")),
-                g("severity", p.get("severity")),
-                g("handler", p.get("handler")),
-                g("outcome", p.get("outcome")),
-            ).inc()
-        elif kind == HANDOFF_REFUSED:
-            self.handoff_refusals.labels(g("agent", p.get("from")), g("agent", p.get("to"))).inc()
+        found = _EVENT_LABELS.get(kind)
+        if found is not None:
+            attr, keys = found
+            g = self.label
+            getattr(self, attr).labels(*(g(label, payload.get(key)) for label, key in keys)).inc()
+
+
+# The counter family of each observability-hook event kind: attribute, (name, help, labels).
+_EVENT_FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "guardrail_findings": (
+        "agentops_guardrail_findings",
+        "Guardrail findings (secrets, PII, injections, ...)",
+        ("agent", "entity_type", "where", "action"),
+    ),
+    "tool_denials": ("agentops_tool_denials", "Tool calls refused by the tool authorizer", ("agent", "tool")),
+    "budget_refusals": (
+        "agentops_budget_refusals",
+        "Calls refused because a token or cost budget was exhausted",
+        ("agent", "budget", "scope"),
+    ),
+    "escalations": (
+        "agentops_escalations",
+        "Escalations raised by escalation rules",
+        ("rule", "severity", "handler", "outcome"),
+    ),
+    "handoff_refusals": (
+        "agentops_handoff_refusals",
+        "Hand-offs refused because the edge is not allowed",
+        ("source", "target"),
+    ),
+}
+# Event kind -> (attribute, ((bounded label set, payload key), ...)): hand-off ends are agent names.
+_EVENT_LABELS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    GUARDRAIL_FINDING: ("guardrail_findings", tuple((k, k) for k in ("agent", "entity_type", "where", "action"))),
+    TOOL_DENIED: ("tool_denials", (("agent", "agent"), ("tool", "tool"))),
+    BUDGET_REFUSED: ("budget_refusals", tuple((k, k) for k in ("agent", "budget", "scope"))),
+    ESCALATION: ("escalations", tuple((k, k) for k in ("rule", "severity", "handler", "outcome"))),
+    HANDOFF_REFUSED: ("handoff_refusals", (("agent", "from"), ("agent", "to"))),
+}
 
 
 class MetricsServer:

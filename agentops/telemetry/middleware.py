@@ -8,8 +8,8 @@ failed), one per model or tool call at DEBUG (WARNING when it failed). A turn's 
 model, tokens, cost, latency and outcome, so the default INFO level costs one line per request.
 
 Hot path: everything that does not change from turn to turn (the agent's label values, the metric
-children they select) is resolved once per agent by :class:`_AgentOpsFactory`, and log records skip
-``logging``'s stack walk (:func:`agentops.telemetry.logs.emit`).
+children they select) is resolved once per agent by :class:`_AgentOpsFactory`, and log lines go straight to
+the telemetry's own handlers (:func:`agentops.telemetry.logs.emit`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ag2.events import ModelRequest, TextInput, ToolErrorEvent
+from ag2.events import ToolErrorEvent
 from ag2.middleware import BaseMiddleware
 
 from agentops import _ag2
+from agentops._wrapper import request_text
 from agentops.telemetry._redact import redact
 from agentops.telemetry.logs import current_ids, emit
 
@@ -48,12 +49,6 @@ def model_labels(config: Any) -> tuple[str | None, str | None]:
     except (AttributeError, NotImplementedError):
         model = None
     return (str(provider) if provider else None), (str(model) if model else None)
-
-
-def _request_text(event: Any) -> str:
-    if isinstance(event, ModelRequest):
-        return " ".join(p.content for p in event.parts if isinstance(p, TextInput))
-    return ""
 
 
 def _ids(span: Any) -> tuple[str | None, str | None]:
@@ -133,11 +128,51 @@ class _AgentOpsMiddleware(BaseMiddleware):
     """
 
     def __init__(self, event: Any, context: Any, factory: _AgentOpsFactory) -> None:
-        super().__init__(event, context)
+        self.initial_event, self.context = event, context  # BaseMiddleware's two fields, set directly
         self.f = factory
         self.turn_cost = 0.0
         self.turn_in = 0
         self.turn_out = 0
+
+    # -- what every hook ends with ---------------------------------------------------------------
+    def _annotate(
+        self, span: Any, attrs: dict[str, Any], start: float, latency: float, exc: BaseException | None
+    ) -> None:
+        """Set ``attrs`` on AG2's span, plus the simulated clock's readings and the error, in one call."""
+        if self.f.simulated:
+            attrs["agentops.time_s"] = start
+            attrs["agentops.latency_s"] = latency
+        if exc is not None:
+            attrs["agentops.outcome"] = "error"
+            attrs["error.type"] = type(exc).__name__
+        if len(attrs) == 1:
+            span.set_attribute(*next(iter(attrs.items())))  # one attribute: the cheap call
+        elif attrs:
+            span.set_attributes(attrs)
+
+    def _log(
+        self,
+        level: int,
+        event: str,
+        span: Any,
+        labels: tuple[str | None, str | None],
+        measures: dict[str, Any],
+        start: float,
+        latency: float,
+        exc: BaseException | None,
+    ) -> None:
+        """Write one JSON line: the agent's fields, ``measures`` (tokens, cost, tool, captured content),
+        then latency, outcome, time and the error, if any."""
+        provider, model = labels
+        fields = self.f.fields(event, span, model, provider)
+        fields.update(measures)
+        fields["latency_s"] = round(latency, 6)
+        fields["outcome"] = "success" if exc is None else "error"
+        fields["time_s"] = round(start, 6)
+        if exc is not None:
+            fields["error_type"] = type(exc).__name__
+            fields["error"] = redact(str(exc))[:_MAX_TEXT]
+        emit(self.f.telemetry.logger, level, event, fields)
 
     # -- turn ------------------------------------------------------------------------------------
     async def on_turn(self, call_next: Any, event: Any, context: Any) -> Any:
@@ -156,36 +191,22 @@ class _AgentOpsMiddleware(BaseMiddleware):
         t = f.telemetry
         span = _ag2.hook_span(_ag2.SPAN_TYPE_AGENT)
         if span is not None:  # the turn's tokens are summed from its chat spans by the trace store
-            if exc is None and not f.simulated and not f.workflow:
-                span.set_attribute("agentops.cost_usd", self.turn_cost)  # one attribute: the cheap call
-            else:
-                attrs: dict[str, Any] = {"agentops.cost_usd": self.turn_cost}
-                if f.workflow:
-                    attrs["agentops.workflow"] = f.workflow
-                if f.simulated:
-                    attrs["agentops.time_s"] = start
-                    attrs["agentops.latency_s"] = latency
-                if exc is not None:
-                    attrs["agentops.outcome"] = "error"
-                    attrs["error.type"] = type(exc).__name__
-                span.set_attributes(attrs)
+            attrs: dict[str, Any] = {"agentops.cost_usd": self.turn_cost}
+            if f.workflow:
+                attrs["agentops.workflow"] = f.workflow
+            self._annotate(span, attrs, start, latency, exc)
         f.turn_cost.observe(self.turn_cost)
         level = _INFO if exc is None else _ERROR
         if t.logger.isEnabledFor(level):
-            provider, model = model_labels(_ag2.turn_model_config(context))
-            fields = f.fields("agent.turn", span, model, provider)
-            fields["input_tokens"] = self.turn_in
-            fields["output_tokens"] = self.turn_out
-            fields["cost_usd"] = round(self.turn_cost, 8)
-            fields["latency_s"] = round(latency, 6)
-            fields["outcome"] = "success" if exc is None else "error"
-            fields["time_s"] = round(start, 6)
-            if exc is not None:
-                fields["error_type"] = type(exc).__name__
-                fields["error"] = redact(str(exc))[:_MAX_TEXT]
+            measures: dict[str, Any] = {
+                "input_tokens": self.turn_in,
+                "output_tokens": self.turn_out,
+                "cost_usd": round(self.turn_cost, 8),
+            }
             if t.capture_content:
-                fields["request"] = redact(_request_text(event))[:_MAX_TEXT]
-            emit(t.logger, level, "agent.turn", fields)
+                measures["request"] = redact(request_text(event))[:_MAX_TEXT]
+            labels = model_labels(_ag2.turn_model_config(context))
+            self._log(level, "agent.turn", span, labels, measures, start, latency, exc)
 
     # -- model call ------------------------------------------------------------------------------
     async def on_llm_call(self, call_next: Any, events: Any, context: Any) -> Any:
@@ -203,7 +224,7 @@ class _AgentOpsMiddleware(BaseMiddleware):
         f = self.f
         t = f.telemetry
         model, provider = response.model, response.provider
-        named: dict[str, str] = {}
+        named: dict[str, Any] = {}
         if not model or not provider:  # AG2 labels the span from the response; fill in from the config
             cfg_provider, cfg_model = model_labels(_ag2.turn_model_config(context))
             if not model and cfg_model:
@@ -218,53 +239,34 @@ class _AgentOpsMiddleware(BaseMiddleware):
         if usd is not None:
             self.turn_cost += usd
             f.cost_counter(True, provider, model).inc(usd)
+            named["agentops.cost_usd"] = usd
         else:
             f.cost_counter(False, provider, model).inc()
         span = _ag2.hook_span(_ag2.SPAN_TYPE_LLM)
         if span is not None:
-            if usd is not None:
-                named["agentops.cost_usd"] = usd  # type: ignore[assignment]
-            if f.simulated:
-                named["agentops.time_s"] = start  # type: ignore[assignment]
-                named["agentops.latency_s"] = latency  # type: ignore[assignment]
-            if len(named) == 1:
-                span.set_attribute(*next(iter(named.items())))  # one attribute: the cheap call
-            elif named:
-                span.set_attributes(named)
+            self._annotate(span, named, start, latency, None)
         if t.logger.isEnabledFor(_DEBUG):
-            fields = f.fields("llm.call", span, model, provider)
-            fields["input_tokens"] = n_in
-            fields["output_tokens"] = n_out
-            fields["cost_usd"] = round(usd, 8) if usd is not None else None
-            fields["latency_s"] = round(latency, 6)
-            fields["outcome"] = "success"
-            fields["finish_reason"] = response.finish_reason
-            fields["time_s"] = round(start, 6)
-            emit(t.logger, _DEBUG, "llm.call", fields)
+            measures = {
+                "input_tokens": n_in,
+                "output_tokens": n_out,
+                "cost_usd": round(usd, 8) if usd is not None else None,
+                "finish_reason": response.finish_reason,
+            }
+            self._log(_DEBUG, "llm.call", span, (provider, model), measures, start, latency, None)
 
     def _failed_call(self, start: float, latency: float, context: Any, exc: BaseException) -> None:
         f = self.f
-        t = f.telemetry
         provider, model = model_labels(_ag2.turn_model_config(context))
         span = _ag2.hook_span(_ag2.SPAN_TYPE_LLM)
         if span is not None:
-            attrs: dict[str, Any] = {"agentops.outcome": "error", "error.type": type(exc).__name__}
+            attrs: dict[str, Any] = {}
             if model:
                 attrs["gen_ai.request.model"] = model
             if provider:
                 attrs["gen_ai.provider.name"] = provider
-            if f.simulated:
-                attrs["agentops.time_s"] = start
-                attrs["agentops.latency_s"] = latency
-            span.set_attributes(attrs)
-        if t.logger.isEnabledFor(_WARNING):
-            fields = f.fields("llm.call", span, model, provider)
-            fields["latency_s"] = round(latency, 6)
-            fields["outcome"] = "error"
-            fields["error_type"] = type(exc).__name__
-            fields["error"] = redact(str(exc))[:_MAX_TEXT]
-            fields["time_s"] = round(start, 6)
-            emit(t.logger, _WARNING, "llm.call", fields)
+            self._annotate(span, attrs, start, latency, exc)
+        if f.telemetry.logger.isEnabledFor(_WARNING):
+            self._log(_WARNING, "llm.call", span, (provider, model), {}, start, latency, exc)
 
     # -- tool call -------------------------------------------------------------------------------
     async def on_tool_execution(self, call_next: Any, event: Any, context: Any) -> Any:
@@ -283,25 +285,11 @@ class _AgentOpsMiddleware(BaseMiddleware):
         f = self.f
         t = f.telemetry
         span = _ag2.hook_span(_ag2.SPAN_TYPE_TOOL)
-        if span is not None and (error is not None or f.simulated):
-            attrs: dict[str, Any] = {}
-            if f.simulated:
-                attrs["agentops.time_s"] = start
-                attrs["agentops.latency_s"] = latency
-            if error is not None:
-                attrs["agentops.outcome"] = "error"
-                attrs["error.type"] = type(error).__name__
-            span.set_attributes(attrs)
+        if span is not None:
+            self._annotate(span, {}, start, latency, error)
         level = _DEBUG if error is None else _WARNING
         if t.logger.isEnabledFor(level):
-            fields = f.fields("tool.call", span, None, None)
-            fields["tool"] = event.name
-            fields["latency_s"] = round(latency, 6)
-            fields["outcome"] = "success" if error is None else "error"
-            fields["time_s"] = round(start, 6)
-            if error is not None:
-                fields["error_type"] = type(error).__name__
-                fields["error"] = redact(str(error))[:_MAX_TEXT]
+            measures = {"tool": event.name}
             if t.capture_content:
-                fields["arguments"] = redact(event.arguments)[:_MAX_TEXT]
-            emit(t.logger, level, "tool.call", fields)
+                measures["arguments"] = redact(event.arguments)[:_MAX_TEXT]
+            self._log(level, "tool.call", span, (None, None), measures, start, latency, error)

@@ -15,9 +15,16 @@ What the runner guarantees:
 
 * each stage is one ``ag2.Agent`` turn that receives the request plus the outputs of the stages it
   depends on;
-* **timeouts** (``asyncio.wait_for``) and **retries** (``tenacity``) per stage, retrying only what
-  :func:`agentops.errors.is_retryable` allows (never a refusal); a stage that keeps failing fails the
-  workflow with the stage and the cause named (:class:`StageFailed`);
+* **call-level retries** per stage: each model call of the stage's turn is retried by
+  :class:`agentops.resilience.RetryPolicy` (composed with AG2's ``RetryMiddleware``) — an attempt
+  past the stage's ``timeout_s``, a provider error, an empty answer — retrying only what
+  :func:`agentops.errors.is_retryable` allows (never a refusal). An answer cut at the token limit
+  is kept: templates cap stage replies on purpose. The turn is never repeated, so a
+  tool already called does not run twice; a stage that keeps failing fails the workflow with the
+  stage and the cause named (:class:`StageFailed`);
+* each turn carries the **idempotency key** ``"<run_id>:<stage>"`` (``variables``), so stage tools
+  guarded by :class:`~agentops.resilience.IdempotencyLedger` stay at-most-once across escalation
+  re-runs;
 * **approval stages are really gated**: before the stage runs, the approver is asked through AG2's
   human-in-the-loop machinery (:func:`agentops.escalation.request_approval`); a no stops the workflow
   (status ``rejected``) and so does a timeout — nothing after the gate runs or spends tokens;

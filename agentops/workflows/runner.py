@@ -3,9 +3,16 @@
 Stages run in dependency order; the stages of one ``parallel_groups`` entry whose dependencies are met
 run concurrently (one asyncio task each), everything else one at a time, so runs are repeatable.
 Approval stages are asked before their batch starts; the escalation engine is checked after each
-stage of a batch. Retries use ``tenacity`` and retry only what :func:`agentops.errors.is_retryable`
-says may succeed when sent again (timeouts, provider errors, malformed or empty output) — never a
-refusal (budget, tool policy, guardrail) or a configuration error.
+stage of a batch.
+
+Retries are **call-level**: each stage agent carries a :class:`~agentops.resilience.RetryPolicy`
+(AG2's ``RetryMiddleware`` underneath) that repeats one failed *model call* — a timeout of the
+attempt (the stage's ``timeout_s``), a provider error, an empty or malformed answer —
+with backoff, and only what :func:`agentops.errors.is_retryable` allows (never a refusal or a
+configuration error). The turn itself is never repeated, so a tool the model already called does not
+run again; every turn also carries ``variables={"idempotency_key": "<run_id>:<stage>"}`` so tools
+guarded by :meth:`agentops.resilience.IdempotencyLedger.once` stay at-most-once even when an
+escalation re-runs the stage. A stage record's ``attempts`` is one per turn plus its retries.
 
 Concurrency: one template may be run by several concurrent ``run_workflow`` calls; each run keeps its
 own state.
@@ -16,17 +23,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import ag2
-from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt, wait_exponential
 
 from agentops import _identity  # noqa: F401
-from agentops.errors import EmptyOutputError, is_retryable
 from agentops.escalation import Action, ApprovalRequest, Approver, EscalationEngine, RunContext, request_approval
 from agentops.listeners import APPROVAL, STAGE, Listener, notify
+from agentops.resilience.retries import AttemptTimeout, RetryPolicy
 from agentops.stack import MiddlewareSpec, extra_middleware
 from agentops.usage import UsageMeter
 from agentops.workflows.results import StageRecord, WorkflowRun
@@ -58,6 +65,17 @@ def _prompt(request: str, stage: Stage, outputs: Mapping[str, str]) -> str:
 
 
 _TIMED_OUT: Any = object()
+_MAX_BACKOFF_S = 30.0
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _turn_limit(timeout_s: float, retries: int, backoff_s: float) -> float:
+    """A stage turn's wall-clock limit: every attempt at its limit plus every backoff window, plus 1 s."""
+    waits = sum(min(min(backoff_s, _MAX_BACKOFF_S) * 2**n, _MAX_BACKOFF_S) for n in range(retries))
+    return timeout_s * (retries + 1) + waits + 1.0
 
 
 async def _within(awaitable: Any, timeout_s: float) -> Any:
@@ -91,6 +109,7 @@ class _Inputs:
     run_id: str
     rate_limit: Callable[[], tuple[int, int]] | None
     middleware: MiddlewareSpec | None
+    tools: Mapping[str, tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -139,37 +158,43 @@ class _Runner:
         rec.cost_usd = None if totals.unpriced_calls else totals.cost_usd
 
     # -- one stage -----------------------------------------------------------------------------
-    async def _attempt(self, stage: Stage, model: Any, instructions: str, prompt: str) -> str:
-        rec, timeout = self.records[stage.name], self.t.timeout_for(stage)
-        rec.attempts += 1
+    def _policy(self, stage: Stage) -> RetryPolicy:
+        """Call-level retries for one stage turn: each model call retried, never the turn."""
+        timeout, retries = self.t.timeout_for(stage), self.t.retries_for(stage)
+        return RetryPolicy(
+            max_attempts=retries + 1,
+            base_s=min(self.t.retry_backoff_s, _MAX_BACKOFF_S),
+            max_backoff_s=_MAX_BACKOFF_S,
+            attempt_timeout_s=min(timeout, 3600.0),
+            allow_truncated=True,  # a stage's output is prose handed on; templates cap replies on purpose
+            deadline_s=min(_turn_limit(timeout, retries, self.t.retry_backoff_s), 3600.0),
+            listeners=self.i.listeners,
+            clock=_loop_time,  # the clock the stage's timeouts use
+            seed=zlib.crc32(f"{self.i.run_id}:{stage.name}".encode()),
+        )
+
+    async def _turn(self, stage: Stage, model: Any, instructions: str, prompt: str) -> str:
+        """One ``ag2.Agent`` turn; ``attempts`` grows by one plus the call-level retries it made."""
+        rec, policy = self.records[stage.name], self._policy(stage)
         meter = UsageMeter(getattr(model, "model", ""))
         self.meters[stage.name].append(meter)
-        stack = [*extra_middleware(self.i.middleware, stage.name), meter.middleware()]
-        agent = ag2.Agent(stage.name, instructions, config=model, middleware=stack)
-        reply = await _within(agent.ask(prompt), timeout)
+        stack = [*extra_middleware(self.i.middleware, stage.name), policy, meter.middleware()]
+        tools = self.i.tools.get(stage.name, ())
+        agent = ag2.Agent(stage.name, instructions, config=model, middleware=stack, tools=list(tools))
+        key = {"idempotency_key": f"{self.i.run_id}:{stage.name}"}
+        limit = policy.settings.deadline_s
+        try:
+            reply = await _within(agent.ask(prompt, variables=key), limit)
+        except AttemptTimeout:
+            self.timed_out[stage.name] = True
+            raise
+        finally:
+            rec.attempts += 1 + policy.total_retries
         if reply is _TIMED_OUT:
             self.timed_out[stage.name] = True
-            raise TimeoutError(f"attempt {rec.attempts} exceeded {timeout:g} s")
-        body = reply.body or ""
-        if not body.strip():
-            raise EmptyOutputError(f"stage {stage.name!r}: the model returned no text")
+            raise TimeoutError(f"the turn exceeded {limit:g} s (attempts and waits included)")
         self.timed_out[stage.name] = False
-        return body
-
-    async def _attempts(self, stage: Stage, model: Any) -> str:
-        instructions = stage.instructions.format_map(self.i.params)
-        prompt = _prompt(self.i.request, stage, self.outputs)
-        backoff = self.t.retry_backoff_s
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.t.retries_for(stage) + 1),
-            retry=retry_if_exception(is_retryable),
-            reraise=True,
-            **({"wait": wait_exponential(multiplier=backoff, max=30)} if backoff else {}),
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await self._attempt(stage, model, instructions, prompt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return reply.body or ""
 
     async def _run_stage(self, stage: Stage) -> None:
         rec = self.records[stage.name]
@@ -179,10 +204,10 @@ class _Runner:
         if rec.start_s is None:
             rec.start_s = began
         try:
-            output = await self._attempts(stage, model)
-        except (Exception, RetryError) as exc:
-            cause = exc.last_attempt.exception() if isinstance(exc, RetryError) else exc
-            rec.status, rec.error = "failed", f"{type(cause).__name__}: {cause}"
+            instructions = stage.instructions.format_map(self.i.params)
+            output = await self._turn(stage, model, instructions, _prompt(self.i.request, stage, self.outputs))
+        except Exception as exc:
+            rec.status, rec.error = "failed", f"{type(exc).__name__}: {exc}"
             self.failures[stage.name] = exc
         else:
             rec.status, rec.output, rec.error = "completed", output, ""
@@ -355,6 +380,17 @@ def _validated(
     return template, merged
 
 
+def _stage_tools(template: WorkflowTemplate, tools: Mapping[str, Sequence[Any]] | None) -> dict[str, tuple[Any, ...]]:
+    if tools is None:
+        return {}
+    if not isinstance(tools, Mapping):
+        raise WorkflowError("tools must map stage names to lists of AG2 tools, e.g. tools={'triage': [lookup]}")
+    unknown = sorted(set(tools) - set(template.stage_map))
+    if unknown:
+        raise WorkflowError(f"tools for unknown stage(s) {unknown}: use stage names of {template.name!r}")
+    return {name: tuple(ts) for name, ts in tools.items()}
+
+
 async def run_workflow(
     template: WorkflowTemplate | Mapping[str, Any],
     request: str,
@@ -367,6 +403,7 @@ async def run_workflow(
     run_id: str | None = None,
     rate_limit: Callable[[], tuple[int, int]] | None = None,
     middleware: MiddlewareSpec | None = None,
+    tools: Mapping[str, Sequence[Any]] | None = None,
 ) -> WorkflowRun:
     """Run a workflow template once.
 
@@ -384,7 +421,12 @@ async def run_workflow(
         run_id: defaults to ``<template name>-<n>``.
         rate_limit: returns ``(remaining, limit)`` of the provider's window, for headroom rules.
         middleware: extra AG2 middleware for every stage agent — a list, or a function of the stage
-            name such as ``Telemetry.middleware`` — placed outermost.
+            name such as ``Telemetry.middleware`` — placed outermost (outside the call-level retries,
+            so they see one call per model call however many attempts it took).
+        tools: stage name → AG2 tools that stage's agent may call. A tool with a side effect should be
+            guarded by :meth:`agentops.resilience.IdempotencyLedger.once`: each turn passes the
+            idempotency key ``"<run_id>:<stage>"``, so an escalation that re-runs the stage gets the
+            recorded result instead of a second side effect.
 
     Returns:
         A :class:`~agentops.workflows.WorkflowRun` (call ``raise_for_status()`` to turn a failure
@@ -405,5 +447,6 @@ async def run_workflow(
         run_id=run_id or f"{template.name}-{next(_run_counter)}",
         rate_limit=rate_limit,
         middleware=middleware,
+        tools=_stage_tools(template, tools),
     )
     return await _Runner(inputs, models).run()

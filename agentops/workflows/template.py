@@ -63,8 +63,8 @@ class Stage(Spec):
         name: identifier (letters, digits, ``_``), unique in the template.
         instructions: the stage agent's system prompt; may use ``{parameter}`` placeholders.
         depends_on: stages whose outputs this stage receives and waits for.
-        timeout_s: time limit per attempt (default: the template's ``default_timeout_s``).
-        max_retries: retries after the first attempt (default: the template's ``default_max_retries``).
+        timeout_s: time limit of each model-call attempt (default: the template's ``default_timeout_s``).
+        max_retries: call-level retries after the first attempt (default: ``default_max_retries``).
         approval: ask the approver before the stage runs.
         model: name of the model slot to use (a key of ``models``); default: the stage name, then
             ``"default"``.
