@@ -51,6 +51,7 @@ __all__ = [
     "fit_window",
     "real_tokenizer",
     "tokens_of",
+    "window_pass_rate",
 ]
 
 SUMMARY_MARK = "[summary of {n} earlier messages]"
@@ -252,11 +253,40 @@ async def _through(factory: Any, events: Sequence[BaseEvent]) -> list[BaseEvent]
     return seen
 
 
+READER_PROMPT = (
+    "Answer the question from the conversation below only, in a few words. "
+    "If the conversation does not say, answer 'not stated'.\n\nConversation:\n{transcript}"
+)
+
+
+async def window_pass_rate(sent: Sequence[BaseEvent], suite: Any, answerer: Any) -> float:
+    """Answer quality under one window: ``suite`` (questions about the conversation, chapter 03 assertions)
+    run against an agent that sees only the events ``sent`` — the share of cases that pass."""
+    import ag2
+
+    from agentops.evals import run_suite
+
+    transcript = "\n".join(render_for_prompt(e) for e in sent)
+    reader = ag2.Agent("reader", READER_PROMPT.format(transcript=transcript), config=answerer)
+    run = await run_suite(suite, reader, concurrency=4, progress=False)
+    return float(run.totals()["pass_rate"])
+
+
 async def compare_context_policies(
-    events: Sequence[BaseEvent], *, max_tokens: int, max_events: int, summariser: Any = None
+    events: Sequence[BaseEvent],
+    *,
+    max_tokens: int,
+    max_events: int,
+    summariser: Any = None,
+    suite: Any = None,
+    answerer: Any = None,
 ) -> Any:
     """What each policy would send for the same conversation: events, cl100k tokens, tool pairs intact,
-    first request kept, summary inserted. A pandas DataFrame, one row per policy."""
+    first request kept, summary inserted — and, given an eval ``suite`` of questions about the
+    conversation and an ``answerer`` model config, the pass rate of answers read from what was sent
+    (:func:`window_pass_rate`). A pandas DataFrame, one row per policy."""
+    if (suite is None) != (answerer is None):
+        raise ConfigError("compare_context_policies: pass both suite= and answerer= (or neither)")
     import pandas as pd
     from ag2.middleware import HistoryLimiter, TokenLimiter
 
@@ -285,4 +315,6 @@ async def compare_context_policies(
                 ),
             }
         )
+        if suite is not None:
+            rows[-1]["pass_rate"] = await window_pass_rate(sent, suite, answerer)
     return pd.DataFrame(rows).set_index("policy")

@@ -15,7 +15,8 @@ restart (the restored agent starts a fresh AG2 stream; the slots carry what it n
 
 **Planner.** A :class:`Plan` is data too: steps with a goal, success criteria (chapter 03's assertion
 models from :mod:`agentops.evals.assertions`, and/or a natural-language ``criterion`` checked by a judge
-callable), a fallback goal and a maximum of attempts. :func:`run_plan` records every attempt and which
+— chapter 03's :class:`agentops.evals.Judge` or any callable), a fallback goal and a maximum of
+attempts. :func:`run_plan` records every attempt and which
 criteria passed, tries the fallback when the attempts are spent, and can ask for a new plan for the
 remaining work up to ``max_replans`` times. :func:`propose_plan` asks a model for a plan and validates it
 (structure, unique step names, known assertion types) before anything runs.
@@ -319,7 +320,21 @@ class Plan(Spec):
         return self
 
 
-Judge = Callable[[str, str], "bool | Awaitable[bool]"]
+JudgeFn = Callable[[str, str], "bool | Awaitable[bool]"]
+
+
+async def _judge(judge: Any, step: PlanStep, text: str) -> bool:
+    """A step's criterion through chapter 03's :class:`agentops.evals.Judge` (the rubric judge, its
+    thresholds and majority vote: the criterion is the case's reference) or a plain callable."""
+    from agentops.evals import Judge
+
+    if isinstance(judge, Judge):
+        from agentops.evals.cases import EvalCase
+
+        case = EvalCase(id=f"plan-step-{step.name}", prompt=step.goal, reference=step.criterion, graded=True)
+        return (await judge.grade(case, text)).passed
+    verdict = judge(step.criterion, text)
+    return bool(await verdict if inspect.isawaitable(verdict) else verdict)
 
 
 @dataclass
@@ -343,18 +358,17 @@ class PlanRun:
         return {a["step"]: a["output"] for a in self.attempts if a["passed"]}
 
 
-async def _check(step: PlanStep, text: str, judge: Judge | None) -> tuple[bool, str]:
+async def _check(step: PlanStep, text: str, judge: Any) -> tuple[bool, str]:
     marks = []
     for a in step.success:
         res = a.check(Observed(text))
         marks.append((res.label, res.passed))
     if step.criterion:
-        verdict = judge(step.criterion, text)
-        marks.append((f"judge[{step.criterion}]", bool(await verdict if inspect.isawaitable(verdict) else verdict)))
+        marks.append((f"judge[{step.criterion}]", await _judge(judge, step, text)))
     return all(ok for _, ok in marks), "; ".join(f"{label} {'✓' if ok else '✗'}" for label, ok in marks)
 
 
-async def _run_step(step: PlanStep, agent: ag2.Agent, done: dict[str, str], run: PlanRun, judge: Judge | None) -> bool:
+async def _run_step(step: PlanStep, agent: ag2.Agent, done: dict[str, str], run: PlanRun, judge: Any) -> bool:
     context = "".join(f"\n\n[{k}] {v}" for k, v in done.items())
     variants = [("primary", step.goal)] + ([("fallback", step.fallback)] if step.fallback else [])
     for variant, goal in variants:
@@ -382,7 +396,7 @@ async def run_plan(
     plan: Plan,
     agent: ag2.Agent,
     *,
-    judge: Judge | None = None,
+    judge: Any = None,
     planner: ag2.Agent | None = None,
     max_replans: int = 1,
 ) -> PlanRun:
@@ -391,7 +405,9 @@ async def run_plan(
     Args:
         plan: the validated plan.
         agent: the AG2 agent that carries out each step.
-        judge: ``judge(criterion, output) -> bool`` (sync or async) for steps with a ``criterion``.
+        judge: for steps with a ``criterion``: an :class:`agentops.evals.Judge` (chapter 03's rubric judge;
+            the criterion becomes the case's reference, the judge's thresholds decide) or any
+            ``judge(criterion, output) -> bool`` (sync or async).
         planner: an agent asked (via :func:`propose_plan`) for a new plan for the remaining work.
         max_replans: how many times a new plan may be asked for.
     """
@@ -409,7 +425,11 @@ async def run_plan(
             return run
         run.replans += 1
         remaining = f"{plan.goal} (continue from step {step.name!r}; done so far: {', '.join(done) or 'nothing'})"
-        steps = list((await propose_plan(planner, remaining)).steps)
+        try:
+            steps = list((await propose_plan(planner, remaining)).steps)
+        except ConfigError as exc:  # an invalid new plan ends the run; nothing of it runs
+            run.status = f"failed at {step.name}; replan rejected: {str(exc)[:80]}"
+            return run
     run.status = "succeeded"
     return run
 

@@ -413,6 +413,28 @@ class TeamRun:
         return _frame(self.root)
 
 
+class _LlmTimer:
+    """Middleware factory adding each model call's duration (by ``clock``) to ``totals[name]``."""
+
+    def __init__(self, name: str, totals: dict[str, float], clock: Callable[[], float]) -> None:
+        self.name, self.totals, self.clock = name, totals, clock
+
+    def __call__(self, event: Any, context: Any) -> Any:
+        from ag2.middleware import BaseMiddleware
+
+        timer = self
+
+        class _Timed(BaseMiddleware):
+            async def on_llm_call(self, call_next: Any, events: Any, ctx: Any) -> Any:
+                start = timer.clock()
+                try:
+                    return await call_next(events, ctx)
+                finally:
+                    timer.totals[timer.name] = timer.totals.get(timer.name, 0.0) + timer.clock() - start
+
+        return _Timed(event, context)
+
+
 class Team:
     """A director ``ag2.Agent`` whose tools are its specialists (``agent.as_tool()``).
 
@@ -421,6 +443,10 @@ class Team:
         specialists: at least one; names must be unique identifiers.
         director_prompt: the director's instructions.
         middleware: AG2 middleware for the director (budgets, telemetry...).
+        clock: times each agent's model calls (a node's ``latency_s``); inject a simulated one in tests.
+
+    Not safe for overlapping ``ask`` calls on one Team (latencies are collected per Team); use one Team
+    per concurrent request.
     """
 
     def __init__(
@@ -430,6 +456,7 @@ class Team:
         *,
         director_prompt: str = DIRECTOR_PROMPT,
         middleware: Sequence[Any] = (),
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if not specialists:
             raise ConfigError("a Team needs at least one Specialist(name, instructions, description)")
@@ -437,23 +464,37 @@ class Team:
         if len(set(names)) != len(names) or not all(n.isidentifier() for n in names):
             raise ConfigError(f"specialist names must be unique identifiers, got {names}")
         self.config = config
+        self._latency: dict[str, float] = {}
         self.specialists = {
-            s.name: ag2.Agent(s.name, s.instructions, config=s.config or config, tools=list(s.tools))
+            s.name: ag2.Agent(
+                s.name,
+                s.instructions,
+                config=s.config or config,
+                tools=list(s.tools),
+                middleware=[_LlmTimer(s.name, self._latency, clock)],
+            )
             for s in specialists
         }
         tools = [self.specialists[s.name].as_tool(description=s.description) for s in specialists]
-        self.director = ag2.Agent("director", director_prompt, config=config, tools=tools, middleware=list(middleware))
+        timer = _LlmTimer("\0director", self._latency, clock)
+        self.director = ag2.Agent(
+            "director", director_prompt, config=config, tools=tools, middleware=[*middleware, timer]
+        )
 
     async def ask(self, task: str) -> TeamRun:
-        """Run the director on ``task``; the tree has the director's own usage and each delegation's."""
+        """Run the director on ``task``; the tree has the director's own usage and latency (its model calls)
+        and each delegation's."""
+        self._latency.clear()
         reply = await self.director.ask(task)
         report = await reply.usage()
-        root = TaskNode("0", task, 0, status="synthesized", result=reply.body, latency_s=None)
+        latency = dict(self._latency)
+        root = TaskNode("0", task, 0, status="synthesized", result=reply.body, latency_s=latency.get("\0director"))
         own = Usage()
         unpriced = False
         delegations = sorted((r for r in report.records if r.kind == "subtask"), key=lambda r: str(r.label))
         for i, rec in enumerate(delegations):
-            child = TaskNode(f"0.{i + 1}", rec.label or "?", 1, status="solved", latency_s=None, calls=1)
+            name = rec.label or "?"
+            child = TaskNode(f"0.{i + 1}", name, 1, status="solved", latency_s=latency.get(name), calls=1)
             child.prompt_tokens = int(rec.usage.prompt_tokens or 0)
             child.completion_tokens = int(rec.usage.completion_tokens or 0)
             child.cost_usd = cost_usd(rec.usage, rec.model, rec.provider)

@@ -379,3 +379,37 @@ def test_top_k_orders_by_score():
 async def test_model_config_wrapper_reads_through_sampling():
     wrapped = ResponseCache().wrap(model_config("offline", seed=5))
     assert wrapped.seed == 5 and wrapped.model == "offline-1" and wrapped.copy() is wrapped
+
+
+def test_precomputed_embedder_serves_the_table_and_falls_back_lazily(tmp_path):
+    from agentops.caching import PrecomputedEmbedder
+
+    base = HashingEmbedder(64)
+    table = tmp_path / "table.npz"
+    PrecomputedEmbedder.save(table, base, ["alpha beta", "gamma", "alpha beta"])
+    loads = []
+
+    def factory():
+        loads.append(1)
+        return base
+
+    emb = PrecomputedEmbedder(table, fallback=factory)
+    assert (emb.name, emb.dim) == (base.name, 64)
+    np.testing.assert_array_equal(emb.embed(["gamma", "alpha beta"]), base.embed(["gamma", "alpha beta"]))
+    assert loads == [] and emb.misses == 0  # nothing loaded while every text is in the table
+    np.testing.assert_allclose(emb.embed(["delta", "gamma"]), base.embed(["delta", "gamma"]))
+    emb.embed(["epsilon"])
+    assert loads == [1] and emb.misses == 2  # loaded once, on the first unknown text
+    wrong = PrecomputedEmbedder(table, fallback=lambda: HashingEmbedder(32))
+    with pytest.raises(ConfigError, match="dim 32"):
+        wrong.embed(["unknown"])
+
+
+def test_lookup_stops_at_the_first_candidate_below_the_threshold():
+    emb = HashingEmbedder(64)
+    cache = SemanticCache(emb, threshold=0.99)
+    for q in ("How do I reset my password?", "Where is my invoice?", "Do you ship to Canada?"):
+        cache.store_answer(q, f"answer to {q}")
+    miss = cache.lookup("Completely unrelated words here")
+    assert miss.answer is None and "below threshold" in miss.match.reason
+    assert cache.stats["refused_by_consistency"] == 0

@@ -14,8 +14,10 @@ from agentops.context import (
     real_tokenizer,
     tokens_of,
 )
-from agentops.costperf import KNOWLEDGE, support_conversation, tiers
 from agentops.errors import ConfigError
+from agentops.scenarios import load_scenario
+from agentops.scenarios.cost_performance import KNOWLEDGE, support_conversation
+from agentops.scenarios.cost_performance import offline_tiers as tiers
 
 
 def test_usage_first_then_real_tokenizer():
@@ -33,12 +35,20 @@ def test_estimator_error_is_measured_and_ours_beats_chars_over_4():
     assert err["estimate_tokens (this module)"] < err["characters / 4 (AG2 TokenLimiter)"]
 
 
+def _tools_model():
+    from agentops.models import OfflineModel
+
+    m = OfflineModel()
+    load_scenario("support_tools", m)
+    return m
+
+
 def _responses_with_tools(events):
     return [i for i, e in enumerate(events) if isinstance(e, ModelResponse) and e.tool_calls and e.tool_calls.calls]
 
 
 async def test_fit_window_keeps_first_request_and_tool_pairs():
-    events = await support_conversation()
+    events = await support_conversation(_tools_model())
     for budget in (30, 60, 90, 150, 250, 10_000):
         kept, dropped = fit_window(events, budget)
         assert kept[0] is events[0]  # first request
@@ -53,7 +63,7 @@ async def test_fit_window_keeps_first_request_and_tool_pairs():
 
 
 async def test_window_summarises_dropped_turns_once_and_marks_it():
-    events = await support_conversation()
+    events = await support_conversation(_tools_model())
     window = ContextWindow(120, summariser=tiers()[0].config)
     sent = await window.apply(events)
     again = await window.apply(events)
@@ -79,7 +89,7 @@ async def test_window_as_agent_middleware_trims_what_the_model_sees():
 
 
 async def test_compare_context_policies_table():
-    events = await support_conversation()
+    events = await support_conversation(_tools_model())
     frame = await compare_context_policies(events, max_tokens=200, max_events=9, summariser=tiers()[0].config)
     assert list(frame.columns) == ["events", "tokens", "tool_pairs_intact", "first_request_kept", "summary"]
     assert frame.loc["no limit", "tokens"] > frame.loc["ContextWindow(200)", "tokens"]
@@ -97,3 +107,19 @@ def test_first_group_not_a_request():
     events = [ModelResponse(None), ModelRequest([TextInput("hi")])]
     kept, _ = fit_window(events, 5)
     assert isinstance(kept[-1], ModelRequest)
+
+
+async def test_compare_context_policies_measures_answer_quality():
+    from agentops.scenarios.cost_performance import context_suite
+
+    events = await support_conversation(_tools_model())
+    cheap = tiers()[0].config
+    frame = await compare_context_policies(
+        events, max_tokens=120, max_events=5, summariser=cheap, suite=context_suite(), answerer=cheap
+    )
+    rates = frame["pass_rate"]
+    assert rates["no limit"] == 1.0
+    assert rates["AG2 HistoryLimiter(5)"] < rates["no limit"]  # the early turns were dropped
+    assert rates["ContextWindow(120) + summary"] >= rates["ContextWindow(120)"]
+    with pytest.raises(ConfigError, match="suite= and answerer="):
+        await compare_context_policies(events, max_tokens=120, max_events=5, suite=context_suite())

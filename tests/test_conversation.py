@@ -12,7 +12,6 @@ import pytest
 from ag2.testing import TrackingConfig
 from pydantic import BaseModel
 
-from agentops.advanced_examples import RELEASE_PLAN, advanced_rules, booking_spec
 from agentops.conversation import (
     Conversation,
     ConversationSpec,
@@ -26,6 +25,8 @@ from agentops.conversation import (
 from agentops.errors import ConfigError, RefusalError
 from agentops.listeners import HANDOFF_REFUSED
 from agentops.models import OfflineModel, rule
+from agentops.scenarios import load_scenario
+from agentops.scenarios.advanced import RELEASE_PLAN, booking_spec
 
 SPEC = booking_spec()
 STATES = [s.name for s in SPEC.states]
@@ -33,7 +34,9 @@ FULL = {"party_size": 4, "date": "2026-12-24", "name": "Ada"}
 
 
 def model() -> OfflineModel:
-    return OfflineModel(rules=advanced_rules())
+    m = OfflineModel()
+    load_scenario("advanced", m)
+    return m
 
 
 def conv(state: str = "greeting", slots: dict | None = None, **kw) -> Conversation:
@@ -257,3 +260,26 @@ def test_plan_validation():
 async def test_run_plan_refuses_unvalidated_plans():
     with pytest.raises(ConfigError, match="propose_plan"):
         await run_plan(RELEASE_PLAN, worker())
+
+
+async def test_judge_criterion_through_the_evals_judge():
+    from agentops.evals import Judge, offline_judge
+
+    judge = Judge(offline_judge(), thresholds={"overall": 6})
+    step = PlanStep(name="announce", goal="Write a one-line announcement", criterion="version 2.1 is available")
+    run = await run_plan(Plan(goal="g", steps=[step]), worker(), judge=judge)
+    assert run.status == "succeeded" and run.attempts[0]["criteria"] == "judge[version 2.1 is available] ✓"
+    off_topic = PlanStep(name="announce", goal="Write a one-line announcement", criterion="refund policy for shoes")
+    run = await run_plan(Plan(goal="g", steps=[off_topic]), worker(), judge=judge)
+    assert run.status == "failed at announce" and run.attempts[0]["criteria"].endswith("✗")
+
+
+async def test_an_invalid_replan_ends_the_run_instead_of_raising():
+    step = PlanStep(
+        name="translate",
+        goal="Translate the notes to French",
+        success=[{"type": "contains_any", "values": ["never produced"]}],
+    )
+    planner = ag2.Agent("planner", "You write plans as JSON.", config=OfflineModel(rules=[rule("p", "no plan here")]))
+    run = await run_plan(Plan(goal="broken", steps=[step]), worker(), planner=planner, max_replans=1)
+    assert run.status.startswith("failed at translate; replan rejected") and run.replans == 1

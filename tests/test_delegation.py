@@ -12,7 +12,6 @@ from ag2.middleware import BaseMiddleware
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentops.advanced_examples import LAUNCH_TASK, delegation_rules
 from agentops.budgets import Budget, InProcessLedger
 from agentops.delegation import (
     Decomposition,
@@ -25,13 +24,14 @@ from agentops.delegation import (
 )
 from agentops.errors import ConfigError, ServerError
 from agentops.models import OfflineModel, json_rule, rule
+from agentops.scenarios.advanced import LAUNCH_TASK, delegation
 from agentops.usage import UnpricedModelWarning, cost_usd
 
 matplotlib.use("Agg")
 
 
 def model(**kw) -> OfflineModel:
-    return OfflineModel(rules=delegation_rules(), **kw)
+    return OfflineModel(rules=delegation().rules, **kw)
 
 
 def statuses(run) -> dict[str, str]:
@@ -99,7 +99,7 @@ async def test_duplicate_siblings_and_empty_subtasks_are_refused():
                 system_contains="you decompose tasks",
                 when=lambda p: "root" in p.user,
             ),
-            *delegation_rules(),
+            *delegation().rules,
         ]
     )
     run = await Delegator(m, limits=DelegationLimits(max_depth=1)).run("root")
@@ -112,7 +112,7 @@ async def test_duplicate_siblings_and_empty_subtasks_are_refused():
 
 
 async def test_unreadable_plan_is_solved_directly():
-    m = OfflineModel(rules=[rule("plan", "no json at all", system_contains="you decompose tasks"), *delegation_rules()])
+    m = OfflineModel(rules=[rule("plan", "no json at all", system_contains="you decompose tasks"), *delegation().rules])
     run = await Delegator(m).run("Do a thing")
     assert run.root.status == "solved" and run.root.reason == "plan unreadable; solved directly"
 
@@ -313,3 +313,19 @@ async def test_plot_cost_tree_labels_and_legend():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
+async def test_team_nodes_carry_each_agents_model_latency():
+    loop = asyncio.get_running_loop()
+    team = Team(
+        model(latency_s=0.2),
+        [Specialist("researcher", "You research facts.", "Research"), Specialist("writer", "You write copy.", "Write")],
+        clock=loop.time,
+    )
+    run = await team.ask("Prepare the launch")
+    frame = run.frame()
+    assert frame.loc["0", "latency_s"] == pytest.approx(0.4)  # the director's two calls
+    assert frame.loc["0.1", "latency_s"] == pytest.approx(0.2)
+    assert frame.loc["0.2", "latency_s"] == pytest.approx(0.2)

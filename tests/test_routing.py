@@ -5,11 +5,12 @@ from __future__ import annotations
 import ag2
 import pytest
 
-from agentops.costperf import SUPPORT_PROMPT, offline_rules_frame, support_suite, tiers, workload
 from agentops.errors import ConfigError
 from agentops.evals import run_suite
 from agentops.models import OfflineModel
 from agentops.routing import Router, RoutingPolicy, Tier, request_features, spend_pressure
+from agentops.scenarios.cost_performance import SUPPORT_PROMPT, offline_rules_frame, support_suite, workload
+from agentops.scenarios.cost_performance import offline_tiers as tiers
 from agentops.usage import UsageMeter
 
 
@@ -109,7 +110,7 @@ def test_scenario_helpers():
 
 async def test_run_workload_reports_sources_and_costs():
     from agentops.caching import HashingEmbedder, ResponseCache, SemanticCache
-    from agentops.costperf import run_workload
+    from agentops.workload import run_workload
 
     exact = ResponseCache()
     agent = ag2.Agent("s", SUPPORT_PROMPT, config=exact.wrap(Router(tiers()).model()))

@@ -18,7 +18,13 @@ Example::
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.caching.backends import CacheBackend, DiskBackend, MemoryBackend, RedisBackend
 from agentops.caching.consistency import check_consistent
-from agentops.caching.embeddings import HashingEmbedder, MiniLMEmbedder, default_embedder, minilm_available
+from agentops.caching.embeddings import (
+    HashingEmbedder,
+    MiniLMEmbedder,
+    PrecomputedEmbedder,
+    default_embedder,
+    minilm_available,
+)
 from agentops.caching.exact import CachedModel, CacheStats, ResponseCache, canonical_request, request_key
 from agentops.caching.semantic import (
     DEFAULT_THRESHOLD,
@@ -42,6 +48,7 @@ __all__ = [
     "MemoryBackend",
     "MemoryVectorStore",
     "MiniLMEmbedder",
+    "PrecomputedEmbedder",
     "RedisBackend",
     "RedisVectorStore",
     "ResponseCache",

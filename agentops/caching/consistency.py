@@ -6,12 +6,14 @@ questions about different amounts, dates or directions can score above 0.9. Simi
 topic"; only an explicit comparison says "same answer". Checked, in order (the first difference is the
 reason for a miss):
 
-* **numbers** (digits and number words, ``1,000`` = ``1000`` = ``one thousand`` is not attempted —
-  only single number words), **units** and currencies next to them;
+* **numbers** (digits and number words; "one" and "first" are left out — "which one", "first time" are not
+  amounts; letters followed by digits such as F1 or i7 are names) and **units** and currencies next to a
+  number ("5 km", "$20" — "how many months" names no unit);
 * **dates**: years, months, weekdays and relative days (today, tomorrow, next week...);
-* **negation** parity (not, no, never, n't, without...);
-* **comparison direction** (more/less, before/after, increase/decrease...) and, when both ask a
-  comparison, the order of the things compared ("A bigger than B" vs "B bigger than A");
+* **negation**: one question negated (not, no, never, n't, without...; "or not" excluded), the other not;
+* **comparison direction** (more/less, before/after, increase/decrease...) when both questions have one
+  and, when both compare two things (than, vs, or), the order of the things compared ("A bigger than B" vs
+  "B bigger than A");
 * **entities**: capitalised names and acronyms, each of which must appear in the other question.
 
 Hand-written because no light library does this: NER models (spaCy, flair) are heavy downloads and
@@ -33,7 +35,6 @@ def _words(text: str) -> tuple[str, ...]:
 
 _NUMBER_WORDS = {
     "zero": 0,
-    "one": 1,
     "two": 2,
     "three": 3,
     "four": 4,
@@ -62,7 +63,6 @@ _NUMBER_WORDS = {
     "billion": 1_000_000_000,
     "dozen": 12,
     "half": 0.5,
-    "first": 1,
     "second": 2,
     "third": 3,
 }
@@ -135,7 +135,7 @@ _MONTH_NORM.update(
     }
 )
 _WEEKDAYS = frozenset(_words("monday tuesday wednesday thursday friday saturday sunday"))
-_RELATIVE = frozenset(_words("today tomorrow yesterday tonight now currently"))
+_RELATIVE = frozenset(_words("today tomorrow yesterday tonight"))
 _NEGATIONS = frozenset(_words("not no never without none nobody nothing neither nor cannot isnt"))
 _UP = frozenset(
     _words(
@@ -155,10 +155,13 @@ _STOP_CAPS = frozenset(
     _words(
         "i what which who whom whose when where why how is are was were do does did can could should would "
         "will shall may might must the a an in on at of for to and or but if then than please tell give "
-        "show list explain describe name find"
+        "show list explain describe name find i'm i've i'd i'll"
     )
 )
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*|\d[\d,]*(?:\.\d+)?|[%$€£]|°[CcFf]")
+# letters then a digit (F1, i7, COVID-19) is one name, not a word and a number
+_WORD = re.compile(r"[A-Za-z]+\d[\w\-]*|[A-Za-z][A-Za-z'’\-]*|\d[\d,]*(?:\.\d+)?|[%$€£]|°[CcFf]")
+_COMPARES = frozenset(_words("than vs versus compared compare or"))
+_CURRENCY = frozenset("$€£")
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ class Features:
     entities: tuple[str, ...]
     words: frozenset[str]
     order: tuple[str, ...] = ()  # content words in order (for comparison direction)
+    compares: bool = False  # names two things against each other (than, vs, or...)
 
 
 def _number(tok: str) -> float | None:
@@ -207,15 +211,17 @@ def features(text: str) -> Features:
             dates.add(f"y{int(num)}")
         elif num is not None:
             numbers.add(num)
-        unit_ok = bare not in ("m", "second", "may") or (i and _number(toks[i - 1]) is not None)
-        if bare in _UNITS and unit_ok and _UNITS[bare] not in units:
+        # a unit counts next to a number ("5 km", "$20"): "how many months" asks for one, names none
+        after_number = i > 0 and _number(toks[i - 1]) is not None
+        before_number = tok in _CURRENCY and i + 1 < len(toks) and _number(toks[i + 1]) is not None
+        if bare in _UNITS and (after_number or before_number) and _UNITS[bare] not in units:
             units.append(_UNITS[bare])
         if bare in _MONTH_NORM and (bare != "may" or (tok[0] == "M" and i > 0)):
             dates.add(f"m{_MONTH_NORM[bare]}")
         elif bare in _WEEKDAYS or bare in _RELATIVE:
             dates.add(bare)
-        if bare in _NEGATIONS or low.endswith("n't"):
-            negations += 1
+        if (bare in _NEGATIONS and not (bare == "not" and i and toks[i - 1].lower() == "or")) or low.endswith("n't"):
+            negations += 1  # "whether ... or not" negates nothing
         if bare in _UP:
             direction.add(1)
         elif bare in _DOWN:
@@ -230,11 +236,12 @@ def features(text: str) -> Features:
         frozenset(numbers),
         tuple(units),
         frozenset(dates),
-        negations % 2 == 1,
+        negations > 0,
         frozenset(direction),
         tuple(entities),
         words,
         order,
+        any(t.lower() in _COMPARES for t in toks),
     )
 
 
@@ -262,12 +269,12 @@ def check_consistent(a: str | Features, b: str | Features) -> tuple[bool, str]:
         return False, f"dates differ: {_fmt(fa.dates)} vs {_fmt(fb.dates)}"
     if fa.negated != fb.negated:
         return False, "one question is negated and the other is not"
-    if fa.direction != fb.direction:
-        return False, "comparison direction differs"
+    if fa.direction and fb.direction and fa.direction != fb.direction:
+        return False, "comparison direction differs"  # one side comparing and the other not is not a clash
     missing = [e for e in fa.entities if not _entity_in(e, fb)] + [e for e in fb.entities if not _entity_in(e, fa)]
     if missing:
         return False, f"entities differ: {', '.join(dict.fromkeys(missing))}"
-    if fa.direction and fa.order != fb.order:
+    if fa.direction and fa.compares and fb.compares and fa.order != fb.order:
         shared_a = [w for w in fa.order if w in fb.order]
         shared_b = [w for w in fb.order if w in fa.order]
         if shared_a != shared_b:

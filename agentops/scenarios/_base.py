@@ -26,6 +26,12 @@ _REGISTRY: dict[str, str] = {
     "runaway": "agentops.scenarios.governance:runaway",
     "shared_answer": "agentops.scenarios.governance:shared_answer",
     "service": "agentops.scenarios.observability:service",
+    "support_cheap": "agentops.scenarios.cost_performance:support_cheap",
+    "support_strong": "agentops.scenarios.cost_performance:support_strong",
+    "support_tools": "agentops.scenarios.cost_performance:support_tools",
+    "delegation": "agentops.scenarios.advanced:delegation",
+    "conversations": "agentops.scenarios.advanced:conversations",
+    "advanced": "agentops.scenarios.advanced:advanced",
 }
 
 

@@ -1,20 +1,49 @@
-"""Chapter 05's offline scenario: a support desk with a cheap and a strong model, its eval suite and a
-mixed workload. The visible notebook code is what a reader writes for a real provider; the offline
-models' scripted answers live here and print with :func:`offline_rules_frame`.
+"""Chapter 05's offline behaviour and data: a support desk with a cheap and a strong model.
 
-Tiers: ``offline-mini`` (cheap) knows the FAQ and guesses at arithmetic — sometimes confidently wrong,
-sometimes hedging; ``offline-large`` (5-16× the price) answers everything. Prices come from
+Scenarios (``load_scenario(name, cfg)``; a real provider's config is left alone):
+
+* ``support_cheap`` — the cheap tier (``offline-mini``): knows the FAQ, guesses at arithmetic —
+  sometimes confidently wrong, sometimes hedging.
+* ``support_strong`` — the strong tier (``offline-large``, 5-16x the price): answers everything.
+* ``support_tools`` — the strong answers plus an ``order_status`` tool call whenever a message names an
+  order (the conversation the context-window section trims).
+
+Every scenario also answers "summarise" system prompts (the context window's summariser) with the
+first sentence of each user turn. The chapter's data lives here too: the eval suite, the mixed
+workload, the 7-turn conversation and the near-miss pairs written for the chapter. Prices come from
 ``agentops.pricing`` (nominal offline prices).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from agentops.models import OfflineModel, Prompt, Rule, model_config
+from agentops.models import OfflineModel, Prompt, Rule, rule, tool_rule
+from agentops.scenarios._base import Scenario, load_scenario
 
-__all__ = ["KNOWLEDGE", "SUPPORT_PROMPT", "Fact", "offline_rules_frame", "support_suite", "tiers", "workload"]
+__all__ = [
+    "CONTEXT_QUESTIONS",
+    "CONVERSATION",
+    "KNOWLEDGE",
+    "NEAR_MISS_PAIRS",
+    "SEMANTIC_EXAMPLES",
+    "SUPPORT_PROMPT",
+    "Fact",
+    "chapter_texts",
+    "context_suite",
+    "embedder",
+    "offline_rules_frame",
+    "offline_tiers",
+    "order_status",
+    "support_cheap",
+    "support_conversation",
+    "support_strong",
+    "support_suite",
+    "support_tools",
+    "workload",
+]
 
 SUPPORT_PROMPT = "You are a support assistant for an online shop. Answer in one or two sentences."
 
@@ -154,8 +183,30 @@ def _summary(p: Prompt) -> str:
     return "Summary of earlier turns: " + "; ".join(lines) if lines else "Summary: (nothing to summarise)"
 
 
-def _rules(strong: bool) -> list[Rule]:
-    return [
+#: How the offline reader finds each context question's answer in the conversation it is shown.
+_RECALL: dict[str, re.Pattern[str]] = {
+    "which order number did i give first?": re.compile(r"User: [^\n]*?order number is (\d{4})"),
+    "what did i order last week?": re.compile(r"ordered an? ([\w ]+?) last week"),
+    "which order was a birthday present?": re.compile(r"order (\d{4})\? It was a birthday present"),
+    "where am i moving next month?": re.compile(r"ship to (\w+)\? I move there"),
+}
+
+
+def _recall(p: Prompt) -> str:
+    """Answer a question about the conversation from the transcript in the system prompt, or 'not stated'."""
+    pattern = _RECALL.get(p.user.strip().lower())
+    found = pattern.search(p.system) if pattern else None
+    return found.group(1) if found else "not stated"
+
+
+def _rules(strong: bool) -> tuple[Rule, ...]:
+    return (
+        Rule(
+            "read the conversation",
+            lambda p: "answer the question from the conversation" in p.system.lower(),
+            _recall,
+            "question about the conversation → the fact if the transcript shown still holds it, else 'not stated'",
+        ),
         Rule(
             "summarise",
             lambda p: "summarise" in p.system.lower(),
@@ -168,22 +219,61 @@ def _rules(strong: bool) -> list[Rule]:
             _answer(strong),
             f"support question → the {'strong' if strong else 'cheap'} model's scripted answer",
         ),
-    ]
+    )
 
 
-def tiers(llm_backend: str = "offline", cheap: str | None = None, strong: str | None = None, **options: Any) -> Any:
-    """``[Tier(cheap), Tier(strong)]`` for a backend; offline tiers carry this scenario's rules."""
+def support_cheap() -> Scenario:
+    """The cheap tier: FAQ answers right, arithmetic guessed or hedged."""
+    return Scenario(
+        "support_cheap", "the cheap model's scripted answers (FAQ right, hard questions wrong)", _rules(False)
+    )
+
+
+def support_strong() -> Scenario:
+    """The strong tier: every scripted question answered right."""
+    return Scenario("support_strong", "the strong model's scripted answers (every question right)", _rules(True))
+
+
+def _order_id(p: Prompt) -> dict[str, str]:
+    return {"order_id": re.findall(r"\d{4}", p.user)[-1]}
+
+
+def _answer_order(p: Prompt) -> str:
+    return " ".join(r.content for r in p.tool_results) or "I could not find that order."
+
+
+def support_tools() -> Scenario:
+    """The strong answers plus an ``order_status`` call whenever a message names an order number."""
+    return Scenario(
+        "support_tools",
+        "order_status tool call for messages naming an order, its result read back, else the strong answers",
+        (
+            tool_rule("order_status", keywords=["order"], arguments=_order_id),
+            rule(
+                "read the order back",
+                _answer_order,
+                when=lambda p: p.after_tools,
+                description="after the tool → the tool's result",
+            ),
+            *_rules(True),
+            rule(
+                "small talk",
+                "Happy to help.",
+                when=lambda p: not p.after_tools,
+                description="anything else → a short acknowledgement",
+            ),
+        ),
+    )
+
+
+def offline_tiers(**options: Any) -> list[Any]:
+    """``[Tier("cheap"), Tier("strong")]`` over offline models with this chapter's scenarios (tests, benchmarks)."""
     from agentops.routing import Tier
 
-    if llm_backend == "offline":
-        return [
-            Tier("cheap", OfflineModel(cheap or "offline-mini", rules=_rules(False), **options)),
-            Tier("strong", OfflineModel(strong or "offline-large", rules=_rules(True), **options)),
-        ]
-    return [
-        Tier("cheap", model_config(llm_backend, cheap, **options)),
-        Tier("strong", model_config(llm_backend, strong, **options)),
-    ]
+    cheap, strong = OfflineModel("offline-mini", **options), OfflineModel("offline-large", **options)
+    load_scenario("support_cheap", cheap)
+    load_scenario("support_strong", strong)
+    return [Tier("cheap", cheap), Tier("strong", strong)]
 
 
 def offline_rules_frame() -> Any:
@@ -204,9 +294,15 @@ def offline_rules_frame() -> Any:
     ).set_index("id")
 
 
-def support_suite() -> Any:
-    """The routing eval suite: every scripted question, passing when the answer holds the expected text."""
+def support_suite(limit: int | None = None) -> Any:
+    """The routing eval suite: every scripted question (or ``limit`` of them, half FAQ and half hard),
+    passing when the answer holds the expected text."""
     from agentops.evals import EvalSuite
+
+    facts = KNOWLEDGE
+    if limit is not None:
+        faq, hard = [f for f in KNOWLEDGE if not f.hard], [f for f in KNOWLEDGE if f.hard]
+        facts = (*faq[: (limit + 1) // 2], *hard[: limit // 2])
 
     cases = [
         {
@@ -215,7 +311,7 @@ def support_suite() -> Any:
             "tags": ["hard" if f.hard else "faq"],
             "assert": [{"type": "contains_any", "values": [f.expect]}],
         }
-        for f in KNOWLEDGE
+        for f in facts
     ]
     return EvalSuite(name="support-routing", cases=cases)
 
@@ -255,27 +351,40 @@ def order_status(order_id: str) -> str:
     return f"order {order_id}: shipped, arriving in 2 days"
 
 
-async def support_conversation(config: Any = None) -> list[Any]:
-    """A 7-turn support conversation with three order-lookup tool rounds; returns its history events."""
-    import re
+async def support_conversation(config: Any, *, turns: int | None = None) -> list[Any]:
+    """Walk :data:`CONVERSATION` (its first ``turns`` messages, default all) with a support agent holding
+    ``order_status``; returns its history events.
 
+    Offline, give ``config`` the ``support_tools`` scenario first (``load_scenario("support_tools", cfg)``).
+    """
     import ag2
 
-    from agentops.models import tool_rule
-
-    if config is None:
-        config = OfflineModel("offline-1", rules=_rules(True))
-        config.add_rule(
-            tool_rule(
-                "order_status", keywords=["order"], arguments=lambda p: {"order_id": re.findall(r"\d{4}", p.user)[-1]}
-            ),
-            first=True,
-        )
     agent = ag2.Agent("support", SUPPORT_PROMPT, config=config, tools=[order_status])
     reply = await agent.ask(CONVERSATION[0])
-    for text in CONVERSATION[1:]:
+    for text in CONVERSATION[1:turns]:
         reply = await reply.ask(text)
     return list(await reply.history.get_events())
+
+
+#: Questions about the conversation's early turns, asked after it (answer quality under each window).
+CONTEXT_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("Which order number did I give first?", "1001"),
+    ("What did I order last week?", "lamp"),
+    ("Which order was a birthday present?", "1002"),
+    ("Where am I moving next month?", "Canada"),
+)
+
+
+def context_suite(limit: int | None = None) -> Any:
+    """Questions whose answers sit in the conversation's early turns (the first ``limit`` of them, default
+    all): does a trimmed window keep them?"""
+    from agentops.evals import EvalSuite
+
+    cases = [
+        {"id": f"recall-{i}", "prompt": q, "assert": [{"type": "contains_any", "values": [want]}]}
+        for i, (q, want) in enumerate(CONTEXT_QUESTIONS[:limit], 1)
+    ]
+    return EvalSuite(name="context-recall", cases=cases)
 
 
 #: Near-miss and paraphrase question pairs written for this chapter (label 1 = same answer).
@@ -303,29 +412,35 @@ NEAR_MISS_PAIRS: tuple[tuple[int, str, str], ...] = (
 )
 
 
-async def run_workload(agent: Any, questions: list[str], *, semantic: Any = None, exact: Any = None) -> Any:
-    """Ask each question (semantic cache first, then the agent); one row per request with where the answer
-    came from, which tier answered and what it cost (USD)."""
-    import pandas as pd
+#: The chapter's semantic-match examples (the notebook shows the same pairs).
+SEMANTIC_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("What is the capital of France?", "Which city is the capital of France?"),
+    ("What is the capital of France?", "What is the capital of Germany?"),
+    ("Is shipping faster than pickup?", "Is pickup faster than shipping?"),
+    ("Do you ship to Canada?", "Do you deliver to Canada?"),
+    ("Can I get a refund after 30 days?", "Can I get a refund after 60 days?"),
+)
 
-    from agentops.usage import cost_usd
+_TABLE = "ch05_minilm.npz"
 
-    rows = []
-    for q in questions:
-        hit = semantic.lookup(q) if semantic is not None else None
-        if hit is not None and hit.answer is not None:
-            rows.append({"question": q, "source": "semantic cache", "tier": "-", "tokens": 0, "cost_usd": 0.0})
-            continue
-        hits_before = exact.stats.hits if exact is not None else 0
-        reply = await agent.ask(q)
-        report = await reply.usage()
-        cost = sum(cost_usd(r.usage, r.model) or 0.0 for r in report.records)
-        models = sorted({r.model for r in report.records})
-        source = "exact cache" if exact is not None and exact.stats.hits > hits_before else "model"
-        tokens = int(report.total.total_tokens or 0)
-        rows.append(
-            {"question": q, "source": source, "tier": "+".join(models) or "-", "tokens": tokens, "cost_usd": cost}
-        )
-        if semantic is not None and source == "model":
-            semantic.store_answer(q, reply.body)
-    return pd.DataFrame(rows)
+
+def chapter_texts() -> list[str]:
+    """Every text the chapter embeds: its questions, their rewordings, the examples and near-miss pairs."""
+    texts = [f.question for f in KNOWLEDGE] + workload(400, seed=0)
+    texts += [t for pair in SEMANTIC_EXAMPLES for t in pair] + [t for _, a, b in NEAR_MISS_PAIRS for t in (a, b)]
+    return list(dict.fromkeys(texts))
+
+
+def embedder() -> Any:
+    """MiniLM's vectors for :func:`chapter_texts`, precomputed and shipped with the package, so the chapter
+    does not load the model (seconds of CPU); any other text loads MiniLM (or the hashing fallback).
+
+    Rebuild after changing the chapter's texts::
+
+        PrecomputedEmbedder.save("agentops/data/ch05_minilm.npz", MiniLMEmbedder(), chapter_texts())
+    """
+    from importlib.resources import files
+
+    from agentops.caching import PrecomputedEmbedder
+
+    return PrecomputedEmbedder(str(files("agentops") / "data" / _TABLE))

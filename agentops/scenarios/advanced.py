@@ -1,14 +1,17 @@
-"""Offline rules for chapter 06 (advanced patterns): what the simulator answers for each role.
+"""Chapter 06's offline behaviour: what the simulator answers for each role of the advanced patterns.
 
-Not part of the package's API. The chapter's visible code is what a reader writes for a real provider;
-these rules only make the offline model play the planner, solver, synthesiser, director, specialists,
-the stateful booking assistant and the conversation planner's roles deterministically. Print them with
-``model.rules_frame()``.
+Scenarios (``load_scenario(name, cfg)``; a real provider's config is left alone):
 
->>> from agentops.models import OfflineModel
->>> model = OfflineModel(rules=advanced_rules())
->>> len(model.rules) > 5
-True
+* ``delegation`` — the planner (splits from :data:`PLAN_TABLE`; one entry repeats its own task, which
+  the cycle guard refuses), the solver (canned answers; a task mentioning "legal" gets an empty answer:
+  a failed leaf), the synthesiser (counts results and names the missing ones), a director that calls
+  every specialist tool in one turn, and the researcher and writer specialists.
+* ``conversations`` — the booking assistant that drives the state machine through its tools, the plan
+  worker (the French translation needs the glossary fallback) and the planner that proposes
+  :data:`RELEASE_PLAN` (or, asked for a "broken" plan, one without success criteria).
+* ``advanced`` — both, in that order (the chapter loads this one).
+
+The chapter's visible code is what a reader writes for a real provider.
 """
 
 from __future__ import annotations
@@ -17,15 +20,16 @@ import re
 from typing import Any
 
 from agentops.models import Prompt, Reply, Rule, ToolCall, json_rule, rule
+from agentops.scenarios._base import Scenario
 
 __all__ = [
     "LAUNCH_TASK",
     "PLAN_TABLE",
     "RELEASE_PLAN",
-    "advanced_rules",
+    "advanced",
     "booking_spec",
-    "conversation_rules",
-    "delegation_rules",
+    "conversations",
+    "delegation",
 ]
 
 LAUNCH_TASK = "Plan the product launch"
@@ -88,7 +92,7 @@ def _direct(p: Prompt) -> Reply | str:
     return Reply(tool_calls=calls)
 
 
-def delegation_rules() -> list[Rule]:
+def _delegation_rules() -> list[Rule]:
     """Planner, solver and synthesiser rules (recursive decomposition) and a director with specialists."""
     return [
         json_rule(
@@ -120,9 +124,27 @@ def delegation_rules() -> list[Rule]:
     ]
 
 
-def advanced_rules() -> list[Rule]:
-    """Every chapter 06 rule, in match order."""
-    return delegation_rules() + conversation_rules()
+def delegation() -> Scenario:
+    """Planner, solver and synthesiser (recursive decomposition), a director and its specialists."""
+    return Scenario("delegation", "planner, solver, synthesiser, director and specialists", tuple(_delegation_rules()))
+
+
+def conversations() -> Scenario:
+    """The booking assistant, the plan worker and the planner."""
+    return Scenario(
+        "conversations",
+        "booking assistant (state machine tools), plan worker and planner",
+        tuple(_conversation_rules()),
+    )
+
+
+def advanced() -> Scenario:
+    """Every chapter 06 role: :func:`delegation` then :func:`conversations`."""
+    return Scenario(
+        "advanced",
+        "every chapter 06 role: delegation tree, director and specialists, booking, plans",
+        tuple(_delegation_rules() + _conversation_rules()),
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -207,7 +229,7 @@ def _propose(p: Prompt) -> dict:
     return RELEASE_PLAN
 
 
-def conversation_rules() -> list[Rule]:
+def _conversation_rules() -> list[Rule]:
     """The booking assistant (state machine tools) and the plan worker and planner."""
     return [
         rule(
