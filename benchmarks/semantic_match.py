@@ -25,7 +25,7 @@ from agentops.caching.embeddings import HashingEmbedder, MiniLMEmbedder
 from agentops.caching.semantic import DEFAULT_THRESHOLD
 
 _ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("AGENTOPS_PARAPHRASE_DIR", _ROOT.parent / "shared" / "data" / "qqp"))
+DATA = Path(os.environ.get("AGENTOPS_PARAPHRASE_DIR", _ROOT / "benchmarks" / "data" / "public" / "qqp"))
 TARGET_P, TARGET_R = 0.95, 0.6
 
 

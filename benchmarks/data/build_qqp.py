@@ -6,7 +6,7 @@ training set, as committed in the public repository ``Galina-Blokh/quora-questio
 allow redistribution, so the pairs are not committed here: this script reads them from a local clone
 and writes ``qqp_10k.tsv`` (``id, question1, question2, is_duplicate``) into the output folder.
 
-    python benchmarks/data/build_qqp.py --clone PATH --out ../shared/data/qqp
+    python benchmarks/data/build_qqp.py --clone PATH --out benchmarks/data/public/qqp
 """
 
 from __future__ import annotations
