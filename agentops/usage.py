@@ -46,8 +46,21 @@ _warned: set[tuple[str, str | None]] = set()
 _warned_lock = threading.Lock()
 
 
+def _shown(model: str) -> str:
+    """The model name as a message may print it: whole, or ``[REDACTED]`` when the name is itself a secret.
+
+    A key pasted where a model name belongs would otherwise reach logs through the warning or the error.
+    The guardrails catalogue is imported only here, on the rare unpriced path.
+    """
+    from agentops.guardrails import redact
+
+    return repr(model) if redact(model) == model else "[REDACTED]"
+
+
 def _fix(model: str) -> str:
-    return f"agentops.pricing.register_price({model!r}, input_per_1k=..., output_per_1k=...)"
+    shown = _shown(model)
+    name = shown if shown != "[REDACTED]" else "<model name>"
+    return f"agentops.pricing.register_price({name}, input_per_1k=..., output_per_1k=...)"
 
 
 def cost_usd(usage: Any, model: str | None, provider: str | None = None) -> float | None:
@@ -72,7 +85,7 @@ def cost_usd(usage: Any, model: str | None, provider: str | None = None) -> floa
             _warned.add(key)
         if first:
             warnings.warn(
-                f"no price known for model {model!r}: its tokens are counted and its cost is shown as "
+                f"no price known for model {_shown(model)}: its tokens are counted and its cost is shown as "
                 f"unpriced; set one with {_fix(model)}",
                 UnpricedModelWarning,
                 stacklevel=2,
@@ -87,7 +100,7 @@ def require_price(model: str, provider: str | None = None, *, what: str = "a USD
         return price(model, provider)
     except UnknownModelPrice:
         raise UnknownModelPrice(
-            f"{what} needs a price for model {model!r}, and none is known; set one with {_fix(model)} "
+            f"{what} needs a price for model {_shown(model)}, and none is known; set one with {_fix(model)} "
             f"(for a local model, 0.0 is fine), or use a token cap instead"
         ) from None
 

@@ -90,3 +90,18 @@ def test_usage_frame_shows_unpriced_as_none(monkeypatch: pytest.MonkeyPatch) -> 
     frame = usage_frame(Report())
     assert frame["total_tokens"].tolist() == [15, 15]
     assert frame["cost_usd"].iloc[0] > 0 and frame["cost_usd"].isna().tolist() == [False, True]
+
+
+def test_a_model_name_that_is_a_secret_never_reaches_the_warning_or_the_error():
+    leaked = "sk-canaryLEAK0123456789abcdefXYZ"
+    usage = Usage(prompt_tokens=10, completion_tokens=5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cost_usd(usage, leaked) is None
+    text = " ".join(str(w.message) for w in caught)
+    assert "[REDACTED]" in text and "register_price(<model name>" in text and leaked not in text
+    with pytest.raises(UnknownModelPrice) as err:
+        require_price(leaked)
+    assert leaked not in str(err.value) and "[REDACTED]" in str(err.value)
+    with pytest.raises(UnknownModelPrice, match="'plain-unpriced-model-z'"):
+        require_price("plain-unpriced-model-z")
