@@ -626,7 +626,9 @@ def _rendezvous_book(tmp_path: Path) -> Path:
     d = tmp_path / "pair"
     d.mkdir()
     body = (
-        "import pathlib, time\n"
+        "import os, pathlib, time\n"
+        "assert pathlib.Path.cwd().name == 'pair', os.getcwd()  # each kernel starts in its chapter's folder\n"
+        "assert os.environ.get('MPLBACKEND') != 'Agg', 'a CI backend reached the kernel'\n"
         "pathlib.Path(mine).write_text('here')\n"
         "deadline = time.monotonic() + 60\n"
         "while not pathlib.Path(other).exists():\n"
@@ -641,10 +643,12 @@ def _rendezvous_book(tmp_path: Path) -> Path:
     return d
 
 
-def test_two_jobs_run_chapters_at_the_same_time_and_keep_their_order(tmp_path):
+def test_two_jobs_run_chapters_at_the_same_time_and_keep_their_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # dropped for every kernel, restored afterwards
     report = run([], {}, tmp_path / "out", notebooks_dir=_rendezvous_book(tmp_path), progress=False, jobs=2)
     assert [r.chapter for r in report.results] == ["00_a", "01_b", "02_c"]
-    assert [r.status for r in report.results] == ["passed"] * 3
+    assert [r.status for r in report.results] == ["passed"] * 3, [r.error for r in report.results]
+    assert os.environ["MPLBACKEND"] == "Agg"
     index = (tmp_path / "out" / "index.md").read_text()
     assert index.index("| 00_a |") < index.index("| 01_b |") < index.index("| 02_c |")
 

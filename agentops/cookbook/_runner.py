@@ -133,12 +133,20 @@ def _ipc_kernels() -> Iterator[Any]:
 
     class IPCKernelManager(AsyncKernelManager):
         started: ClassVar[list[AsyncKernelManager]] = []
+        kernel_cwd: ClassVar[str | None] = None
 
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.transport = "ipc"
             self.ip = str(root / f"kernel-{next(counter)}")
             IPCKernelManager.started.append(self)
+
+        async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
+            # The kernel starts in its chapter's folder without a process-wide chdir: papermill's ``cwd``
+            # changes the directory of the whole process, which races when chapters run on threads.
+            if self.kernel_cwd and not kwargs.get("cwd"):
+                kwargs["cwd"] = self.kernel_cwd
+            await super().start_kernel(**kwargs)
 
     try:
         yield IPCKernelManager
@@ -200,18 +208,17 @@ def _execute(chapter: Chapter, params: dict[str, Any], output: Path, kernel: str
         chapter.name, "passed", 0.0, chapter.values(params), output, given=params, title=chapter.title
     )
     start = time.perf_counter()
+    in_folder = type("ChapterKernelManager", (manager,), {"kernel_cwd": str(chapter.path.parent.resolve())})
     try:
-        with _kernel_env():
-            pm.execute_notebook(
-                str(chapter.path),
-                str(output),
-                parameters=params,
-                kernel_name=kernel,
-                cwd=str(chapter.path.parent),
-                progress_bar=False,
-                log_output=False,
-                kernel_manager_class=manager,
-            )
+        pm.execute_notebook(
+            str(chapter.path.resolve()),
+            str(output.resolve()),
+            parameters=params,
+            kernel_name=kernel,
+            progress_bar=False,
+            log_output=False,
+            kernel_manager_class=in_folder,
+        )
     except PapermillExecutionError as exc:
         # cell_index counts every cell of the executed report (papermill's injected-parameters cell
         # included), so it points at the right cell of the notebook the reader opens in reports/.
@@ -391,7 +398,8 @@ def run(
     out = check_output_dir(output_dir, force=force, protect=[notebooks_root(notebooks_dir)])
     jobs = jobs or default_jobs(chapters, typed)
     stopped: tuple[int, str | None] | None = None
-    with _ipc_kernels() as manager, _stop_on_signals(lambda: _kill_kernels(manager)):
+    # the environment is set once for every kernel: changing it per chapter would race between threads
+    with _ipc_kernels() as manager, _stop_on_signals(lambda: _kill_kernels(manager)), _kernel_env():
         pool = _Pool(chapters, typed, out, kernel, manager)
         bar = tqdm(total=len(chapters), desc="chapters", unit="chapter", disable=not progress, file=sys.stderr)
         try:
