@@ -46,6 +46,7 @@ __all__ = [
     "rule",
     "run_cli",
     "run_pytest",
+    "run_simulated",
     "tool_rule",
 ]
 
@@ -417,3 +418,27 @@ def run_pytest(project: str | Path, *args: str, isolated: bool = False, timeout_
     frame.attrs["exit_code"] = code
     frame.attrs["output"] = output[-4000:]
     return frame
+
+
+def run_simulated(coro_factory: Callable[[Callable[[], float]], Any]) -> Any:
+    """Run ``coro_factory(loop.time)`` to completion on a simulated clock (looptime, starting at 0).
+
+    Sleeps, model latencies and timeouts take no wall time and land exactly, so a benchmark can show
+    what concurrency does without the machine's load in the number. AG2 runs some synchronous hooks in
+    anyio worker threads, which a simulated loop cannot see (it would jump to its next timer while a
+    thread still works), so they run inline for the duration — as the ``simulated_time`` test fixture
+    does. Needs the ``looptime`` package (in the ``dev`` extra).
+    """
+    import anyio.to_thread
+    import looptime
+
+    async def run_inline(func: Any, *args: Any, **_: Any) -> Any:
+        return func(*args)
+
+    original, anyio.to_thread.run_sync = anyio.to_thread.run_sync, run_inline
+    loop = looptime.new_event_loop(start=0.0)
+    try:
+        return loop.run_until_complete(coro_factory(loop.time))
+    finally:
+        loop.close()
+        anyio.to_thread.run_sync = original

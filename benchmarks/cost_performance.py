@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Any
 
 import ag2
 import numpy as np
@@ -25,6 +23,7 @@ from agentops.fanout import fan_out
 from agentops.models import OfflineModel
 from agentops.routing import Router
 from agentops.scenarios.cost_performance import SUPPORT_PROMPT, offline_tiers, support_suite
+from agentops.testing import run_simulated
 
 
 async def _fanout_times(clock) -> dict[str, float]:
@@ -46,27 +45,8 @@ async def _fanout_times(clock) -> dict[str, float]:
     return out
 
 
-def _simulated(coro_factory: Callable[[Callable[[], float]], Any]) -> Any:
-    """Run ``coro_factory(loop.time)`` on a simulated clock (looptime). AG2 runs some synchronous hooks in
-    anyio worker threads, which a simulated loop cannot see (it would jump to its next timer while a
-    thread works), so they run inline for this measurement — as the tests' ``simulated_time`` fixture does."""
-    import anyio.to_thread
-    import looptime
-
-    async def run_inline(func: Any, *args: Any, **_: Any) -> Any:
-        return func(*args)
-
-    original, anyio.to_thread.run_sync = anyio.to_thread.run_sync, run_inline
-    loop = looptime.new_event_loop(start=0.0)
-    try:
-        return loop.run_until_complete(coro_factory(loop.time))
-    finally:
-        loop.close()
-        anyio.to_thread.run_sync = original
-
-
 def fanout() -> None:
-    sim = _simulated(_fanout_times)
+    sim = run_simulated(_fanout_times)
     print(
         f"fan-out 8 × 200 ms on a simulated clock: one call {sim['one']:.3f} s, sequential {sim['sequential']:.3f} s, "
         f"concurrent {sim['concurrent']:.3f} s → concurrent / one call = {sim['concurrent'] / sim['one']:.2f}× "

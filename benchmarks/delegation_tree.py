@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 from agentops.delegation import DelegationLimits, Delegator
 from agentops.models import OfflineModel
 from agentops.scenarios.advanced import delegation
+from agentops.testing import run_simulated
 from agentops.usage import cost_usd
 
 LATENCY = 0.2
@@ -53,27 +53,8 @@ async def measure(clock: Callable[[], float]) -> dict:
     return out
 
 
-def _simulated(coro_factory: Callable[[Callable[[], float]], Any]) -> Any:
-    """Run ``coro_factory(loop.time)`` on a simulated clock (looptime). AG2 runs some synchronous hooks in
-    anyio worker threads, which a simulated loop cannot see (it would jump to its next timer while a
-    thread works), so they run inline for this measurement — as the tests' ``simulated_time`` fixture does."""
-    import anyio.to_thread
-    import looptime
-
-    async def run_inline(func: Any, *args: Any, **_: Any) -> Any:
-        return func(*args)
-
-    original, anyio.to_thread.run_sync = anyio.to_thread.run_sync, run_inline
-    loop = looptime.new_event_loop(start=0.0)
-    try:
-        return loop.run_until_complete(coro_factory(loop.time))
-    finally:
-        loop.close()
-        anyio.to_thread.run_sync = original
-
-
 def main() -> None:
-    sim = _simulated(measure)
+    sim = run_simulated(measure)
     c0 = time.process_time()
     real = asyncio.run(measure(time.perf_counter))
     cpu_per_call = (time.process_time() - c0) / (2 + 2 * (LEAVES + 2))

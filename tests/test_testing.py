@@ -122,3 +122,27 @@ async def test_run_cli_runs_a_command_in_process_and_returns_its_lines(tmp_path)
     assert code == 2 and any("missing.yaml" in line for line in lines)
     code, lines = run_cli("list")
     assert code == 0 and any("07_resilience" in line for line in lines)
+
+
+def test_run_simulated_lands_sleeps_exactly_and_restores_anyio():
+    import asyncio
+
+    import anyio.to_thread
+
+    from agentops.testing import run_simulated
+
+    before = anyio.to_thread.run_sync
+
+    async def eight_in_parallel(clock):
+        start = clock()
+        await asyncio.gather(*(asyncio.sleep(0.2) for _ in range(8)))
+        parallel = clock() - start
+        inline = await anyio.to_thread.run_sync(lambda: "ran inline")
+        for _ in range(3):
+            await asyncio.sleep(0.2)
+        return parallel, clock() - start, inline
+
+    parallel, total, inline = run_simulated(eight_in_parallel)
+    assert parallel == pytest.approx(0.2, abs=1e-3) and total == pytest.approx(0.8, abs=1e-3)
+    assert inline == "ran inline"
+    assert anyio.to_thread.run_sync is before
