@@ -85,8 +85,8 @@ class FailedRequests:
     >>> failed = FailedRequests()
     >>> failed.record(3, TimeoutError("no answer within 30 s"))
     >>> print(failed)
-     request        error                reason
-           3 TimeoutError no answer within 30 s
+    request  error         reason
+          3  TimeoutError  no answer within 30 s
     >>> len(failed), str(FailedRequests())
     (1, 'no request failed')
     """
@@ -110,4 +110,10 @@ class FailedRequests:
         return pd.DataFrame(self.rows, columns=list(self.COLUMNS))
 
     def __str__(self) -> str:
-        return self.frame().to_string(index=False) if self.rows else "no request failed"
+        """A left-aligned text table (reasons are long; right-aligned they would be hard to read)."""
+        if not self.rows:
+            return "no request failed"
+        width = max(len("error"), *(len(r["error"]) for r in self.rows))
+        lines = [f"request  {'error':<{width}}  reason"]
+        lines += [f"{r['request']:>7}  {r['error']:<{width}}  {r['reason']}" for r in self.rows]
+        return "\n".join(lines)
