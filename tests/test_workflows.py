@@ -323,6 +323,7 @@ async def test_a_stage_whose_server_never_answers_fails_with_a_clear_time_limit_
     cause = caught.value.__cause__
     assert isinstance(cause, TimeLimitExceeded) and (cause.where, cause.limit_s) == ("stage 'lint'", 0.5)
     assert isinstance(cause.__cause__, AttemptTimeout)  # the last attempt's own timeout, kept as the cause
+    assert run.reason == f"stage 'lint' failed after 2 attempt(s): {rec.error}"  # one fix, not two
     assert "CancelledError" not in run.reason + rec.error
 
 

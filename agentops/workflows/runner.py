@@ -321,10 +321,9 @@ class _Runner:
             rec = self.records[s.name]
             if rec.status == "failed" and status == "completed":
                 status = "failed"
-                self.reason = (
-                    f"stage {s.name!r} failed after {rec.attempts} attempt(s): {rec.error}; "
-                    "raise its timeout_s/max_retries or fix the cause"
-                )
+                named = isinstance(self.failures.get(s.name), TimeLimitExceeded)  # its message has the fix
+                fix = "" if named else "; raise its timeout_s/max_retries or fix the cause"
+                self.reason = f"stage {s.name!r} failed after {rec.attempts} attempt(s): {rec.error}{fix}"
             if action.blocks:
                 return "aborted" if action is Action.ABORT else "stopped"
             done.add(s.name)
