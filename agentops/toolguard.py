@@ -32,13 +32,15 @@ Example::
     guard = ToolCallGuard(max_tool_rounds=3)
     agent = ag2.Agent("ops", "Use tools.", config=cfg, tools=[get_weather], middleware=[guard, meter])
     ...
-    guard.malformed, guard.capped  # counts, across turns
+    guard.calls, guard.malformed, guard.capped  # counts, across turns
+    guard.drain()  # ["get_weather: the arguments are not valid JSON (...)"], then cleared
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -128,10 +130,27 @@ class ToolCallGuard:
         self._lock = threading.Lock()
         self.malformed = 0
         self.capped = 0
+        self.calls = 0
+        self._notes: deque[str] = deque(maxlen=100)
 
-    def _count(self, name: str) -> None:
+    def drain(self) -> list[str]:
+        """One line per malformed call answered since the last ``drain`` (tool and problem), oldest first.
+
+        >>> ToolCallGuard().drain()
+        []
+        """
         with self._lock:
-            setattr(self, name, getattr(self, name) + 1)
+            notes = list(self._notes)
+            self._notes.clear()
+        return notes
+
+    def _note(self, tool: str, problem: str) -> None:
+        with self._lock:
+            self._notes.append(f"{tool}: {problem}")
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
 
     def __call__(self, event: BaseEvent, context: Any) -> _GuardTurn:
         return _GuardTurn(event, context, guard=self)
@@ -158,6 +177,7 @@ class _GuardTurn(BaseMiddleware):
         if not calls:
             return response
         self.rounds += 1
+        self.guard._count("calls", len(calls))
         if self.rounds > self.guard.max_tool_rounds:
             self.guard._count("capped")
             text = response.content or (
@@ -170,6 +190,7 @@ class _GuardTurn(BaseMiddleware):
             if problem is not None:
                 self.bad[call.id] = problem
                 self.guard._count("malformed")
+                self.guard._note(call.name, problem)
                 call = ToolCallEvent(call.name, id=call.id, arguments="{}")
             fixed.append(call)
         if self.bad:

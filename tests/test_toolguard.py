@@ -150,7 +150,10 @@ async def test_guard_answers_the_model_which_corrects_itself(allow_model_request
         middleware=[guard, meter.middleware(), budget, registry.authorizer("ops")],
     )  # fmt: skip
     reply = await agent.ask("Weather in Paris?")
-    assert reply.body == "It is sunny in Paris." and ran == ["Paris"] and guard.malformed == 1
+    assert reply.body == "It is sunny in Paris." and ran == ["Paris"] and (guard.calls, guard.malformed) == (2, 1)
+    notes = guard.drain()
+    assert len(notes) == 1 and notes[0].startswith("get_weather: the arguments are not valid JSON")
+    assert guard.drain() == []
     assert registry.calls_frame().outcome.tolist() == ["ok"]  # only the call that ran is audited and billed
     assert registry.spend() == 0.001
     assert meter.tokens == 84 + 50 + 66 and ledger.accounts()[0]["spent_tokens"] == 200
