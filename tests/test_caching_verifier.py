@@ -116,8 +116,10 @@ def test_semantic_cache_refuses_what_the_verifier_refuses():
     cache.store_answer("Why is my life so hard?", "It is not.")
     miss = cache.lookup("How can my life be less hard?")
     assert miss.answer is None and "verifier" in miss.match.reason
+    assert cache.stats["refused_by_verifier"] == 1 and cache.stats["refused_by_consistency"] == 0
     assert cache.lookup("Why is my life so hard?").answer == "It is not."
-    assert SemanticCache(_Named(), threshold=0.1).verifier is None  # off by default
+    plain = SemanticCache(_Named(), threshold=0.1)
+    assert plain.verifier is None and "refused_by_verifier" not in plain.stats  # off by default
     assert SemanticCache(HashingEmbedder(), verify=True).verifier is None  # not its embedder
 
 

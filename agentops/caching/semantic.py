@@ -276,6 +276,8 @@ class SemanticCache:
         self.store = store if store is not None else MemoryVectorStore(self.embedder.dim)
         self.ttl_s, self.clock, self.share_across_tenants = ttl_s, clock, share_across_tenants
         self.stats = {"hits": 0, "misses": 0, "refused_by_consistency": 0, "not_stored": 0}
+        if self.verifier is not None:
+            self.stats["refused_by_verifier"] = 0
         self._lock = threading.Lock()
 
     def _count(self, key: str) -> None:
@@ -309,7 +311,8 @@ class SemanticCache:
             if best is None:
                 best = match
                 if score >= self.threshold:
-                    self._count("refused_by_consistency")
+                    by_verifier = match.reason.startswith("verifier")
+                    self._count("refused_by_verifier" if by_verifier else "refused_by_consistency")
         self._count("misses")
         return SemanticHit(None, best or Match(0.0, False, "cache is empty"))
 
