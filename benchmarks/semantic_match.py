@@ -147,7 +147,7 @@ def main() -> None:
     ap.add_argument("--mrpc-every", type=int, default=1, help="use every N-th MRPC pair")
     ap.add_argument("--cache-dir", type=Path, help="cache embeddings here (.npz per source)")
     ap.add_argument("--train", action="store_true", help="write the shipped verifier weights")
-    ap.add_argument("--ship-from", default="mqp", help="sources the shipped verifier is trained on")
+    ap.add_argument("--ship-from", default="mqp,mrpc", help="sources the shipped verifier is trained on")
     ap.add_argument("--ship-features", default="lexical", choices=("lexical", "contextual"))
     args = ap.parse_args()
     data = {}
