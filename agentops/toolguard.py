@@ -60,7 +60,7 @@ def check_arguments(arguments: str | None) -> str | None:
         value = json.loads(arguments or "{}")
     except ValueError as exc:
         preview = (arguments or "")[:60]
-        return f"the arguments are not valid JSON ({exc.msg} at character {exc.pos}): {preview!r}"
+        return f"the arguments are not valid JSON ({exc.msg}; character {exc.pos}): {preview!r}"
     if not isinstance(value, dict):
         return f"the arguments must be a JSON object, got {type(value).__name__}: {(arguments or '')[:60]!r}"
     return None
