@@ -11,6 +11,8 @@ import json
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from telemetry_support import CANARY
 
 from agentops.telemetry import Telemetry, configure_json_logging, current_ids
@@ -197,3 +199,57 @@ def test_correlation_filter_adds_ids_of_current_span():
     inside, outside = (json.loads(x) for x in buf.getvalue().splitlines())
     assert (inside["trace_id"], inside["span_id"]) == expected and len(expected[0]) == 32
     assert outside["trace_id"] is None and current_ids() == (None, None)
+
+
+# -- the line's cached head ---------------------------------------------------------------------------
+
+FIELD_VALUES = st.one_of(
+    st.sampled_from(["support", "agent.turn", "SECRET", CANARY, f"key={CANARY}", "jane@example.com", "é\u2028"]),
+    st.text(max_size=20),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.none(),
+    st.booleans(),
+    st.lists(st.sampled_from(["a", CANARY, 1]), max_size=3),
+)
+FIELD_KEYS = st.sampled_from(
+    ["event", "agent", "model", "trace_id", "error", "request", "cost_usd", "custom", "message", "timestamp"]
+)
+
+
+def _general(fmt: JsonLogFormatter, level: int, logger: str, msg: str, fields: dict, created: float) -> str:
+    """The line of the general path: the whole record's dict cleaned and encoded in one piece."""
+    data = {"level": logging.getLevelName(level), "logger": logger, "message": msg, **fields}
+    return fmt._finish(data, created)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fields=st.dictionaries(FIELD_KEYS, FIELD_VALUES, max_size=6),
+    msg=st.sampled_from(["agent.turn", "llm.call", f"token {CANARY}", "ünï", ""]),
+    level=st.sampled_from([logging.DEBUG, logging.INFO, logging.ERROR]),
+    created=st.floats(min_value=0, max_value=4e9),
+)
+def test_a_line_with_a_cached_head_equals_the_general_path(fields, msg, level, created):
+    fmt = JsonLogFormatter()
+    first = fmt._line(level, "agentops.t", msg, dict(fields), created)  # may cache the head
+    second = fmt._line(level, "agentops.t", msg, dict(fields), created)  # uses it when it is clean
+    expected = _general(JsonLogFormatter(), level, "agentops.t", msg, dict(fields), created)
+    assert first == second == expected
+    assert second.isascii() and json.loads(second)["message"] == json.loads(expected)["message"]
+    if CANARY not in str(fields.get("trace_id")):  # identifiers pass unchanged; everything else is redacted
+        assert CANARY not in second
+
+
+def test_the_cached_head_is_used_only_while_its_parts_are_known_clean():
+    from agentops.telemetry._redact import forget
+
+    fmt = JsonLogFormatter()
+    fmt._line(logging.INFO, "agentops.t", "agent.turn", {"agent": "a"}, 0.0)
+    assert list(fmt._heads) == [(logging.INFO, "agentops.t", "agent.turn")]
+    fmt._line(logging.INFO, "agentops.t", f"token {CANARY}", {}, 0.0)  # a message that redaction changes
+    assert len(fmt._heads) == 1
+    forget()  # nothing is known clean any more: the general path until the parts are checked again
+    line = fmt._line(logging.INFO, "agentops.t", "agent.turn", {"agent": "a"}, 0.0)
+    assert line == _general(fmt, logging.INFO, "agentops.t", "agent.turn", {"agent": "a"}, 0.0)
+    assert json.loads(line)["message"] == "agent.turn"

@@ -201,8 +201,8 @@ def _dumps(data: dict[str, Any]) -> str:
     if _orjson is not None:
         try:
             line = _orjson.dumps(data).decode()
-        except TypeError:  # a value orjson does not take (an int beyond 64 bits, ...)
-            line = ""
+        except TypeError:  # a value orjson does not take (an int beyond 64 bits, ...): the encoder below
+            return _encode(data)
         if line.isascii():
             return line
     return _encode(data)
