@@ -73,3 +73,14 @@ def test_processor_redacts_a_finished_span_and_forwards_a_clean_one_unchanged():
     clean, leaky = exporter.get_finished_spans()
     assert dict(clean.attributes) == {"gen_ai.request.model": "offline-1", "n": 3}
     assert dict(leaky.attributes) == {"custom": "token [SECRET]", "n": 1}
+
+
+def test_span_names_are_checked_part_by_part_and_remembered_only_when_unchanged():
+    from agentops.telemetry._redact import _CLEAN_SPAN_NAMES, REDACTED_NAME, forget, span_name
+
+    forget()
+    assert span_name("chat offline-1") == "chat offline-1" and "chat offline-1" in _CLEAN_SPAN_NAMES
+    assert span_name(f"chat {CANARY}") == f"chat {REDACTED_NAME}" and f"chat {CANARY}" not in _CLEAN_SPAN_NAMES
+    assert span_name(CANARY) == REDACTED_NAME
+    forget()
+    assert not _CLEAN_SPAN_NAMES

@@ -20,8 +20,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from agentops.telemetry._redact import _CLEAN, clean_str, redact
-from agentops.telemetry._redact import name as _name
+from agentops.telemetry._redact import _CLEAN, _CLEAN_SPAN_NAMES, clean_str, redact, span_name
 
 __all__ = [
     "FLUSH_INTERVAL_S",
@@ -107,9 +106,8 @@ class RedactingSpanProcessor(SpanProcessor):
         attrs = clean_attrs(_span_attrs(span))
         changed = attrs is not None
         name = span.name
-        if name not in _CLEAN:  # "chat <model>", "execute_tool <tool>": a name that is a secret goes whole
-            operation, sep, target = name.partition(" ")
-            clean_name = f"{_name(operation)}{sep}{_name(target)}" if sep else _name(name)
+        if name not in _CLEAN_SPAN_NAMES and name not in _CLEAN:  # "chat <model>": a secret part goes whole
+            clean_name = span_name(name)
             if clean_name != name:
                 name, changed = clean_name, True
         events = span.events
