@@ -26,4 +26,4 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["python", "-m", "agentops", "serve"]
-CMD ["agentops.serve.examples:support_agent", "--host", "0.0.0.0", "--public", "--port", "8080", "--keys-file", "/run/secrets/api_keys", "--rate", "60/minute", "--grace-s", "10"]
+CMD ["agentops.scenarios.deployment:support_agent", "--host", "0.0.0.0", "--public", "--port", "8080", "--keys-file", "/run/secrets/api_keys", "--rate", "60/minute", "--grace-s", "10"]

@@ -27,8 +27,8 @@ import httpx
 from agentops.budgets import Budget, BudgetMiddleware, InProcessLedger, RedisLedger
 from agentops.guardrails import GuardrailMiddleware
 from agentops.models import OfflineModel
+from agentops.scenarios.deployment import SUPPORT_PROMPT, offline_rules
 from agentops.serve import AdmissionQueue, KeyStore, RateLimit, RedisQueueStore, ServiceThread, build_app
-from agentops.serve.examples import SUPPORT_PROMPT, offline_rules
 from agentops.telemetry import Telemetry
 
 KEY = "benchmark-key-000001"

@@ -13,8 +13,8 @@ pytest.importorskip("a2a")
 httpx = pytest.importorskip("httpx")
 
 from agentops.errors import ConfigError  # noqa: E402
+from agentops.scenarios.deployment import support_agent  # noqa: E402
 from agentops.serve import KeyStore, RateLimit, ServiceThread, bind, build_app  # noqa: E402
-from agentops.serve.examples import support_agent  # noqa: E402
 
 ALICE, BOB = "alice-secret-key-0001", "bob-secret-key-00002"
 KEYS = {"alice": ALICE, "bob": BOB}

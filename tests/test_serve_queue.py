@@ -186,8 +186,8 @@ def _burst(urls, counts, then=lambda: None):
 
 def test_a_burst_over_http_runs_waits_and_refuses_with_retry_after():
     pytest.importorskip("a2a")
+    from agentops.scenarios.deployment import support_agent
     from agentops.serve import KeyStore, ServiceThread, build_app
-    from agentops.serve.examples import support_agent
 
     queue, gate = AdmissionQueue(capacity=1, max_waiting=1), threading.Event()
     agent = support_agent()

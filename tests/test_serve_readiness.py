@@ -11,6 +11,7 @@ pytest.importorskip("a2a")
 httpx = pytest.importorskip("httpx")
 
 from agentops.resilience import Breakers, BreakerSettings, HealthMonitor, HealthRules  # noqa: E402
+from agentops.scenarios.deployment import support_agent  # noqa: E402
 from agentops.serve import (  # noqa: E402
     AdmissionQueue,
     AgentService,
@@ -20,7 +21,6 @@ from agentops.serve import (  # noqa: E402
     ServiceThread,
     build_app,
 )
-from agentops.serve.examples import support_agent  # noqa: E402
 
 KEYS = KeyStore({"ops": "ops-secret-key-0001"})
 

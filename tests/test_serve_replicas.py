@@ -10,8 +10,8 @@ pytest.importorskip("a2a")
 httpx = pytest.importorskip("httpx")
 
 from agentops.errors import ConfigError  # noqa: E402
+from agentops.scenarios.deployment import config_from_env, replica_env, support_agent  # noqa: E402
 from agentops.serve import KeyStore, build_app  # noqa: E402
-from agentops.serve.examples import config_from_env, replica_env, support_agent  # noqa: E402
 from agentops.serve.replicas import ForkedReplica  # noqa: E402
 
 KEY = "replica-secret-key-01"
@@ -77,7 +77,8 @@ def test_shop_tools_without_llamaindex_never_imports_it():
     import sys
 
     code = (
-        "import sys; from agentops.serve.examples import shop_tools; lc, li, rules = shop_tools(llamaindex=False); "
+        "import sys; from agentops.scenarios.deployment import shop_tools; "
+        "lc, li, rules = shop_tools(llamaindex=False); "
         "print(lc.name, li, [r.name for r in rules], 'llama_index' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
@@ -88,7 +89,7 @@ def test_shop_tools_without_llamaindex_never_imports_it():
 def test_canary_helpers_size_the_suite_and_meter_the_agents():
     import asyncio
 
-    from agentops.serve.examples import canary_pair, canary_suite
+    from agentops.scenarios.deployment import canary_pair, canary_suite
     from agentops.usage import UsageMeter
 
     assert [c.id for c in canary_suite().cases] == ["refund", "hours", "other"]

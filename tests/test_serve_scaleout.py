@@ -67,10 +67,9 @@ def test_cli_drains_on_sigterm_and_reports(redis_url):
 def test_cli_check_and_bad_target():
     env = {**os.environ, "AGENTOPS_API_KEYS": f"team={KEY}", "PYTHONPATH": str(Path(__file__).parents[1])}
     run = [sys.executable, "-m", "agentops", "serve"]
-    ok = subprocess.run(
-        [*run, "agentops.serve.examples:support_agent", "--check"], env=env, capture_output=True, text=True, timeout=60
-    )
+    target = "agentops.scenarios.deployment:support_agent"
+    ok = subprocess.run([*run, target, "--check"], env=env, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and ok.stdout.strip() == "ok: support with 1 key(s), limit 60/minute"
     assert KEY not in ok.stdout + ok.stderr
-    bad = subprocess.run([*run, "agentops.serve.examples"], env=env, capture_output=True, text=True, timeout=60)
+    bad = subprocess.run([*run, "agentops.scenarios.deployment"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "module:factory" in bad.stderr

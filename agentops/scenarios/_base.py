@@ -32,6 +32,7 @@ _REGISTRY: dict[str, str] = {
     "delegation": "agentops.scenarios.advanced:delegation",
     "conversations": "agentops.scenarios.advanced:conversations",
     "advanced": "agentops.scenarios.advanced:advanced",
+    "deployment": "agentops.scenarios.deployment:deployment",
 }
 
 

@@ -21,7 +21,7 @@ def load_factory(target: str) -> Any:
     """Import ``module:attr`` and return the callable (a ConfigError names what is wrong)."""
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
-        raise ConfigError(f"target {target!r} must be module:factory, e.g. agentops.serve.examples:support_agent")
+        raise ConfigError(f"target {target!r} must be module:factory, e.g. agentops.scenarios.deployment:support_agent")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -85,7 +85,9 @@ def register_cli(sub: Any) -> None:
         help="serve an agent (REST /v1/ask + A2A + health + metrics) on uvicorn",
         description="Serve the ag2.Agent returned by module:factory until SIGINT/SIGTERM, then drain.",
     )
-    p.add_argument("target", help="module:factory returning an ag2.Agent (e.g. agentops.serve.examples:support_agent)")
+    p.add_argument(
+        "target", help="module:factory returning an ag2.Agent (e.g. agentops.scenarios.deployment:support_agent)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="listen address (loopback by default)")
     p.add_argument("--port", type=int, default=8080, help="port (0 = any free port; default 8080)")
     p.add_argument("--public", action="store_true", help="allow a non-loopback --host (e.g. 0.0.0.0 in a container)")

@@ -29,14 +29,14 @@ class ServiceProcess:
         target: ``module:factory`` returning an ``ag2.Agent``.
         redis_url: Redis shared with other replicas (rate limits and the factory's budget ledger).
         rate: per-key rate limit (``""`` for none).
-        env: extra environment (e.g. ``AGENTOPS_API_KEYS``, :func:`~agentops.serve.examples.replica_env`
+        env: extra environment (e.g. ``AGENTOPS_API_KEYS``, :func:`~agentops.scenarios.deployment.replica_env`
             for the model); keys never appear on the command line.
         args: extra ``serve`` options (e.g. ``["--queue-capacity", "1"]``).
     """
 
     def __init__(
         self,
-        target: str = "agentops.serve.examples:support_agent",
+        target: str = "agentops.scenarios.deployment:support_agent",
         *,
         redis_url: str | None = None,
         rate: str = "60/minute",

@@ -160,9 +160,28 @@ def name(value: str) -> str:
     return value if value in _CLEAN else _check_name(value)
 
 
+def span_name(value: str) -> str:
+    """A span name such as ``chat <model>`` or ``execute_tool <tool>``: each of the operation and its
+    target is a :func:`name`, kept whole or dropped whole; names found unchanged are remembered."""
+    if value in _CLEAN_SPAN_NAMES:
+        return value
+    operation, sep, target = value.partition(" ")
+    clean = f"{name(operation)}{sep}{name(target)}" if sep else name(value)
+    if clean == value and len(value) <= _SHORT:
+        if len(_CLEAN_SPAN_NAMES) >= _CLEAN_MAX:
+            _CLEAN_SPAN_NAMES.clear()
+        _CLEAN_SPAN_NAMES.add(value)
+    return clean
+
+
+# Span names span_name() left unchanged (bounded like _CLEAN; emptied by forget()).
+_CLEAN_SPAN_NAMES: set[str] = set()
+
+
 def forget() -> None:
     """Empty the caches (after the guardrails catalogue changed, or in tests)."""
     _CLEAN.clear()
+    _CLEAN_SPAN_NAMES.clear()
     _redact_short.cache_clear()
     _check_name.cache_clear()
 

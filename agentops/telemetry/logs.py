@@ -99,6 +99,7 @@ class JsonLogFormatter(JsonFormatter):
         super().__init__("{levelname}{name}{message}", style="{", **kwargs)
         self._second = -1
         self._second_text = ""
+        self._heads: dict[tuple[int, str, str], tuple[str, str]] = {}  # -> (encoded head, level name)
 
     def _timestamp(self, created: float) -> str:
         second = int(created)
@@ -131,10 +132,52 @@ class JsonLogFormatter(JsonFormatter):
         return self._finish(data, record.created)
 
     def _line(self, level: int, logger: str, msg: str, fields: dict[str, Any], created: float) -> str:
-        """The line :meth:`format` writes for a record :func:`emit` would build, without the record."""
-        data: dict[str, Any] = {"level": logging.getLevelName(level), "logger": logger, "message": msg}
-        data.update(fields)
-        return self._finish(data, created)
+        """The line :meth:`format` writes for a record :func:`emit` would build, without the record.
+
+        Fast path: the line's head — ``level``, ``logger`` and ``message`` — is encoded once per
+        (level, logger, message) and reused while all three are known clean (the same check
+        :meth:`process_log_record` makes), and only ``fields`` and the timestamp are encoded per line.
+        The bytes are those of the general path (``tests/test_telemetry_logs.py`` compares them).
+        """
+        found = self._heads.get((level, logger, msg))
+        clean = _CLEAN
+        if (
+            found is None
+            or msg not in clean
+            or logger not in clean
+            or found[1] not in clean
+            or not _HEAD_KEYS.isdisjoint(fields)
+        ):
+            data: dict[str, Any] = {"level": logging.getLevelName(level), "logger": logger, "message": msg}
+            data.update(fields)
+            line = self._finish(data, created)
+            if found is None and len(self._heads) < _MAX_HEADS:
+                self._remember_head(level, logger, msg)
+            return line
+        data = dict(fields)
+        for key, value in fields.items():
+            cls = value.__class__
+            if cls is str:
+                if value not in clean and key not in _IDENTIFIERS:
+                    data[key] = clean_str(key, value)
+            elif cls not in SCALARS:
+                data[key] = clean_value(key, value)
+        second = int(created)
+        if second != self._second:
+            self._timestamp(created)
+        data["timestamp"] = f"{self._second_text}{int((created - second) * 1_000_000):06d}+00:00"
+        return found[0] + _dumps(data)[1:]
+
+    def _remember_head(self, level: int, logger: str, msg: str) -> None:
+        """Cache the encoded head of lines with this level, logger and message, if it is clean and both
+        encoders write it the same way (so the line equals the general path's, whichever encodes it)."""
+        name = logging.getLevelName(level)
+        head = {"level": name, "logger": logger, "message": msg}
+        if self.process_log_record(dict(head)) != head or name not in _CLEAN:
+            return
+        text = _encode(head)
+        if _dumps(head) == text and text.isascii():
+            self._heads[(level, logger, msg)] = (text[:-1] + ",", name)
 
     def _finish(self, data: dict[str, Any], created: float) -> str:
         data["timestamp"] = self._timestamp(created)
@@ -158,8 +201,8 @@ def _dumps(data: dict[str, Any]) -> str:
     if _orjson is not None:
         try:
             line = _orjson.dumps(data).decode()
-        except TypeError:  # a value orjson does not take (an int beyond 64 bits, ...)
-            line = ""
+        except TypeError:  # a value orjson does not take (an int beyond 64 bits, ...): the encoder below
+            return _encode(data)
         if line.isascii():
             return line
     return _encode(data)
@@ -173,6 +216,9 @@ _FIELDS = "_agentops_fields"
 # Attributes of a record emit() built, before its fields: the formatter's "nothing was added" check.
 _RECORD_SIZE = len(vars(logging.LogRecord("", 0, "", 0, "", (), None))) + 1
 _IDENTIFIERS = frozenset({"trace_id", "span_id", "timestamp"})
+# The keys a line starts and ends with: fields carrying one of them take the general path.
+_HEAD_KEYS = frozenset({"level", "logger", "message", "timestamp"})
+_MAX_HEADS = 256  # (level, logger, message) heads cached per formatter
 # Handlers whose emit() is the standard library's: a line for them can be written without a record.
 _PLAIN_HANDLERS = frozenset({logging.StreamHandler, logging.FileHandler})
 

@@ -51,13 +51,6 @@ def model_labels(config: Any) -> tuple[str | None, str | None]:
     return (str(provider) if provider else None), (str(model) if model else None)
 
 
-def _ids(span: Any) -> tuple[str | None, str | None]:
-    if span is None:
-        return current_ids()
-    ctx = span.get_span_context()
-    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
-
-
 class _AgentOpsFactory:
     """Per-agent factory of :class:`_AgentOpsMiddleware` (bound to one :class:`Telemetry`).
 
@@ -100,19 +93,6 @@ class _AgentOpsFactory:
             if len(self._children) < self._MAX_CHILDREN:
                 self._children[key] = child
         return child
-
-    def fields(self, event: str, span: Any, model: str | None, provider: str | None) -> dict[str, Any]:
-        """The fields every log line of this agent starts with."""
-        trace_id, span_id = _ids(span)
-        fields: dict[str, Any] = {"event": event, "agent": self.agent_name, "trace_id": trace_id}
-        fields["span_id"] = span_id
-        if model:
-            fields["model"] = model
-        if provider:
-            fields["provider"] = provider
-        if self.workflow:
-            fields["workflow"] = self.workflow
-        return fields
 
     def __call__(self, event: Any, context: Any) -> BaseMiddleware:
         return _AgentOpsMiddleware(event, context, self)
@@ -163,8 +143,20 @@ class _AgentOpsMiddleware(BaseMiddleware):
     ) -> None:
         """Write one JSON line: the agent's fields, ``measures`` (tokens, cost, tool, captured content),
         then latency, outcome, time and the error, if any."""
+        f = self.f
         provider, model = labels
-        fields = self.f.fields(event, span, model, provider)
+        if span is None:
+            trace_id, span_id = current_ids()
+        else:
+            ctx = span.get_span_context()
+            trace_id, span_id = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+        fields: dict[str, Any] = {"event": event, "agent": f.agent_name, "trace_id": trace_id, "span_id": span_id}
+        if model:
+            fields["model"] = model
+        if provider:
+            fields["provider"] = provider
+        if f.workflow:
+            fields["workflow"] = f.workflow
         fields.update(measures)
         fields["latency_s"] = round(latency, 6)
         fields["outcome"] = "success" if exc is None else "error"
@@ -172,7 +164,7 @@ class _AgentOpsMiddleware(BaseMiddleware):
         if exc is not None:
             fields["error_type"] = type(exc).__name__
             fields["error"] = redact(str(exc))[:_MAX_TEXT]
-        emit(self.f.telemetry.logger, level, event, fields)
+        emit(f.telemetry.logger, level, event, fields)
 
     # -- turn ------------------------------------------------------------------------------------
     async def on_turn(self, call_next: Any, event: Any, context: Any) -> Any:

@@ -20,8 +20,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from agentops.telemetry._redact import _CLEAN, clean_str, redact
-from agentops.telemetry._redact import name as _name
+from agentops.telemetry._redact import _CLEAN, _CLEAN_SPAN_NAMES, clean_str, redact, span_name
 
 __all__ = [
     "FLUSH_INTERVAL_S",
@@ -38,15 +37,15 @@ FLUSH_INTERVAL_S = 1.0
 def clean_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Span or event attributes with free text redacted and names checked; ``None`` if unchanged.
 
-    Reads each attribute once by key (iterating ``items()`` of the SDK's attribute mapping costs half
-    as much again); strings already known clean cost one set lookup.
+    Reads the plain dict behind the SDK's attribute mapping when there is one (see :func:`_plain`), so
+    the usual span — numbers and strings already known clean — costs one pass of set lookups.
     """
     if not attrs:
         return None
+    items = _plain(attrs)
     out: dict[str, Any] | None = None
     clean = _CLEAN
-    for key in attrs:
-        value = attrs[key]
+    for key, value in items.items():
         cls = value.__class__
         if cls is str:
             if value in clean:
@@ -58,9 +57,32 @@ def clean_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
             continue
         if new != value:
             if out is None:
-                out = dict(attrs)
+                out = dict(items)
             out[key] = new
     return out
+
+
+def _plain(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The plain ``dict`` behind OpenTelemetry's ``BoundedAttributes`` (or a read-only view of it), else
+    ``attrs`` itself.
+
+    The SDK's mapping answers ``items()`` through its Python ``__iter__``/``__getitem__``, one call per
+    attribute; its ``_dict`` field (SDK-internal, no public accessor) iterates in C. Any other mapping
+    is read as it is, so an SDK that renames the field only loses the speed-up
+    (``tests/test_telemetry_spans.py`` checks the pinned SDK keeps it).
+    """
+    inner = getattr(attrs, "_dict", None)
+    return inner if inner.__class__ is dict else attrs
+
+
+def _span_attrs(span: ReadableSpan) -> Mapping[str, Any] | None:
+    """A finished span's attributes without the read-only view ``ReadableSpan.attributes`` builds per
+    access (the SDK-internal ``_attributes``; the public property when it is absent)."""
+    raw = getattr(span, "_attributes", _MISSING)
+    return span.attributes if raw is _MISSING else raw
+
+
+_MISSING = object()
 
 
 class RedactingSpanProcessor(SpanProcessor):
@@ -81,12 +103,11 @@ class RedactingSpanProcessor(SpanProcessor):
         self.inner.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        attrs = clean_attrs(span.attributes)
+        attrs = clean_attrs(_span_attrs(span))
         changed = attrs is not None
         name = span.name
-        if name not in _CLEAN:  # "chat <model>", "execute_tool <tool>": a name that is a secret goes whole
-            operation, sep, target = name.partition(" ")
-            clean_name = f"{_name(operation)}{sep}{_name(target)}" if sep else _name(name)
+        if name not in _CLEAN_SPAN_NAMES and name not in _CLEAN:  # "chat <model>": a secret part goes whole
+            clean_name = span_name(name)
             if clean_name != name:
                 name, changed = clean_name, True
         events = span.events

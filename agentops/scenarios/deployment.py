@@ -1,7 +1,10 @@
-"""The chapter 08 support agent and its offline rules (what the notebook and tests serve).
+"""Chapter 08's offline behaviour: the ACME support agent a service serves, and its offline rules.
 
 :func:`support_agent` is a ``module:factory`` for ``python -m agentops serve``; with a Redis URL its
 token budget lives in a :class:`~agentops.budgets.RedisLedger`, so two service processes share it.
+:func:`deployment` is the registered scenario (``load_scenario("deployment", cfg)``) holding the
+stable version's rules; :func:`canary_pair`, :func:`canary_suite` and :func:`shop_tools` are the
+chapter's canary release and framework-tool examples. The serving library itself is :mod:`agentops.serve`.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from typing import Any
 
 from agentops import _identity  # noqa: F401
 from agentops.models import OfflineModel, Prompt, Rule, rule
+from agentops.scenarios._base import Scenario
 
 __all__ = [
     "SUPPORT_PROMPT",
     "canary_pair",
     "canary_suite",
     "config_from_env",
+    "deployment",
     "offline_rules",
     "replica_env",
     "shop_tools",
@@ -42,11 +47,30 @@ def _answer(p: Prompt) -> str:
     return "ACME support: please describe your order problem."
 
 
+_ANSWERS = "ACME support agent → refund: 5 business days; hours: 9:00-17:00 CET; else: describe the order problem"
+
+
 def offline_rules(version: str = "v1") -> list[Rule]:
     """The offline answers; version ``v2`` (a canary candidate) prefixes its answers with ``[v2]``."""
     if version == "v1":
-        return [rule("support answer", _answer, system_contains="support agent of ACME")]
-    return [rule(f"support answer {version}", lambda p: f"[{version}] " + _answer(p), system_contains="ACME")]
+        return [rule("support answer", _answer, system_contains="support agent of ACME", description=_ANSWERS)]
+    return [
+        rule(
+            f"support answer {version}",
+            lambda p: f"[{version}] " + _answer(p),
+            system_contains="ACME",
+            description=f"{_ANSWERS}, prefixed [{version}]",
+        )
+    ]
+
+
+def deployment() -> Scenario:
+    """The stable (``v1``) support agent's answers: refunds, opening hours, anything else asks for the problem."""
+    return Scenario(
+        "deployment",
+        "ACME support answers in one sentence: refund delay, opening hours, else a request for details",
+        tuple(offline_rules("v1")),
+    )
 
 
 def replica_env(
