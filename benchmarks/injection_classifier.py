@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agentops.guardrails import classifier as clf  # noqa: E402
-from agentops.guardrails import detect_injection  # noqa: E402
+from agentops.guardrails import detect_injection, scan  # noqa: E402
 from agentops.guardrails.injection import rule_score  # noqa: E402
 
 TRAINING = ROOT / "training" / "injection"
@@ -55,11 +55,16 @@ MESSAGE_1KB = (
 
 
 def _time_per_call(fn, arg, min_seconds: float = 0.5) -> float:
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < min_seconds:
+    """CPU seconds per call (process time: less inflated by other processes than wall time)."""
+    n, t0 = 0, time.process_time()
+    while time.process_time() - t0 < min_seconds:
         fn(arg)
         n += 1
-    return (time.perf_counter() - t0) / n
+    return (time.process_time() - t0) / n
+
+
+def _best_of(fn, arg, repeats: int = 5) -> float:
+    return min(_time_per_call(fn, arg, 0.2) for _ in range(repeats))
 
 
 def _subprocess_seconds(code: str) -> float:
@@ -93,13 +98,16 @@ def cost_section() -> None:
     )
     clf.score("warm up")
     msg = MESSAGE_1KB[:1024]
-    t_clf = _time_per_call(clf.score, msg)
-    t_rules = _time_per_call(rule_score, msg)
-    t_both = _time_per_call(detect_injection, msg)
+    t_clf = _best_of(clf.score, msg)
+    t_rules = _best_of(rule_score, msg)
+    t_both = _best_of(detect_injection, msg)
+    t_all = _best_of(lambda m: (scan(m), detect_injection(m)), msg)
     print(
-        f"1 KB message: classifier {t_clf * 1e6:.0f} µs, rules {t_rules * 1e6:.0f} µs, "
+        f"1 KB message (CPU time, best of 5): classifier {t_clf * 1e6:.0f} µs, rules {t_rules * 1e6:.0f} µs, "
         f"detect_injection {t_both * 1e6:.0f} µs (classifier / rules = {t_clf / t_rules:.2f}x)"
     )
+    verdict = "met" if t_all < 100e-6 else "not met"
+    print(f"target: scan + detect_injection per 1 KB message {t_all * 1e6:.0f} µs (< 100 µs: {verdict})")
     for name, unit in (("repeated markdown-image prefix", "![a](http://x?"), ("repeated 'ignore '", "ignore "),
                        ("random letters and spaces", None)):  # fmt: skip
         if unit is None:
@@ -155,8 +163,7 @@ def crossval_section(data: Path | None) -> None:
 
         rows = train.load(data)
         x = train.featurize([r["text"] for r in rows])
-        xw, first = train.featurize_windows([r["text"] for r in rows])
-        table = train.crossval(rows, x, xw, first)
+        table = train.crossval(rows, x, train.clipped([r["text"] for r in rows]))
         print(f"recomputed from {data}")
     else:
         table = json.loads((TRAINING / "crossval.json").read_text())
