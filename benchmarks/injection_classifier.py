@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -169,7 +170,7 @@ def crossval_section(data: Path | None) -> None:
         table = json.loads((TRAINING / "crossval.json").read_text())
         print("stored table (pass --data or set INJECTION_DATA to recompute); sources and commits:")
         for line in (TRAINING / "DATA_CARD.md").read_text().splitlines():
-            if line.startswith("| ") and "`" in line:
+            if line.startswith("| ") and re.search(r"`[0-9a-f]{40}`", line):
                 print("  " + line)
     print()
     print(
