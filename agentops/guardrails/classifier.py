@@ -142,9 +142,10 @@ def _hashes(data: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _bucket(hashes: np.ndarray, bits: int) -> np.ndarray:
+    """Bucket of each hash, in place: the top ``bits`` bits of ``hash * _MIX``, viewed as indices."""
     hashes *= _MIX
     hashes >>= np.uint64(64 - bits)
-    return hashes.astype(np.intp)
+    return hashes.view(np.intp)  # < 2**bits: the same values as signed integers, no copy
 
 
 def ngram_buckets(text: str, bits: int = BITS) -> np.ndarray:
@@ -188,6 +189,8 @@ def windows(n: int) -> list[tuple[int, int]]:
 
 
 _LOCAL = threading.local()
+_POSITIONS = np.arange(4 * WINDOW, dtype=np.int32)  # covers a window's n-grams: 2 per byte + words
+_POSITIONS.flags.writeable = False
 
 
 def _first_of_each(buckets: np.ndarray, size: int) -> np.ndarray:
@@ -196,7 +199,7 @@ def _first_of_each(buckets: np.ndarray, size: int) -> np.ndarray:
     table = getattr(_LOCAL, "table", None)
     if table is None or len(table) != size:
         table = _LOCAL.table = np.zeros(size, dtype=np.int32)
-    pos = np.arange(len(buckets), dtype=np.int32)
+    pos = _POSITIONS[: len(buckets)] if len(buckets) <= len(_POSITIONS) else np.arange(len(buckets), dtype=np.int32)
     table[buckets] = pos
     return buckets[table[buckets] == pos]
 
@@ -219,6 +222,8 @@ class LinearModel:
 
     def logit(self, data: bytes) -> float:
         """Logit of folded UTF-8 text (:func:`clip`): the highest of its windows' (:func:`windows`)."""
+        if len(data) <= WINDOW:
+            return self._window_logit(data)
         return max(self._window_logit(data[lo:hi]) for lo, hi in windows(len(data)))
 
     def score(self, text: str) -> float:
