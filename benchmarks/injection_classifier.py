@@ -16,7 +16,9 @@ Prints, in one run:
 * the candidates compared (``training/injection/candidates.json``, measured by
   ``training/injection/compare_candidates.py``).
 
-Run: ``python benchmarks/injection_classifier.py [--data /tmp/injection.jsonl]``.
+Run: ``python benchmarks/injection_classifier.py [--data /tmp/injection.jsonl] [--baseline OLD.py OLD.npz]``
+(``--baseline``: e.g. ``git show main:agentops/guardrails/classifier.py > /tmp/old.py`` and the same for
+the weights, to print the before/after ratio measured in one run).
 """
 
 from __future__ import annotations
@@ -122,6 +124,30 @@ def cost_section() -> None:
     print()
 
 
+def baseline_section(module: Path, weights: Path) -> None:
+    """Same-run A/B: another version of the classifier module (e.g. ``git show main:...``) and its weights."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("baseline_classifier", module)
+    base = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = base  # dataclasses look their module up
+    spec.loader.exec_module(base)
+    before, after = base.LinearModel.read(weights), clf.load()
+    msg = MESSAGE_1KB[:1024]
+    before.score(msg), after.score(msg)
+    t = {"before": [], "after": []}
+    for _ in range(7):  # interleaved, so both see the same machine load
+        t["before"].append(_time_per_call(before.score, msg, 0.2))
+        t["after"].append(_time_per_call(after.score, msg, 0.2))
+    b, a = min(t["before"]), min(t["after"])
+    print(f"## Against the baseline {module}")
+    print(
+        "classifier.score per 1 KB message, CPU time best of 7 interleaved: "
+        f"{b * 1e6:.0f} µs -> {a * 1e6:.0f} µs ({b / a:.2f}x)"
+    )
+    print()
+
+
 def _rates(pos: np.ndarray, neg: np.ndarray) -> str:
     from sklearn.metrics import roc_auc_score  # only for the AUC; the rest is numpy
 
@@ -214,9 +240,18 @@ def candidates_section() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=os.environ.get("INJECTION_DATA") or None)
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        nargs=2,
+        metavar=("CLASSIFIER_PY", "WEIGHTS_NPZ"),
+        help="time another version of agentops/guardrails/classifier.py and its weights in the same run",
+    )
     args = ap.parse_args()
     model_section()
     cost_section()
+    if args.baseline:
+        baseline_section(*args.baseline)
     slice_section("Hand-written held-out slice", TRAINING / "heldout.jsonl", "kind")
     slice_section(
         "Project corpus (tests/data/injection_corpus.jsonl)", ROOT / "tests" / "data" / "injection_corpus.jsonl", "kind"
