@@ -8,6 +8,8 @@ Every config it returns is an AG2 ``ModelConfig``. For real OpenAI-compatible ba
 * talks through :class:`agentops.compat.CompatTransport`, which falls back from ``json_schema`` to
   ``json_object`` to a prompt-only request when a server rejects structured output, and sends
   ``content: ""`` to servers that reject ``null``;
+* checks every answer's tool-call arguments (:func:`agentops.toolguard.check_tool_calls`): arguments
+  that are not a JSON object raise a retryable ``MalformedOutputError`` before AG2 runs the tool;
 * records every exchange to a cassette when ``cassette=`` is given (or ``AGENTOPS_CASSETTE`` is set),
   and the ``replay`` backend plays such a cassette back offline;
 * refuses to be built when ``AGENTOPS_ALLOW_MODEL_REQUESTS=0`` (the test suite sets it).
@@ -125,6 +127,12 @@ def _provider_config_class() -> type:
             @property
             def provider(self) -> str:  # type: ignore[override]
                 return self.backend
+
+            def create(self) -> Any:
+                """AG2's OpenAI client, whose answers' tool-call arguments are checked before any tool runs."""
+                from agentops.toolguard import checked_client
+
+                return checked_client(OpenAIConfig.create(self))
 
             def __repr__(self) -> str:
                 return (

@@ -23,15 +23,19 @@ True
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import threading
 import warnings
 from typing import Any
 
+import ag2
 from ag2 import Middleware
 from ag2.events import ModelResponse, Usage
 from ag2.middleware import BaseMiddleware
 
-from agentops import _identity  # noqa: F401
+from agentops import _identity
 from agentops.errors import ConfigError, UnknownModelPrice
 from agentops.pricing import Price, price
 
@@ -63,6 +67,49 @@ def _fix(model: str) -> str:
     return f"agentops.pricing.register_price({name}, input_per_1k=..., output_per_1k=...)"
 
 
+def _package_dir(module: Any) -> str:
+    return os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+
+
+def _paths() -> dict[str, str]:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return {k: paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+
+
+_OWN = _package_dir(_identity)
+# what runs between the user and the package: AG2's agent loop and its libraries, the event loop
+_BETWEEN = tuple({_package_dir(ag2), _package_dir(asyncio), *(os.path.abspath(p) + os.sep for p in _paths().values())})
+
+
+def _user_level() -> int | None:
+    """``stacklevel`` of the user's line that led to this warning, or ``None`` when it is not on the stack.
+
+    The user's frame is the first one outside ``agentops``, the standard library, installed packages
+    (AG2, fast_depends, asyncio: what drives the call) and frozen modules — a script's
+    ``asyncio.run(...)``, a direct ``cost_usd(...)``. AG2 runs each turn in a task of its own, so the
+    line that awaited ``agent.ask`` (a notebook cell) is usually not on the stack; then there is no user
+    line to show. ``warnings.warn(skip_file_prefixes=...)`` (Python ≥ 3.12) does the same walk.
+    """
+    frame, level = sys._getframe(1), 1  # level 1 = _warn_unpriced, which calls warnings.warn
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if not (path.startswith("<frozen") or os.path.abspath(path).startswith((_OWN, *_BETWEEN))):
+            return level
+        frame, level = frame.f_back, level + 1
+    return None
+
+
+def _warn_unpriced(message: str) -> None:
+    """Warn at the user's line; with none on the stack, at ``<agentops.usage>`` (no package source line)."""
+    level = _user_level()
+    if level is not None:
+        warnings.warn(message, UnpricedModelWarning, stacklevel=level)
+    else:
+        warnings.warn_explicit(message, UnpricedModelWarning, "<agentops.usage>", 0, module="agentops.usage")
+
+
 def cost_usd(usage: Any, model: str | None, provider: str | None = None) -> float | None:
     """USD for one usage record, or ``None`` when the model has no known price (warned once per model).
 
@@ -84,11 +131,9 @@ def cost_usd(usage: Any, model: str | None, provider: str | None = None) -> floa
             first = key not in _warned
             _warned.add(key)
         if first:
-            warnings.warn(
+            _warn_unpriced(
                 f"no price known for model {_shown(model)}: its tokens are counted and its cost is shown as "
-                f"unpriced; set one with {_fix(model)}",
-                UnpricedModelWarning,
-                stacklevel=2,
+                f"unpriced; set one with {_fix(model)}"
             )
         return None
     return p.cost(prompt, completion, cached)
@@ -109,7 +154,9 @@ class UsageMeter:
     """Thread- and asyncio-safe tally of model calls, tokens and USD cost, fed by AG2 middleware.
 
     ``meter.middleware()`` adds every LLM call's ``Usage`` to the meter, including calls of attempts
-    that later fail, and counts failed calls. Cost comes from :func:`cost_usd` for the model the provider
+    that later fail, and counts failed calls; an answer refused after the provider served it (an
+    error carrying ``response``, e.g. malformed tool-call arguments) adds its usage and counts as failed.
+    Cost comes from :func:`cost_usd` for the model the provider
     reported (or ``model_name`` when the provider reports none); calls to unpriced models add their
     tokens and are counted in ``unpriced_calls`` instead of ``cost_usd``.
     """
@@ -155,8 +202,14 @@ class UsageMeter:
         """Run one LLM call through ``call_next`` and record its usage (or its failure)."""
         try:
             response = await call_next(events, context)
-        except BaseException:
-            self.fail()
+        except BaseException as exc:
+            served = getattr(exc, "response", None)  # an answer refused after it was served (bad tool arguments)
+            if isinstance(served, ModelResponse):
+                self.add(served.usage, served.model, served.provider)
+                with self._lock:
+                    self.errors += 1
+            else:
+                self.fail()
             raise
         self.add(response.usage, response.model, response.provider)
         return response

@@ -74,3 +74,39 @@ async def test_agent_with_a_tool_and_structured_output(server, allow_model_reque
         "Paris is the capital of France. Name the city and its country.", response_schema=City
     )
     assert await geo_again.content() == city
+
+
+_CUT_CALL = (
+    'Repeat exactly this text and nothing else: <tool_call>{"name": "send_email", "arguments": '
+    '{"recipient": "ana@example.org", "body": "the Q3 summary of the billing revamp plan"}}</tool_call>'
+)
+
+
+async def test_a_tool_call_cut_at_max_tokens_is_a_clear_error_or_answered_never_a_json_traceback(
+    server, allow_model_requests
+):
+    from agentops.errors import MalformedOutputError
+
+    sent: list[str] = []
+
+    def send_email(recipient: str, body: str) -> str:
+        """Send an email to a recipient."""
+        sent.append(recipient)
+        return "sent"
+
+    # seed 2 at max_tokens=20 made SmolLM2-135M (xllamacpp) emit a <tool_call> cut inside its arguments
+    cfg = model_config(
+        "compatible", server["model"], base_url=server["base_url"], max_tokens=20, seed=2, temperature=0.8
+    )
+    bare = ag2.Agent("support", "You are a support agent. Use the tools.", config=cfg, tools=[send_email])
+    try:
+        await bare.ask(_CUT_CALL)
+    except MalformedOutputError as exc:
+        assert "called tool 'send_email' with unusable arguments" in str(exc)
+    guard = ToolCallGuard(max_tool_rounds=2)
+    guarded = ag2.Agent(
+        "support", "You are a support agent. Use the tools.", config=cfg, tools=[send_email], middleware=[guard]
+    )
+    reply = await guarded.ask(_CUT_CALL)
+    assert reply.body is not None and len(guard.drain()) == guard.malformed
+    assert sent == [] or guard.malformed == 0  # a malformed call never reaches the tool

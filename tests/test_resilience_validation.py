@@ -112,3 +112,21 @@ def test_structured_output_is_repaired_or_refused() -> None:
         check_output(_response('{"score": "high"}'), schema=Verdict)
     with pytest.raises(MalformedOutputError):
         check_output(_response("no json at all"), schema=Verdict)
+
+
+def test_check_output_refuses_tool_arguments_that_are_not_a_json_object_before_the_length_check():
+    from agentops.errors import is_retryable
+
+    cut = ModelResponse(
+        tool_calls=ToolCallsEvent([ToolCallEvent("get_weather", id="c1", arguments='{"city": "Lis')]),
+        model="smol",
+        finish_reason="length",
+    )
+    with pytest.raises(MalformedOutputError, match=r"'smol' called tool 'get_weather'.*raise max_tokens") as info:
+        check_output(cut)
+    assert is_retryable(info.value) and info.value.response is cut
+    whole = ModelResponse(
+        tool_calls=ToolCallsEvent([ToolCallEvent("get_weather", id="c2", arguments='{"city": "Lisbon"}')]),
+        finish_reason="tool_calls",
+    )
+    assert check_output(whole) is whole

@@ -105,3 +105,39 @@ def test_a_model_name_that_is_a_secret_never_reaches_the_warning_or_the_error():
     assert leaked not in str(err.value) and "[REDACTED]" in str(err.value)
     with pytest.raises(UnknownModelPrice, match="'plain-unpriced-model-z'"):
         require_price("plain-unpriced-model-z")
+
+
+def test_unpriced_warning_points_at_the_callers_line_not_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(usage_mod, "_warned", set())
+    with pytest.warns(UnpricedModelWarning) as seen:
+        UsageMeter().add(Usage(prompt_tokens=5, completion_tokens=5), "warn-site-model", None)  # via the meter
+    assert seen[0].filename == __file__
+
+
+async def test_unpriced_warning_inside_an_agent_turn_shows_no_package_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(usage_mod, "_warned", set())
+    meter = UsageMeter()
+    agent = ag2.Agent("a", "Be brief.", config=OfflineModel("warn-agent-model"), middleware=[meter.middleware()])
+    with pytest.warns(UnpricedModelWarning) as seen:
+        await agent.ask("hello")  # AG2 runs the turn in its own task: this line is not on the stack
+    assert (seen[0].filename, seen[0].lineno) == ("<agentops.usage>", 0)
+    shown = warnings.formatwarning(seen[0].message, seen[0].category, seen[0].filename, seen[0].lineno)
+    assert shown.startswith("<agentops.usage>:0: UnpricedModelWarning: no price known for model 'warn-agent-model'")
+    assert "usage.py" not in shown and "cost_usd(" not in shown
+
+
+def test_unpriced_warning_from_a_script_points_at_its_asyncio_run(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "import asyncio, ag2\n"
+        "from agentops.models import OfflineModel\n"
+        "from agentops.usage import UsageMeter\n"
+        "m = UsageMeter()\n"
+        "a = ag2.Agent('a', 'b', config=OfflineModel('script-model'), middleware=[m.middleware()])\n"
+        "asyncio.run(a.ask('hi'))\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
+    assert f"{script}:6: UnpricedModelWarning" in out.stderr and "usage.py" not in out.stderr

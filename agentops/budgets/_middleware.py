@@ -352,10 +352,17 @@ class _BudgetTurn(BaseMiddleware):
             raise AgentOpsError(f"budget call id {key!r} is already reserved; give each BudgetMiddleware its own")
         try:
             resp: ModelResponse = await call_next(events, context)
-        except BaseException:
-            f.ledger.release(key)
-            self._failed = (seen, call, attempt)
-            f._record(*head, "error", None, usd / NANO_USD, tokens, 0.0, 0)
+        except BaseException as exc:
+            served = getattr(exc, "response", None)  # refused after it was served: book what was served
+            amounts = _usage_amounts(served.usage) if isinstance(served, ModelResponse) else None
+            if amounts is None:
+                f.ledger.release(key)
+                self._failed = (seen, call, attempt)
+                f._record(*head, "error", None, usd / NANO_USD, tokens, 0.0, 0)
+                raise
+            actual = f.cost_usd(served.usage, served.model, served.provider or f.provider)
+            f.ledger.settle(key, to_nano(actual) if actual is not None else 0, sum(amounts))
+            f._record(*head, "error", None, usd / NANO_USD, tokens, actual, sum(amounts))
             raise
         try:
             amounts = _usage_amounts(resp.usage)

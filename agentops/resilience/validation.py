@@ -7,7 +7,9 @@ decided by the guardrails normaliser (:func:`agentops.guardrails.normalize`: NFK
 removed, whitespace folded), not by a second implementation. The text the agent receives is never
 rewritten here: a refusal is clear, a silent rewrite is not.
 
-**Output.** An answer with no text and no tool calls, one cut at the token limit (finish reason
+**Output.** An answer with no text and no tool calls, a tool call whose arguments are not a JSON
+object (:func:`agentops.toolguard.check_tool_calls`: checked first, so a call cut at the token limit
+is named as such, before AG2 would run the tool), one cut at the token limit (finish reason
 ``length``), a stream that ended without a finish reason, or structured output that does not parse is
 not a success: :func:`check_output` raises the matching :class:`~agentops.errors.OutputError`
 (retryable, so :class:`~agentops.resilience.RetryPolicy` asks again). Structured output is *repaired*
@@ -169,6 +171,8 @@ def check_output(
     """Return ``response`` if it can be used as an answer (repaired if ``schema`` allows), else raise.
 
     Raises:
+        MalformedOutputError: a tool call's arguments are not a JSON object (``exc.response`` is the
+            answer, so its usage can still be booked).
         TruncatedOutputError: finish reason ``length`` (unless ``allow_truncated``: a caller that caps
             replies on purpose), or none at all with ``require_finish_reason``.
         EmptyOutputError: no text and no tool calls.
@@ -177,6 +181,10 @@ def check_output(
     text = response.message.content if response.message is not None else None
     calls = list(response.tool_calls.calls) if response.tool_calls is not None else []
     who = response.model or "the model"
+    if calls:
+        from agentops.toolguard import check_tool_calls
+
+        check_tool_calls(response)
     if response.finish_reason == "length" and not allow_truncated:
         raise TruncatedOutputError(f"the answer from {who!r} stopped at the token limit (finish_reason=length)")
     if require_finish_reason and response.finish_reason is None:
