@@ -16,7 +16,9 @@ Prints, in one run:
 * the candidates compared (``training/injection/candidates.json``, measured by
   ``training/injection/compare_candidates.py``).
 
-Run: ``python benchmarks/injection_classifier.py [--data /tmp/injection.jsonl]``.
+Run: ``python benchmarks/injection_classifier.py [--data /tmp/injection.jsonl] [--baseline OLD.py OLD.npz]``
+(``--baseline``: e.g. ``git show main:agentops/guardrails/classifier.py > /tmp/old.py`` and the same for
+the weights, to print the before/after ratio measured in one run).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -36,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agentops.guardrails import classifier as clf  # noqa: E402
-from agentops.guardrails import detect_injection  # noqa: E402
+from agentops.guardrails import detect_injection, scan  # noqa: E402
 from agentops.guardrails.injection import rule_score  # noqa: E402
 
 TRAINING = ROOT / "training" / "injection"
@@ -55,11 +58,16 @@ MESSAGE_1KB = (
 
 
 def _time_per_call(fn, arg, min_seconds: float = 0.5) -> float:
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < min_seconds:
+    """CPU seconds per call (process time: less inflated by other processes than wall time)."""
+    n, t0 = 0, time.process_time()
+    while time.process_time() - t0 < min_seconds:
         fn(arg)
         n += 1
-    return (time.perf_counter() - t0) / n
+    return (time.process_time() - t0) / n
+
+
+def _best_of(fn, arg, repeats: int = 5) -> float:
+    return min(_time_per_call(fn, arg, 0.2) for _ in range(repeats))
 
 
 def _subprocess_seconds(code: str) -> float:
@@ -93,13 +101,16 @@ def cost_section() -> None:
     )
     clf.score("warm up")
     msg = MESSAGE_1KB[:1024]
-    t_clf = _time_per_call(clf.score, msg)
-    t_rules = _time_per_call(rule_score, msg)
-    t_both = _time_per_call(detect_injection, msg)
+    t_clf = _best_of(clf.score, msg)
+    t_rules = _best_of(rule_score, msg)
+    t_both = _best_of(detect_injection, msg)
+    t_all = _best_of(lambda m: (scan(m), detect_injection(m)), msg)
     print(
-        f"1 KB message: classifier {t_clf * 1e6:.0f} µs, rules {t_rules * 1e6:.0f} µs, "
+        f"1 KB message (CPU time, best of 5): classifier {t_clf * 1e6:.0f} µs, rules {t_rules * 1e6:.0f} µs, "
         f"detect_injection {t_both * 1e6:.0f} µs (classifier / rules = {t_clf / t_rules:.2f}x)"
     )
+    verdict = "met" if t_all < 100e-6 else "not met"
+    print(f"target: scan + detect_injection per 1 KB message {t_all * 1e6:.0f} µs (< 100 µs: {verdict})")
     for name, unit in (("repeated markdown-image prefix", "![a](http://x?"), ("repeated 'ignore '", "ignore "),
                        ("random letters and spaces", None)):  # fmt: skip
         if unit is None:
@@ -110,6 +121,30 @@ def cost_section() -> None:
         small = big[:1000]
         r = _time_per_call(clf.score, big, 1.0) / _time_per_call(clf.score, small)
         print(f"classifier cost 1 MB / 1 KB, {name}: {r:.0f}x (limit 1000x; capped at {clf.MAX_CHARS} chars)")
+    print()
+
+
+def baseline_section(module: Path, weights: Path) -> None:
+    """Same-run A/B: another version of the classifier module (e.g. ``git show main:...``) and its weights."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("baseline_classifier", module)
+    base = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = base  # dataclasses look their module up
+    spec.loader.exec_module(base)
+    before, after = base.LinearModel.read(weights), clf.load()
+    msg = MESSAGE_1KB[:1024]
+    before.score(msg), after.score(msg)
+    t = {"before": [], "after": []}
+    for _ in range(7):  # interleaved, so both see the same machine load
+        t["before"].append(_time_per_call(before.score, msg, 0.2))
+        t["after"].append(_time_per_call(after.score, msg, 0.2))
+    b, a = min(t["before"]), min(t["after"])
+    print(f"## Against the baseline {module}")
+    print(
+        "classifier.score per 1 KB message, CPU time best of 7 interleaved: "
+        f"{b * 1e6:.0f} µs -> {a * 1e6:.0f} µs ({b / a:.2f}x)"
+    )
     print()
 
 
@@ -155,14 +190,13 @@ def crossval_section(data: Path | None) -> None:
 
         rows = train.load(data)
         x = train.featurize([r["text"] for r in rows])
-        xw, first = train.featurize_windows([r["text"] for r in rows])
-        table = train.crossval(rows, x, xw, first)
+        table = train.crossval(rows, x, train.clipped([r["text"] for r in rows]))
         print(f"recomputed from {data}")
     else:
         table = json.loads((TRAINING / "crossval.json").read_text())
         print("stored table (pass --data or set INJECTION_DATA to recompute); sources and commits:")
         for line in (TRAINING / "DATA_CARD.md").read_text().splitlines():
-            if line.startswith("| ") and "`" in line:
+            if line.startswith("| ") and re.search(r"`[0-9a-f]{40}`", line):
                 print("  " + line)
     print()
     print(
@@ -206,9 +240,18 @@ def candidates_section() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=os.environ.get("INJECTION_DATA") or None)
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        nargs=2,
+        metavar=("CLASSIFIER_PY", "WEIGHTS_NPZ"),
+        help="time another version of agentops/guardrails/classifier.py and its weights in the same run",
+    )
     args = ap.parse_args()
     model_section()
     cost_section()
+    if args.baseline:
+        baseline_section(*args.baseline)
     slice_section("Hand-written held-out slice", TRAINING / "heldout.jsonl", "kind")
     slice_section(
         "Project corpus (tests/data/injection_corpus.jsonl)", ROOT / "tests" / "data" / "injection_corpus.jsonl", "kind"

@@ -93,17 +93,6 @@ def test_pre_checks_on_known_runs() -> None:
     assert injection._SPACED_HINT.search("i g n o r e") and not injection._SPACED_HINT.search("ignore a rule")
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("abc ABC12_-.,!é\u00e9ü")), max_size=120))
-def test_ascii_and_general_ngram_paths_agree(text: str) -> None:
-    folded = clf.fold(text)
-    words = clf._NONWORD.sub(" ", folded).strip()
-    if folded.isascii():
-        assert " ".join(folded.encode("ascii").translate(clf._ASCII_WORDS).decode("ascii").split()) == words
-    codes = np.frombuffer(folded.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
-    assert clf._codes(folded).tolist() == codes.tolist()
-
-
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(0, 2**10 - 1), max_size=300))
 def test_scatter_dedupe_keeps_each_bucket_once(values: list[int]) -> None:

@@ -1,4 +1,4 @@
-"""Learned prompt-injection classifier: logistic regression over hashed character and word n-grams.
+"""Learned prompt-injection classifier: logistic regression over hashed byte and word n-grams.
 
 :func:`score` returns the probability in [0, 1] that a text is a prompt injection or jailbreak.
 :func:`~agentops.guardrails.detect_injection` combines it with the rules, which stay to say *why*.
@@ -15,25 +15,32 @@ Operating points (measured rates: ``training/injection/DATA_CARD.md``):
 * :data:`TOOL_RESULT_THRESHOLD` (0.7) for tool results and retrieved documents: text nobody typed at
   the agent, longer and more varied, where a false alarm withholds data the task needs.
 
-Length policy: text is folded (NFKC, lower case, zero-width characters and confusable letters removed)
-and scored in windows of :data:`WINDOW` characters overlapping by :data:`OVERLAP`, so an instruction
-buried in a long document is not diluted by the rest; the score is the highest window's. At most
-:data:`MAX_CHARS` characters are classified: the first ``MAX_CHARS - TAIL_CHARS`` and the last
+Features: the UTF-8 bytes of the folded text (NFKC, lower case, zero-width characters and
+confusable letters removed), every byte 4-gram and 5-gram, and every word unigram and bigram, a word
+being a run of ASCII letters and digits or non-ASCII bytes, hashed by its first 8 bytes (a crude
+stemmer). A window's logit is the sum of the weights of the distinct n-gram buckets it contains,
+divided by the square root of their number, plus the bias.
+
+Length policy: text is scored in windows of :data:`WINDOW` bytes overlapping by :data:`OVERLAP`, so an
+instruction buried in a long document is not diluted by the rest; the score is the highest window's.
+At most :data:`MAX_CHARS` characters are classified: the first ``MAX_CHARS - TAIL_CHARS`` and the last
 :data:`TAIL_CHARS` (an attack is usually at the start or the end of what it rides in). The cost is
 linear in the classified length and bounded per call; the rules still see the whole text.
 
 Why hand-written: scikit-learn fits the model (the ``train`` extra), but scoring with it would add
 scipy and scikit-learn (~150 MB) to the default install and spend a Python-level loop per n-gram in
-``HashingVectorizer``. Here every n-gram is hashed with a polynomial rolling hash computed from numpy
-prefix sums (a few vectorised passes per window, sliced rather than gathered), the distinct buckets
-come from one scatter and one gather into a per-thread table (no sort), and the score is one gather
-and one sum over the weight vector — numpy only.
+``HashingVectorizer``. Here a window costs a fixed number of numpy calls whatever its length: one
+zero-copy view gives the 8 bytes starting at every position, so masking it yields every 4- and
+5-gram at once; word starts come from one byte-table translation and one comparison; the distinct
+buckets come from one scatter and one gather into a per-thread table (no sort); the score is one
+gather and one sum over the weight vector. numpy only.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import threading
 import unicodedata
@@ -72,19 +79,20 @@ TAIL_CHARS = 8_192
 WEIGHTS_FILE = "injection_classifier.npz"
 
 BITS = 18
-CHAR_NS = (4, 5)  # measured across sources: adding 1- and 2-grams hurt, 3-grams added nothing
-_P = 0x100000001B3  # odd, hence invertible mod 2**64
-_PINV = pow(_P, -1, 1 << 64)
+GRAM_BYTES = (4, 5)  # character n-grams, counted in UTF-8 bytes
+WORD_PREFIX = 8  # a word is hashed by its first 8 bytes (a crude stemmer: "instructions" -> "instruct")
+_PAD = b"\0" * 8
+# Each byte position holds the little-endian uint64 of the 8 bytes starting there; masking keeps the
+# low 4 or 5 bytes, i.e. the 4- and 5-gram starting at that position. The salt in the top byte keeps
+# the two families apart (a 4-gram at the end of the text equals a 5-gram running into the padding).
+_GRAM_MASK = np.array([[(1 << (8 * k)) - 1] for k in GRAM_BYTES], dtype=np.uint64)
+_GRAM_SALT = np.array([[k << 56] for k in GRAM_BYTES], dtype=np.uint64)
+_WORD_MASK = np.array([(1 << (8 * k)) - 1 for k in range(WORD_PREFIX)] + [(1 << 64) - 1], dtype=np.uint64)
+_BIGRAM = np.uint64(0xC2B2AE3D27D4EB4F)  # odd: bigram = first * this + second
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: keep the high bits of h * 2**64/phi
-_SALTS = tuple(np.uint64(k) for k in CHAR_NS)
-_WORD_SALT = (np.uint64(101), np.uint64(102))
-_PAD = "\0" * max(CHAR_NS)
-_LIMIT = WINDOW + len(_PAD)
-_POW = np.concatenate(([np.uint64(1)], np.cumprod(np.full(_LIMIT, _P, dtype=np.uint64))))
-_IPOW = np.concatenate(([np.uint64(1)], np.cumprod(np.full(_LIMIT, _PINV, dtype=np.uint64))))
-_NONWORD = re.compile(r"[\W_]+")
-# ASCII letters and digits stay, every other byte becomes a space: ``_NONWORD`` for ASCII text.
-_ASCII_WORDS = bytes(b if chr(b).isascii() and chr(b).isalnum() else 32 for b in range(256))
+# ASCII letters and digits and every byte of a multi-byte UTF-8 character are word bytes; the rest
+# (punctuation, spaces, controls) become spaces.
+_WORD_BYTES = bytes(b if b >= 0x80 or chr(b).isalnum() else 32 for b in range(256))
 _ZERO_WIDTH = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u180e\U000e0000-\U000e007f]")
 # Letters that render like Latin ones; NFKC already folds full-width and compatibility forms.
 _CONFUSABLES = str.maketrans({
@@ -106,63 +114,55 @@ def fold(text: str) -> str:
         >>> fold("ＩＧＮＯＲＥ\u200b  аll")
         'ignore all'
     """
+    if text.isascii():  # ASCII is already NFKC and needs neither per-character table
+        return squash_spaces(text.lower())
     t = unicodedata.normalize("NFKC", text).lower()
-    if not t.isascii():  # the per-character tables cost time; ASCII text needs neither
-        t = _ZERO_WIDTH.sub("", t).translate(_CONFUSABLES)
-    return squash_spaces(t)
+    return squash_spaces(_ZERO_WIDTH.sub("", t).translate(_CONFUSABLES))
 
 
-def _prefix(codes: np.ndarray) -> np.ndarray:
-    """S[i] = sum of (c[j] + 1) * P**-j for j < i, mod 2**64 (S[0] = 0)."""
-    s = np.zeros(len(codes) + 1, dtype=np.uint64)
-    np.cumsum((codes + np.uint64(1)) * _IPOW[: len(codes)], out=s[1:])
-    return s
+def _u64_at_each_byte(data: bytes) -> np.ndarray:
+    """A zero-copy view: element i is the little-endian uint64 of ``data[i:i+8]`` (zero-padded)."""
+    return np.ndarray((len(data),), dtype="<u8", buffer=data + _PAD, strides=(1,))
 
 
-def _codes(text: str) -> np.ndarray:
-    """Code points of ``text`` as uint64 (ASCII through a one-byte view, the common case)."""
-    if text.isascii():
-        return np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(np.uint64)
-    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+def _hashes(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Unmixed 64-bit hashes of every n-gram of ``data``, and the byte where each word starts.
+
+    In order: character 4-grams and 5-grams at every byte, word unigrams (first 8 bytes of each
+    word), word bigrams (a bigram sits where its first word starts).
+    """
+    grams = _u64_at_each_byte(data) & _GRAM_MASK
+    grams += _GRAM_SALT
+    spaced = (b" " + data + b" ").translate(_WORD_BYTES)
+    is_word = np.frombuffer(spaced, dtype=np.uint8) != 32
+    edges = np.flatnonzero(is_word[1:] != is_word[:-1])  # alternately a word's start and its end, +1
+    starts, ends = edges[0::2], edges[1::2]
+    uni = _u64_at_each_byte(spaced)[starts + 1] & _WORD_MASK[np.minimum(ends - starts, WORD_PREFIX)]
+    return np.concatenate((grams.ravel(), uni, uni[:-1] * _BIGRAM + uni[1:])), starts
+
+
+def _bucket(hashes: np.ndarray, bits: int) -> np.ndarray:
+    """Bucket of each hash, in place: the top ``bits`` bits of ``hash * _MIX``, viewed as indices."""
+    hashes *= _MIX
+    hashes >>= np.uint64(64 - bits)
+    return hashes.view(np.intp)  # < 2**bits: the same values as signed integers, no copy
 
 
 def ngram_buckets(text: str, bits: int = BITS) -> np.ndarray:
-    """Hash buckets of every character 4- and 5-gram of ``text`` and every word 1–2-gram of its words.
+    """Hash buckets of every byte 4- and 5-gram of ``text`` (UTF-8) and of its word 1- and 2-grams.
 
-    The hash of code points ``[lo, hi)`` is ``P**(hi-1) * (S[hi] - S[lo])`` mod 2**64 (prefix sums
-    ``S``), so all n-grams of one length are hashed by a few array operations. The last n-grams run
-    into padding, which marks the end of the text. ``text`` is at most :data:`WINDOW` characters.
+    Every n-gram is hashed by a few whole-array operations on one zero-copy view of the bytes (no
+    per-n-gram Python work); the last n-grams run into padding, which marks the end of the text.
 
     Example:
         >>> bool(ngram_buckets("abcd abcd")[5] == ngram_buckets("abcd")[0])  # "abcd" at 5 and at 0
         True
     """
-    if len(text) > WINDOW:
-        raise ConfigError(f"ngram_buckets takes at most {WINDOW} characters, got {len(text)}; use score()")
-    n = len(text)
-    codes = _codes(text + _PAD)
-    s = _prefix(codes)
-    parts = [_POW[k - 1 : k - 1 + n] * (s[k : k + n] - s[:n]) + salt for k, salt in zip(CHAR_NS, _SALTS, strict=True)]
-    if text.isascii():  # one byte table pass instead of a regex over every position
-        words = " ".join(text.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split())
-    else:
-        words = _NONWORD.sub(" ", text).strip()
-    if words:
-        wc = _codes(words)
-        ws = _prefix(wc)
-        gaps = np.flatnonzero(wc == 32)
-        starts = np.concatenate(([0], gaps + 1))
-        ends = np.concatenate((gaps, [len(wc)]))
-        parts.append(_POW[ends - 1] * (ws[ends] - ws[starts]) + _WORD_SALT[0])
-        parts.append(_POW[ends[1:] - 1] * (ws[ends[1:]] - ws[starts[:-1]]) + _WORD_SALT[1])
-    out = np.concatenate(parts)
-    out *= _MIX
-    out >>= np.uint64(64 - bits)
-    return out
+    return _bucket(_hashes(text.encode("utf-8"))[0], bits)
 
 
 def distinct(buckets: np.ndarray) -> np.ndarray:
-    """The sorted distinct buckets (as ``np.unique``, about ten times faster here: a uint32 sort).
+    """The sorted distinct buckets (as ``np.unique``, faster here: a uint32 sort).
 
     Example:
         >>> distinct(np.array([5, 1, 5, 3], dtype=np.uint64)).tolist()
@@ -172,7 +172,25 @@ def distinct(buckets: np.ndarray) -> np.ndarray:
     return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
 
 
+def clip(folded: str) -> bytes:
+    """The UTF-8 bytes of already folded text that :func:`score` classifies (see the length policy)."""
+    if len(folded) > MAX_CHARS:
+        folded = folded[: MAX_CHARS - TAIL_CHARS] + " " + folded[-TAIL_CHARS:]
+    return folded.encode("utf-8")
+
+
+def windows(n: int) -> list[tuple[int, int]]:
+    """The ``(start, end)`` byte windows :func:`score` classifies in a text of ``n`` bytes."""
+    if n <= WINDOW:
+        return [(0, n)]
+    step = WINDOW - OVERLAP
+    last = n - WINDOW
+    return [(i, i + WINDOW) for i in [*range(0, last, step), last]]
+
+
 _LOCAL = threading.local()
+_POSITIONS = np.arange(4 * WINDOW, dtype=np.int32)  # covers a window's n-grams: 2 per byte + words
+_POSITIONS.flags.writeable = False
 
 
 def _first_of_each(buckets: np.ndarray, size: int) -> np.ndarray:
@@ -181,22 +199,9 @@ def _first_of_each(buckets: np.ndarray, size: int) -> np.ndarray:
     table = getattr(_LOCAL, "table", None)
     if table is None or len(table) != size:
         table = _LOCAL.table = np.zeros(size, dtype=np.int32)
-    b = buckets.astype(np.intp)
-    pos = np.arange(len(b), dtype=np.int32)
-    table[b] = pos
-    return b[table[b] == pos]
-
-
-def windows(folded: str) -> list[str]:
-    """The windows of already folded text that :func:`score` classifies (see the length policy)."""
-    if len(folded) > MAX_CHARS:
-        folded = folded[: MAX_CHARS - TAIL_CHARS] + " " + folded[-TAIL_CHARS:]
-    if len(folded) <= WINDOW:
-        return [folded]
-    step = WINDOW - OVERLAP
-    last = len(folded) - WINDOW
-    starts = [*range(0, last, step), last]
-    return [folded[i : i + WINDOW] for i in starts]
+    pos = _POSITIONS[: len(buckets)] if len(buckets) <= len(_POSITIONS) else np.arange(len(buckets), dtype=np.int32)
+    table[buckets] = pos
+    return buckets[table[buckets] == pos]
 
 
 @dataclass(frozen=True)
@@ -208,18 +213,22 @@ class LinearModel:
     bias: float
     meta: dict
 
-    def logit(self, window: str) -> float:
-        """Logit of one folded window (at most :data:`WINDOW` characters)."""
-        idx = _first_of_each(ngram_buckets(window, int(np.log2(len(self.weights)))), len(self.weights))
+    def _window_logit(self, data: bytes) -> float:
+        bits = len(self.weights).bit_length() - 1
+        idx = _first_of_each(_bucket(_hashes(data)[0], bits), len(self.weights))
         if len(idx) == 0:
             return self.bias
-        return float(self.weights[idx].sum(dtype=np.float64)) / float(np.sqrt(len(idx))) + self.bias
+        return float(self.weights[idx].sum()) / math.sqrt(len(idx)) + self.bias
+
+    def logit(self, data: bytes) -> float:
+        """Logit of folded UTF-8 text (:func:`clip`): the highest of its windows' (:func:`windows`)."""
+        if len(data) <= WINDOW:
+            return self._window_logit(data)
+        return max(self._window_logit(data[lo:hi]) for lo, hi in windows(len(data)))
 
     def score(self, text: str) -> float:
         """Probability in [0, 1] that ``text`` is an injection: the highest window's."""
-        folded = fold(text)
-        z = max(self.logit(w) for w in windows(folded))
-        return float(1.0 / (1.0 + np.exp(-z)))
+        return 1.0 / (1.0 + math.exp(-self.logit(clip(fold(text)))))
 
     def save(self, path: Path) -> None:
         """Write the model as ``.npz`` (float16 weights; meta as JSON)."""

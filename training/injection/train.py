@@ -52,8 +52,8 @@ EPOCHS = 20
 TARGET_FPR = 0.02  # mean false-positive rate at THRESHOLD on benign sources the model never saw
 BENIGN_FOLDS = (
     ("p3_prompts", "gpteacher_codegen"),
-    ("gsm8k", "notinject", "jbb_benign", "chat_bench", "gpteacher_toolformer"),
-    ("wildguard_benign", "self_instruct", "gpteacher_roleplay"),
+    ("gsm8k", "notinject", "jbb_benign", "chat_bench", "gpteacher_toolformer", "ultrachat"),
+    ("wildguard_benign", "self_instruct", "gpteacher_roleplay", "awesome_chatgpt"),
 )
 MIXED = ("deepset", "bipia")
 
@@ -64,14 +64,15 @@ def load(path: Path) -> list[dict]:
 
 
 def featurize(texts: list[str], bits: int = clf.BITS) -> sparse.csr_matrix:
-    """One row per text: the buckets present in its first windows, scaled by 1/sqrt(number present)."""
+    """One row per text: the buckets present in its first :data:`TRAIN_WINDOWS` windows, scaled by
+    1/sqrt(number present) (what :meth:`~agentops.guardrails.classifier.LinearModel.logit` scores)."""
     indptr, indices, data = [0], [], []
     for text in texts:
-        wins = clf.windows(clf.fold(text))[:TRAIN_WINDOWS]
-        idx = clf.distinct(np.concatenate([clf.ngram_buckets(w, bits) for w in wins]))
-        indices.append(idx.astype(np.int64))
-        data.append(np.full(len(idx), 1.0 / np.sqrt(max(len(idx), 1)), dtype=np.float32))
-        indptr.append(indptr[-1] + len(idx))
+        head = clf.clip(clf.fold(text))[: TRAIN_WINDOWS * clf.WINDOW].decode("utf-8", "ignore")
+        b = clf.distinct(clf.ngram_buckets(head, bits))
+        indices.append(b)
+        data.append(np.full(len(b), 1.0 / np.sqrt(max(len(b), 1)), dtype=np.float32))
+        indptr.append(indptr[-1] + len(b))
     m = sparse.csr_matrix(
         (np.concatenate(data), np.concatenate(indices), np.array(indptr)), shape=(len(texts), 1 << bits)
     )
@@ -79,30 +80,15 @@ def featurize(texts: list[str], bits: int = clf.BITS) -> sparse.csr_matrix:
     return m
 
 
-def featurize_windows(texts: list[str], bits: int = clf.BITS) -> tuple[sparse.csr_matrix, np.ndarray]:
-    """One row per window that :func:`agentops.guardrails.classifier.score` classifies, and the index
-    of the first window of each text (for ``np.maximum.reduceat``): scores exactly as at run time."""
-    wins, first = [], []
-    for text in texts:
-        first.append(len(wins))
-        wins.extend(clf.windows(clf.fold(text)))
-    indptr, indices, data = [0], [], []
-    for w in wins:
-        idx = clf.distinct(clf.ngram_buckets(w, bits))
-        indices.append(idx.astype(np.int64))
-        data.append(np.full(len(idx), 1.0 / np.sqrt(max(len(idx), 1)), dtype=np.float32))
-        indptr.append(indptr[-1] + len(idx))
-    m = sparse.csr_matrix(
-        (np.concatenate(data), np.concatenate(indices), np.array(indptr)), shape=(len(wins), 1 << bits)
-    )
-    m.sum_duplicates()
-    return m, np.array(first)
+def clipped(texts: list[str]) -> list[bytes]:
+    """The bytes :func:`agentops.guardrails.classifier.score` classifies, folded once per text."""
+    return [clf.clip(clf.fold(t)) for t in texts]
 
 
-def runtime_scores(model: clf.LinearModel, xw: sparse.csr_matrix, first: np.ndarray) -> np.ndarray:
-    """Per-text probabilities as :meth:`LinearModel.score` computes them (max over windows)."""
-    w16 = model.weights.astype(np.float16).astype(np.float32)  # the shipped precision
-    z = np.maximum.reduceat(np.asarray(xw @ w16).ravel() + model.bias, first)
+def runtime_scores(model: clf.LinearModel, data: list[bytes]) -> np.ndarray:
+    """Per-text probabilities exactly as :meth:`LinearModel.score` computes them (float16 weights)."""
+    shipped = clf.LinearModel(model.weights.astype(np.float16).astype(np.float32), model.bias, model.meta)
+    z = np.array([shipped.logit(d) for d in data])
     return 1 / (1 + np.exp(-z))
 
 
@@ -120,7 +106,7 @@ def weights_for(sources: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def fit(x: sparse.csr_matrix, y: np.ndarray, w: np.ndarray) -> clf.LinearModel:
     model = SGDClassifier(loss="log_loss", alpha=ALPHA, max_iter=EPOCHS, tol=None, random_state=0, average=True)
     model.fit(x, y, sample_weight=w)
-    meta = {"bits": int(np.log2(x.shape[1])), "char_ns": list(clf.CHAR_NS), "word_ns": [1, 2], "alpha": ALPHA}
+    meta = {"bits": int(np.log2(x.shape[1])), "gram_bytes": list(clf.GRAM_BYTES), "word_ns": [1, 2], "alpha": ALPHA}
     return clf.LinearModel(model.coef_[0].astype(np.float32), float(model.intercept_[0]), meta)
 
 
@@ -169,7 +155,7 @@ def _shift(p: np.ndarray, offset: float) -> np.ndarray:
     return 1 / (1 + np.exp(-(np.log(p / (1 - p)) - offset)))
 
 
-def crossval(rows: list[dict], x: sparse.csr_matrix, xw: sparse.csr_matrix, first: np.ndarray) -> dict:
+def crossval(rows: list[dict], x: sparse.csr_matrix, data: list[bytes]) -> dict:
     """Cross-source table: every score comes from a model trained without the scored source.
 
     The calibration offset (:func:`calibration_offset`) is chosen here, from benign sources scored by
@@ -191,7 +177,7 @@ def crossval(rows: list[dict], x: sparse.csr_matrix, xw: sparse.csr_matrix, firs
             keep = trainable & ~np.isin(src, held)
             t0 = time.time()
             model = fit(x[keep], y[keep], weights_for(src[keep], y[keep]))
-            cache[held] = runtime_scores(model, xw, first)
+            cache[held] = runtime_scores(model, data)
             print(f"  trained without {', '.join(held)}: {time.time() - t0:.0f}s", file=sys.stderr)
         return cache[held]
 
@@ -222,11 +208,11 @@ def crossval(rows: list[dict], x: sparse.csr_matrix, xw: sparse.csr_matrix, firs
         for fold in BENIGN_FOLDS:
             neg = np.isin(src, fold)
             for scorer, p in scorers((name, *fold)).items():
-                folds[scorer].append(metrics(p[src == name], p[neg]))
+                folds[scorer].append(metrics(p[(src == name) & (y == 1)], p[neg]))
                 for b in fold:
                     benign[b][scorer].append(p[src == b])
         n_benign = int(np.isin(src, sum(BENIGN_FOLDS, ())).sum())
-        entry = {"kind": "attack", "n_attack": int(np.sum(src == name)), "n_benign": n_benign}
+        entry = {"kind": "attack", "n_attack": int(np.sum((src == name) & (y == 1))), "n_benign": n_benign}
         entry.update({scorer: _mean(f) for scorer, f in folds.items()})
         entry["classifier_per_fold"] = folds["classifier"]
         out["sources"][name] = entry
@@ -254,8 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     x = featurize([r["text"] for r in rows])
     print(f"featurized {len(rows)} texts in {time.time() - t0:.0f}s", file=sys.stderr)
     if args.crossval and not args.skip_crossval:
-        xw, first = featurize_windows([r["text"] for r in rows])
-        table = crossval(rows, x, xw, first)
+        table = crossval(rows, x, clipped([r["text"] for r in rows]))
         args.crossval.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     if args.out:
         keep = np.array([r["train"] for r in rows])
