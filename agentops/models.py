@@ -60,7 +60,7 @@ from ag2.events import (
 )
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
+from agentops import _ag2, _identity  # noqa: F401  (_identity fails fast if another `agentops` shadows this one)
 from agentops.errors import (
     ConfigError,
     MalformedOutputError,
@@ -268,6 +268,7 @@ class OfflineModel(ModelConfig):
         return OfflineModel(**kwargs)
 
     def create(self) -> LLMClient:
+        _ag2.reuse_subscription_models()  # an offline turn is CPU only: skip AG2's per-ask model building
         return _OfflineClient(self)
 
     def __repr__(self) -> str:
