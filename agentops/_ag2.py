@@ -401,6 +401,8 @@ def reuse_subscription_models() -> _CallModelCache:
     reach subscribers exactly as before; only the per-subscription model building is skipped.
     """
     global _call_model_cache
+    if _call_model_cache is not None:  # the per-ask fast path: no lock once installed
+        return _call_model_cache
     with _install_lock:
         if _call_model_cache is None:
             import ag2.stream

@@ -26,6 +26,12 @@ Determinism: a reply depends only on the seed, the system prompt, the conversati
 tools offered — never on wall time or on how concurrent conversations interleave. Faults add one more
 input, the attempt number for that exact conversation state, so a retried call can succeed.
 
+Per-turn cost: an offline turn spends no time waiting, so AG2's own per-``ask`` work dominates it — mostly
+a pydantic call model built for every stream subscription. The first offline client therefore installs
+:func:`agentops._ag2.reuse_subscription_models` (one call model per subscriber function, reused; events are
+delivered exactly as before), which makes an offline turn several times cheaper
+(``benchmarks/offline_turn.py``).
+
 Thread and asyncio safety: the counters and the call log on :class:`OfflineModel` are guarded by a
 lock; one model may serve many agents and concurrent conversations.
 """
