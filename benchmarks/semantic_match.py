@@ -1,12 +1,22 @@
-"""Semantic-match precision/recall on public question pairs (Quora), with and without the consistency check.
+"""Semantic-match precision/recall on public pair sets, per source: similarity, the consistency check, and
+the learned pair verifier trained on a *different* source.
 
-Data: 10,000 labelled Quora question pairs (see benchmarks/DATA_CARD.md for source, commit and licence;
-not committed — build it with ``benchmarks/data/build_qqp.py`` and point ``AGENTOPS_PARAPHRASE_DIR`` at
-the folder holding ``qqp_10k.tsv``). Pairs with id < 5,000 tune the threshold (the lowest whose
-precision with the check is ≥ 0.95); pairs with id ≥ 5,000 report precision and recall at it. The
-chapter's own near-miss pairs are reported separately (written for the chapter, not public data).
+Sources (see benchmarks/DATA_CARD.md for repository, commit and licence; none is committed — rebuild them
+with ``benchmarks/data/build_qqp.py`` and ``benchmarks/data/build_pairs.py`` into ``AGENTOPS_PARAPHRASE_DIR``,
+default ``benchmarks/data/public``):
 
-Run: ``python benchmarks/semantic_match.py [--embeddings CACHE.npz] [--hashing] [--every N]``
+* ``qqp`` — 10,000 Quora question pairs: ids < 5,000 tune, ids ≥ 5,000 report;
+* ``mqp`` — 3,048 medical question pairs written by doctors: first half tune, second half report;
+* ``mrpc`` — 1,725 news sentence pairs (MRPC test split): first half tune, second half report.
+
+Per source, each decision rule gets one threshold, tuned on that source's tune half (the lowest whose
+precision is ≥ 0.95; if none reaches it, the highest whose recall is still ≥ 0.6), then precision and recall
+on the report half at it; "best P at R ≥ 0.6" reads the report half's own curve (an upper bound, not a
+tuned result). The verifier scored on a source never saw that source: it is trained on the other sources
+(``--train`` writes the shipped weights, trained on the sources named by ``--ship-from``).
+
+Run: ``python benchmarks/semantic_match.py [--sources qqp,mqp,mrpc] [--every N] [--mrpc-every N] [--cache-dir DIR]
+[--train]`` (``--every 4`` takes every fourth QQP pair: 2,500 pairs, ~4 CPU-minutes of MiniLM).
 """
 
 from __future__ import annotations
@@ -20,110 +30,229 @@ from pathlib import Path
 
 import numpy as np
 
-from agentops.caching.consistency import check_consistent
-from agentops.caching.embeddings import HashingEmbedder, MiniLMEmbedder
+from agentops.caching.embeddings import MiniLMEmbedder
 from agentops.caching.semantic import DEFAULT_THRESHOLD
+from agentops.caching.verifier import _WEIGHTS, FEATURE_NAMES, PairVerifier, pair_features
 
 _ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("AGENTOPS_PARAPHRASE_DIR", _ROOT / "benchmarks" / "data" / "public" / "qqp"))
+DATA = Path(os.environ.get("AGENTOPS_PARAPHRASE_DIR", _ROOT / "benchmarks" / "data" / "public"))
+FILES = {"qqp": "qqp/qqp_10k.tsv", "mqp": "mqp/mqp.tsv", "mrpc": "mrpc/mrpc.tsv"}
 TARGET_P, TARGET_R = 0.95, 0.6
 
 
-def load() -> list[tuple[int, int, str, str]]:
-    """(id, label, question1, question2) rows of the QQP sample."""
-    path = DATA / "qqp_10k.tsv"
+def load(source: str, every: int) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """(ids, labels, first texts, second texts); the tune half is ``tune_mask``."""
+    path = DATA / FILES[source]
     if not path.exists():
-        sys.exit(f"missing {path}: build it with benchmarks/data/build_qqp.py (see benchmarks/DATA_CARD.md)")
+        sys.exit(f"missing {path}: build it with benchmarks/data/ (see benchmarks/DATA_CARD.md)")
     with path.open(encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    return [(int(r["id"]), int(r["is_duplicate"]), r["question1"], r["question2"]) for r in rows]
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[::every]
+    ids = np.array([int(r["id"]) for r in rows])
+    return (
+        ids,
+        np.array([r["is_duplicate"] == "1" for r in rows]),
+        [r["question1"] for r in rows],
+        [r["question2"] for r in rows],
+    )
 
 
-def similarities(embedder, pairs, cache: str | None) -> np.ndarray:
-    if cache and Path(cache).exists():
+def tune_mask(source: str, ids: np.ndarray) -> np.ndarray:
+    return ids < (5000 if source == "qqp" else (ids.max() + 1) // 2)
+
+
+def embed(source: str, a: list[str], b: list[str], cache_dir: Path | None):
+    """Sentence rows and per-text (pieces, vectors) for a + b; cached as float16 token vectors."""
+    cache = cache_dir / f"{source}_{len(a)}.npz" if cache_dir else None
+    if cache and cache.exists():
         z = np.load(cache)
-        a, b = z["a"], z["b"]
-    else:
-        a, b = embedder.embed([p[2] for p in pairs]), embedder.embed([p[3] for p in pairs])
-        if cache:
-            np.savez(cache, a=a, b=b)
-    return (a * b).sum(1)
+        off, strs, tv = z["tok_off"], [str(s) for s in z["tok_str"]], z["tok_vecs"]
+        toks = [(strs[off[i] : off[i + 1]], tv[off[i] : off[i + 1]]) for i in range(len(off) - 1)]
+        return z["vecs"], toks, float(z["cpu_s"])
+    t0 = time.process_time()
+    vecs, toks = MiniLMEmbedder().embed_tokens(a + b)
+    cpu = time.process_time() - t0
+    if cache:
+        off = np.cumsum([0] + [len(t[0]) for t in toks])
+        np.savez(
+            cache,
+            vecs=vecs,
+            tok_vecs=np.concatenate([t[1] for t in toks]).astype(np.float16),
+            tok_off=off,
+            tok_str=np.array([s for t in toks for s in t[0]]),
+            cpu_s=cpu,
+        )
+    return vecs, toks, cpu
 
 
-def pr(labels: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
-    tp, fp = int((pred & labels).sum()), int((pred & ~labels).sum())
-    return (tp / (tp + fp) if tp + fp else 1.0), tp / max(1, int(labels.sum()))
-
-
-def report(name: str, sims: np.ndarray, pairs, consistent: np.ndarray, per_sentence_ms: float) -> None:
-    ids = np.array([p[0] for p in pairs])
-    y = np.array([p[1] == 1 for p in pairs])
-    tune, test = ids < 5000, ids >= 5000
-    grid = np.round(np.arange(0.50, 0.991, 0.01), 2)
-
-    def at(mask, thr, check):
-        pred = sims[mask] >= thr
-        return pr(y[mask], pred & consistent[mask] if check else pred)
-
-    ok = [t for t in grid if at(tune, t, True)[0] >= TARGET_P]
-    thr = float(min(ok)) if ok else 0.99
-    print(f"{name}: {per_sentence_ms:.1f} ms/sentence (batched, this machine)")
-    print(
-        f"  QQP tune split ({int(tune.sum())} pairs): threshold for precision ≥ {TARGET_P} with the check = {thr:.2f}"
+def feature_matrix(a, b, vecs, toks) -> tuple[np.ndarray, float]:
+    """Features with contextual alignment (``toks``) or lexical only (``toks=None``); CPU ms per pair."""
+    n = len(a)
+    t0 = time.process_time()
+    x = np.stack(
+        [
+            pair_features(a[i], b[i], float(vecs[i] @ vecs[n + i]), (toks[i], toks[n + i]) if toks else None)
+            for i in range(n)
+        ]
     )
-    p_on, r_on = at(test, thr, True)
-    p_off, r_off = at(test, thr, False)
-    met = "met" if p_on >= TARGET_P and r_on >= TARGET_R else "NOT met"
-    print(f"  QQP report split ({int(test.sum())} pairs, {int(y[test].sum())} duplicates) at {thr:.2f}:")
-    print(
-        f"    with consistency check: precision {p_on:.3f}  recall {r_on:.3f}  "
-        f"(target P ≥ {TARGET_P} at R ≥ {TARGET_R}: {met})"
-    )
-    print(f"    similarity only:        precision {p_off:.3f}  recall {r_off:.3f}")
-    d_on, d_off = at(test, DEFAULT_THRESHOLD, True), at(test, DEFAULT_THRESHOLD, False)
-    print(
-        f"    at the library default {DEFAULT_THRESHOLD:.2f}: with check P {d_on[0]:.3f} R {d_on[1]:.3f}; "
-        f"similarity only P {d_off[0]:.3f} R {d_off[1]:.3f}"
-    )
-    rows = [(t, *at(test, t, True), *at(test, t, False)) for t in grid]
-    out = Path(os.environ.get("TMPDIR", "/tmp")) / f"semantic_pr_qqp_{name.split()[0]}.csv"
-    np.savetxt(out, rows, delimiter=",", fmt="%.4f", header="threshold,p_check,r_check,p_sim,r_sim")
-    print(f"    precision/recall curve on the report split: {out}")
+    return x, 1000 * (time.process_time() - t0) / n
 
 
-def near_miss(embedder) -> None:
-    from agentops.scenarios.cost_performance import NEAR_MISS_PAIRS
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> PairVerifier:
+    """Newton's method on the L2-penalised log-loss over standardised features (numpy only)."""
+    mean, scale = x.mean(0), np.maximum(x.std(0), 1e-6)
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    pen = np.full(z.shape[1], l2)
+    pen[-1] = 0.0
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-z @ w))
+        grad = z.T @ (p - y) + pen * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(pen)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return PairVerifier(w[:-1], float(w[-1]), mean, scale, 0.5)
 
-    a = embedder.embed([p[1] for p in NEAR_MISS_PAIRS])
-    b = embedder.embed([p[2] for p in NEAR_MISS_PAIRS])
-    sims = (a * b).sum(1)
-    y = np.array([p[0] == 1 for p in NEAR_MISS_PAIRS])
-    c = np.array([check_consistent(p[1], p[2])[0] for p in NEAR_MISS_PAIRS])
-    on, off = pr(y, (sims >= DEFAULT_THRESHOLD) & c), pr(y, sims >= DEFAULT_THRESHOLD)
-    print(
-        f"  chapter near-miss pairs ({len(y)}, written for the chapter) at {DEFAULT_THRESHOLD:.2f}: "
-        f"with check P {on[0]:.2f} R {on[1]:.2f}; similarity only P {off[0]:.2f} R {off[1]:.2f}"
-    )
+
+def pr(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    tp, fp = int((pred & y).sum()), int((pred & ~y).sum())
+    return (tp / (tp + fp) if tp + fp else 1.0), tp / max(1, int(y.sum()))
+
+
+def tune(score: np.ndarray, y: np.ndarray, gate: np.ndarray) -> tuple[float, str]:
+    """Lowest threshold with precision ≥ target on this half; else the highest with recall ≥ target."""
+    grid = np.unique(np.round(score[gate], 3))
+    curve = [(t, *pr(y, gate & (score >= t))) for t in grid]
+    ok = [t for t, p, r in curve if p >= TARGET_P and r > 0]
+    if ok:
+        return float(min(ok)), f"P≥{TARGET_P} on tune"
+    keep = [t for t, p, r in curve if r >= TARGET_R]
+    return (float(max(keep)), f"P {TARGET_P} unreachable on tune; R≈{TARGET_R}") if keep else (1.0, "none")
+
+
+def best_p_at_r(score: np.ndarray, y: np.ndarray, gate: np.ndarray) -> float:
+    best = 0.0
+    for t in np.unique(np.round(score[gate], 3)):
+        p, r = pr(y, gate & (score >= t))
+        if r >= TARGET_R:
+            best = max(best, p)
+    return best
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--embeddings", help="cache the MiniLM embeddings of the pairs in this .npz")
-    ap.add_argument("--hashing", action="store_true", help="also measure the weight-free hashing embedder")
-    ap.add_argument("--every", type=int, default=1, help="use pairs whose id is a multiple of N (a slow machine)")
+    ap.add_argument("--sources", default="qqp,mqp,mrpc")
+    ap.add_argument("--every", type=int, default=1, help="use every N-th QQP pair (a slow machine)")
+    ap.add_argument("--mrpc-every", type=int, default=1, help="use every N-th MRPC pair")
+    ap.add_argument("--cache-dir", type=Path, help="cache embeddings here (.npz per source)")
+    ap.add_argument("--train", action="store_true", help="write the shipped verifier weights")
+    ap.add_argument("--ship-from", default="mqp,mrpc", help="sources the shipped verifier is trained on")
+    ap.add_argument("--ship-features", default="lexical", choices=("lexical", "contextual"))
     args = ap.parse_args()
-    pairs = [p for p in load() if p[0] % args.every == 0]
-    t0 = time.perf_counter()
-    consistent = np.array([check_consistent(a, b)[0] for _, _, a, b in pairs])
-    check_ms = 1000 * (time.perf_counter() - t0) / len(pairs)
-    print(f"consistency check: {check_ms:.2f} ms/pair; refuses {100 * (1 - consistent.mean()):.1f}% of all pairs")
-    embedders = [(MiniLMEmbedder(), args.embeddings)] + ([(HashingEmbedder(), None)] if args.hashing else [])
-    for emb, cache in embedders:
-        t0 = time.perf_counter()
-        sims = similarities(emb, pairs, cache)
-        per = 1000 * (time.perf_counter() - t0) / (2 * len(pairs))
-        report(emb.name, sims, pairs, consistent, per)
-        near_miss(emb)
+    data = {}
+    for s in args.sources.split(","):
+        ids, y, a, b = load(s, {"qqp": args.every, "mrpc": args.mrpc_every}.get(s, 1))  # MQP alternates labels
+        vecs, toks, cpu = embed(s, a, b, args.cache_dir)
+        x, feat_ms = feature_matrix(a, b, vecs, toks)
+        lex, lex_ms = feature_matrix(a, b, vecs, None)
+        data[s] = {"ids": ids, "y": y, "x": x, "lex": lex, "tune": tune_mask(s, ids), "a": a, "b": b}
+        print(
+            f"{s}: {len(y)} pairs ({int(y.sum())} positive); MiniLM {1000 * cpu / (2 * len(y)):.1f} ms CPU/text "
+            f"(with token vectors); features {feat_ms:.2f} ms CPU/pair with contextual alignment, "
+            f"{lex_ms:.2f} lexical only"
+        )
+    if "qqp" in data:
+        ids, _, a, b = load("qqp", args.every)
+        lookup_time(data["qqp"], embed("qqp", a, b, args.cache_dir)[0])
+    check = FEATURE_NAMES.index("consistent")
+    for s, d in data.items():
+        others = [o for o in data if o != s]
+        rules = {"cosine": d["x"][:, 0]}
+        for key, label in (("x", "contextual"), ("lex", "lexical")):
+            if others:
+                xs, ys = np.vstack([data[o][key] for o in others]), np.concatenate([data[o]["y"] for o in others])
+                rules[f"verifier {label}, trained on {'+'.join(others)}"] = fit_logistic(xs, ys).probability(d[key])
+            own = fit_logistic(d[key][d["tune"]], d["y"][d["tune"]])  # in-source reference, not a result
+            rules[f"verifier {label}, trained on own tune half*"] = own.probability(d[key])
+        report(s, d, rules, check)
+    if args.train:
+        srcs, key = args.ship_from.split(","), "x" if args.ship_features == "contextual" else "lex"
+        v = fit_logistic(np.vstack([data[o][key] for o in srcs]), np.concatenate([data[o]["y"] for o in srcs]))
+        ship_threshold(v, data, srcs, key)
+
+
+def report(s: str, d: dict, rules: dict, check: int) -> None:
+    y, tn, rp = d["y"], d["tune"], ~d["tune"]
+    consistent = d["x"][:, check] > 0.5
+    print(f"\n{s} report half: {int(rp.sum())} pairs, {int(y[rp].sum())} positive")
+    print(f"  {'rule':48s} {'check':6s} {'thr':>6s}  {'P':>5s} {'R':>5s}   best P at R≥{TARGET_R}  how tuned")
+    cos = d["x"][:, 0]
+    on, off = pr(y[rp], consistent[rp] & (cos[rp] >= DEFAULT_THRESHOLD)), pr(y[rp], cos[rp] >= DEFAULT_THRESHOLD)
+    print(f"  library default (cosine {DEFAULT_THRESHOLD:.2f}): with check P {on[0]:.3f} R {on[1]:.3f}; "
+          f"similarity only P {off[0]:.3f} R {off[1]:.3f}")  # fmt: skip
+    for name, score in rules.items():
+        for use_check in (False, True):
+            gate = consistent if use_check else np.ones_like(consistent)
+            thr, how = tune(score[tn], y[tn], gate[tn])
+            p, r = pr(y[rp], gate[rp] & (score[rp] >= thr))
+            best = best_p_at_r(score[rp], y[rp], gate[rp])
+            met = "  ← target met" if p >= TARGET_P and r >= TARGET_R else ""
+            print(
+                f"  {name:48s} {'on' if use_check else 'off':6s} {thr:6.3f}  {p:5.3f} {r:5.3f}   {best:5.3f}"
+                f"            {how}{met}"
+            )
+
+
+class _Vectors:
+    """Stands in for MiniLM when every vector is already computed (lookups pass ``vector=``)."""
+
+    name, dim = "all-MiniLM-L6-v2 (numpy)", 384
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        raise AssertionError("every vector is precomputed")
+
+
+def lookup_time(d: dict, vecs: np.ndarray, n_entries: int = 10_000) -> None:
+    """Lookup CPU time at ``n_entries`` real question vectors, excluding the embedding, verifier on/off."""
+    from agentops.caching.semantic import MemoryVectorStore, SemanticCache, _Entry
+
+    n, q = len(d["a"]), min(len(d["a"]) // 2, 300)
+    rows = list(range(n)) + list(range(n + q, 2 * n))  # every question but the queries themselves
+    texts = d["a"] + d["b"]
+    store = MemoryVectorStore(384)
+    for i in range(n_entries):
+        j = rows[i % len(rows)]
+        store.add(vecs[j], _Entry(texts[j], f"answer {i}", "default", None))
+    queries = [(d["b"][i], vecs[n + i]) for i in range(q)]  # their partners are stored
+    t0 = time.process_time()
+    for _, v in queries:
+        store.top_k(v, 20)
+    scan = 1000 * (time.process_time() - t0) / len(queries)
+    print(f"lookup baseline, the same run: matrix scan + top 20 alone {scan:.2f} ms CPU")
+    for verify in (False, True):
+        cache = SemanticCache(_Vectors(), store=store, verify=verify)
+        t0 = time.process_time()
+        hits = sum(cache.lookup(q, vector=v).answer is not None for q, v in queries)
+        ms = 1000 * (time.process_time() - t0) / len(queries)
+        print(
+            f"lookup at {n_entries:,} entries (QQP question vectors, embedding excluded), verifier "
+            f"{'on ' if verify else 'off'}: {ms:.2f} ms CPU/lookup = {ms / scan:.1f}× the scan (target < 2 ms); "
+            f"{hits} hits of {len(queries)}"
+        )
+
+
+def ship_threshold(v: PairVerifier, data: dict, srcs: list[str], key: str) -> None:
+    """Threshold: the lowest probability with precision ≥ target on the training sources (with the check)."""
+    x = np.vstack([data[o][key] for o in srcs])
+    y = np.concatenate([data[o]["y"] for o in srcs])
+    gate = x[:, FEATURE_NAMES.index("consistent")] > 0.5
+    thr, how = tune(v.probability(x), y, gate)
+    shipped = PairVerifier(v.coef, v.intercept, v.mean, v.scale, thr, "+".join(srcs), uses_tokens=key == "x")
+    shipped.to_json(_WEIGHTS)
+    print(f"\nwrote {_WEIGHTS} (trained on {'+'.join(srcs)}; threshold {thr:.3f}: {how})")
+    for name, c in zip(FEATURE_NAMES, v.coef, strict=True):
+        print(f"  {name:18s} {c:+.2f}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from agentops.caching.semantic import (
     semantic_match,
 )
 from agentops.caching.steps import cached_step
+from agentops.caching.verifier import PairVerifier, default_verifier, pair_features, question_type
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -48,6 +49,7 @@ __all__ = [
     "MemoryBackend",
     "MemoryVectorStore",
     "MiniLMEmbedder",
+    "PairVerifier",
     "PrecomputedEmbedder",
     "RedisBackend",
     "RedisVectorStore",
@@ -58,7 +60,10 @@ __all__ = [
     "canonical_request",
     "check_consistent",
     "default_embedder",
+    "default_verifier",
     "minilm_available",
+    "pair_features",
+    "question_type",
     "request_key",
     "semantic_match",
 ]

@@ -23,6 +23,7 @@ still do not compare numbers, negation or direction. The rules are conservative:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -196,8 +197,11 @@ def _norm(tok: str) -> str:
     return (low[:-2] if low.endswith("'s") else low).strip("'-")
 
 
+@functools.lru_cache(maxsize=8192)
 def features(text: str) -> Features:
-    """Extract numbers, units, dates, negation, comparison direction and entities from a question."""
+    """Extract numbers, units, dates, negation, comparison direction and entities from a question.
+
+    Memoised (a cache checks the same stored questions again and again; :class:`Features` is frozen)."""
     toks = _WORD.findall(text)
     numbers, dates, direction = set(), set(), set()
     units: list[str] = []

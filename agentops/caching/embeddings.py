@@ -169,7 +169,28 @@ class MiniLMEmbedder:
         rows[order] = np.concatenate(out)
         return rows
 
+    def embed_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[tuple[list[str], np.ndarray]]]:
+        """Sentence rows (as :meth:`embed`) and, per text, its word pieces with their unit contextual
+        vectors (``[CLS]``/``[SEP]`` dropped) — one forward pass for both; the pair verifier aligns them."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ranked = [texts[i] for i in order]
+        rows = np.empty((len(texts), self.dim), np.float32)
+        tokens: list[tuple[list[str], np.ndarray]] = [([], np.zeros((0, self.dim), np.float32))] * len(texts)
+        with _one_blas_thread():
+            for start in range(0, len(ranked), 32):
+                pooled, states, enc = self._forward(ranked[start : start + 32])
+                for j, e in enumerate(enc):
+                    n = int(sum(e.attention_mask))
+                    vecs = states[j, 1 : n - 1]
+                    vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+                    tokens[order[start + j]] = (list(e.tokens[1 : n - 1]), vecs.astype(np.float32))
+                    rows[order[start + j]] = pooled[j]
+        return rows, tokens
+
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        return self._forward(texts)[0]
+
+    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list]:
         enc = self._tok.encode_batch(list(texts))
         ids = np.array([e.ids for e in enc], dtype=np.int64)
         mask = np.array([e.attention_mask for e in enc], dtype=np.float32)
@@ -181,7 +202,8 @@ class MiniLMEmbedder:
         for i in range(self._layers):
             x = self._layer(x, bias, f"encoder.layer.{i}.")
         pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        unit = (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return unit, x, enc
 
     def _layer(self, x: np.ndarray, bias: np.ndarray, p: str) -> np.ndarray:
         w = self._w

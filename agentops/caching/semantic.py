@@ -33,6 +33,7 @@ import numpy as np
 
 from agentops.caching.consistency import check_consistent
 from agentops.caching.embeddings import Embedder, default_embedder
+from agentops.caching.verifier import PairVerifier, default_verifier, pair_features
 from agentops.errors import ConfigError
 
 __all__ = [
@@ -58,14 +59,42 @@ class Match:
     reason: str
 
 
-def _decide(a: str, b: str, score: float, threshold: float, consistency: bool) -> Match:
+def _decide(
+    a: str,
+    b: str,
+    score: float,
+    threshold: float,
+    consistency: bool,
+    verifier: PairVerifier | None = None,
+    tokens: Any = None,
+) -> Match:
     if score < threshold:
         return Match(round(score, 4), False, f"similarity {score:.2f} below threshold {threshold:.2f}")
     if consistency:
         ok, why = check_consistent(a, b)
         if not ok:
             return Match(round(score, 4), False, why)
+    if verifier is not None:
+        toks = (tokens() if callable(tokens) else tokens) if verifier.uses_tokens else None
+        p = verifier.probability(pair_features(a, b, score, toks))
+        if p < verifier.threshold:
+            return Match(round(score, 4), False, f"verifier: P(same answer) {p:.2f} < {verifier.threshold:.2f}")
+        return Match(round(score, 4), True, f"similarity {score:.2f}, consistent, verifier P {p:.2f}")
     return Match(round(score, 4), True, f"similarity {score:.2f} ≥ {threshold:.2f} and consistent")
+
+
+def _verifier(embedder: Embedder, verify: bool) -> PairVerifier | None:
+    """The shipped verifier when asked for and trained on this embedder's similarities, else None."""
+    verifier = default_verifier() if verify else None
+    return verifier if verifier is not None and verifier.applies_to(embedder) else None
+
+
+def _pair_tokens(embedder: Embedder, a: str, b: str) -> tuple[np.ndarray, Any]:
+    """Sentence rows for a and b, plus their token vectors when the embedder has them (one pass)."""
+    if hasattr(embedder, "embed_tokens"):
+        rows, toks = embedder.embed_tokens([a, b])
+        return rows, (toks[0], toks[1])
+    return embedder.embed([a, b]), None
 
 
 def semantic_match(
@@ -74,9 +103,13 @@ def semantic_match(
     *,
     threshold: float = DEFAULT_THRESHOLD,
     consistency: bool = True,
+    verify: bool = False,
     embedder: Embedder | None = None,
 ) -> Match:
-    """Would a cached answer to ``a`` be served for ``b``? The cache's own decision, for one pair.
+    """Would a cached answer to ``a`` be served for ``b``? The cache's own decision, for one pair:
+    similarity ≥ ``threshold``, the consistency check, and, if ``verify``, the learned pair verifier
+    (opt-in: measured on public pairs it did not add precision at useful recall — see
+    ``benchmarks/DATA_CARD.md``; it applies to the MiniLM similarities it was trained on only).
 
     Example:
         >>> semantic_match("What is the capital of France?", "What is the capital of Germany?").hit
@@ -85,8 +118,13 @@ def semantic_match(
     for name, text in (("a", a), ("b", b)):
         if not isinstance(text, str) or not text.strip():
             raise ConfigError(f"semantic_match: {name} must be a non-empty str, got {text!r}")
-    vecs = (embedder or default_embedder()).embed([a, b])
-    return _decide(a, b, float(vecs[0] @ vecs[1]), threshold, consistency)
+    emb = embedder or default_embedder()
+    verifier = _verifier(emb, verify)
+    if verifier is not None and verifier.uses_tokens:
+        vecs, tokens = _pair_tokens(emb, a, b)
+    else:
+        vecs, tokens = emb.embed([a, b]), None
+    return _decide(a, b, float(vecs[0] @ vecs[1]), threshold, consistency, verifier, tokens)
 
 
 @dataclass(frozen=True)
@@ -206,6 +244,8 @@ class SemanticCache:
         threshold: minimum cosine similarity (default :data:`DEFAULT_THRESHOLD`).
         top_k: neighbours checked for consistency, best first.
         consistency: run the consistency check (turn off only to measure what it prevents).
+        verify: also run the pair verifier (:mod:`agentops.caching.verifier`) on a consistent candidate
+            (off by default: it did not beat similarity + check on public pairs it was not trained on).
         store: a :class:`MemoryVectorStore` (default) or :class:`RedisVectorStore`.
         ttl_s: entries older than this are ignored; ``clock`` is injectable for tests.
         share_across_tenants: serve one tenant's answers to another (off by default).
@@ -218,6 +258,7 @@ class SemanticCache:
         threshold: float = DEFAULT_THRESHOLD,
         top_k: int = 5,
         consistency: bool = True,
+        verify: bool = False,
         store: MemoryVectorStore | None = None,
         ttl_s: float | None = None,
         clock: Callable[[], float] = time.time,
@@ -231,9 +272,12 @@ class SemanticCache:
             raise ConfigError(f"ttl_s must be > 0 or None, got {ttl_s!r}")
         self.embedder = embedder or default_embedder()
         self.threshold, self.top_k, self.consistency = threshold, top_k, consistency
+        self.verifier = _verifier(self.embedder, verify)
         self.store = store if store is not None else MemoryVectorStore(self.embedder.dim)
         self.ttl_s, self.clock, self.share_across_tenants = ttl_s, clock, share_across_tenants
         self.stats = {"hits": 0, "misses": 0, "refused_by_consistency": 0, "not_stored": 0}
+        if self.verifier is not None:
+            self.stats["refused_by_verifier"] = 0
         self._lock = threading.Lock()
 
     def _count(self, key: str) -> None:
@@ -252,16 +296,31 @@ class SemanticCache:
                 continue
             if score < self.threshold and best is not None:
                 break  # best first: nothing further can be a hit
-            match = _decide(entry.question, question, score, self.threshold, self.consistency)
+            match = _decide(
+                entry.question,
+                question,
+                score,
+                self.threshold,
+                self.consistency,
+                self.verifier,
+                self._tokens(entry, question),
+            )
             if match.hit:
                 self._count("hits")
                 return SemanticHit(entry.answer, match, entry.question)
             if best is None:
                 best = match
                 if score >= self.threshold:
-                    self._count("refused_by_consistency")
+                    by_verifier = match.reason.startswith("verifier")
+                    self._count("refused_by_verifier" if by_verifier else "refused_by_consistency")
         self._count("misses")
         return SemanticHit(None, best or Match(0.0, False, "cache is empty"))
+
+    def _tokens(self, entry: _Entry, question: str) -> Callable[[], Any] | None:
+        """Token vectors for the verifier, computed only if a candidate gets that far (one small pass)."""
+        if self.verifier is None or not self.verifier.uses_tokens or not hasattr(self.embedder, "embed_tokens"):
+            return None
+        return lambda: _pair_tokens(self.embedder, entry.question, question)[1]
 
     def store_answer(self, question: str, answer: str, *, tenant: str = "default") -> bool:
         """Store an answer; False (not stored) when guardrails would redact the question or answer."""
