@@ -276,3 +276,137 @@ def turn_duration_buckets() -> tuple[float, ...]:
 
     histogram = MetricsMiddleware(CollectorRegistry())._metrics.agent_turn_duration_seconds
     return tuple(float(b) for b in histogram._upper_bounds if b != float("inf"))
+
+
+# ==================================================================================================
+# Per-turn cost (agentops.models): stream subscriptions reuse their call model
+# ==================================================================================================
+#
+# No public alternative: every ``ask`` subscribes fresh closures to its stream (the LLM callback, the
+# human-input hook, the tool executor and one subscriber per tool), and ``Stream.subscribe`` builds a
+# fast_depends call model for each — a new pydantic model class per closure, about 60 % of an offline
+# turn's CPU. The closures of one ``def`` share a signature, so the model built for the first one fits
+# every later one with only the callable swapped. Second, the ``Context`` parameter's resolver
+# (``ContextField.use``) is a plain function, which fast_depends runs in a worker thread on every
+# event; the cached models resolve it inline (it only copies the context into the call's arguments).
+# Relied on: ``ag2.stream`` looks ``build_model`` up as a module global when it subscribes; a
+# ``CallModel`` is fully described by its slots; ``ContextField.use`` is pure.
+
+
+def _subscription_target(func: Any) -> Any:
+    """The plain function whose code identifies ``func`` (a function or a bound method), else None."""
+    import types
+
+    if isinstance(func, types.MethodType) and type(func.__func__) is types.FunctionType:
+        return func.__func__
+    if type(func) is types.FunctionType:
+        return func
+    return None
+
+
+class _CallModelCache:
+    """``ag2.stream.build_model`` with one template call model per function code object.
+
+    A cached template is reused only when the new function's defaults are the same objects and its
+    annotations compare equal (what fast_depends derives the model from); anything else — a callable
+    object, a ``functools.partial``, a fast_depends-wrapped call — is built as before. Thread-safe: a
+    race at worst builds one template twice.
+    """
+
+    def __init__(self, build: Any) -> None:
+        self.build = build
+        self._templates: dict[tuple[Any, ...], tuple[tuple[Any, Any, Any], Any]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __call__(self, func: Any, *, sync_to_thread: bool = True, serialize_result: bool = True) -> Any:
+        target = _subscription_target(func)
+        if target is None or hasattr(func, "_fastdepends_call_"):
+            return self.build(func, sync_to_thread=sync_to_thread, serialize_result=serialize_result)
+        key = (target.__code__, type(func), sync_to_thread, serialize_result)
+        shape = (target.__defaults__, target.__kwdefaults__, target.__annotations__)
+        cached = self._templates.get(key)
+        if cached is not None and _same_shape(cached[0], shape):
+            self.hits += 1
+            return _with_call(cached[1], _async_call(func, sync_to_thread))
+        self.misses += 1
+        model = self.build(func, sync_to_thread=sync_to_thread, serialize_result=serialize_result)
+        model.custom_fields = {name: _inline_context(field) for name, field in model.custom_fields.items()}
+        self._templates[key] = (shape, _with_call(model, None))  # the template keeps no closure alive
+        return model
+
+
+def _same_shape(old: tuple[Any, Any, Any], new: tuple[Any, Any, Any]) -> bool:
+    """Same default objects (positional and keyword) and equal annotations."""
+    (d0, k0, a0), (d1, k1, a1) = old, new
+    k0, k1 = k0 or {}, k1 or {}
+    same_kw = k0.keys() == k1.keys() and all(k0[name] is k1[name] for name in k0)
+    return _same_objects(d0 or (), d1 or ()) and same_kw and a0 == a1
+
+
+def _same_objects(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _with_call(template: Any, call: Any) -> Any:
+    """A copy of a fast_depends ``CallModel`` that calls ``call``."""
+    model = object.__new__(type(template))
+    for slot in type(template).__slots__:
+        if hasattr(template, slot):
+            setattr(model, slot, getattr(template, slot))
+    model.call = call
+    return model
+
+
+def _async_call(func: Any, sync_to_thread: bool) -> Any:
+    from ag2.utils import _to_async
+
+    return _to_async(func, sync_to_thread=sync_to_thread)
+
+
+@functools.cache
+def _inline_context_class() -> type:
+    from ag2.annotations import ContextField
+
+    class _InlineContextField(ContextField):
+        """``ContextField`` whose resolver fast_depends awaits inline instead of sending to a thread."""
+
+        __slots__ = ()
+
+        async def use(self, /, **kwargs: Any) -> dict[str, Any]:
+            return ContextField.use(self, **kwargs)
+
+    return _InlineContextField
+
+
+def _inline_context(field: Any) -> Any:
+    from ag2.annotations import ContextField
+
+    if type(field) is not ContextField:
+        return field
+    inline = object.__new__(_inline_context_class())
+    for slot in ("cast", "param_name", "required", "field"):
+        setattr(inline, slot, getattr(field, slot))
+    return inline
+
+
+_call_model_cache: _CallModelCache | None = None
+_install_lock = threading.Lock()
+
+
+def reuse_subscription_models() -> _CallModelCache:
+    """Make ``Stream.subscribe`` reuse one call model per subscriber function (idempotent).
+
+    Returns the installed cache (its ``hits``/``misses`` say how often a model was reused). Events
+    reach subscribers exactly as before; only the per-subscription model building is skipped.
+    """
+    global _call_model_cache
+    if _call_model_cache is not None:  # the per-ask fast path: no lock once installed
+        return _call_model_cache
+    with _install_lock:
+        if _call_model_cache is None:
+            import ag2.stream
+
+            _call_model_cache = _CallModelCache(ag2.stream.build_model)
+            ag2.stream.build_model = _call_model_cache
+        return _call_model_cache

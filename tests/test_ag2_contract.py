@@ -7,6 +7,7 @@ in the package should need to change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 
@@ -295,3 +296,108 @@ async def test_turn_duration_buckets_are_the_bounds_ag2_exports(histogram):
         if s.name == f"{histogram}_bucket"
     ]
     assert [float(b) for b in exported] == [*_ag2.turn_duration_buckets(), float("inf")]
+
+
+# ==================================================================================================
+# Per-turn cost (agentops.models): stream subscriptions reuse their call model
+# ==================================================================================================
+
+
+def test_stream_subscribe_builds_its_call_model_through_the_module_global():
+    import inspect
+
+    import ag2.stream
+
+    assert "build_model(" in inspect.getsource(ag2.stream.MemoryStream.subscribe)
+    assert hasattr(ag2.stream, "build_model")
+
+
+def test_a_call_model_is_described_by_its_slots():
+    from ag2.utils import build_model
+    from fast_depends.core.model import CallModel
+
+    async def handler(event: object, context: ag2.Context) -> None: ...
+
+    model = build_model(handler, serialize_result=False)
+    assert type(model) is CallModel and not hasattr(model, "__dict__")
+    copy = _ag2._with_call(model, handler)
+    assert all(getattr(copy, s) is getattr(model, s) for s in CallModel.__slots__ if hasattr(model, s))
+
+
+async def test_reused_call_models_deliver_events_and_the_context_like_fresh_ones():
+    from ag2.events import ModelMessage
+    from ag2.stream import MemoryStream
+
+    cache = _ag2._CallModelCache(__import__("ag2.utils", fromlist=["build_model"]).build_model)
+    seen: list[tuple[str, str, object]] = []
+
+    def subscriber(tag: str):
+        async def on_event(event: ModelMessage, context: ag2.Context) -> None:
+            seen.append((tag, event.content, context))
+
+        return on_event
+
+    def sync_subscriber(tag: str):
+        def on_event(event: ModelMessage, ctx: ag2.Context) -> None:  # a sync one runs in a thread
+            seen.append((tag, event.content, ctx))
+
+        return on_event
+
+    stream = MemoryStream()
+    context = ag2.context.ConversationContext(stream=stream)
+    for tag in ("first", "second"):
+        for make, suffix in ((subscriber, ""), (sync_subscriber, "-sync")):
+            model = cache(make(tag + suffix), sync_to_thread=True, serialize_result=False)
+            await model.asolve(
+                ModelMessage(tag), stack=contextlib.AsyncExitStack(), cache_dependencies={}, **{"__ctx__": context}
+            )
+    assert [(t, c) for t, c, _ in seen] == [
+        ("first", "first"),
+        ("first-sync", "first"),
+        ("second", "second"),
+        ("second-sync", "second"),
+    ]
+    assert all(ctx is context for _, _, ctx in seen)
+    assert (cache.hits, cache.misses) == (2, 2)
+
+
+def test_a_function_with_other_defaults_or_annotations_gets_its_own_model():
+    from ag2.utils import build_model
+
+    cache = _ag2._CallModelCache(build_model)
+
+    def make(default: object):
+        async def handler(event: object, flag: object = default) -> None: ...
+
+        return handler
+
+    marker = object()
+    cache(make(marker), serialize_result=False)
+    cache(make(marker), serialize_result=False)
+    cache(make(object()), serialize_result=False)
+    assert (cache.hits, cache.misses) == (1, 2)
+    cache(lambda event: None)  # a lambda is a function too: cached by its code
+    assert (cache.hits, cache.misses) == (1, 3)
+    built = cache(_partial_handler(), serialize_result=False)  # not a plain function: built, never cached
+    assert (cache.hits, cache.misses) == (1, 3) and built is not None
+
+
+def _partial_handler():
+    import functools
+
+    async def handler(event: object, extra: int) -> None: ...
+
+    return functools.partial(handler, extra=1)
+
+
+async def test_installing_the_cache_is_idempotent_and_turns_stay_the_same():
+    import ag2.stream
+
+    cache = _ag2.reuse_subscription_models()
+    assert _ag2.reuse_subscription_models() is cache and ag2.stream.build_model is cache
+    model = OfflineModel(seed=3)
+    agent = ag2.Agent("a", "Be brief.", config=model)
+    before = cache.hits
+    replies = [(await agent.ask("hello there")).body for _ in range(2)]
+    assert replies[0] == replies[1] and replies[0]
+    assert cache.hits > before

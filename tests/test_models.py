@@ -259,3 +259,20 @@ def test_call_log_is_consistent_under_threads():
     frame = m.calls_frame()
     assert m.calls == 20 and sorted(frame["index"]) == list(range(20))
     assert m.usage.total_tokens == (frame["prompt_tokens"] + frame["completion_tokens"]).sum()
+
+
+async def test_an_offline_client_makes_ag2_reuse_subscription_call_models():
+    import ag2.stream
+
+    from agentops import _ag2
+
+    model = OfflineModel(seed=1)
+    model.create()
+    cache = _ag2.reuse_subscription_models()
+    assert ag2.stream.build_model is cache
+    agent = ag2.Agent("a", "Be brief.", config=model)
+    await agent.ask("hello")
+    hits = cache.hits
+    second = await agent.ask("hello again")
+    assert cache.hits > hits  # the second turn's subscribers reuse the first turn's call models
+    assert second.body and model.calls == 2
