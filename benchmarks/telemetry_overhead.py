@@ -12,10 +12,17 @@ same process:
                  correlated log line per turn)
   full_debug     as full, at DEBUG: one more line per model call
 
+  baseline_stock the bare turn with AG2's stock call models (one built per stream subscription): the
+                 yardstick for this machine's speed (see below)
+
 The agentops layer is ``full - ag2_both``: everything but AG2's middleware. Issue 10 asks for at most
 60 µs on a turn that took 2725 µs bare (chapter 04's measurement), i.e. 2.2 % of a bare turn; a shared
 machine's absolute speed varies by several times, so the check is made on the share measured in this
-run, and the µs it means at that reference speed is printed beside it.
+run, and the µs it means at that reference speed is printed beside it. The reference turn ran on AG2's
+stock call models; the offline model now makes AG2 reuse them (``agentops._ag2.reuse_subscription_models``),
+which makes a bare turn several times cheaper without changing what our layer costs. So the share is
+taken of ``baseline_stock``, the same work the reference measured, while every other variant runs as
+the package runs.
 
 Two ways to measure, both with every variant in the same run:
 
@@ -48,12 +55,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ag2
+import ag2.stream
 from ag2.middleware.builtin import MetricsMiddleware, TelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
+from agentops import _ag2
 from agentops.models import OfflineModel
 from agentops.telemetry import Telemetry
 
@@ -61,6 +70,13 @@ TARGET_US = 60.0  # issue 10: the agentops layer's cost ...
 REFERENCE_TURN_US = 2725.0  # ... on a turn this fast (chapter 04's bare turn when the issue was filed)
 TARGET_SHARE = TARGET_US / REFERENCE_TURN_US
 QUESTION = "How do I reset my password?"
+STOCK = "baseline_stock"  # the variant run on AG2's stock call models
+
+
+def _build_model_for(name: str) -> object:
+    """What ``ag2.stream.build_model`` is during ``name``'s turns."""
+    cache = _ag2.reuse_subscription_models()
+    return cache.build if name == STOCK else cache
 
 
 def _agent(*middleware: object) -> ag2.Agent:
@@ -90,6 +106,7 @@ def _variants(sink: object) -> tuple[dict[str, ag2.Agent], Callable[[], None]]:
         "full_no_logs": instrumented("quiet", None),
         "full": instrumented("info", logging.INFO),
         "full_debug": instrumented("debug", logging.DEBUG),
+        STOCK: _agent(),
     }
     assert not telemetries[0].logger.isEnabledFor(logging.INFO), "the quiet variant must not log"
 
@@ -110,7 +127,8 @@ def _warm_up(variants: dict[str, ag2.Agent]) -> None:
     """Imports, caches and pydantic models warmed; then the heap so far is frozen, so a collection
     scans only what the measured turns allocate (a full collection of the warm-up's objects would
     otherwise land at random in one variant's rounds)."""
-    for agent in variants.values():
+    for name, agent in variants.items():
+        ag2.stream.build_model = _build_model_for(name)
         asyncio.run(_turns(agent, 20))
     gc.collect()
     gc.freeze()
@@ -136,6 +154,7 @@ def measure_time(cycles: int) -> dict[str, list[float]]:
             for c in range(cycles):
                 for name in names[c % len(names) :] + names[: c % len(names)]:
                     agent = variants[name]
+                    ag2.stream.build_model = _build_model_for(name)
                     start = clock()
                     await agent.ask(QUESTION)
                     samples[name].append(clock() - start)
@@ -159,17 +178,18 @@ def _paired(samples: dict[str, list[float]], a: str, b: str) -> tuple[float, flo
 def report_time(samples: dict[str, list[float]]) -> str:
     """The table printed for the time measurement."""
     med = {k: statistics.median(v) * 1e6 for k, v in samples.items()}
-    base = med["baseline"]
-    out = [f"CPU time per turn, {len(samples['baseline'])} cycles (medians)", ""]
-    out.append(f"{'variant':<13} {'µs/turn':>9} {'added µs':>9} {'ratio':>7}")
-    out += [f"{k:<13} {v:9.0f} {v - base:9.0f} {v / base:7.3f}" for k, v in med.items()]
+    bare, base = med["baseline"], med[STOCK]
+    out = [f"CPU time per turn, {len(samples['baseline'])} cycles (medians; added to the bare turn)", ""]
+    out.append(f"{'variant':<15} {'µs/turn':>9} {'added µs':>9} {'ratio':>7}")
+    out += [f"{k:<15} {v:9.0f} {v - bare:9.0f} {v / bare:7.3f}" for k, v in med.items()]
     ours, lo, hi = _paired(samples, "full", "ag2_both")
     logs, _, _ = _paired(samples, "full", "full_no_logs")
     debug, _, _ = _paired(samples, "full_debug", "full")
     out += [
         "",
-        f"agentops layer (full - ag2_both, paired by cycle): +{ours:.0f} µs (95% interval {lo:.0f} .. {hi:.0f})",
-        f"  = {ours / base * 100:.2f}% of a bare turn (target {TARGET_SHARE * 100:.2f}%), "
+        f"agentops layer (full - ag2_both, paired by cycle): +{ours:.0f} µs (95% interval {lo:.0f} .. {hi:.0f}), "
+        f"{ours / bare * 100:.2f}% of this run's bare turn",
+        f"  = {ours / base * 100:.2f}% of a bare turn on AG2's stock call models (target {TARGET_SHARE * 100:.2f}%), "
         f"{ours / base * REFERENCE_TURN_US:.0f} µs at the reference speed (target {TARGET_US:.0f} µs): "
         f"{'met' if ours / base <= TARGET_SHARE else 'NOT met'}",
         f"  of which the JSON turn line: +{logs:.0f} µs; DEBUG lines per model call add +{debug:.0f} µs",
@@ -191,6 +211,7 @@ def _ir_child_run(out_dir: str, n1: int, n2: int) -> None:
             clear()
             pid = os.fork()
             if pid == 0:
+                ag2.stream.build_model = _build_model_for(name)
                 asyncio.run(_turns(agent, n))
                 os._exit(0)
             os.waitpid(pid, 0)
@@ -228,11 +249,11 @@ def measure_instructions(n1: int, n2: int) -> dict[str, float]:
 
 def report_instructions(per_turn: dict[str, float], bare_us: float | None) -> str:
     """The table printed for the instruction count."""
-    base = per_turn["baseline"]
+    base = per_turn[STOCK]
     out = ["Instructions per turn (cachegrind; exact, independent of load)", ""]
-    out.append(f"{'variant':<13} {'kIr/turn':>10} {'added kIr':>10} {'% of bare':>10}")
+    out.append(f"{'variant':<15} {'kIr/turn':>10} {'added kIr':>10} {'% of bare':>10}")
     out += [
-        f"{k:<13} {v / 1e3:10.1f} {(v - base) / 1e3:10.1f} {(v - base) / base * 100:10.2f}" for k, v in per_turn.items()
+        f"{k:<15} {v / 1e3:10.1f} {(v - base) / 1e3:10.1f} {(v - base) / base * 100:10.2f}" for k, v in per_turn.items()
     ]
     share = (per_turn["full"] - per_turn["ag2_both"]) / base
     logs = (per_turn["full"] - per_turn["full_no_logs"]) / base
@@ -240,7 +261,8 @@ def report_instructions(per_turn: dict[str, float], bare_us: float | None) -> st
     here = f", {share * bare_us:.0f} µs at this run's bare turn of {bare_us:.0f} µs" if bare_us else ""
     out += [
         "",
-        f"agentops layer (full - ag2_both): {share * 100:.2f}% of a bare turn (target {TARGET_SHARE * 100:.2f}%)",
+        f"agentops layer (full - ag2_both): {share * 100:.2f}% of a bare turn on AG2's stock call models "
+        f"(target {TARGET_SHARE * 100:.2f}%)",
         f"  = {share * REFERENCE_TURN_US:.0f} µs at the reference speed (target {TARGET_US:.0f} µs){here}: "
         f"{'met' if share <= TARGET_SHARE else 'NOT met'}",
         f"  of which the JSON turn line: {logs * 100:.2f}%; DEBUG lines per model call add {debug * 100:.2f}%",
@@ -264,7 +286,7 @@ def main() -> None:
     print(report_time(samples))
     if args.instructions:
         print()
-        bare_us = statistics.median(samples["baseline"]) * 1e6
+        bare_us = statistics.median(samples[STOCK]) * 1e6
         print(report_instructions(measure_instructions(*args.ir_turns), bare_us))
 
 
