@@ -12,7 +12,7 @@ Prints, in one run:
 * the cross-source table (every public source scored by models that never saw it): recomputed when
   ``--data`` (or ``$INJECTION_DATA``) names the dataset written by ``training/injection/build_dataset.py``
   and scikit-learn is installed (the ``train`` extra), otherwise the stored table
-  ``training/injection/crossval.json`` with the commits of ``training/injection/DATA_CARD.md``;
+  ``agentops/guardrails/data/injection_crossval.json`` with the commits of ``training/injection/DATA_CARD.md``;
 * the candidates compared (``training/injection/candidates.json``, measured by
   ``training/injection/compare_candidates.py``).
 
@@ -193,7 +193,7 @@ def crossval_section(data: Path | None) -> None:
         table = train.crossval(rows, x, train.clipped([r["text"] for r in rows]))
         print(f"recomputed from {data}")
     else:
-        table = json.loads((TRAINING / "crossval.json").read_text())
+        table = json.loads((ROOT / "agentops" / "guardrails" / "data" / "injection_crossval.json").read_text())
         print("stored table (pass --data or set INJECTION_DATA to recompute); sources and commits:")
         for line in (TRAINING / "DATA_CARD.md").read_text().splitlines():
             if line.startswith("| ") and re.search(r"`[0-9a-f]{40}`", line):

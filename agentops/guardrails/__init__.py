@@ -47,7 +47,7 @@ from __future__ import annotations
 from agentops import _identity  # noqa: F401  (fails fast if another `agentops` shadows this one)
 from agentops.guardrails._types import ENTITY_TYPES, Finding, Verdict
 from agentops.guardrails.catalogue import SECRET_FORMATS, SecretFormat, load_secret_formats
-from agentops.guardrails.evaluation import scorecard
+from agentops.guardrails.evaluation import injection_scorecard, scorecard
 from agentops.guardrails.injection import detect_injection, normalize
 from agentops.guardrails.middleware import GuardrailMiddleware
 from agentops.guardrails.policy import Action, GuardrailPolicy, GuardrailRecord
@@ -73,6 +73,7 @@ __all__ = [
     "Vault",
     "Verdict",
     "detect_injection",
+    "injection_scorecard",
     "redact",
     "restore_into",
     "restore_placeholders",

@@ -29,10 +29,12 @@ from agentops.guardrails._types import Finding
 from agentops.guardrails.scanners import scan
 from agentops.guardrails.scoring import score_scanner
 
-__all__ = ["public_sources", "scorecard"]
+__all__ = ["injection_scorecard", "public_sources", "scorecard"]
 
 _DATA = Path(__file__).parent / "data"
 RECORDED = _DATA / "scorecard.json"
+INJECTION_CROSSVAL = _DATA / "injection_crossval.json"
+_SCORERS = ("rules", "classifier", "both")
 PUBLIC_DIR_ENV = "AGENTOPS_PUBLIC_DATA"
 _COLUMNS = ["source", "status", "scanner", "entity", "support", "precision", "recall", "f1", "measured"]
 
@@ -132,3 +134,41 @@ def scorecard(data_dir: str | Path | None = None, *, scanner: str | None = None)
     if scanner is not None:
         frame = frame[frame["scanner"] == scanner]
     return frame.sort_values(["status", "source", "scanner", "entity"]).reset_index(drop=True)
+
+
+def injection_scorecard(path: str | Path | None = None) -> Any:
+    """Prompt-injection detection per public source, every number from a model that never saw it.
+
+    One row per source and scorer (``rules``, ``classifier`` and ``both`` — what
+    :func:`~agentops.guardrails.detect_injection` returns). Attack sources give ``auc`` and the true-positive
+    rate at the score where the false-positive rate on benign text the model never saw is 5 % and 10 %
+    (``tpr_fpr05``, ``tpr_fpr10``) and at the shipped threshold (``tpr_at_threshold``); benign sources give
+    their own false-positive rate at the threshold (``fpr_at_threshold``). ``unseen`` is False for the
+    sources whose numbers were looked at while the current model was designed (an estimate that is
+    optimistic by an unknown amount). Produced by ``training/injection/train.py --crossval`` (the data
+    card ``training/injection/DATA_CARD.md`` lists each source's repository, commit and licence).
+
+    Raises:
+        ConfigError: the table is missing or is not a cross-source table.
+    """
+    import pandas as pd
+
+    file = Path(path) if path is not None else INJECTION_CROSSVAL
+    try:
+        table = json.loads(file.read_text(encoding="utf-8"))
+        sources, seen = table["sources"], set(table.get("seen_while_designing", []))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"no readable cross-source table at {file} ({exc}); rebuild it with "
+            "training/injection/train.py --crossval (see training/injection/DATA_CARD.md)"
+        ) from None
+    rows = []
+    for name, entry in sorted(sources.items()):
+        for scorer in _SCORERS:
+            rates = entry.get(scorer, {})
+            rows.append(
+                {"source": name, "kind": entry.get("kind"), "unseen": name not in seen, "scorer": scorer,
+                 "attacks": entry.get("n_attack", 0), "benign": entry.get("n_benign", 0),
+                 **{k: rates.get(k) for k in ("auc", "tpr_fpr05", "tpr_fpr10", "tpr_at_threshold", "fpr_at_threshold")}}
+            )  # fmt: skip
+    return pd.DataFrame(rows)

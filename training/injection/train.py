@@ -4,7 +4,7 @@ Usage (needs the ``train`` extra: scikit-learn)::
 
     python training/injection/build_dataset.py --snapshots DIR --out /tmp/injection.jsonl
     python training/injection/train.py --data /tmp/injection.jsonl \
-        --out agentops/data/injection_classifier.npz --crossval training/injection/crossval.json
+        --out agentops/data/injection_classifier.npz --crossval agentops/guardrails/data/injection_crossval.json
 
 Features and scoring are the package's own (:mod:`agentops.guardrails.classifier`), so the model is
 trained on exactly what it sees at run time. One row per text: the n-grams present in its windows (the
@@ -241,6 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"featurized {len(rows)} texts in {time.time() - t0:.0f}s", file=sys.stderr)
     if args.crossval and not args.skip_crossval:
         table = crossval(rows, x, clipped([r["text"] for r in rows]))
+        if args.crossval.is_file():  # the sources looked at while designing are a record, not a measurement
+            seen = json.loads(args.crossval.read_text()).get("seen_while_designing", [])
+            table["seen_while_designing"] = seen
         args.crossval.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     if args.out:
         keep = np.array([r["train"] for r in rows])
