@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import re
 import zlib
 
@@ -216,23 +217,52 @@ def _value_is_secret(value: str, quoted: bool, password: bool) -> bool:
     return _secret_value_ok(value, strict=len(value) < 16 or value.isalnum())
 
 
+# Literals every match of _KEY_HIT (and of _PROSE's key) starts with: the alternations are tried only
+# where one of them occurs, found with ``str.find`` (tests/test_guardrails_fastpaths.py checks them).
+_KEY_STARTS = (
+    "pass", "pwd", "kennwort", "contrase", "mot de passe", "senha", "wachtwoord", "пароль", "密码", "密碼",
+    "パスワード", "비밀번호", "has", "salasana", "jelsz", "parola", "lozinka", "heslo", "adgangskode", "lösenord",
+    "losenord", "şifre", "sifre", "mật khẩu", "κωδικός", "secret", "api", "access", "private", "auth", "client",
+    "signing", "encryption", "master", "account", "credential", "token",
+)  # fmt: skip
+_PROSE_STARTS = (*_KEY_STARTS, "pin")
+
+
+def _starts(low: str, literals: tuple[str, ...]) -> list[int]:
+    """Sorted positions in ``low`` where one of ``literals`` occurs."""
+    found: set[int] = set()
+    for lit in literals:
+        i = low.find(lit)
+        while i != -1:
+            found.add(i)
+            i = low.find(lit, i + 1)
+    return sorted(found)
+
+
 def _assignment_hits(low: str) -> list[re.Match[str]]:
     """Key-word hits that sit at most 48 characters before an assignment operator (``=`` or ``:``).
 
-    Operators are found with ``str.find`` and only the short window before each is searched, which is
-    much cheaper than running the key-word alternation over the whole text.
+    Operators are found with ``str.find`` and only the short window before each is searched, and only
+    when a key word starts in it, which is much cheaper than running the key-word alternation over the
+    whole text.
     """
     hits: list[re.Match[str]] = []
-    seen = -1
+    starts = _starts(low, _KEY_STARTS)
+    if not starts:
+        return hits
     for op_char in "=:":
-        op = low.find(op_char)
-        while op != -1:
-            lo = max(0, op - 48, seen)
-            for hit in _KEY_HIT.finditer(low, lo, op):
-                hits.append(hit)
-                seen = max(seen, hit.end())
-            op = low.find(op_char, op + 1)
-        seen = -1
+        seen = last = -1
+        for s in starts:  # only operators at most 48 characters after a key word's start can see it
+            op = low.find(op_char, max(s, last) + 1, s + 49)
+            while op != -1:
+                last = op
+                lo = max(0, op - 48, seen)
+                k = bisect.bisect_left(starts, lo)
+                if k < len(starts) and starts[k] < op:
+                    for hit in _KEY_HIT.finditer(low, lo, op):
+                        hits.append(hit)
+                        seen = max(seen, hit.end())
+                op = low.find(op_char, op + 1, s + 49)
     hits.sort(key=lambda h: h.start())
     return hits
 
@@ -282,7 +312,9 @@ def _scan_url_credentials(text: str, out: list[Finding]) -> None:
     at = text.find("@")
     done = -1
     while at != -1:  # user:password@host without a scheme: searched only in the window before each "@"
-        for m in _USER_PASS_AT.finditer(text, max(0, at - 200, done), at + 2):
+        lo = max(0, at - 200, done)
+        colon = text.rfind(":", lo, at)  # the password runs from the last ":" to the "@": 4-128 characters
+        for m in _USER_PASS_AT.finditer(text, lo, at + 2) if colon != -1 and 4 < at - colon <= 129 else ():
             if m.end() - 2 == at:
                 done = m.end()
                 if _value_is_secret(m.group("pw"), quoted=True, password=True):
@@ -331,8 +363,19 @@ def _basic_ok(value: str) -> bool:
     return ":" in decoded and not is_placeholder(decoded)
 
 
+def _prose_matches(low: str) -> list[re.Match[str]]:
+    """``list(_PROSE.finditer(low))``, with the pattern tried only where a key word starts."""
+    found: list[re.Match[str]] = []
+    end = 0
+    for pos in _starts(low, _PROSE_STARTS):
+        if pos >= end and (m := _PROSE.match(low, pos)) is not None:
+            found.append(m)
+            end = m.end()
+    return found
+
+
 def _scan_prose(text: str, low: str, out: list[Finding]) -> None:
-    for m in _PROSE.finditer(low):
+    for m in _prose_matches(low):
         v = text[m.start("v") : m.end("v")].rstrip(".,;:!?)")
         password = _PASSWORD_KEY.fullmatch(m.group("key")) is not None or m.group("key") == "pin"
         if _value_is_secret(v, quoted=False, password=password) and (password or len(v) >= 12):
