@@ -218,6 +218,8 @@ def _classify(text: str, raw: str, start: int, end: int, out: list[Finding], str
             end = e
         out.append(Finding("IP_ADDRESS", start, end, 0.95))
         return True
+    if not 7 <= len(raw.translate(_NO_SEPARATORS)) <= 19:
+        return False  # no card (12-19 digits), SSN (9) or phone number (7-15) has this many digits
     run = _Run(raw)
     if _card(raw, run):
         out.append(Finding("CREDIT_CARD", start, end, 1.0))

@@ -225,7 +225,6 @@ _KEY_STARTS = (
     "losenord", "şifre", "sifre", "mật khẩu", "κωδικός", "secret", "api", "access", "private", "auth", "client",
     "signing", "encryption", "master", "account", "credential", "token",
 )  # fmt: skip
-_PROSE_STARTS = (*_KEY_STARTS, "pin")
 
 
 def _starts(low: str, literals: tuple[str, ...]) -> list[int]:
@@ -239,7 +238,7 @@ def _starts(low: str, literals: tuple[str, ...]) -> list[int]:
     return sorted(found)
 
 
-def _assignment_hits(low: str) -> list[re.Match[str]]:
+def _assignment_hits(low: str, starts: list[int]) -> list[re.Match[str]]:
     """Key-word hits that sit at most 48 characters before an assignment operator (``=`` or ``:``).
 
     Operators are found with ``str.find`` and only the short window before each is searched, and only
@@ -247,7 +246,6 @@ def _assignment_hits(low: str) -> list[re.Match[str]]:
     whole text.
     """
     hits: list[re.Match[str]] = []
-    starts = _starts(low, _KEY_STARTS)
     if not starts:
         return hits
     for op_char in "=:":
@@ -267,9 +265,9 @@ def _assignment_hits(low: str) -> list[re.Match[str]]:
     return hits
 
 
-def _scan_assignments(text: str, low: str, out: list[Finding]) -> None:
+def _scan_assignments(text: str, low: str, out: list[Finding], starts: list[int]) -> None:
     last = -1
-    for hit in _assignment_hits(low):
+    for hit in _assignment_hits(low, starts):
         if hit.start() < last:
             continue
         name = _key_name(low, hit.start(), hit.end())
@@ -363,19 +361,21 @@ def _basic_ok(value: str) -> bool:
     return ":" in decoded and not is_placeholder(decoded)
 
 
-def _prose_matches(low: str) -> list[re.Match[str]]:
-    """``list(_PROSE.finditer(low))``, with the pattern tried only where a key word starts."""
+def _prose_matches(low: str, starts: list[int]) -> list[re.Match[str]]:
+    """``list(_PROSE.finditer(low))``, with the pattern tried only where a key word (``starts``, the
+    positions of :data:`_KEY_STARTS`) or ``pin`` starts."""
     found: list[re.Match[str]] = []
     end = 0
-    for pos in _starts(low, _PROSE_STARTS):
+    pins = _starts(low, ("pin",))
+    for pos in sorted({*starts, *pins}) if pins else starts:
         if pos >= end and (m := _PROSE.match(low, pos)) is not None:
             found.append(m)
             end = m.end()
     return found
 
 
-def _scan_prose(text: str, low: str, out: list[Finding]) -> None:
-    for m in _prose_matches(low):
+def _scan_prose(text: str, low: str, out: list[Finding], starts: list[int]) -> None:
+    for m in _prose_matches(low, starts):
         v = text[m.start("v") : m.end("v")].rstrip(".,;:!?)")
         password = _PASSWORD_KEY.fullmatch(m.group("key")) is not None or m.group("key") == "pin"
         if _value_is_secret(v, quoted=False, password=password) and (password or len(v) >= 12):
@@ -420,11 +420,12 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     if len(low) != len(text):  # a few characters change length when lower-cased; keep offsets aligned
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
     keyed = any(map(low.__contains__, _KEY_GATE))
+    starts: list[int] | None = None
     if keyed and ("=" in text or ":" in text):
-        _scan_assignments(text, low, out)
+        _scan_assignments(text, low, out, starts := _starts(low, _KEY_STARTS))
     if "-" in text or "bearer" in low or "authorization" in low:
         _scan_flags_and_headers(text, low, out)  # each rule below has its own cheaper gate
     if keyed and (" is " in low or " ist " in low or " est " in low or ": " in low or " = " in low):
-        _scan_prose(text, low, out)
+        _scan_prose(text, low, out, starts if starts is not None else _starts(low, _KEY_STARTS))
     if spans and ('"' in text or "'" in text):
         _scan_quoted_entropy(text, out)
