@@ -18,7 +18,9 @@ import binascii
 import bisect
 import re
 import zlib
+from collections.abc import Iterable
 
+from agentops.guardrails._needles import Needles
 from agentops.guardrails._types import Finding
 from agentops.guardrails._validators import _entropy, _secret_value_ok
 from agentops.guardrails.catalogue import SECRET_FORMATS, SecretFormat, is_placeholder
@@ -114,8 +116,11 @@ def _scan_prefixed(text: str, spans: list[tuple[int, int]], out: list[Finding]) 
 
 
 def _scan_patterned(text: str, spans: list[tuple[int, int]], out: list[Finding]) -> None:
+    present = _PATTERNED_NEEDLES(text)
+    if not present:
+        return
     for fmt in _PATTERNED:
-        if not any(map(text.__contains__, fmt.literals)):
+        if present.isdisjoint(fmt.literals):
             continue
         for s, e in spans:
             if not any(text.find(lit, s, e) != -1 for lit in fmt.literals):
@@ -227,7 +232,7 @@ _KEY_STARTS = (
 )  # fmt: skip
 
 
-def _starts(low: str, literals: tuple[str, ...]) -> list[int]:
+def _starts(low: str, literals: Iterable[str]) -> list[int]:
     """Sorted positions in ``low`` where one of ``literals`` occurs."""
     found: set[int] = set()
     for lit in literals:
@@ -361,12 +366,12 @@ def _basic_ok(value: str) -> bool:
     return ":" in decoded and not is_placeholder(decoded)
 
 
-def _prose_matches(low: str, starts: list[int]) -> list[re.Match[str]]:
+def _prose_matches(low: str, starts: list[int], pin: bool = True) -> list[re.Match[str]]:
     """``list(_PROSE.finditer(low))``, with the pattern tried only where a key word (``starts``, the
     positions of :data:`_KEY_STARTS`) or ``pin`` starts."""
     found: list[re.Match[str]] = []
     end = 0
-    pins = _starts(low, ("pin",))
+    pins = _starts(low, ("pin",)) if pin else []
     for pos in sorted({*starts, *pins}) if pins else starts:
         if pos >= end and (m := _PROSE.match(low, pos)) is not None:
             found.append(m)
@@ -374,8 +379,8 @@ def _prose_matches(low: str, starts: list[int]) -> list[re.Match[str]]:
     return found
 
 
-def _scan_prose(text: str, low: str, out: list[Finding], starts: list[int]) -> None:
-    for m in _prose_matches(low, starts):
+def _scan_prose(text: str, low: str, out: list[Finding], starts: list[int], pin: bool = True) -> None:
+    for m in _prose_matches(low, starts, pin):
         v = text[m.start("v") : m.end("v")].rstrip(".,;:!?)")
         password = _PASSWORD_KEY.fullmatch(m.group("key")) is not None or m.group("key") == "pin"
         if _value_is_secret(v, quoted=False, password=password) and (password or len(v) >= 12):
@@ -402,6 +407,12 @@ _KEY_GATE = (
 )  # fmt: skip
 
 
+# One pass tells which pre-check substrings occur: the formats' literals in the text, the key words in
+# the lower-cased text.
+_PATTERNED_NEEDLES = Needles(lit for fmt in _PATTERNED for lit in fmt.literals)
+_KEY_NEEDLES = Needles((*_KEY_GATE, *_KEY_STARTS))
+
+
 def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | None = None) -> None:
     """Append every secret found in ``text`` (overlaps are settled by the caller).
 
@@ -419,13 +430,16 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lower-cased; keep offsets aligned
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-    keyed = any(map(low.__contains__, _KEY_GATE))
+    present = _KEY_NEEDLES(low)
+    keyed = not present.isdisjoint(_KEY_GATE)
     starts: list[int] | None = None
     if keyed and ("=" in text or ":" in text):
-        _scan_assignments(text, low, out, starts := _starts(low, _KEY_STARTS))
+        _scan_assignments(text, low, out, starts := _starts(low, [w for w in _KEY_STARTS if w in present]))
     if "-" in text or "bearer" in low or "authorization" in low:
         _scan_flags_and_headers(text, low, out)  # each rule below has its own cheaper gate
     if keyed and (" is " in low or " ist " in low or " est " in low or ": " in low or " = " in low):
-        _scan_prose(text, low, out, starts if starts is not None else _starts(low, _KEY_STARTS))
+        if starts is None:
+            starts = _starts(low, [w for w in _KEY_STARTS if w in present])
+        _scan_prose(text, low, out, starts, "pin" in present)
     if spans and ('"' in text or "'" in text):
         _scan_quoted_entropy(text, out)
