@@ -540,9 +540,40 @@ _WINDOW = 4096
 _OVERLAP = 512
 
 
+def _re2_twins() -> dict[re.Pattern[str], object]:
+    """The rules compiled by google-re2 as well, when it is installed (a DFA: no backtracking, one pass).
+
+    A twin answers only where it cannot differ from ``re``: an ASCII text (re2's ``\\w``, ``\\b`` and
+    ``\\d`` are ASCII; ``re``'s agree on ASCII), without the whitespace characters re2's ``\\s`` leaves
+    out, searched whole in one window. Whether a match exists and where the leftmost one starts do not
+    depend on the engine (lazy or greedy quantifiers only change where a match ends), and that is all
+    :func:`_matches` reads. Rules re2 cannot compile stay with ``re``.
+    """
+    try:
+        import re2
+    except ImportError:
+        return {}
+    options = re2.Options()
+    options.log_errors = False
+    twins: dict[re.Pattern[str], object] = {}
+    for pattern in [r[2] for r in _INJECTION_RULES] + [r[2] for r in _SQUASHED_RULES]:
+        try:
+            twins[pattern] = re2.compile(pattern.pattern, options)
+        except re2.error:
+            continue
+    return twins
+
+
+_RE2_TWINS = _re2_twins()
+_NOT_RE2_SPACE = re.compile(r"[\n\x0b\x1c-\x1f]")  # whitespace to re, not to re2; a newline (re's $ matches before one)
+
+
 def _matches(pattern: re.Pattern[str], text: str, negatable: bool) -> bool:
     """True if ``pattern`` matches in some window of ``text`` (and, if negatable, is not negated there)."""
     n = len(text)
+    if n <= _WINDOW and pattern in _RE2_TWINS and text.isascii() and not _NOT_RE2_SPACE.search(text):
+        m = _RE2_TWINS[pattern].search(text)
+        return m is not None and not (negatable and _NEGATION.search(text, max(0, m.start() - 40), m.start()))
     pos = 0
     while True:
         end = min(n, pos + _WINDOW)
