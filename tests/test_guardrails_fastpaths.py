@@ -240,7 +240,7 @@ def test_needles_are_substring_tests(text: str) -> None:
     from agentops.guardrails import _secrets as s
     from agentops.guardrails._needles import Needles
 
-    for needles in (s._PATTERNED_NEEDLES, s._KEY_NEEDLES, Needles(["a@", "1:", "é"])):
+    for needles in (s._FORMAT_NEEDLES, s._KEY_NEEDLES, Needles(["a@", "1:", "é"])):
         assert needles(text) == {w for w in needles.needles if w in text}
 
 

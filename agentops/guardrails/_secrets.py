@@ -115,10 +115,12 @@ def _scan_prefixed(text: str, spans: list[tuple[int, int]], out: list[Finding]) 
                 covered = best[0]
 
 
-def _scan_patterned(text: str, spans: list[tuple[int, int]], out: list[Finding]) -> None:
-    present = _PATTERNED_NEEDLES(text)
-    if not present:
-        return
+def _scan_patterned(
+    text: str, spans: list[tuple[int, int]], out: list[Finding], present: frozenset[str] | None = None
+) -> None:
+    """Pattern formats; ``present`` is :data:`_FORMAT_NEEDLES` of ``text`` when the caller has it."""
+    if present is None:
+        present = _FORMAT_NEEDLES(text)
     for fmt in _PATTERNED:
         if present.isdisjoint(fmt.literals):
             continue
@@ -409,7 +411,7 @@ _KEY_GATE = (
 
 # One pass tells which pre-check substrings occur: the formats' literals in the text, the key words in
 # the lower-cased text.
-_PATTERNED_NEEDLES = Needles(lit for fmt in _PATTERNED for lit in fmt.literals)
+_FORMAT_NEEDLES = Needles([*_PREFIXED, *(lit for fmt in _PATTERNED for lit in fmt.literals)])
 _KEY_NEEDLES = Needles((*_KEY_GATE, *_KEY_STARTS))
 
 
@@ -421,8 +423,11 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     if spans is None:
         spans = long_runs(text)
     if spans:
-        _scan_prefixed(text, spans, out)
-        _scan_patterned(text, spans, out)
+        present = _FORMAT_NEEDLES(text)  # no prefix and no literal in the text: no format can match
+        if not present.isdisjoint(_PREFIXED):
+            _scan_prefixed(text, spans, out)
+        if present:
+            _scan_patterned(text, spans, out, present)
     if "-----BEGIN " in text:
         _scan_pem(text, out)
     if ":" in text and "@" in text:
