@@ -18,12 +18,15 @@ to fix it, so a reader never has to dig through a stack trace from inside AG2::
     ├── RefusalError                      a policy refused; never retried
     │   ├── BudgetExceeded (agentops.budgets), ToolDenied, GuardrailBlocked
     ├── EvaluationError                   an eval suite, judge or gate failed
+    ├── TimeLimitExceeded (TimeoutError)  a stage, role or run outlasted a limit agentops sets
     └── ChapterFailed
 
 Retry decisions go through :func:`is_retryable`, never through ``isinstance`` checks scattered around.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "AgentOpsError",
@@ -42,6 +45,7 @@ __all__ = [
     "RateLimitError",
     "RefusalError",
     "ServerError",
+    "TimeLimitExceeded",
     "ToolDenied",
     "TruncatedOutputError",
     "UnknownModelPrice",
@@ -196,6 +200,35 @@ class GuardrailBlocked(RefusalError):
 
 class EvaluationError(AgentOpsError):
     """An evaluation suite, judge or gate failed."""
+
+
+class TimeLimitExceeded(AgentOpsError, TimeoutError):
+    """A stage, role or run outlasted a time limit that ``agentops`` enforces (not the provider's own).
+
+    The message names what ran out of time, the limit, the argument that raises it and the usual cause
+    (a slow or busy model server). Never retried by :func:`is_retryable`: the same limit would be hit
+    again.
+
+    Attributes:
+        where: what ran out of time, e.g. ``"stage 'review'"``.
+        limit_s: the limit in seconds.
+        parameter: the argument that raises the limit, e.g. ``"timeout_s"``.
+
+    >>> exc = TimeLimitExceeded("stage 'lint'", 60, "the stage's timeout_s")
+    >>> str(exc).split(": ")[0], str(exc).split("; ")[-1]
+    ("stage 'lint' exceeded its 60 s time limit", "raise the stage's timeout_s or use a faster model")
+    """
+
+    def __init__(self, where: str, limit_s: float, parameter: str, detail: str = "") -> None:
+        self.where, self.limit_s, self.parameter, self.detail = where, float(limit_s), parameter, detail
+        during = f" {detail}" if detail else ""
+        super().__init__(
+            f"{where} exceeded its {limit_s:g} s time limit{during}: the model server answered too slowly "
+            f"(a small local model on a busy machine can take minutes); raise {parameter} or use a faster model"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.where, self.limit_s, self.parameter, self.detail)
 
 
 class ChapterFailed(AgentOpsError):

@@ -21,6 +21,7 @@ per-agent statistics.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +31,7 @@ from typing import Any, Literal
 import ag2
 
 from agentops import _identity  # noqa: F401
-from agentops.errors import AgentOpsError, ConfigError
+from agentops.errors import AgentOpsError, ConfigError, TimeLimitExceeded
 from agentops.listeners import AGENT_CALL, Listener, notify
 from agentops.usage import UsageMeter
 from agentops.workflows import WorkflowRun, WorkflowTemplate, run_workflow
@@ -110,6 +111,19 @@ class AgentStats:
         return out
 
 
+async def _within(turn: Any, timeout_s: float | None, name: str, cap: str) -> Any:
+    """Await an agent's turn for at most ``timeout_s``; our own limit becomes :class:`TimeLimitExceeded`."""
+    if timeout_s is None:
+        return await turn
+    try:
+        return await asyncio.wait_for(turn, timeout_s)
+    except asyncio.TimeoutError as exc:  # the builtin TimeoutError from Python 3.11 on
+        if not isinstance(exc.__cause__, asyncio.CancelledError):
+            raise  # the provider's own timeout, not ours
+        where = f"agent {name!r} (capability {cap!r})"
+        raise TimeLimitExceeded(where, timeout_s, "timeout_s of Orchestrator.ask") from None
+
+
 @dataclass
 class Orchestrator:
     """Registry, selection, routing, workflows by name and statistics (see the module docstring).
@@ -177,8 +191,18 @@ class Orchestrator:
         return min(able, key=rank)[0]
 
     # -- routing ---------------------------------------------------------------------------------
-    async def ask(self, capability: str, text: str) -> Reply:
-        """Route ``text`` to an agent with ``capability``; the call is reported to the listeners."""
+    async def ask(self, capability: str, text: str, *, timeout_s: float | None = None) -> Reply:
+        """Route ``text`` to an agent with ``capability``; the call is reported to the listeners.
+
+        Args:
+            capability: what the agent must be able to do.
+            text: the request.
+            timeout_s: time limit of the agent's turn (``None``: none); past it the turn is cancelled,
+                reported as an error, and :class:`~agentops.errors.TimeLimitExceeded` names the agent,
+                the limit and ``timeout_s``.
+        """
+        if timeout_s is not None and not timeout_s > 0:
+            raise ConfigError(f"timeout_s must be > 0 seconds or None, got {timeout_s!r}")
         cap = capability.strip().lower()
         summary = self.stats.summary()
         with self._lock:
@@ -188,7 +212,7 @@ class Orchestrator:
         meter = UsageMeter(getattr(entry.agent, "name", ""))
         start, outcome = self.clock(), "error"
         try:
-            reply = await entry.agent.ask(text, middleware=[meter.middleware()])
+            reply = await _within(entry.agent.ask(text, middleware=[meter.middleware()]), timeout_s, name, cap)
             outcome = "ok"
             return Reply(name, cap, reply.body or "", meter.tokens, None if meter.unpriced_calls else meter.cost_usd)
         finally:

@@ -11,11 +11,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
+from ag2.config import LLMClient, ModelConfig
 from ag2.middleware import BaseMiddleware, Middleware
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentops.errors import ConfigError, is_retryable
+from agentops.errors import AgentOpsError, ConfigError, TimeLimitExceeded, is_retryable
 from agentops.escalation import (
     EscalationEngine,
     EscalationRule,
@@ -341,8 +342,55 @@ async def test_role_failure_reports_error_without_stderr(graph, capfd):
 async def test_timeout(graph):
     slow = make_model(latency_s=2.0)
     run = await graph.run("crash", model=slow, timeout_s=0.2)
-    assert run.status == "timeout" and "run exceeded 0.2 s; raise timeout_s" in run.error
+    assert run.status == "timeout" and "exceeded its 0.2 s time limit while 'router' was answering" in run.error
     assert run.path == ("router",)  # the router was still answering when the deadline passed
+
+
+class NeverAnswers(ModelConfig):
+    """Test double: a model server that never answers (each call waits on an event nobody sets)."""
+
+    def __init__(self) -> None:
+        self.inner, self.calls = OfflineModel(seed=0), 0
+
+    @property
+    def provider(self):
+        return self.inner.provider
+
+    @property
+    def model(self):
+        return self.inner.model
+
+    def copy(self, **kw):
+        return self
+
+    def create(self) -> LLMClient:
+        outer = self
+
+        class _Client(LLMClient):
+            async def __call__(self, messages, context, **kw):
+                outer.calls += 1
+                await asyncio.Event().wait()
+
+        return _Client()
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
+async def test_a_role_whose_server_never_answers_times_out_with_a_clear_error(capfd):
+    hanging = NeverAnswers()
+    roles = [r if r.name != "tech" else Role("tech", r.instructions, model=hanging) for r in ROLES]
+    run = await RoleGraph(roles, EDGES, name="slow").run("crash", model=make_model(), timeout_s=0.5)
+    assert run.status == "timeout" and hanging.calls == 1 and run.path == ("router", "tech")
+    assert isinstance(run.failure, TimeLimitExceeded) and isinstance(run.failure, AgentOpsError)
+    assert (run.failure.where, run.failure.limit_s) == ("graph run 'slow-1'", 0.5)
+    assert run.error == str(run.failure)
+    assert run.error.startswith("graph run 'slow-1' exceeded its 0.5 s time limit while 'tech' was answering: ")
+    assert "the model server answered too slowly" in run.error and "raise timeout_s of RoleGraph.run" in run.error
+    row = run.transcript.iloc[-1]
+    assert (row["role"], row["action"]) == ("tech", "timeout")
+    assert row["detail"] == "cut off by the run's 0.5 s time limit (raise timeout_s)"
+    text = " ".join([run.error, *run.transcript["detail"].astype(str), *capfd.readouterr()])
+    assert "CancelledError" not in text and not is_retryable(run.failure)
 
 
 async def test_listener_that_raises_does_not_break_the_run(graph):

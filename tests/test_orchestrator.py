@@ -7,8 +7,9 @@ import threading
 
 import ag2
 import pytest
+from ag2.config import LLMClient, ModelConfig
 
-from agentops.errors import ConfigError, ServerError
+from agentops.errors import ConfigError, ServerError, TimeLimitExceeded
 from agentops.models import OfflineModel, rule
 from agentops.orchestrator import AGENT_CALL, AgentStats, NoCapableAgent, Orchestrator
 
@@ -153,3 +154,45 @@ async def test_workflows_by_name():
     assert run.status == "completed" and list(run.outputs) == ["triage", "reply"]
     with pytest.raises(ConfigError, match="no workflow named 'nope'"):
         await o.run_workflow("nope", "x", models=OfflineModel())
+
+
+class _NeverAnswers(LLMClient):
+    """A model server that never answers: each call waits on an event nobody sets."""
+
+    async def __call__(self, messages, context, **kw):
+        await asyncio.Event().wait()
+
+
+class _Hanging(ModelConfig):
+    provider, model = "offline", "offline-1"
+
+    def copy(self, **kw):
+        return self
+
+    def create(self) -> LLMClient:
+        return _NeverAnswers()
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
+async def test_ask_past_its_time_limit_raises_a_clear_error_and_counts_a_failure():
+    seen = []
+    o = Orchestrator(listeners=[lambda kind, payload: seen.append(payload)])
+    o.register(ag2.Agent("slowpoke", "x", config=_Hanging()), ["billing"])
+    with pytest.raises(TimeLimitExceeded) as caught:
+        await o.ask("billing", "refund please", timeout_s=2.5)
+    exc = caught.value
+    where = "agent 'slowpoke' (capability 'billing')"
+    assert (exc.where, exc.limit_s, exc.parameter) == (where, 2.5, "timeout_s of Orchestrator.ask")
+    assert str(exc).startswith(f"{where} exceeded its 2.5 s time limit: the model server answered too slowly")
+    assert exc.__cause__ is None and exc.__suppress_context__  # no CancelledError chained into the report
+    assert [p["outcome"] for p in seen] == ["error"] and seen[0]["latency_s"] >= 0
+    assert o.stats.summary()["slowpoke"]["calls"] == 1
+
+
+async def test_ask_timeout_is_validated():
+    o = Orchestrator()
+    o.register(agent("billing"), ["billing"])
+    with pytest.raises(ConfigError, match=r"timeout_s must be > 0 seconds or None, got 0"):
+        await o.ask("billing", "hi", timeout_s=0)
+    assert (await o.ask("billing", "hi", timeout_s=30)).text == "ok"

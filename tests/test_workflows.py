@@ -23,6 +23,7 @@ from agentops.errors import (
     ProviderTimeout,
     RefusalError,
     ServerError,
+    TimeLimitExceeded,
 )
 from agentops.escalation import (
     EscalationEngine,
@@ -32,8 +33,8 @@ from agentops.escalation import (
     rate_limit_headroom,
     timed_out,
 )
-from agentops.models import OfflineModel, rule
-from agentops.resilience import IdempotencyLedger
+from agentops.models import OfflineModel, rule, tool_rule
+from agentops.resilience import AttemptTimeout, IdempotencyLedger
 from agentops.workflows import (
     Stage,
     StageFailed,
@@ -43,6 +44,7 @@ from agentops.workflows import (
     plot_gantt,
     run_workflow,
 )
+from agentops.workflows.runner import _turn_limit
 
 CODE_REVIEW = {
     "name": "code_review",
@@ -281,8 +283,69 @@ async def test_stage_that_keeps_failing_fails_the_workflow():
 async def test_timeouts_exhaust_retries():
     t = {"name": "t", "stages": [{"name": "slow", "timeout_s": 0.05, "max_retries": 1}]}
     run = await run_workflow(t, "go", models=echo_model(latency_s=1.0))
-    assert run.status == "failed" and "AttemptTimeout: attempt 2 exceeded 0.05 s" in run.reason
+    assert run.status == "failed" and "TimeLimitExceeded: stage 'slow' exceeded its 0.05 s time limit" in run.reason
     assert run.record("slow").attempts == 2
+
+
+class NeverAnswers(SlowFirst):
+    """Test double: a model server that never answers (each call waits on an event nobody sets)."""
+
+    def __init__(self) -> None:
+        super().__init__(echo_model(), slow=0, delay=0.0)
+        self.calls = 0
+
+    def create(self) -> LLMClient:
+        outer = self
+
+        class _Client(LLMClient):
+            async def __call__(self, messages, context, **kw):
+                outer.calls += 1
+                await asyncio.Event().wait()
+
+        return _Client()
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
+async def test_a_stage_whose_server_never_answers_fails_with_a_clear_time_limit_error():
+    hanging = NeverAnswers()
+    t = {"name": "t", "stages": [{"name": "lint", "timeout_s": 0.5, "max_retries": 1}, {"name": "ship"}]}
+    run = await run_workflow(t, "go", models=hanging)
+    rec = run.record("lint")
+    assert run.status == "failed" and rec.attempts == hanging.calls == 2 and run.record("ship").status == "skipped"
+    assert rec.error.startswith(
+        "TimeLimitExceeded: stage 'lint' exceeded its 0.5 s time limit on attempt 2 of 2: the model server answered"
+        " too slowly"
+    )
+    assert "raise the stage's timeout_s (or the template's default_timeout_s" in rec.error
+    with pytest.raises(StageFailed, match=r"exceeded its 0\.5 s time limit") as caught:
+        run.raise_for_status()
+    cause = caught.value.__cause__
+    assert isinstance(cause, TimeLimitExceeded) and (cause.where, cause.limit_s) == ("stage 'lint'", 0.5)
+    assert isinstance(cause.__cause__, AttemptTimeout)  # the last attempt's own timeout, kept as the cause
+    assert run.reason == f"stage 'lint' failed after 2 attempt(s): {rec.error}"  # one fix, not two
+    assert "CancelledError" not in run.reason + rec.error
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
+async def test_a_turn_stuck_outside_the_model_call_hits_the_whole_turn_limit():
+    async def wait_forever(ticket: str) -> str:
+        """Wait for a ticket system that never answers."""
+        await asyncio.Event().wait()
+        return ticket
+
+    model = OfflineModel(seed=0)
+    model.add_rule(tool_rule("wait_forever", keywords=["ticket"], arguments={"ticket": "T-1"}))
+    t = {"name": "t", "stages": [{"name": "file", "timeout_s": 2, "max_retries": 0}]}
+    run = await run_workflow(t, "open a ticket", models=model, tools={"file": [ag2.tool(wait_forever)]})
+    rec = run.record("file")
+    assert run.status == "failed" and rec.attempts == 1
+    limit = _turn_limit(2, 0, 0.0)  # one attempt at its limit, no waits, plus 1 s
+    assert rec.error.startswith(
+        f"TimeLimitExceeded: stage 'file' exceeded its {limit:g} s time limit for the whole turn (every attempt"
+    )
+    assert rec.duration_s == pytest.approx(limit) and "CancelledError" not in run.reason
 
 
 async def test_a_provider_timeout_is_not_the_stage_time_limit():

@@ -19,6 +19,7 @@ from ag2.middleware import BaseMiddleware, Middleware
 from ag2.network import Finish, Handoff
 
 from agentops import _identity  # noqa: F401
+from agentops.errors import TimeLimitExceeded
 from agentops.escalation import Action, EscalationEngine, RunContext, Verdict
 from agentops.graph.routing import STOP_ROUTE, RouteDecision, RouteParseError, parse_route, route_body
 from agentops.listeners import HANDOFF_REFUSED, Listener, notify
@@ -47,6 +48,7 @@ class _Turn:
     text: str = ""
     finished: bool = False
     refused: int = 0
+    ended: bool = False
 
 
 class RunState:
@@ -74,6 +76,7 @@ class RunState:
         self.stopped = ""
         self.stop_action: Action | None = None
         self.error = ""
+        self.failure: BaseException | None = None  # the exception behind ``error``, or the run's time limit
         self.tokens, self.cost, self.calls, self.errors, self.unpriced_calls = 0, 0.0, 0, 0, 0
         self.started = asyncio.get_running_loop().time()
         self.listener_errors = 0
@@ -102,13 +105,17 @@ class RunState:
 
     def end(self, turn: _Turn, meter: UsageMeter) -> None:
         """Book a finished turn; a turn with an unpriced call has cost ``None`` (its tokens still count)."""
-        turn.tokens, turn.cost = meter.tokens, meter.cost_usd if meter.priced else None
+        turn.tokens, turn.cost, turn.ended = meter.tokens, meter.cost_usd if meter.priced else None, True
         self.tokens += meter.tokens
         self.cost += meter.cost_usd
         self.calls += meter.calls
         self.errors += meter.errors
         self.unpriced_calls += meter.unpriced_calls
         self._row(turn.role, turn.action, turn.target, turn.tokens, turn.cost, turn.detail)
+
+    def answering(self) -> list[str]:
+        """Roles whose turn has begun and not ended (the ones a deadline cuts off)."""
+        return [t.role for t in self.turns if not t.ended]
 
     def refuse(self, src: str, dst: str, reason: str) -> None:
         self.refusals.append({"from": src, "to": dst, "reason": reason})
@@ -203,10 +210,23 @@ class RoleTurn(BaseMiddleware):
     async def _call(self, turn: _Turn, call_next: Any, event: Any, context: Any) -> ModelResponse:
         try:
             return await call_next(event, context)  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            # The runner closed the channel (its deadline, or the caller went away): not this role's
+            # failure, and never shown as a bare ``CancelledError`` — the run's result says why.
+            limit = self.run.failure if isinstance(self.run.failure, TimeLimitExceeded) else None
+            turn.action = "timeout" if limit else "cancelled"
+            turn.detail = (
+                f"cut off by the run's {limit.limit_s:g} s time limit (raise timeout_s)"
+                if limit
+                else "cancelled before it answered (the run was closed)"
+            )
+            self.run.end(turn, self.meter)
+            raise
         except BaseException as exc:
             turn.action, turn.detail = "error", f"{type(exc).__name__}: {exc}"[:120]
             who = "router" if self.role == self.run.graph.router else f"role {self.role!r}"
             self.run.error = f"{who} failed: {type(exc).__name__}: {exc}"
+            self.run.failure = exc
             self.run.end(turn, self.meter)
             raise
 

@@ -20,7 +20,7 @@ from ag2.network import AgentTarget, FromSpeaker, Hub, TerminateTarget, Transiti
 
 from agentops import _identity  # noqa: F401
 from agentops._ag2 import network_log_capture
-from agentops.errors import ConfigError
+from agentops.errors import ConfigError, TimeLimitExceeded
 from agentops.escalation import Action, EscalationEngine, low_confidence
 from agentops.graph._turns import TRANSCRIPT_COLUMNS, RunState, build_agent
 from agentops.graph.routing import RouteDecision, RouterTarget, ensure_router_target
@@ -53,7 +53,10 @@ class GraphRun:
         tokens: total over every model call of the run.
         cost_usd: USD over every model call, or ``None`` when a call used a model without a known
             price (see :mod:`agentops.usage`; its tokens are still counted).
-        error: what failed, for ``error``/``timeout``.
+        error: what failed, for ``error``/``timeout`` (a timeout's message names the role that was
+            answering, the limit and ``timeout_s``).
+        failure: the exception behind ``error``: a role's own error, or
+            :class:`~agentops.errors.TimeLimitExceeded` when the run's deadline passed.
         network_log: ``ag2.network`` log lines captured during the run.
         unpriced_calls: model calls whose model has no known price.
     """
@@ -72,6 +75,7 @@ class GraphRun:
     error: str = ""
     network_log: tuple[str, ...] = field(default=(), repr=False)
     unpriced_calls: int = 0
+    failure: BaseException | None = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
         """One row describing the run."""
@@ -132,7 +136,8 @@ async def run_graph(
             router below the threshold sends the request to the escalation role.
         confidence_threshold: used only by the default engine.
         listeners: called with ``(HANDOFF_REFUSED, {"from", "to", "reason"})``.
-        timeout_s: wall-clock limit for the whole run (status ``timeout`` when hit).
+        timeout_s: wall-clock limit for the whole run (status ``timeout`` when hit; ``error`` then says
+            which role was answering, and ``failure`` is a :class:`~agentops.errors.TimeLimitExceeded`).
         run_id: defaults to ``<graph name>-<n>``.
         middleware: extra AG2 middleware for every role's agent — a list, or a function of the
             role name such as ``Telemetry.middleware`` — placed outermost.
@@ -195,9 +200,16 @@ async def _wait(channel: Any, run: RunState, timeout_s: float) -> tuple[str, str
             await channel.close(reason="error")
             return "error", run.error
         if loop.time() > deadline:
+            run.failure = _too_slow(run, timeout_s)  # set first: the turns it cuts off report it
             await channel.close(reason="timeout")
-            return "timeout", f"run exceeded {timeout_s:g} s; raise timeout_s or check the roles' models"
+            return "timeout", str(run.failure)
         await asyncio.sleep(_POLL_S)
+
+
+def _too_slow(run: RunState, timeout_s: float) -> TimeLimitExceeded:
+    answering = run.answering()
+    during = f"while {', '.join(repr(r) for r in answering)} was answering" if answering else ""
+    return TimeLimitExceeded(f"graph run {run.run_id!r}", timeout_s, "timeout_s of RoleGraph.run", during)
 
 
 def _status(run: RunState, close_reason: str) -> str:
@@ -232,4 +244,5 @@ def _result(run: RunState, close_reason: str, error: str, sink: list[str]) -> Gr
         error=error or (run.error if status == "error" else ""),
         network_log=tuple(sink),
         unpriced_calls=run.unpriced_calls,
+        failure=run.failure if status in ("error", "timeout") else None,
     )

@@ -70,6 +70,9 @@ from agentops.resilience.validation import check_output
 __all__ = ["RETRY", "AttemptTimeout", "RetryPolicy", "RetrySettings", "as_provider_error", "retry_after_of"]
 
 
+_SLOW_FIX = "the model server answered too slowly: raise the retry policy's deadline_s or use a faster server"
+
+
 class AttemptTimeout(ProviderTimeout):
     """One attempt ran past the caller's ``attempt_timeout_s`` (not the provider's own timeout)."""
 
@@ -300,7 +303,9 @@ class RetryPolicy:
         s = self.settings
         remaining = s.deadline_s - (self.clock() - started)
         if remaining <= 0:
-            raise ProviderTimeout(f"the call's deadline of {s.deadline_s:g} s passed before attempt {attempt}")
+            raise ProviderTimeout(
+                f"the call's deadline of {s.deadline_s:g} s passed before attempt {attempt}; {_SLOW_FIX}"
+            )
         own_limit = s.attempt_timeout_s is not None and s.attempt_timeout_s <= remaining
         try:
             response = await asyncio.wait_for(call_next(ev, ctx), s.attempt_timeout_s if own_limit else remaining)
@@ -308,9 +313,12 @@ class RetryPolicy:
             if not isinstance(exc.__cause__, asyncio.CancelledError):
                 raise  # the client's own timeout
             if own_limit:
-                raise AttemptTimeout(f"attempt {attempt} exceeded {s.attempt_timeout_s:g} s") from None
+                raise AttemptTimeout(
+                    f"attempt {attempt} exceeded {s.attempt_timeout_s:g} s; the model server answered too slowly: "
+                    "raise attempt_timeout_s or use a faster server"
+                ) from None
             raise ProviderTimeout(
-                f"the call's deadline of {s.deadline_s:g} s passed during attempt {attempt}"
+                f"the call's deadline of {s.deadline_s:g} s passed during attempt {attempt}; {_SLOW_FIX}"
             ) from None
         return check_output(
             response,

@@ -39,7 +39,9 @@ What the runner guarantees:
   attempts that failed.
 
 For a slow model (a local server), raise the timeouts without editing the template:
-``template.replace(default_timeout_s=300)``.
+``template.replace(default_timeout_s=300)``. A stage that still runs out of time fails with
+:class:`agentops.errors.TimeLimitExceeded` as its cause (in the stage's ``error``, the run's
+``reason`` and :meth:`WorkflowRun.raise_for_status`), naming the stage, the limit and ``timeout_s``.
 
 Modules: :mod:`~agentops.workflows.template`, :mod:`~agentops.workflows.runner`,
 :mod:`~agentops.workflows.results`, :mod:`~agentops.workflows.gantt`.

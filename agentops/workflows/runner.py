@@ -31,6 +31,7 @@ from typing import Any
 import ag2
 
 from agentops import _identity  # noqa: F401
+from agentops.errors import TimeLimitExceeded
 from agentops.escalation import Action, ApprovalRequest, Approver, EscalationEngine, RunContext, request_approval
 from agentops.listeners import APPROVAL, STAGE, Listener, notify
 from agentops.resilience.retries import AttemptTimeout, RetryPolicy
@@ -94,6 +95,12 @@ async def _within(awaitable: Any, timeout_s: float) -> Any:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     return task.result() if done else _TIMED_OUT
+
+
+def _too_slow(stage: str, limit_s: float, during: str) -> TimeLimitExceeded:
+    """The error a stage's time limit raises: names the stage, the limit and how to raise it."""
+    fix = "the stage's timeout_s (or the template's default_timeout_s, e.g. template.replace(default_timeout_s=300))"
+    return TimeLimitExceeded(f"stage {stage!r}", limit_s, fix, during)
 
 
 @dataclass(frozen=True)
@@ -185,14 +192,15 @@ class _Runner:
         limit = policy.settings.deadline_s
         try:
             reply = await _within(agent.ask(prompt, variables=key), limit)
-        except AttemptTimeout:
+        except AttemptTimeout as exc:
             self.timed_out[stage.name] = True
-            raise
+            attempts = f"on attempt {policy.total_retries + 1} of {policy.settings.max_attempts}"
+            raise _too_slow(stage.name, policy.settings.attempt_timeout_s or limit, attempts) from exc
         finally:
             rec.attempts += 1 + policy.total_retries
         if reply is _TIMED_OUT:
             self.timed_out[stage.name] = True
-            raise TimeoutError(f"the turn exceeded {limit:g} s (attempts and waits included)")
+            raise _too_slow(stage.name, limit, "for the whole turn (every attempt and wait)")
         self.timed_out[stage.name] = False
         return reply.body or ""
 
@@ -313,10 +321,9 @@ class _Runner:
             rec = self.records[s.name]
             if rec.status == "failed" and status == "completed":
                 status = "failed"
-                self.reason = (
-                    f"stage {s.name!r} failed after {rec.attempts} attempt(s): {rec.error}; "
-                    "raise its timeout_s/max_retries or fix the cause"
-                )
+                named = isinstance(self.failures.get(s.name), TimeLimitExceeded)  # its message has the fix
+                fix = "" if named else "; raise its timeout_s/max_retries or fix the cause"
+                self.reason = f"stage {s.name!r} failed after {rec.attempts} attempt(s): {rec.error}{fix}"
             if action.blocks:
                 return "aborted" if action is Action.ABORT else "stopped"
             done.add(s.name)
