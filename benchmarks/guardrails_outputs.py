@@ -10,7 +10,8 @@ Texts: the speed benchmark's 1 KB messages, the project's corpora (``tests/data`
 ``training/injection/heldout.jsonl``), the rebuilt public records (``benchmarks/data/public``, when
 present), the linearity benchmark's repeated units at 1 KB, seeded mutations of all of those (Unicode
 folding shapes, separators, splices), and any extra JSONL files given with ``--texts`` (one
-``{"text": ...}`` a line).
+``{"text": ...}`` a line; ``benchmarks/guardrails_record_texts.py`` collects the texts the test suite
+builds, red-team cases included).
 """
 
 from __future__ import annotations
