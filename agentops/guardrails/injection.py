@@ -13,6 +13,7 @@ import urllib.parse
 from collections.abc import Callable
 
 from agentops.errors import ConfigError
+from agentops.guardrails._needles import Needles, re2_twins
 from agentops.guardrails._normalize import squash_spaces
 from agentops.guardrails._types import Verdict
 
@@ -406,34 +407,12 @@ _TRIGGERS: tuple[tuple[tuple[str, ...], ...], ...] = (
 )  # fmt: skip
 
 
-def _needle_set() -> object | None:
-    """Every pre-check substring compiled into one ``re2.Set`` (one linear pass reports which occur),
-    when the optional ``google-re2`` package is installed; None otherwise."""
-    try:
-        import re2
-    except ImportError:
-        return None
-    matcher = re2.Set.SearchSet(re2.Options())
-    for needle in _NEEDLES:
-        matcher.Add(re2.escape(needle))
-    matcher.Compile()
-    return matcher
-
-
 _NEEDLES = tuple(sorted({w for rule in _TRIGGERS for group in rule for w in group}))
 _TRIGGER_SETS = tuple(tuple(frozenset(group) for group in rule) for rule in _TRIGGERS)
-_NEEDLE_SET = _needle_set()
-
-
-def _presence(text: str) -> frozenset[str]:
-    """The pre-check substrings that occur in ``text``: from one ``re2.Set`` pass when available
-    (about ten times cheaper than ninety substring searches), else by ``in``."""
-    if _NEEDLE_SET is not None:
-        try:
-            return frozenset([_NEEDLES[i] for i in _NEEDLE_SET.Match(text) or ()])
-        except UnicodeEncodeError:  # lone surrogates: no UTF-8 form for re2 to read
-            pass
-    return frozenset(filter(text.__contains__, _NEEDLES))
+# The pre-check substrings that occur in a text: one ``re2.Set`` pass when google-re2 is installed (about
+# ten times cheaper than ninety substring searches), else ``in``.
+_presence = Needles(_NEEDLES)
+_NEEDLE_SET = _presence.matcher
 
 
 def _triggered(groups: tuple[frozenset[str], ...], present: frozenset[str]) -> bool:
@@ -540,32 +519,10 @@ _WINDOW = 4096
 _OVERLAP = 512
 
 
-def _re2_twins() -> dict[re.Pattern[str], object]:
-    """The rules compiled by google-re2 as well, when it is installed (a DFA: no backtracking, one pass).
-
-    A twin answers only where it cannot differ from ``re``: an ASCII text (re2's ``\\w``, ``\\b`` and
-    ``\\d`` are ASCII; ``re``'s agree on ASCII), without the whitespace characters re2's ``\\s`` leaves
-    out, searched whole in one window. Whether a match exists and where the leftmost one starts do not
-    depend on the engine (lazy or greedy quantifiers only change where a match ends), and that is all
-    :func:`_matches` reads. Rules re2 cannot compile stay with ``re``.
-    """
-    try:
-        import re2
-    except ImportError:
-        return {}
-    options = re2.Options()
-    options.log_errors = False
-    twins: dict[re.Pattern[str], object] = {}
-    for pattern in [r[2] for r in _INJECTION_RULES] + [r[2] for r in _SQUASHED_RULES]:
-        try:
-            twins[pattern] = re2.compile(pattern.pattern, options)
-        except re2.error:
-            continue
-    return twins
-
-
-_RE2_TWINS = _re2_twins()
-_NOT_RE2_SPACE = re.compile(r"[\n\x0b\x1c-\x1f]")  # whitespace to re, not to re2; a newline (re's $ matches before one)
+# google-re2 twins of the rules (see :func:`re2_twins`): they answer for ASCII texts searched whole, without
+# the whitespace characters re2's ``\s`` leaves out or a newline (before which ``re``'s ``$`` matches).
+_RE2_TWINS = re2_twins([r[2] for r in _INJECTION_RULES] + [r[2] for r in _SQUASHED_RULES])
+_NOT_RE2_SPACE = re.compile(r"[\n\x0b\x1c-\x1f]")
 
 
 def _matches(pattern: re.Pattern[str], text: str, negatable: bool) -> bool:
