@@ -36,6 +36,21 @@ _VERSION_BEFORE = re.compile(
 _PHONE_CONTEXT = re.compile(r"(?i)(?:phone|call|tel|mobile|cell|fax|sms|text me|whatsapp|reach me|contact|ring)")
 _SSN_CONTEXT = re.compile(r"(?i)(?:ssn|social security|soc\.? ?sec)")
 _CARD_CONTEXT = re.compile(r"(?i)(?:card|visa|mastercard|amex|credit|debit|cc|pan)")
+# The context patterns' words as literals (lower case), for exact pre-checks on ASCII windows: a pattern
+# can only match where one of its words occurs (ASCII case folding is what IGNORECASE does on ASCII), so
+# the regex runs only then. Non-ASCII windows always go to the regex (its Unicode case folding is wider).
+_VERSION_WORDS = (
+    "v", "version", "release", "build", "ver", "ver.", "chrome", "firefox", "safari", "edge", "opera", "msie",
+    "android", "ios", "python", "node", "kernel", "section", "sec.", "chapter", "clause", "step", "figure",
+    "fig.", "table", "item", "para", "paragraph", "rule", "article", "art.", "appendix", "rfc",
+)  # fmt: skip
+_LABEL_WORDS = (
+    "tel", "phone", "mobile", "cell", "fax", "card", "cc", "ssn", "no", "nr", "num", "number", "whatsapp",
+    "call", "sms", "iban", "ip", "host", "addr",
+)  # fmt: skip
+_PHONE_WORDS = ("phone", "call", "tel", "mobile", "cell", "fax", "sms", "text me", "whatsapp", "reach me", "contact",
+                "ring")  # fmt: skip
+_SSN_WORDS = ("ssn", "soc")
 _DATEISH = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
 _EXTENSION = re.compile(r"[ \t]?(?:x|ext\.?|extension)[ \t]?[0-9]{1,6}(?![0-9A-Za-z])", re.IGNORECASE)
 _IPV4_CIDR = re.compile(r"([0-9]{1,3}(?:\.[0-9]{1,3}){3})/([0-9]{1,3})")
@@ -48,6 +63,38 @@ _PHONE_LENGTHS: dict[str, frozenset[int]] = {
         "lengths"
     ].items()
 }
+
+
+def _version_before(text: str, start: int) -> bool:
+    """``_VERSION_BEFORE.search(text, start - 14, start)``: a version or section word just before ``start``."""
+    lo = max(0, start - 14)
+    seg = text[lo:start]
+    if seg.isascii():
+        core = seg.rstrip()  # the word, then at most 3 spaces and a final newline ($)
+        if len(seg) - len(core) > 4 or not core.lower().endswith(_VERSION_WORDS):
+            return False
+    return _VERSION_BEFORE.search(text, lo, start) is not None
+
+
+def _label_before(text: str, start: int) -> bool:
+    """``_LABEL_BEFORE.search(text, start - 10, start)``: a label word (``tel``, ``card``) right before ``start``."""
+    lo = max(0, start - 10)
+    seg = text[lo:start]
+    if seg.isascii():
+        low = seg.lower()
+        if not (low.endswith(_LABEL_WORDS) or (low.endswith("\n") and low[:-1].endswith(_LABEL_WORDS))):
+            return False
+    return _LABEL_BEFORE.search(text, lo, start) is not None
+
+
+def _context(rx: re.Pattern[str], words: tuple[str, ...], text: str, lo: int, start: int) -> bool:
+    """``rx.search(text, lo, start)``, skipped when an ASCII window holds none of the pattern's words."""
+    seg = text[lo:start]
+    if seg.isascii():
+        low = seg.lower()
+        if not any(w in low for w in words):
+            return False
+    return rx.search(text, lo, start) is not None
 
 
 def _international_ok(digits: str) -> bool:
@@ -114,7 +161,7 @@ def _ssn(text: str, raw: str, run: _Run, start: int) -> float | None:
     d = run.digits
     if not _ssn_ok(d[:3], d[3:5], d[5:]):
         return None
-    context = _SSN_CONTEXT.search(text, max(0, start - 40), start) is not None
+    context = _context(_SSN_CONTEXT, _SSN_WORDS, text, max(0, start - 40), start)
     if sep:
         return 0.95 if run.seps[0] == "-" or context else 0.7  # the 3-2-4 shape is an SSN's own
     return 0.8 if context else None
@@ -133,7 +180,7 @@ def _phone(text: str, raw: str, run: _Run, start: int, strict: bool) -> float | 
     if "/" in raw or "\n" in raw:
         return None
     has_sep = len(run.groups) > 1 or "(" in raw
-    context = _PHONE_CONTEXT.search(text, max(0, start - 30), start) is not None
+    context = _context(_PHONE_CONTEXT, _PHONE_WORDS, text, max(0, start - 30), start)
     if international:
         ok = _international_ok(d[2:] if lead.startswith("00") else d)
     elif d.startswith("0"):
@@ -152,12 +199,12 @@ def _ipv4(text: str, raw: str, start: int) -> bool:
         return False
     if any((len(o) > 1 and o[0] == "0") or int(o) > 255 for o in raw.split(".")):
         return False
-    return _VERSION_BEFORE.search(text, max(0, start - 14), start) is None
+    return not _version_before(text, start)
 
 
 def _classify(text: str, raw: str, start: int, end: int, out: list[Finding], strict: bool = False) -> bool:
     """Validate one candidate; append its finding and return True if it is one."""
-    cidr = _IPV4_CIDR.fullmatch(raw)
+    cidr = _IPV4_CIDR.fullmatch(raw) if "/" in raw else None
     if cidr and _ipv4(text, cidr.group(1), start):
         valid_prefix = len(cidr.group(2)) <= 2 and int(cidr.group(2)) <= 32
         out.append(Finding("IP_ADDRESS", start, end if valid_prefix else start + len(cidr.group(1)), 0.95))
@@ -171,6 +218,8 @@ def _classify(text: str, raw: str, start: int, end: int, out: list[Finding], str
             end = e
         out.append(Finding("IP_ADDRESS", start, end, 0.95))
         return True
+    if not 7 <= len(raw.translate(_NO_SEPARATORS)) <= 19:
+        return False  # no card (12-19 digits), SSN (9) or phone number (7-15) has this many digits
     run = _Run(raw)
     if _card(raw, run):
         out.append(Finding("CREDIT_CARD", start, end, 1.0))
@@ -179,7 +228,7 @@ def _classify(text: str, raw: str, start: int, end: int, out: list[Finding], str
     if score is not None:
         out.append(Finding("US_SSN", start, end, score))
         return True
-    if _VERSION_BEFORE.search(text, max(0, start - 14), start):
+    if _version_before(text, start):
         return False
     score = _phone(text, raw, run, start, strict)
     if score is not None:
@@ -239,7 +288,7 @@ def _start_ok(text: str, start: int, raw: str) -> bool:
     if raw[0] == "+" and prev in ".:":
         return True  # "Tel.+44 ...", "tel:+1..."
     if prev.isalpha():
-        return raw[0] == "+" or _LABEL_BEFORE.search(text, max(0, start - 10), start) is not None
+        return raw[0] == "+" or _label_before(text, start)
     return prev not in _BAD_BEFORE and not prev.isdigit()
 
 
@@ -287,6 +336,12 @@ def scan_numbers(text: str, out: list[Finding]) -> None:
 _SHAPE = bytes(65 if 65 <= b <= 90 else 97 if 97 <= b <= 122 else 100 if 48 <= b <= 57 else 46 for b in range(256))
 _IBAN_HEAD = re.compile(r"[A-Z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
 _IBAN_HEAD_ANY_CASE = re.compile(r"[A-Za-z]{2}[0-9]{2}(?=[ \-.]?[A-Za-z0-9])")
+# After the head, an IBAN of a country's length: exactly that many more characters, each after at most one
+# separator (one pattern per length; a fixed count, so no backtracking beyond one character).
+_IBAN_BODY = {
+    want: re.compile(rf"(?:[ \-.]?[A-Za-z0-9]){{{want - 4}}}") for want in sorted(set(_IBAN_LENGTHS.values()))
+}
+_NO_IBAN_SEPARATORS = str.maketrans("", "", " -.")
 
 
 def scan_ibans(text: str, out: list[Finding]) -> None:
@@ -304,20 +359,14 @@ def scan_ibans(text: str, out: list[Finding]) -> None:
         want = _IBAN_LENGTHS.get(m.group()[:2].upper())
         if want is None:
             continue
-        chars = [m.group().upper()]
-        got, i = 4, m.end()
-        while got < want and i < n and i - m.end() < 2 * want:
-            c = text[i]
-            if c.isascii() and c.isalnum():
-                chars.append(c.upper())
-                got += 1
-            elif c not in " -." or i + 1 >= n or not text[i + 1].isalnum():
-                break
-            i += 1
-        if got != want or (i < n and text[i].isascii() and text[i].isalnum()):
+        body = _IBAN_BODY[want].match(text, m.end())  # the rest: one separator at most before each character
+        if body is None:
             continue
-        letters = [c for c in text[m.start() : i] if c.isalpha()]
-        if not (all(c.isupper() for c in letters) or all(c.islower() for c in letters)):
+        i = body.end()
+        if i < n and text[i].isascii() and text[i].isalnum():
+            continue
+        whole = text[m.start() : i]
+        if not (whole.isupper() or whole.islower()):
             continue  # mixed case inside one IBAN ("LV80 bANK ...") is not how anyone writes one
-        if _iban_ok("".join(chars)):
+        if _iban_ok(whole.translate(_NO_IBAN_SEPARATORS).upper()):
             out.append(Finding("IBAN_CODE", m.start(), i, 1.0))

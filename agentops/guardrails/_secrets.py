@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import re
 import zlib
+from collections.abc import Iterable
 
+from agentops.guardrails._needles import Needles
 from agentops.guardrails._types import Finding
 from agentops.guardrails._validators import _entropy, _secret_value_ok
 from agentops.guardrails.catalogue import SECRET_FORMATS, SecretFormat, is_placeholder
@@ -112,9 +115,14 @@ def _scan_prefixed(text: str, spans: list[tuple[int, int]], out: list[Finding]) 
                 covered = best[0]
 
 
-def _scan_patterned(text: str, spans: list[tuple[int, int]], out: list[Finding]) -> None:
+def _scan_patterned(
+    text: str, spans: list[tuple[int, int]], out: list[Finding], present: frozenset[str] | None = None
+) -> None:
+    """Pattern formats; ``present`` is :data:`_FORMAT_NEEDLES` of ``text`` when the caller has it."""
+    if present is None:
+        present = _FORMAT_NEEDLES(text)
     for fmt in _PATTERNED:
-        if not any(map(text.__contains__, fmt.literals)):
+        if present.isdisjoint(fmt.literals):
             continue
         for s, e in spans:
             if not any(text.find(lit, s, e) != -1 for lit in fmt.literals):
@@ -216,30 +224,57 @@ def _value_is_secret(value: str, quoted: bool, password: bool) -> bool:
     return _secret_value_ok(value, strict=len(value) < 16 or value.isalnum())
 
 
-def _assignment_hits(low: str) -> list[re.Match[str]]:
+# Literals every match of _KEY_HIT (and of _PROSE's key) starts with: the alternations are tried only
+# where one of them occurs, found with ``str.find`` (tests/test_guardrails_fastpaths.py checks them).
+_KEY_STARTS = (
+    "pass", "pwd", "kennwort", "contrase", "mot de passe", "senha", "wachtwoord", "пароль", "密码", "密碼",
+    "パスワード", "비밀번호", "has", "salasana", "jelsz", "parola", "lozinka", "heslo", "adgangskode", "lösenord",
+    "losenord", "şifre", "sifre", "mật khẩu", "κωδικός", "secret", "api", "access", "private", "auth", "client",
+    "signing", "encryption", "master", "account", "credential", "token",
+)  # fmt: skip
+
+
+def _starts(low: str, literals: Iterable[str]) -> list[int]:
+    """Sorted positions in ``low`` where one of ``literals`` occurs."""
+    found: set[int] = set()
+    for lit in literals:
+        i = low.find(lit)
+        while i != -1:
+            found.add(i)
+            i = low.find(lit, i + 1)
+    return sorted(found)
+
+
+def _assignment_hits(low: str, starts: list[int]) -> list[re.Match[str]]:
     """Key-word hits that sit at most 48 characters before an assignment operator (``=`` or ``:``).
 
-    Operators are found with ``str.find`` and only the short window before each is searched, which is
-    much cheaper than running the key-word alternation over the whole text.
+    Operators are found with ``str.find`` and only the short window before each is searched, and only
+    when a key word starts in it, which is much cheaper than running the key-word alternation over the
+    whole text.
     """
     hits: list[re.Match[str]] = []
-    seen = -1
+    if not starts:
+        return hits
     for op_char in "=:":
-        op = low.find(op_char)
-        while op != -1:
-            lo = max(0, op - 48, seen)
-            for hit in _KEY_HIT.finditer(low, lo, op):
-                hits.append(hit)
-                seen = max(seen, hit.end())
-            op = low.find(op_char, op + 1)
-        seen = -1
+        seen = last = -1
+        for s in starts:  # only operators at most 48 characters after a key word's start can see it
+            op = low.find(op_char, max(s, last) + 1, s + 49)
+            while op != -1:
+                last = op
+                lo = max(0, op - 48, seen)
+                k = bisect.bisect_left(starts, lo)
+                if k < len(starts) and starts[k] < op:
+                    for hit in _KEY_HIT.finditer(low, lo, op):
+                        hits.append(hit)
+                        seen = max(seen, hit.end())
+                op = low.find(op_char, op + 1, s + 49)
     hits.sort(key=lambda h: h.start())
     return hits
 
 
-def _scan_assignments(text: str, low: str, out: list[Finding]) -> None:
+def _scan_assignments(text: str, low: str, out: list[Finding], starts: list[int]) -> None:
     last = -1
-    for hit in _assignment_hits(low):
+    for hit in _assignment_hits(low, starts):
         if hit.start() < last:
             continue
         name = _key_name(low, hit.start(), hit.end())
@@ -282,7 +317,9 @@ def _scan_url_credentials(text: str, out: list[Finding]) -> None:
     at = text.find("@")
     done = -1
     while at != -1:  # user:password@host without a scheme: searched only in the window before each "@"
-        for m in _USER_PASS_AT.finditer(text, max(0, at - 200, done), at + 2):
+        lo = max(0, at - 200, done)
+        colon = text.rfind(":", lo, at)  # the password runs from the last ":" to the "@": 4-128 characters
+        for m in _USER_PASS_AT.finditer(text, lo, at + 2) if colon != -1 and 4 < at - colon <= 129 else ():
             if m.end() - 2 == at:
                 done = m.end()
                 if _value_is_secret(m.group("pw"), quoted=True, password=True):
@@ -331,8 +368,21 @@ def _basic_ok(value: str) -> bool:
     return ":" in decoded and not is_placeholder(decoded)
 
 
-def _scan_prose(text: str, low: str, out: list[Finding]) -> None:
-    for m in _PROSE.finditer(low):
+def _prose_matches(low: str, starts: list[int], pin: bool = True) -> list[re.Match[str]]:
+    """``list(_PROSE.finditer(low))``, with the pattern tried only where a key word (``starts``, the
+    positions of :data:`_KEY_STARTS`) or ``pin`` starts."""
+    found: list[re.Match[str]] = []
+    end = 0
+    pins = _starts(low, ("pin",)) if pin else []
+    for pos in sorted({*starts, *pins}) if pins else starts:
+        if pos >= end and (m := _PROSE.match(low, pos)) is not None:
+            found.append(m)
+            end = m.end()
+    return found
+
+
+def _scan_prose(text: str, low: str, out: list[Finding], starts: list[int], pin: bool = True) -> None:
+    for m in _prose_matches(low, starts, pin):
         v = text[m.start("v") : m.end("v")].rstrip(".,;:!?)")
         password = _PASSWORD_KEY.fullmatch(m.group("key")) is not None or m.group("key") == "pin"
         if _value_is_secret(v, quoted=False, password=password) and (password or len(v) >= 12):
@@ -359,6 +409,12 @@ _KEY_GATE = (
 )  # fmt: skip
 
 
+# One pass tells which pre-check substrings occur: the formats' literals in the text, the key words in
+# the lower-cased text.
+_FORMAT_NEEDLES = Needles([*_PREFIXED, *(lit for fmt in _PATTERNED for lit in fmt.literals)])
+_KEY_NEEDLES = Needles((*_KEY_GATE, *_KEY_STARTS))
+
+
 def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | None = None) -> None:
     """Append every secret found in ``text`` (overlaps are settled by the caller).
 
@@ -367,8 +423,11 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     if spans is None:
         spans = long_runs(text)
     if spans:
-        _scan_prefixed(text, spans, out)
-        _scan_patterned(text, spans, out)
+        present = _FORMAT_NEEDLES(text)  # no prefix and no literal in the text: no format can match
+        if not present.isdisjoint(_PREFIXED):
+            _scan_prefixed(text, spans, out)
+        if present:
+            _scan_patterned(text, spans, out, present)
     if "-----BEGIN " in text:
         _scan_pem(text, out)
     if ":" in text and "@" in text:
@@ -376,12 +435,16 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lower-cased; keep offsets aligned
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-    keyed = any(map(low.__contains__, _KEY_GATE))
+    present = _KEY_NEEDLES(low)
+    keyed = not present.isdisjoint(_KEY_GATE)
+    starts: list[int] | None = None
     if keyed and ("=" in text or ":" in text):
-        _scan_assignments(text, low, out)
+        _scan_assignments(text, low, out, starts := _starts(low, [w for w in _KEY_STARTS if w in present]))
     if "-" in text or "bearer" in low or "authorization" in low:
         _scan_flags_and_headers(text, low, out)  # each rule below has its own cheaper gate
     if keyed and (" is " in low or " ist " in low or " est " in low or ": " in low or " = " in low):
-        _scan_prose(text, low, out)
+        if starts is None:
+            starts = _starts(low, [w for w in _KEY_STARTS if w in present])
+        _scan_prose(text, low, out, starts, "pin" in present)
     if spans and ('"' in text or "'" in text):
         _scan_quoted_entropy(text, out)

@@ -13,6 +13,7 @@ import urllib.parse
 from collections.abc import Callable
 
 from agentops.errors import ConfigError
+from agentops.guardrails._needles import Needles, re2_twins
 from agentops.guardrails._normalize import squash_spaces
 from agentops.guardrails._types import Verdict
 
@@ -34,6 +35,21 @@ _SPACED = re.compile(r"(?<![^\W_])(?:[^\W\d_][ .\-_*/|]{1,3}){3,200}[^\W\d_](?![
 # A spaced-out run (4+ single letters between separators) always holds "sep letter sep{1,3} letter sep":
 # this pattern starts with a character set, so the regex engine skips ahead to separators quickly.
 _SPACED_HINT = re.compile(r"[ .\-_*/|][^\W\d_][ .\-_*/|]{1,3}[^\W\d_][ .\-_*/|]")
+# On ASCII text the hint is found on a byte image (separators -> "s", letters -> "l", other bytes -> "o"):
+# the same places, without the Unicode category checks at every separator.
+_SPACED_IMAGE = bytes(
+    115 if chr(b) in " .-_*/|" else 108 if chr(b).isascii() and chr(b).isalpha() else 111 for b in range(256)
+)
+_SPACED_HINT_IMAGE = re.compile(rb"sls{1,3}ls")
+
+
+def _spaced_hint(t: str) -> bool:
+    """``_SPACED_HINT.search(t) is not None``, on a byte image when ``t`` is ASCII."""
+    if t.isascii():
+        return _SPACED_HINT_IMAGE.search(t.encode("ascii").translate(_SPACED_IMAGE)) is not None
+    return _SPACED_HINT.search(t) is not None
+
+
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,4096}={0,2}(?![A-Za-z0-9+/=])")
 _LETTERS_ONLY = re.compile(r"[^a-z]+")
 
@@ -54,7 +70,7 @@ def normalize(text: str) -> str:
         t = text.lower()
     else:
         t = unicodedata.normalize("NFKC", text.translate(_TAGS)).translate(_ZERO_WIDTH).lower().translate(_CONFUSABLES)
-    if _SPACED_HINT.search(t):
+    if _spaced_hint(t):
         t = _SPACED.sub(lambda m: re.sub(r"[ .\-_*/|]", "", m.group()), t)
     return squash_spaces(t)
 
@@ -87,8 +103,11 @@ _MARKERS_ROT13 = tuple(w.translate(_ROT13) for w in _MARKERS)
 _MARKERS_REV = tuple(w[::-1] for w in _MARKERS)
 
 
-def _encoded_variants(text: str, norm: str) -> list[tuple[str, str]]:
-    """Readable forms of text hidden by encoding: URL-encoding, hex, rot13, reversal, nested base64."""
+def _encoded_variants(text: str, norm: str, decoded: list[str] | None = None) -> list[tuple[str, str]]:
+    """Readable forms of text hidden by encoding: URL-encoding, hex, rot13, reversal, nested base64.
+
+    ``decoded`` is :func:`_b64_decoded` of ``text`` when the caller already has it.
+    """
     out: list[tuple[str, str]] = []
     if "%" in text:
         decoded = urllib.parse.unquote(text)
@@ -111,13 +130,14 @@ def _encoded_variants(text: str, norm: str) -> list[tuple[str, str]]:
         rev = norm[::-1]
         if any(w in rev for w in _MARKERS):
             out.append(("reversed ", rev))
-    for payload in _decoded_payloads(text, readable=False)[:16]:  # base64 inside base64
+    printable = [d for d in (_b64_decoded(text) if decoded is None else decoded) if d.isprintable()]
+    for payload in printable[:16]:  # base64 inside base64
         out.extend(("nested base64 ", normalize(p)) for p in _decoded_payloads(payload)[:4])
     return out
 
 
-def _decoded_payloads(text: str, readable: bool = True) -> list[str]:
-    """Base64 tokens of ``text`` decoded; ``readable`` keeps only those that read as words."""
+def _b64_decoded(text: str) -> list[str]:
+    """Every base64 token of ``text`` that decodes to UTF-8, decoded, in order."""
     out: list[str] = []
     if not _long_token(text):
         return out
@@ -126,16 +146,20 @@ def _decoded_payloads(text: str, readable: bool = True) -> list[str]:
         if len(token) % 4 == 1:
             continue
         try:
-            raw = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
-            decoded = raw.decode("utf-8")
+            out.append(base64.b64decode(token + "=" * (-len(token) % 4), validate=True).decode("utf-8"))
         except (binascii.Error, UnicodeDecodeError, ValueError):
             continue
-        if not readable:
-            if decoded.isprintable():
-                out.append(decoded)
-        elif sum(c.isalpha() or c == " " for c in decoded) >= 0.8 * len(decoded) and " " in decoded:
-            out.append(decoded)
     return out
+
+
+def _readable(decoded: str) -> bool:
+    return sum(c.isalpha() or c == " " for c in decoded) >= 0.8 * len(decoded) and " " in decoded
+
+
+def _decoded_payloads(text: str, readable: bool = True) -> list[str]:
+    """Base64 tokens of ``text`` decoded; ``readable`` keeps only those that read as words (else the
+    printable ones)."""
+    return [d for d in _b64_decoded(text) if (_readable(d) if readable else d.isprintable())]
 
 
 _Q = (
@@ -383,39 +407,25 @@ _TRIGGERS: tuple[tuple[tuple[str, ...], ...], ...] = (
 )  # fmt: skip
 
 
-def _needle_set() -> object | None:
-    """Every pre-check substring compiled into one ``re2.Set`` (one linear pass reports which occur),
-    when the optional ``google-re2`` package is installed; None otherwise."""
-    try:
-        import re2
-    except ImportError:
-        return None
-    matcher = re2.Set.SearchSet(re2.Options())
-    for needle in _NEEDLES:
-        matcher.Add(re2.escape(needle))
-    matcher.Compile()
-    return matcher
-
-
 _NEEDLES = tuple(sorted({w for rule in _TRIGGERS for group in rule for w in group}))
 _TRIGGER_SETS = tuple(tuple(frozenset(group) for group in rule) for rule in _TRIGGERS)
-_NEEDLE_SET = _needle_set()
-
-
-def _presence(text: str) -> frozenset[str]:
-    """The pre-check substrings that occur in ``text``: from one ``re2.Set`` pass when available
-    (about ten times cheaper than ninety substring searches), else by ``in``."""
-    if _NEEDLE_SET is not None:
-        try:
-            return frozenset([_NEEDLES[i] for i in _NEEDLE_SET.Match(text) or ()])
-        except UnicodeEncodeError:  # lone surrogates: no UTF-8 form for re2 to read
-            pass
-    return frozenset(filter(text.__contains__, _NEEDLES))
+# The pre-check substrings that occur in a text: one ``re2.Set`` pass when google-re2 is installed (about
+# ten times cheaper than ninety substring searches), else ``in``.
+_presence = Needles(_NEEDLES)
+_NEEDLE_SET = _presence.matcher
 
 
 def _triggered(groups: tuple[frozenset[str], ...], present: frozenset[str]) -> bool:
     """True if every group of a rule's pre-check has one of its substrings among ``present``."""
     return not any(map(present.isdisjoint, groups))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rules_for(present: frozenset[str]) -> tuple[tuple[str, float, re.Pattern[str], bool], ...]:
+    """The rules whose pre-check passes for these present substrings, in rule order (the same few
+    sets recur from text to text, so this is a dictionary look-up)."""
+    pairs = zip(_INJECTION_RULES, _TRIGGER_SETS, strict=True)
+    return tuple(rule for rule, groups in pairs if _triggered(groups, present))
 
 
 _NEGATION = re.compile(r"\b(?:not|never|n't|cannot|must not|should not|won't|refuse[sd]? to)\b[\w ]{0,25}$")
@@ -509,9 +519,18 @@ _WINDOW = 4096
 _OVERLAP = 512
 
 
+# google-re2 twins of the rules (see :func:`re2_twins`): they answer for ASCII texts searched whole, without
+# the whitespace characters re2's ``\s`` leaves out or a newline (before which ``re``'s ``$`` matches).
+_RE2_TWINS = re2_twins([r[2] for r in _INJECTION_RULES] + [r[2] for r in _SQUASHED_RULES])
+_NOT_RE2_SPACE = re.compile(r"[\n\x0b\x1c-\x1f]")
+
+
 def _matches(pattern: re.Pattern[str], text: str, negatable: bool) -> bool:
     """True if ``pattern`` matches in some window of ``text`` (and, if negatable, is not negated there)."""
     n = len(text)
+    if n <= _WINDOW and pattern in _RE2_TWINS and text.isascii() and not _NOT_RE2_SPACE.search(text):
+        m = _RE2_TWINS[pattern].search(text)
+        return m is not None and not (negatable and _NEGATION.search(text, max(0, m.start() - 40), m.start()))
     pos = 0
     while True:
         end = min(n, pos + _WINDOW)
@@ -537,33 +556,32 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
     leet = code_free.translate(_LEET) if any(c in code_free for c in _LEET_CHARS) else code_free
     if leet != code_free:
         variants.append(("leetspeak ", leet))
-    for payload in _decoded_payloads(text)[:64]:
+    decoded = _b64_decoded(text)
+    for payload in [d for d in decoded if _readable(d)][:64]:
         variants.append(("base64 ", normalize(payload)))
-    variants.extend(_encoded_variants(text, norm))
+    variants.extend(_encoded_variants(text, norm, decoded))
     weights: dict[str, float] = {}
 
     def add(key: str, weight: float) -> None:
         weights[key] = max(weights.get(key, 0.0), weight)
 
     for prefix, variant in variants:
-        present = _presence(variant)
-        for (reason, weight, pattern, negatable), groups in zip(_INJECTION_RULES, _TRIGGER_SETS, strict=True):
-            if not _triggered(groups, present) or not _matches(pattern, variant, negatable):
+        for reason, weight, pattern, negatable in _rules_for(_presence(variant)):
+            if not _matches(pattern, variant, negatable):
                 continue
             if prefix == "leetspeak " and reason in weights:
                 continue  # already found without unfolding leetspeak
             add(prefix + reason, weight)
     folded = text if text.isascii() else unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
-    if _SPACED_HINT.search(folded) and _SPACED.search(folded):
+    if _spaced_hint(folded) and _SPACED.search(folded):
         squashed = _LETTERS_ONLY.sub("", leet)
         for reason, weight, pattern in _SQUASHED_RULES:
             if _matches(pattern, squashed, False):
                 add("spaced-out " + reason, weight)
     if code_free != norm and not weights:
         # Markers shown inside code spans are usually documentation; they still count, weakly.
-        present = _presence(norm)
-        for (reason, weight, pattern, _neg), groups in zip(_INJECTION_RULES, _TRIGGER_SETS, strict=True):
-            if _triggered(groups, present) and _matches(pattern, norm, False):
+        for reason, weight, pattern, _neg in _rules_for(_presence(norm)):
+            if _matches(pattern, norm, False):
                 add("in code: " + reason, weight * 0.3)
     if not weights:
         return 0.0, ()

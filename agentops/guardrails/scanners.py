@@ -115,7 +115,10 @@ def _scan_encoded(text: str, spans: list[tuple[int, int]], out: list[Finding]) -
             continue
         if not decoded.isprintable() or len(decoded) < 6:
             continue
-        inner = [f for f in _detect(decoded, outer=False) if f.entity_type in ("EMAIL_ADDRESS", "SECRET")]
+        inner: list[Finding] = []  # only e-mail addresses and secrets count here: the other detectors are skipped
+        scan_secrets(decoded, inner)
+        if "@" in decoded:
+            scan_emails(decoded, inner)
         if inner:
             kind = "SECRET" if any(f.entity_type == "SECRET" for f in inner) else "EMAIL_ADDRESS"
             out.append(Finding(kind, m.start(), m.end(), 0.8))
