@@ -1,10 +1,12 @@
 """Record → replay round trips through a fake server; redaction; misses; the committed chapter cassettes."""
 
 import json
+import re
 from pathlib import Path
 
 import ag2
 import pytest
+import yaml
 
 from agentops.cassettes import CassetteMiss, canonical_body, forget_cassette, load_interactions, open_cassette
 from agentops.models import model_config
@@ -99,4 +101,7 @@ def test_committed_chapter_cassettes_hold_real_model_text_and_no_secret(chapter)
     assert {i["response"]["model"] for i in interactions} == {"smollm2-135m-instruct"}
     assert all(i["request"].get("max_tokens") for i in interactions)
     raw = path.read_text()
-    assert "sk-" not in raw and "authorization" not in raw.lower()
+    assert not re.search(r"sk-[A-Za-z0-9_\-]{16,}", raw)  # no OpenAI-style key, the recording canary included
+    for interaction in yaml.safe_load(raw)["interactions"]:  # and no credential header on either side
+        for side in ("request", "response"):
+            assert not {h.lower() for h in interaction[side].get("headers") or {}} & {"authorization", "api-key"}
