@@ -59,9 +59,8 @@ def fanout() -> None:
         f"  wall clock: one {wall['one']:.3f} s, sequential {wall['sequential']:.3f} s, concurrent "
         f"{wall['concurrent']:.3f} s → {wall['concurrent'] / wall['one']:.2f}× one call; CPU per ask "
         f"{1000 * cpu_per_ask:.1f} ms, so 8 asks add ≈ {8 * cpu_per_ask * 1000:.0f} ms of CPU that a loaded machine "
-        "stretches (profiled: most of it is AG2 building a pydantic call model for each stream subscriber on every "
-        "ask, plus hops through anyio worker threads for its synchronous hooks; fan_out itself is a semaphore "
-        "and a gather)"
+        "stretches (most of it is AG2's turn itself — benchmarks/offline_turn.py splits it; fan_out is a "
+        "semaphore and a gather)"
     )
 
 

@@ -376,6 +376,23 @@ def test_top_k_orders_by_score():
     assert got == ["2", "1"]
 
 
+def test_top_k_is_the_same_through_blas_and_einsum(monkeypatch):
+    from agentops.caching import semantic
+    from agentops.caching.semantic import MemoryVectorStore, _Entry
+
+    rng = np.random.default_rng(0)
+    store = MemoryVectorStore(16)
+    for i, vec in enumerate(rng.standard_normal((300, 16)).astype(np.float32)):
+        store.add(vec / np.linalg.norm(vec), _Entry(str(i), "a", "t", None))
+    query = rng.standard_normal(16).astype(np.float32)
+    monkeypatch.setattr(semantic, "BLAS_MAX_ROWS", 10**9)
+    blas = [(round(s, 5), e.question) for s, e in store.top_k(query, 5)]
+    monkeypatch.setattr(semantic, "BLAS_MAX_ROWS", 0)
+    loop = [(round(s, 5), e.question) for s, e in store.top_k(query, 5)]
+    assert blas == loop and len(blas) == 5
+    assert [s for s, _ in blas] == sorted((s for s, _ in blas), reverse=True)
+
+
 async def test_model_config_wrapper_reads_through_sampling():
     wrapped = ResponseCache().wrap(model_config("offline", seed=5))
     assert wrapped.seed == 5 and wrapped.model == "offline-1" and wrapped.copy() is wrapped
