@@ -3,7 +3,7 @@
 The floor is a one-cell notebook that only imports ``ag2`` and ``agentops.models`` — kernel start,
 imports and papermill's own overhead, which no chapter can avoid. A ratio of 3.0 means the chapter costs
 three floors. With ``--whole``, it then times what ``make run`` does — ``python -m agentops run`` over the
-same chapters with the default number of jobs (one per core, offline), HTML included — which is the
+same chapters with the default number of jobs (one more than the cores, offline), HTML included — which is the
 cookbook's budget: under 60 s on 2 cores.
 Usage: ``python benchmarks/cookbook_runtime.py [--repeat N] [--whole] [CHAPTER ...]``.
 """

@@ -660,12 +660,14 @@ def test_jobs_must_be_a_positive_whole_number(tmp_path, book, jobs):
     assert not (tmp_path / "out").exists()
 
 
-def test_default_jobs_is_one_per_core_offline_and_one_with_a_real_model(monkeypatch, book):
+def test_default_jobs_is_one_more_than_the_cores_offline_and_one_with_a_real_model(monkeypatch, book):
     chapters = discover(book)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     offline = {c.name: {} for c in chapters}
     assert runner_module.default_jobs(chapters, offline) == len(chapters) == 2
     assert runner_module.default_jobs(chapters * 3, offline) == 4  # capped
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert runner_module.default_jobs(chapters * 3, offline) == 3  # one more than the cores
     real = {c.name: {"llm_backend": "compatible"} for c in chapters}
     assert runner_module.default_jobs(chapters, real) == 1
     monkeypatch.setattr(os, "cpu_count", lambda: None)

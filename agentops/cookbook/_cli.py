@@ -110,7 +110,7 @@ def register_cli(sub: Any) -> None:
         "-j",
         "--jobs",
         type=int,
-        help="chapters executed at once (default: one per core, at most 4, offline; 1 with a real model)",
+        help="chapters executed at once (default: one more than the cores, at most 4, offline; 1 with a real model)",
     )
     p_run.set_defaults(func=_cmd_run)
 
