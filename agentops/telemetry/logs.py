@@ -154,14 +154,7 @@ class JsonLogFormatter(JsonFormatter):
             if found is None and len(self._heads) < _MAX_HEADS:
                 self._remember_head(level, logger, msg)
             return line
-        data = dict(fields)
-        for key, value in fields.items():
-            cls = value.__class__
-            if cls is str:
-                if value not in clean and key not in _IDENTIFIERS:
-                    data[key] = clean_str(key, value)
-            elif cls not in SCALARS:
-                data[key] = clean_value(key, value)
+        data = self.process_log_record(dict(fields))  # the head is clean already: only the fields
         second = int(created)
         if second != self._second:
             self._timestamp(created)
