@@ -102,6 +102,7 @@ __all__ = [
     "Reply",
     "Rule",
     "ServerError",
+    "SlowModel",
     "ToolCall",
     "ToolOutput",
     "count_tokens",
@@ -500,6 +501,55 @@ class _OfflineClient(LLMClient):
             provider=OFFLINE_PROVIDER,
             finish_reason=finish,
         )
+
+
+class SlowModel(ModelConfig):
+    """Test double: a model whose calls are held back, for testing time limits without real sleeps.
+
+    The first ``first`` calls (every call when ``None``) wait ``delay_s`` seconds — forever when
+    ``None``, as a server that never answers — and are then answered by ``inner`` (the offline model by
+    default). ``calls`` counts every call, held back or not. Pair it with a simulated clock
+    (``agentops.testing.run_simulated``, or looptime under pytest) so the waits cost no real time.
+
+    Raises:
+        ConfigError: ``delay_s`` or ``first`` is negative.
+    """
+
+    def __init__(self, inner: ModelConfig | None = None, *, delay_s: float | None = None, first: int | None = None):
+        if delay_s is not None and not delay_s >= 0:
+            raise ConfigError(f"delay_s must be >= 0 seconds, or None to never answer; got {delay_s!r}")
+        if first is not None and (isinstance(first, bool) or not isinstance(first, int) or first < 0):
+            raise ConfigError(f"first must be an int >= 0, or None to hold back every call; got {first!r}")
+        self.inner = inner if inner is not None else OfflineModel(seed=0)
+        self.delay_s, self.remaining, self.calls = delay_s, first, 0
+
+    @property
+    def provider(self) -> str:
+        return self.inner.provider
+
+    @property
+    def model(self) -> str:
+        return self.inner.model
+
+    def copy(self, **kwargs: Any) -> SlowModel:
+        return self  # one counter for every agent the config is given to
+
+    def create(self) -> LLMClient:
+        return _SlowClient(self)
+
+
+class _SlowClient(LLMClient):
+    def __init__(self, config: SlowModel) -> None:
+        self.config = config
+
+    async def __call__(self, messages: Any, context: Any, **kwargs: Any) -> Any:
+        c = self.config
+        c.calls += 1
+        if c.remaining is None or c.remaining > 0:
+            if c.remaining is not None:
+                c.remaining -= 1
+            await (asyncio.Event().wait() if c.delay_s is None else asyncio.sleep(c.delay_s))
+        return await c.inner.create()(messages, context, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------------

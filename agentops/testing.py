@@ -14,7 +14,8 @@ Loading the plugin (``-p agentops.testing`` on the command line, ``addopts`` in 
   injected faults) and ``allow_model_requests``.
 
 The doubles themselves are importable from here too (one place to look): :class:`OfflineModel` and its
-rule helpers, :class:`ScriptedApprover`, :class:`SimulatedClock`, :func:`offline_judge_model`, and
+rule helpers, :class:`SlowModel` (calls held back, or never answered: time limits),
+:class:`ScriptedApprover`, :class:`SimulatedClock`, :func:`offline_judge_model`, and
 :func:`chat_server`, a fake OpenAI-compatible server (an ``httpx2.MockTransport``) for testing how an
 app copes with what real servers do — rejected ``json_schema``, malformed tool arguments — without a
 network.
@@ -38,6 +39,7 @@ __all__ = [
     "OfflineModel",
     "ScriptedApprover",
     "SimulatedClock",
+    "SlowModel",
     "chat_completion",
     "chat_server",
     "json_rule",
@@ -53,11 +55,12 @@ __all__ = [
 if TYPE_CHECKING:  # imported lazily below: the plugin loads before any test, so its import stays light
     from agentops.escalation import ScriptedApprover
     from agentops.evals import offline_judge as offline_judge_model
-    from agentops.models import OfflineModel, json_rule, rule, tool_rule
+    from agentops.models import OfflineModel, SlowModel, json_rule, rule, tool_rule
     from agentops.telemetry import SimulatedClock
 
 _LAZY = {
     "OfflineModel": ("agentops.models", "OfflineModel"),
+    "SlowModel": ("agentops.models", "SlowModel"),
     "rule": ("agentops.models", "rule"),
     "tool_rule": ("agentops.models", "tool_rule"),
     "json_rule": ("agentops.models", "json_rule"),

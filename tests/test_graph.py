@@ -11,7 +11,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
-from ag2.config import LLMClient, ModelConfig
 from ag2.middleware import BaseMiddleware, Middleware
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -40,6 +39,7 @@ from agentops.graph import (
 )
 from agentops.models import OfflineModel, Reply, ToolCall, rule
 from agentops.pricing import cost
+from agentops.testing import SlowModel
 
 ROLES = [
     Role("router", "You route support requests."),
@@ -346,38 +346,10 @@ async def test_timeout(graph):
     assert run.path == ("router",)  # the router was still answering when the deadline passed
 
 
-class NeverAnswers(ModelConfig):
-    """Test double: a model server that never answers (each call waits on an event nobody sets)."""
-
-    def __init__(self) -> None:
-        self.inner, self.calls = OfflineModel(seed=0), 0
-
-    @property
-    def provider(self):
-        return self.inner.provider
-
-    @property
-    def model(self):
-        return self.inner.model
-
-    def copy(self, **kw):
-        return self
-
-    def create(self) -> LLMClient:
-        outer = self
-
-        class _Client(LLMClient):
-            async def __call__(self, messages, context, **kw):
-                outer.calls += 1
-                await asyncio.Event().wait()
-
-        return _Client()
-
-
 @pytest.mark.looptime
 @pytest.mark.usefixtures("simulated_time")
 async def test_a_role_whose_server_never_answers_times_out_with_a_clear_error(capfd):
-    hanging = NeverAnswers()
+    hanging = SlowModel()  # never answers
     roles = [r if r.name != "tech" else Role("tech", r.instructions, model=hanging) for r in ROLES]
     run = await RoleGraph(roles, EDGES, name="slow").run("crash", model=make_model(), timeout_s=0.5)
     assert run.status == "timeout" and hanging.calls == 1 and run.path == ("router", "tech")

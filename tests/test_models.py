@@ -276,3 +276,48 @@ async def test_an_offline_client_makes_ag2_reuse_subscription_call_models():
     second = await agent.ask("hello again")
     assert cache.hits > hits  # the second turn's subscribers reuse the first turn's call models
     assert second.body and model.calls == 2
+
+
+# -- SlowModel (agentops.testing's time-limit double) ----------------------------------------------
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
+async def test_slow_model_holds_back_the_first_calls_then_answers_like_its_inner_model():
+    import asyncio
+
+    from agentops.testing import SlowModel
+
+    loop = asyncio.get_running_loop()
+    slow = SlowModel(OfflineModel(seed=0), delay_s=30.0, first=1)
+    agent = ag2.Agent("a", "Be brief.", config=slow)
+    start = loop.time()
+    first = await agent.ask("hello")
+    held = loop.time() - start
+    second = await agent.ask("hello")
+    assert held == pytest.approx(30.0) and loop.time() - start == pytest.approx(30.0)  # the second is not held
+    assert (
+        first.body == second.body == (await ag2.Agent("a", "Be brief.", config=OfflineModel(seed=0)).ask("hello")).body
+    )
+    assert (slow.calls, slow.remaining) == (2, 0) and slow.provider == "offline"
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
+async def test_slow_model_without_a_delay_never_answers():
+    import asyncio
+
+    from agentops.testing import SlowModel
+
+    hanging = SlowModel()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(ag2.Agent("a", "x", config=hanging).ask("hi"), timeout=3600)
+    assert hanging.calls == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"delay_s": -1.0}, {"delay_s": float("nan")}, {"first": -1}, {"first": True}])
+def test_slow_model_refuses_a_negative_delay_or_count(kwargs):
+    from agentops.testing import SlowModel
+
+    with pytest.raises(ConfigError, match=r"delay_s|first"):
+        SlowModel(**kwargs)

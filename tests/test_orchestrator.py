@@ -7,11 +7,11 @@ import threading
 
 import ag2
 import pytest
-from ag2.config import LLMClient, ModelConfig
 
 from agentops.errors import ConfigError, ServerError, TimeLimitExceeded
 from agentops.models import OfflineModel, rule
 from agentops.orchestrator import AGENT_CALL, AgentStats, NoCapableAgent, Orchestrator
+from agentops.testing import SlowModel
 
 
 def agent(name: str, answer: str = "ok", **kw) -> ag2.Agent:
@@ -156,29 +156,12 @@ async def test_workflows_by_name():
         await o.run_workflow("nope", "x", models=OfflineModel())
 
 
-class _NeverAnswers(LLMClient):
-    """A model server that never answers: each call waits on an event nobody sets."""
-
-    async def __call__(self, messages, context, **kw):
-        await asyncio.Event().wait()
-
-
-class _Hanging(ModelConfig):
-    provider, model = "offline", "offline-1"
-
-    def copy(self, **kw):
-        return self
-
-    def create(self) -> LLMClient:
-        return _NeverAnswers()
-
-
 @pytest.mark.looptime
 @pytest.mark.usefixtures("simulated_time")
 async def test_ask_past_its_time_limit_raises_a_clear_error_and_counts_a_failure():
     seen = []
     o = Orchestrator(listeners=[lambda kind, payload: seen.append(payload)])
-    o.register(ag2.Agent("slowpoke", "x", config=_Hanging()), ["billing"])
+    o.register(ag2.Agent("slowpoke", "x", config=SlowModel()), ["billing"])
     with pytest.raises(TimeLimitExceeded) as caught:
         await o.ask("billing", "refund please", timeout_s=2.5)
     exc = caught.value

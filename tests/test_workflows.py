@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import ag2
 import matplotlib.pyplot as plt
 import pytest
-from ag2.config import LLMClient, ModelConfig
+from ag2.config import LLMClient
 from ag2.events import ToolCallEvent
 from ag2.middleware import BaseMiddleware, Middleware
 from ag2.testing import TestConfig, TrackingConfig
@@ -35,6 +35,7 @@ from agentops.escalation import (
 )
 from agentops.models import OfflineModel, rule, tool_rule
 from agentops.resilience import AttemptTimeout, IdempotencyLedger
+from agentops.testing import SlowModel
 from agentops.workflows import (
     Stage,
     StageFailed,
@@ -66,36 +67,6 @@ def echo_model(**kw):
     m = OfflineModel(seed=0, **kw)
     m.add_rule(rule("echo", lambda p: f"SYSTEM<{p.system}> INPUT<{p.user}>"))
     return m
-
-
-class SlowFirst(ModelConfig):
-    """Test double: the first ``slow`` calls sleep ``delay`` seconds before answering."""
-
-    def __init__(self, inner: OfflineModel, slow: int, delay: float) -> None:
-        self.inner, self.slow, self.delay = inner, slow, delay
-
-    @property
-    def provider(self):
-        return self.inner.provider
-
-    @property
-    def model(self):
-        return self.inner.model
-
-    def copy(self, **kw):
-        return self
-
-    def create(self) -> LLMClient:
-        outer = self
-
-        class _Client(LLMClient):
-            async def __call__(self, messages, context, **kw):
-                if outer.slow > 0:
-                    outer.slow -= 1
-                    await asyncio.sleep(outer.delay)
-                return await outer.inner.create()(messages, context, **kw)
-
-        return _Client()
 
 
 # -- templates ----------------------------------------------------------------------------------------
@@ -228,7 +199,7 @@ async def test_parallel_group_stages_are_in_flight_together():
     events: list[tuple[str, str]] = []
     gate = asyncio.Event()
 
-    class Recording(SlowFirst):
+    class Recording(SlowModel):  # only its provider, model and copy: the client is this test's
         def create(self) -> LLMClient:
             inner = self.inner
 
@@ -245,7 +216,9 @@ async def test_parallel_group_stages_are_in_flight_together():
 
             return _Client()
 
-    run = await run_workflow(CODE_REVIEW, "PR", models=Recording(echo_model(), 0, 0), approver=ScriptedApprover(True))
+    run = await run_workflow(
+        CODE_REVIEW, "PR", models=Recording(echo_model(), first=0), approver=ScriptedApprover(True)
+    )
     assert run.status == "completed"
     group = [i for i, (_, n) in enumerate(events) if n in ("Lint", "Run", "Check")]
     assert [events[i][0] for i in group] == ["start"] * 3 + ["end"] * 3
@@ -255,7 +228,7 @@ async def test_parallel_group_stages_are_in_flight_together():
 @pytest.mark.looptime
 @pytest.mark.usefixtures("simulated_time")
 async def test_timeout_then_retry_succeeds():
-    flaky = SlowFirst(echo_model(), slow=1, delay=1000.0)
+    flaky = SlowModel(echo_model(), delay_s=1000.0, first=1)
     t = {"name": "t", "stages": [{"name": "only", "timeout_s": 10, "max_retries": 1}]}
     run = await run_workflow(t, "go", models=flaky)
     assert run.status == "completed" and run.record("only").attempts == 2
@@ -287,28 +260,10 @@ async def test_timeouts_exhaust_retries():
     assert run.record("slow").attempts == 2
 
 
-class NeverAnswers(SlowFirst):
-    """Test double: a model server that never answers (each call waits on an event nobody sets)."""
-
-    def __init__(self) -> None:
-        super().__init__(echo_model(), slow=0, delay=0.0)
-        self.calls = 0
-
-    def create(self) -> LLMClient:
-        outer = self
-
-        class _Client(LLMClient):
-            async def __call__(self, messages, context, **kw):
-                outer.calls += 1
-                await asyncio.Event().wait()
-
-        return _Client()
-
-
 @pytest.mark.looptime
 @pytest.mark.usefixtures("simulated_time")
 async def test_a_stage_whose_server_never_answers_fails_with_a_clear_time_limit_error():
-    hanging = NeverAnswers()
+    hanging = SlowModel(echo_model())  # never answers
     t = {"name": "t", "stages": [{"name": "lint", "timeout_s": 0.5, "max_retries": 1}, {"name": "ship"}]}
     run = await run_workflow(t, "go", models=hanging)
     rec = run.record("lint")
@@ -516,7 +471,7 @@ async def test_cost_threshold_asks_before_continuing():
 @pytest.mark.looptime
 @pytest.mark.usefixtures("simulated_time")
 async def test_escalation_retry_reruns_a_timed_out_stage():
-    flaky = SlowFirst(echo_model(), slow=1, delay=1000.0)
+    flaky = SlowModel(echo_model(), delay_s=1000.0, first=1)
     t = {"name": "t", "stages": [{"name": "s", "timeout_s": 5, "max_retries": 0}]}
     engine = EscalationEngine([timed_out(max_retries=1)])
     run = await run_workflow(t, "go", models=flaky, escalation=engine)
