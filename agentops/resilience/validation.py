@@ -36,7 +36,6 @@ from pydantic import Field
 from agentops import _identity  # noqa: F401
 from agentops.config import Spec
 from agentops.errors import EmptyOutputError, GuardrailBlocked, MalformedOutputError, TruncatedOutputError
-from agentops.guardrails import normalize
 from agentops.listeners import GUARDRAIL_FINDING, Listener, notify
 
 __all__ = ["InputGuard", "InputLimits", "InputRejected", "check_input", "check_output"]
@@ -115,6 +114,8 @@ def check_input(data: str | bytes, limits: InputLimits | None = None) -> str:
                 "bidi_controls",
                 f"bidirectional override U+{ord(ch):04X} at position {i}; remove it (it hides what the text says)",
             )
+    from agentops.guardrails import normalize  # here, not at import: retries and fallback import this module
+
     if not normalize(text).strip():
         raise InputRejected("empty", "the request has no visible text; send a question or an instruction")
     return text
