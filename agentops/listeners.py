@@ -33,6 +33,7 @@ __all__ = [
     "GUARDRAIL_FINDING",
     "HANDOFF_REFUSED",
     "KINDS",
+    "MALFORMED_ANSWER",
     "PAYLOAD_KEYS",
     "RETRY",
     "STAGE",
@@ -55,6 +56,7 @@ AGENT_CALL = "agent.call"  # orchestrated call: {"agent", "capability", "outcome
 RETRY = "resilience.retry"  # a model call or idempotent tool is tried again: {"model", "attempt", "error", "wait_s"}
 BREAKER = "resilience.breaker"  # a circuit changed state: {"breaker", "from", "to"}
 FALLBACK = "resilience.fallback"  # one step of a fallback chain: {"step", "model", "outcome"}
+MALFORMED_ANSWER = "llm.malformed"  # a served answer was unusable (bad tool arguments...): {"agent", "model"}
 KINDS = (
     GUARDRAIL_FINDING,
     TOOL_DENIED,
@@ -68,6 +70,7 @@ KINDS = (
     RETRY,
     BREAKER,
     FALLBACK,
+    MALFORMED_ANSWER,
 )
 
 #: The payload keys every event of a kind carries (emitters may add more).
@@ -84,6 +87,7 @@ PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
     RETRY: ("model", "attempt", "error", "wait_s"),
     BREAKER: ("breaker", "from", "to"),
     FALLBACK: ("step", "model", "outcome"),
+    MALFORMED_ANSWER: ("agent", "model"),
 }
 
 logger = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ from agentops import _identity
 from agentops.errors import ConfigError, UnknownModelPrice
 from agentops.pricing import Price, price
 
-__all__ = ["UnpricedModelWarning", "UsageMeter", "cost_usd", "require_price"]
+__all__ = ["UnpricedModelWarning", "UsageMeter", "cost_usd", "require_price", "served_response"]
 
 
 class UnpricedModelWarning(UserWarning):
@@ -150,15 +150,55 @@ def require_price(model: str, provider: str | None = None, *, what: str = "a USD
         ) from None
 
 
+def served_response(exc: BaseException) -> ModelResponse | None:
+    """What the provider served (and billed) for a model call that then raised ``exc``, or ``None``.
+
+    The package's one convention for usage that must not be lost when a call fails after the provider
+    answered: the error carries the answer. :func:`agentops.resilience.validation.check_output` and
+    :func:`agentops.toolguard.check_tool_calls` set ``exc.response`` (the refused answer);
+    :class:`~agentops.resilience.RetryPolicy`, when it gives up or is cancelled, sets ``exc.served`` to a
+    response holding the *total* usage of every attempt that was served. Meters, budgets and telemetry
+    book this usage once; an error with neither (a refused connection, a timeout) booked nothing.
+
+    >>> err = ValueError("cut")
+    >>> served_response(err) is None
+    True
+    >>> err.response = ModelResponse(usage=Usage(prompt_tokens=3, completion_tokens=2))
+    >>> served_response(err).usage.prompt_tokens
+    3
+    """
+    for attr in ("served", "response"):
+        found = getattr(exc, attr, None)
+        if isinstance(found, ModelResponse):
+            return found
+    return None
+
+
+def _refused_answer(exc: BaseException) -> bool:
+    """True when ``exc`` refused an answer the provider served (an output error), not a failed call."""
+    from agentops.errors import OutputError
+
+    return isinstance(exc, OutputError)
+
+
 class UsageMeter:
     """Thread- and asyncio-safe tally of model calls, tokens and USD cost, fed by AG2 middleware.
 
-    ``meter.middleware()`` adds every LLM call's ``Usage`` to the meter, including calls of attempts
-    that later fail, and counts failed calls; an answer refused after the provider served it (an
-    error carrying ``response``, e.g. malformed tool-call arguments) adds its usage and counts as failed.
-    Cost comes from :func:`cost_usd` for the model the provider
-    reported (or ``model_name`` when the provider reports none); calls to unpriced models add their
-    tokens and are counted in ``unpriced_calls`` instead of ``cost_usd``.
+    ``meter.middleware()`` adds every LLM call's ``Usage`` to the meter, including what the provider
+    served for a call that then raised (:func:`served_response`: failed attempts of a retry policy
+    inside, an answer refused after it was served). Outcomes of the ``calls``:
+
+    * ``errors`` — the call failed without an answer (a refused connection, a timeout, a rate limit or
+      server error that outlived the retries); what earlier attempts served, if any, is still booked;
+    * ``malformed_calls`` — the provider served an answer that was unusable (tool-call arguments that
+      are not a JSON object, an answer cut at the token limit, an empty one, invalid structured
+      output): its tokens are booked and it is **not** an error, whether
+      :class:`~agentops.toolguard.ToolCallGuard` then answered it, a retry asked again, or it was raised;
+    * the rest succeeded.
+
+    Cost comes from :func:`cost_usd` for the model the provider reported (or ``model_name`` when the
+    provider reports none); calls to unpriced models add their tokens and are counted in
+    ``unpriced_calls`` instead of ``cost_usd``.
     """
 
     def __init__(self, model_name: str = "") -> None:
@@ -166,6 +206,7 @@ class UsageMeter:
         self._lock = threading.Lock()
         self.calls = 0
         self.errors = 0
+        self.malformed_calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.cost_usd = 0.0
@@ -203,19 +244,23 @@ class UsageMeter:
         try:
             response = await call_next(events, context)
         except BaseException as exc:
-            served = getattr(exc, "response", None)  # an answer refused after it was served (bad tool arguments)
-            if isinstance(served, ModelResponse):
-                self.add(served.usage, served.model, served.provider)
+            served = served_response(exc)
+            if served is None:
+                self.fail()
+                raise
+            self.add(served.usage, served.model, served.provider)  # counts the call; usage is booked
+            if _refused_answer(exc):
+                with self._lock:
+                    self.malformed_calls += 1
+            else:  # served attempts, then a failure that served nothing (e.g. a retry policy gave up)
                 with self._lock:
                     self.errors += 1
-            else:
-                self.fail()
             raise
         self.add(response.usage, response.model, response.provider)
         return response
 
     def fail(self) -> None:
-        """Count a call that raised."""
+        """Count a call that raised before the provider served anything."""
         with self._lock:
             self.calls += 1
             self.errors += 1

@@ -6,7 +6,12 @@ budget (``HistoryLimiter``, ``TokenLimiter``, assembly policies) and whatever or
 in. A retry of the same call — ``RetryMiddleware`` placed *outside* the budget re-invoking it with the
 very same events after an attempt failed — keeps the call's id and counts as its next attempt; the
 failed attempt's reservation was released, so each attempt that reaches the provider is booked once.
-With the retry *inside* the budget, one reservation covers every attempt and the answer is settled once.
+With the retry *inside* the budget, one reservation covers every attempt and is settled once, with
+the usage of every attempt the provider served: :class:`~agentops.resilience.RetryPolicy` adds its
+failed attempts' usage to the answer it returns, or to the error it gives up with
+(:func:`agentops.usage.served_response`). A failure after the provider answered is booked at what was
+served (outcome ``"malformed"`` for an answer refused as unusable); one where it served nothing books
+nothing.
 """
 
 from __future__ import annotations
@@ -35,9 +40,9 @@ from agentops.budgets._ledger import (
     Line,
     to_nano,
 )
-from agentops.errors import AgentOpsError, ConfigError
+from agentops.errors import AgentOpsError, ConfigError, OutputError
 from agentops.listeners import BUDGET_REFUSED, Listener, notify
-from agentops.usage import UnpricedModelWarning, cost_usd, require_price
+from agentops.usage import UnpricedModelWarning, cost_usd, require_price, served_response
 
 log = logging.getLogger("agentops.budgets")
 
@@ -332,6 +337,32 @@ class _BudgetTurn(BaseMiddleware):
             return failed[1], failed[2] + 1
         return self.f.next_call(), 1
 
+    def _book_failure(self, exc: BaseException, key: str, head: tuple, usd: int, tokens: int) -> bool:
+        """Settle what the provider served before ``exc`` (True), or release the reservation (False).
+
+        Served usage (:func:`agentops.usage.served_response`: an answer refused after it was served,
+        a retry policy's earlier attempts) is booked once; usage with impossible counts is charged the
+        reservation, never nothing. The caller re-raises ``exc`` either way.
+        """
+        f, served = self.f, served_response(exc)
+        if served is None:
+            f.ledger.release(key)
+            f._record(*head, "error", None, usd / NANO_USD, tokens, 0.0, 0)
+            return False
+        outcome = "malformed" if isinstance(exc, OutputError) else "error"
+        try:
+            amounts = _usage_amounts(served.usage)
+        except ConfigError:
+            amounts, outcome = None, "bad usage"
+        if amounts is None:  # served without usable usage: charge the reservation, never nothing
+            f.ledger.settle(key, usd, tokens)
+            f._record(*head, outcome, None, usd / NANO_USD, tokens, usd / NANO_USD, tokens)
+            return True
+        actual = f.cost_usd(served.usage, served.model, served.provider or f.provider)
+        f.ledger.settle(key, to_nano(actual) if actual is not None else 0, sum(amounts))
+        f._record(*head, outcome, None, usd / NANO_USD, tokens, actual, sum(amounts))
+        return True
+
     async def on_llm_call(self, call_next: Any, events: Sequence[BaseEvent], context: Any) -> ModelResponse:
         f = self.f
         stream_id = str(getattr(getattr(context, "stream", None), "id", "") or id(context))
@@ -353,16 +384,8 @@ class _BudgetTurn(BaseMiddleware):
         try:
             resp: ModelResponse = await call_next(events, context)
         except BaseException as exc:
-            served = getattr(exc, "response", None)  # refused after it was served: book what was served
-            amounts = _usage_amounts(served.usage) if isinstance(served, ModelResponse) else None
-            if amounts is None:
-                f.ledger.release(key)
+            if not self._book_failure(exc, key, head, usd, tokens):
                 self._failed = (seen, call, attempt)
-                f._record(*head, "error", None, usd / NANO_USD, tokens, 0.0, 0)
-                raise
-            actual = f.cost_usd(served.usage, served.model, served.provider or f.provider)
-            f.ledger.settle(key, to_nano(actual) if actual is not None else 0, sum(amounts))
-            f._record(*head, "error", None, usd / NANO_USD, tokens, actual, sum(amounts))
             raise
         try:
             amounts = _usage_amounts(resp.usage)

@@ -37,6 +37,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import random
@@ -65,7 +66,8 @@ from agentops.errors import (
     is_retryable,
 )
 from agentops.listeners import RETRY, Listener, notify
-from agentops.resilience.validation import check_output
+from agentops.resilience.validation import _with_message, check_output
+from agentops.usage import served_response
 
 __all__ = ["RETRY", "AttemptTimeout", "RetryPolicy", "RetrySettings", "as_provider_error", "retry_after_of"]
 
@@ -202,6 +204,16 @@ def _model_label(context: Any) -> str:
         return ""
 
 
+def _carry_served(exc: BaseException, served: list[ModelResponse]) -> None:
+    """Put the total usage of ``served`` on ``exc`` as ``exc.served`` (see :func:`served_response`)."""
+    if not served:
+        return
+    last = served[-1]
+    total = sum((r.usage for r in served[1:]), served[0].usage)
+    with contextlib.suppress(AttributeError):  # an exception type that takes no attributes cannot carry it
+        exc.served = ModelResponse(usage=total, model=last.model, provider=last.provider)  # type: ignore[attr-defined]
+
+
 class RetryPolicy:
     """AG2 middleware factory: call-level retries composed with AG2's ``RetryMiddleware``.
 
@@ -271,9 +283,17 @@ class RetryPolicy:
             self.repaired += repaired
 
     async def run(self, call_next: Any, events: Any, context: Any, *, label: str = "") -> ModelResponse:
-        """One model call with this policy: ``call_next(events, context)`` is one attempt."""
+        """One model call with this policy: ``call_next(events, context)`` is one attempt.
+
+        Usage is never lost: an attempt the provider served and that then failed (an answer cut at the
+        token limit, empty, with unusable tool arguments) was billed, so its usage is added to the
+        answer returned, or — when the policy gives up or is cancelled — carried by the error as
+        ``exc.served`` (:func:`agentops.usage.served_response`). Meters and budgets outside the policy
+        therefore book every served attempt once; attempts that served nothing add nothing.
+        """
         s, started, attempt = self.settings, self.clock(), 0
         label = label or _model_label(context)
+        served: list[ModelResponse] = []  # what the provider served for attempts that then failed
 
         async def one_attempt(ev: Any, ctx: Any) -> ModelResponse:
             nonlocal attempt
@@ -284,20 +304,33 @@ class RetryPolicy:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._after_failure(as_provider_error(exc), attempt, started, label)
+                error = as_provider_error(exc)
+                answered = served_response(error) or served_response(exc)
+                if answered is not None:
+                    served.append(answered)
+                await self._after_failure(error, attempt, started, label)
                 raise AssertionError("unreachable") from None  # _after_failure always raises
             self._count(repaired=bool(response.metadata.get("agentops.repaired")))
             if held is not None:
                 await _release(held, ctx, response)
             return response
 
-        if s.max_attempts == 1:
-            return await one_attempt(events, context)
-        ag2_retry = RetryMiddleware(max_retries=s.max_attempts - 1, retry_on=(_RetryNow,))(None, context)
         try:
-            return await ag2_retry.on_llm_call(one_attempt, events, context)
-        except _RetryNow as wrapped:  # AG2 refused to repeat an attempt that published output
-            raise wrapped.__cause__ from None  # type: ignore[misc]
+            if s.max_attempts == 1:
+                response = await one_attempt(events, context)
+            else:
+                ag2_retry = RetryMiddleware(max_retries=s.max_attempts - 1, retry_on=(_RetryNow,))(None, context)
+                try:
+                    response = await ag2_retry.on_llm_call(one_attempt, events, context)
+                except _RetryNow as wrapped:  # AG2 refused to repeat an attempt that published output
+                    raise wrapped.__cause__ from None  # type: ignore[misc]
+        except BaseException as exc:
+            _carry_served(exc, served)
+            raise
+        if served:
+            total = sum((r.usage for r in served), response.usage)
+            response = _with_message(response, response.message, usage=total)
+        return response
 
     async def _attempt(self, call_next: Any, ev: Any, ctx: Any, attempt: int, started: float) -> ModelResponse:
         s = self.settings

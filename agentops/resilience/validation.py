@@ -35,7 +35,13 @@ from pydantic import Field
 
 from agentops import _identity  # noqa: F401
 from agentops.config import Spec
-from agentops.errors import EmptyOutputError, GuardrailBlocked, MalformedOutputError, TruncatedOutputError
+from agentops.errors import (
+    EmptyOutputError,
+    GuardrailBlocked,
+    MalformedOutputError,
+    OutputError,
+    TruncatedOutputError,
+)
 from agentops.listeners import GUARDRAIL_FINDING, Listener, notify
 
 __all__ = ["InputGuard", "InputLimits", "InputRejected", "check_input", "check_output"]
@@ -171,14 +177,27 @@ def check_output(
 ) -> ModelResponse:
     """Return ``response`` if it can be used as an answer (repaired if ``schema`` allows), else raise.
 
+    Every error raised carries the refused answer as ``exc.response``: the provider served it, so its
+    usage is booked (:func:`agentops.usage.served_response`).
+
     Raises:
-        MalformedOutputError: a tool call's arguments are not a JSON object (``exc.response`` is the
-            answer, so its usage can still be booked).
+        MalformedOutputError: a tool call's arguments are not a JSON object (``exc.problems`` names them).
         TruncatedOutputError: finish reason ``length`` (unless ``allow_truncated``: a caller that caps
             replies on purpose), or none at all with ``require_finish_reason``.
         EmptyOutputError: no text and no tool calls.
         MalformedOutputError: ``schema`` (a pydantic model) given and no object in the text validates.
     """
+    try:
+        return _checked(response, require_finish_reason, schema, allow_truncated)
+    except OutputError as exc:
+        if getattr(exc, "response", None) is None:
+            exc.response = response  # type: ignore[attr-defined]
+        raise
+
+
+def _checked(
+    response: ModelResponse, require_finish_reason: bool, schema: type[Any] | None, allow_truncated: bool
+) -> ModelResponse:
     text = response.message.content if response.message is not None else None
     calls = list(response.tool_calls.calls) if response.tool_calls is not None else []
     who = response.model or "the model"

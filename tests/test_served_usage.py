@@ -1,0 +1,187 @@
+"""Every answer a provider served is booked once — meters, budgets and Prometheus agree.
+
+A served answer that is then refused (tool-call arguments that are not JSON, an answer cut at the
+token limit, an empty one) is a *served* call: its tokens are booked, it is counted as malformed, never
+as an error. Attempts a retry policy made are booked too, failed ones included, and nothing twice;
+an attempt the provider never answered (rate limit, timeout) books nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import ag2
+import pytest
+from prometheus_client import CollectorRegistry
+
+from agentops.budgets import Budget, BudgetMiddleware, InProcessLedger
+from agentops.errors import MalformedOutputError, ProviderError
+from agentops.models import Faults, OfflineModel, SlowModel
+from agentops.pricing import register_price
+from agentops.resilience import RetryPolicy
+from agentops.telemetry import Telemetry
+from agentops.toolguard import ToolCallGuard
+from agentops.usage import UsageMeter, cost_usd, served_response
+
+CUT = '{"city": "Par'
+ran: list[str] = []
+
+
+def get_weather(city: str) -> str:
+    """Weather for a city."""
+    ran.append(city)
+    return f"sunny in {city}"
+
+
+async def no_wait(_s: float) -> None:
+    return None
+
+
+def _budget(model, *, agent: str = "ops") -> tuple[InProcessLedger, BudgetMiddleware]:
+    ledger = InProcessLedger()
+    caps = [Budget("total", scope="global", max_tokens=100_000, max_usd=10.0)]
+    return ledger, BudgetMiddleware(ledger, agent=agent, model=model, max_completion_tokens=64, budgets=caps)
+
+
+def _fake(*replies):
+    from agentops.models import model_config
+    from agentops.testing import chat_server
+
+    register_price("fake-1", input_per_1k=0.5, output_per_1k=1.5)
+    transport = chat_server(list(replies))
+    return model_config("compatible", "fake-1", base_url="http://fake/v1", transport=transport, max_tokens=64)
+
+
+def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    total = 0.0
+    for metric in registry.collect():
+        for s in metric.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
+
+
+# -- 1. a call ToolCallGuard answered is served, not an error --------------------------------------------
+
+
+async def test_a_call_the_guard_answered_is_booked_as_served_and_counted_malformed(allow_model_requests):
+    from agentops.testing import chat_completion
+
+    ran.clear()
+    cfg = _fake(
+        chat_completion(None, tool_calls=[("get_weather", CUT)], finish_reason="length", usage=(20, 64)),
+        chat_completion(None, tool_calls=[("get_weather", '{"city": "Paris"}')], usage=(40, 10)),
+        chat_completion("It is sunny in Paris.", usage=(60, 6)),
+    )
+    telemetry, meter = Telemetry(registry=CollectorRegistry()), UsageMeter()
+    guard = ToolCallGuard(max_tool_rounds=3, agent="ops", listeners=[telemetry.listener])
+    ledger, budget = _budget(cfg)
+    agent = ag2.Agent("ops", config=cfg, tools=[get_weather], middleware=[guard, meter.middleware(), budget])
+    telemetry.instrument(agent)
+    reply = await agent.ask("Weather in Paris?")
+    assert reply.body == "It is sunny in Paris." and ran == ["Paris"]
+    assert (meter.calls, meter.errors, meter.malformed_calls, meter.tokens) == (3, 0, 1, 84 + 50 + 66)
+    assert budget.usage_frame().outcome.tolist() == ["malformed", "ok", "ok"]
+    assert ledger.accounts()[0]["spent_tokens"] == 200 and ledger.in_flight() == 0
+    r = telemetry.registry
+    assert _sample(r, "agentops_malformed_answers_total", agent="ops", model="fake-1") == 1
+    assert _sample(r, "ag2_llm_calls_total", outcome="error") == 0
+    assert _sample(r, "ag2_llm_calls_total", outcome="success") == 3
+    assert math.isclose(_sample(r, "agentops_cost_usd_total", agent="ops"), meter.cost_usd, rel_tol=1e-9)
+    assert math.isclose(ledger.accounts()[0]["spent_usd"], meter.cost_usd, abs_tol=1e-9)
+
+
+async def test_a_malformed_answer_that_is_raised_is_booked_once_everywhere(allow_model_requests):
+    from agentops.testing import chat_completion
+
+    cfg = _fake(chat_completion(None, tool_calls=[("get_weather", CUT)], finish_reason="length", usage=(20, 64)))
+    telemetry, meter = Telemetry(registry=CollectorRegistry()), UsageMeter()
+    ledger, budget = _budget(cfg)
+    agent = ag2.Agent("ops", config=cfg, tools=[get_weather], middleware=[meter.middleware(), budget])
+    telemetry.instrument(agent)
+    with pytest.raises(MalformedOutputError):
+        await agent.ask("Weather in Paris?")
+    assert (meter.calls, meter.errors, meter.malformed_calls, meter.tokens) == (1, 0, 1, 84)
+    assert budget.usage_frame().outcome.tolist() == ["malformed"] and ledger.accounts()[0]["spent_tokens"] == 84
+    r = telemetry.registry
+    assert _sample(r, "agentops_malformed_answers_total", agent="ops", model="fake-1") == 1
+    expected = cost_usd(type("U", (), {"prompt_tokens": 20, "completion_tokens": 64})(), "fake-1")
+    assert math.isclose(_sample(r, "agentops_cost_usd_total", agent="ops"), expected, rel_tol=1e-9)
+    assert math.isclose(meter.cost_usd, expected, rel_tol=1e-9)
+
+
+def test_a_meter_counts_a_call_that_failed_unserved_as_an_error() -> None:
+    meter = UsageMeter()
+    meter.fail()
+    assert (meter.calls, meter.errors, meter.malformed_calls, meter.tokens) == (1, 1, 0, 0)
+
+
+# -- 2. a retry policy inside a budget books every served attempt once ----------------------------------
+
+
+def _served_tokens(cfg: OfflineModel) -> int:
+    return int((cfg.usage.prompt_tokens or 0) + (cfg.usage.completion_tokens or 0))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_retry_policy_inside_a_budget_books_every_served_attempt_once(seed: int) -> None:
+    cfg = OfflineModel(seed=seed, faults=Faults(malformed=0.3, empty=0.15, rate_limit=0.15))
+    outer, inner = UsageMeter(), UsageMeter()
+    ledger, budget = _budget(cfg, agent="w")
+    policy = RetryPolicy(max_attempts=3, sleep=no_wait, seed=seed)
+    agent = ag2.Agent("w", "Be brief.", config=cfg, middleware=[outer.middleware(), budget, policy, inner.middleware()])
+    failed = 0
+    for i in range(12):
+        try:
+            await agent.ask(f"question number {i} about the weather")
+        except ProviderError:
+            failed += 1  # the policy gave up: what was served is still booked
+    log = cfg.calls_frame()
+    assert log.fault.isin(["malformed", "empty"]).any() and log.fault.eq("rate_limit").any()
+    served = _served_tokens(cfg)
+    assert ledger.accounts()[0]["spent_tokens"] == served == outer.tokens == inner.tokens
+    assert ledger.in_flight() == 0 and ledger.accounts()[0]["reserved_tokens"] == 0
+    assert math.isclose(outer.cost_usd, inner.cost_usd, rel_tol=1e-9)
+    assert math.isclose(ledger.accounts()[0]["spent_usd"], outer.cost_usd, abs_tol=1e-8)
+    assert outer.calls == 12 and inner.calls == len(log)  # one call outside, every attempt inside
+    # inside the policy a cut or empty answer is a served call (the policy refuses it further out)
+    assert (inner.errors, inner.malformed_calls) == (int(log.fault.eq("rate_limit").sum()), 0)
+    assert outer.errors + outer.malformed_calls == failed
+
+
+async def test_a_policy_that_gives_up_carries_the_served_total_on_its_error() -> None:
+    cfg = OfflineModel(seed=0, faults=Faults(malformed=1.0))  # every answer cut at the token limit
+    policy = RetryPolicy(max_attempts=3, sleep=no_wait, seed=0)
+    meter = UsageMeter()
+    agent = ag2.Agent("w", "Be brief.", config=cfg, middleware=[meter.middleware(), policy])
+    with pytest.raises(ProviderError) as info:
+        await agent.ask("hello there")
+    assert cfg.calls == 3
+    served = served_response(info.value)
+    assert served is not None and served.usage.prompt_tokens + served.usage.completion_tokens == _served_tokens(cfg)
+    assert (meter.calls, meter.errors, meter.malformed_calls, meter.tokens) == (1, 0, 1, _served_tokens(cfg))
+
+
+async def test_no_double_booking_when_the_first_attempt_succeeds() -> None:
+    cfg = OfflineModel(seed=0)
+    outer = UsageMeter()
+    ledger, budget = _budget(cfg, agent="w")
+    policy = RetryPolicy(max_attempts=3, sleep=no_wait, seed=0)
+    agent = ag2.Agent("w", "Be brief.", config=cfg, middleware=[outer.middleware(), budget, policy])
+    await agent.ask("hello")
+    assert outer.tokens == ledger.accounts()[0]["spent_tokens"] == _served_tokens(cfg) > 0
+
+
+@pytest.mark.looptime
+@pytest.mark.usefixtures("simulated_time")
+async def test_an_attempt_the_provider_never_answered_books_nothing() -> None:
+    inner_model = OfflineModel(seed=0)
+    slow = SlowModel(inner_model, delay_s=None, first=1)  # the first attempt is never answered
+    outer = UsageMeter()
+    ledger, budget = _budget(slow, agent="w")
+    policy = RetryPolicy(max_attempts=2, attempt_timeout_s=5, sleep=no_wait, seed=0)
+    agent = ag2.Agent("w", "Be brief.", config=slow, middleware=[outer.middleware(), budget, policy])
+    await agent.ask("hello")
+    assert slow.calls == 2 and inner_model.calls == 1 and policy.retries["AttemptTimeout"] == 1
+    assert outer.tokens == ledger.accounts()[0]["spent_tokens"] == _served_tokens(inner_model) > 0
+    assert (outer.calls, outer.errors, outer.malformed_calls) == (1, 0, 0)
