@@ -245,10 +245,14 @@ class UsageMeter:
             response = await call_next(events, context)
         except BaseException as exc:
             served = served_response(exc)
+            try:
+                if served is not None:
+                    self.add(served.usage, served.model, served.provider)  # counts the call; usage is booked
+            except ConfigError:  # impossible counts on a failed call: its own error is the one to raise
+                served = None
             if served is None:
                 self.fail()
                 raise
-            self.add(served.usage, served.model, served.provider)  # counts the call; usage is booked
             if _refused_answer(exc):
                 with self._lock:
                     self.malformed_calls += 1
@@ -256,7 +260,14 @@ class UsageMeter:
                 with self._lock:
                     self.errors += 1
             raise
-        self.add(response.usage, response.model, response.provider)
+        try:
+            self.add(response.usage, response.model, response.provider)
+        except ConfigError as exc:  # impossible counts: the call is counted as failed, the client named
+            self.fail()
+            raise ConfigError(
+                f"the model client reported usage {response.usage}: {exc}; the call was counted as failed "
+                "and nothing was booked — fix the client's usage reporting"
+            ) from None
         return response
 
     def fail(self) -> None:

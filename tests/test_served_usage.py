@@ -185,3 +185,65 @@ async def test_an_attempt_the_provider_never_answered_books_nothing() -> None:
     assert slow.calls == 2 and inner_model.calls == 1 and policy.retries["AttemptTimeout"] == 1
     assert outer.tokens == ledger.accounts()[0]["spent_tokens"] == _served_tokens(inner_model) > 0
     assert (outer.calls, outer.errors, outer.malformed_calls) == (1, 0, 0)
+
+
+# -- 5. what an attacker (or a broken client) can do to the accounting ----------------------------------
+
+
+async def test_a_cancelled_call_books_what_the_retry_policy_was_served_and_releases_the_rest() -> None:
+    import asyncio
+
+    cfg = OfflineModel(seed=0, faults=Faults(malformed=1.0))  # attempt 1 is served, cut at the token limit
+    meter = UsageMeter()
+    ledger, budget = _budget(cfg, agent="w")
+    waiting = asyncio.Event()
+
+    async def backoff_forever(_s: float) -> None:
+        waiting.set()
+        await asyncio.Event().wait()
+
+    policy = RetryPolicy(max_attempts=3, sleep=backoff_forever, seed=0)
+    agent = ag2.Agent("w", "Be brief.", config=cfg, middleware=[meter.middleware(), budget, policy])
+    task = asyncio.ensure_future(agent.ask("hello"))
+    await waiting.wait()  # the policy waits before attempt 2: the caller gives up now
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cfg.calls == 1 and ledger.in_flight() == 0
+    assert ledger.accounts()[0]["spent_tokens"] == meter.tokens == _served_tokens(cfg) > 0
+    assert (meter.calls, meter.errors, meter.malformed_calls) == (1, 1, 0)
+
+
+class _Reports:
+    """Middleware standing in for a client that reports impossible usage."""
+
+    def __init__(self, usage) -> None:
+        self.usage = usage
+
+    def __call__(self, event, context):
+        from ag2.middleware import BaseMiddleware
+
+        usage = self.usage
+
+        class _Hook(BaseMiddleware):
+            async def on_llm_call(self, call_next, events, context):
+                from ag2.events import ModelResponse
+
+                r = await call_next(events, context)
+                return ModelResponse(r.message, usage=usage, model=r.model, provider=r.provider)
+
+        return _Hook(event, context)
+
+
+async def test_impossible_usage_is_a_clear_error_and_the_meter_still_counts_the_call() -> None:
+    from ag2.events import Usage
+
+    from agentops.errors import ConfigError
+
+    meter = UsageMeter()
+    agent = ag2.Agent(
+        "w", "Be brief.", config=OfflineModel(seed=0), middleware=[meter.middleware(), _Reports(Usage(prompt_tokens=-5))]
+    )
+    with pytest.raises(ConfigError, match=r"reported usage.*finite and ≥ 0.*fix the client's usage reporting"):
+        await agent.ask("hello")
+    assert (meter.calls, meter.errors, meter.malformed_calls, meter.tokens, meter.cost_usd) == (1, 1, 0, 0, 0.0)
