@@ -241,9 +241,8 @@ async def test_impossible_usage_is_a_clear_error_and_the_meter_still_counts_the_
     from agentops.errors import ConfigError
 
     meter = UsageMeter()
-    agent = ag2.Agent(
-        "w", "Be brief.", config=OfflineModel(seed=0), middleware=[meter.middleware(), _Reports(Usage(prompt_tokens=-5))]
-    )
+    stack = [meter.middleware(), _Reports(Usage(prompt_tokens=-5))]
+    agent = ag2.Agent("w", "Be brief.", config=OfflineModel(seed=0), middleware=stack)
     with pytest.raises(ConfigError, match=r"reported usage.*finite and ≥ 0.*fix the client's usage reporting"):
         await agent.ask("hello")
     assert (meter.calls, meter.errors, meter.malformed_calls, meter.tokens, meter.cost_usd) == (1, 1, 0, 0, 0.0)
