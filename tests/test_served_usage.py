@@ -123,13 +123,14 @@ def _served_tokens(cfg: OfflineModel) -> int:
     return int((cfg.usage.prompt_tokens or 0) + (cfg.usage.completion_tokens or 0))
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_a_retry_policy_inside_a_budget_books_every_served_attempt_once(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "policy_inside"), [(1, True), (2, True), (3, True), (1, False), (2, False)])
+async def test_a_retry_policy_and_a_budget_book_every_served_attempt_once(seed: int, policy_inside: bool) -> None:
     cfg = OfflineModel(seed=seed, faults=Faults(malformed=0.3, empty=0.15, rate_limit=0.15))
     outer, inner = UsageMeter(), UsageMeter()
     ledger, budget = _budget(cfg, agent="w")
     policy = RetryPolicy(max_attempts=3, sleep=no_wait, seed=seed)
-    agent = ag2.Agent("w", "Be brief.", config=cfg, middleware=[outer.middleware(), budget, policy, inner.middleware()])
+    middle = [budget, policy] if policy_inside else [policy, budget]
+    agent = ag2.Agent("w", "Be brief.", config=cfg, middleware=[outer.middleware(), *middle, inner.middleware()])
     failed = 0
     for i in range(12):
         try:
@@ -141,6 +142,7 @@ async def test_a_retry_policy_inside_a_budget_books_every_served_attempt_once(se
     served = _served_tokens(cfg)
     assert ledger.accounts()[0]["spent_tokens"] == served == outer.tokens == inner.tokens
     assert ledger.in_flight() == 0 and ledger.accounts()[0]["reserved_tokens"] == 0
+    assert policy_inside or ledger.overruns() == 0  # outside, every attempt was reserved before it was made
     assert math.isclose(outer.cost_usd, inner.cost_usd, rel_tol=1e-9)
     assert math.isclose(ledger.accounts()[0]["spent_usd"], outer.cost_usd, abs_tol=1e-8)
     assert outer.calls == 12 and inner.calls == len(log)  # one call outside, every attempt inside

@@ -11,7 +11,9 @@ the usage of every attempt the provider served: :class:`~agentops.resilience.Ret
 failed attempts' usage to the answer it returns, or to the error it gives up with
 (:func:`agentops.usage.served_response`). A failure after the provider answered is booked at what was
 served (outcome ``"malformed"`` for an answer refused as unusable); one where it served nothing books
-nothing.
+nothing. A reservation covers one attempt, so for a cap that is never overshot put the retry policy
+*outside* the budget (each attempt is then reserved before it is made); inside, the extra attempts are
+still booked truthfully and counted in ``overruns()``.
 """
 
 from __future__ import annotations
