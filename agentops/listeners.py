@@ -39,6 +39,7 @@ __all__ = [
     "STAGE",
     "TOOL_DENIED",
     "Listener",
+    "checked_listeners",
     "notify",
 ]
 
@@ -91,6 +92,29 @@ PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 logger = logging.getLogger(__name__)
+
+
+def checked_listeners(listeners: Iterable[Listener], owner: str) -> tuple[Listener, ...]:
+    """``listeners`` as a tuple, or one ``ConfigError`` naming ``owner`` and the fix.
+
+    :func:`notify` never lets a listener break a run, so a listener that cannot even be called (the
+    ``Telemetry`` object where ``telemetry.listener`` was meant) would only log a warning per event;
+    it is refused where it is given instead.
+
+    >>> checked_listeners([print], "RetryPolicy")
+    (<built-in function print>,)
+    """
+    from agentops.errors import ConfigError
+
+    fix = "pass callables listener(kind, payload), e.g. listeners=[telemetry.listener]"
+    if isinstance(listeners, (str, bytes)) or not isinstance(listeners, Iterable):
+        got = type(listeners).__name__
+        raise ConfigError(f"{owner}: listeners must be callables in a list, got {got}; {fix}")
+    out = tuple(listeners)
+    bad = next((x for x in out if not callable(x)), None)
+    if bad is not None:
+        raise ConfigError(f"{owner}: listeners must be callables, got {type(bad).__name__}; {fix}")
+    return out
 
 
 def notify(listeners: Iterable[Listener], kind: str, payload: Mapping[str, Any]) -> int:

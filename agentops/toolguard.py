@@ -60,7 +60,7 @@ from ag2.middleware import BaseMiddleware
 
 from agentops import _identity  # noqa: F401
 from agentops.errors import ConfigError, MalformedOutputError
-from agentops.listeners import MALFORMED_ANSWER, Listener, notify
+from agentops.listeners import MALFORMED_ANSWER, Listener, checked_listeners, notify
 from agentops.usage import served_response
 
 __all__ = ["ToolCallGuard", "check_arguments", "check_tool_calls", "checked_client"]
@@ -144,7 +144,7 @@ class ToolCallGuard:
             raise ConfigError(f"max_tool_rounds must be a positive int, got {max_tool_rounds!r}")
         self.max_tool_rounds = max_tool_rounds
         self.agent = agent
-        self.listeners = tuple(listeners)
+        self.listeners = checked_listeners(listeners, "ToolCallGuard")
         self._lock = threading.Lock()
         self.malformed = 0
         self.capped = 0

@@ -248,3 +248,35 @@ async def test_impossible_usage_is_a_clear_error_and_the_meter_still_counts_the_
     with pytest.raises(ConfigError, match=r"reported usage.*finite and ≥ 0.*fix the client's usage reporting"):
         await agent.ask("hello")
     assert (meter.calls, meter.errors, meter.malformed_calls, meter.tokens, meter.cost_usd) == (1, 1, 0, 0, 0.0)
+
+
+def _makers():
+    from agentops.resilience import Breakers, CircuitBreaker, FallbackModel, InputGuard
+
+    cfg = OfflineModel(seed=0)
+    return {
+        "ToolCallGuard": lambda ls: ToolCallGuard(listeners=ls),
+        "RetryPolicy": lambda ls: RetryPolicy(listeners=ls),
+        "BudgetMiddleware": lambda ls: BudgetMiddleware(
+            InProcessLedger(), agent="w", model=cfg, budgets=[Budget("b", max_tokens=10)], listeners=ls
+        ),
+        "FallbackModel": lambda ls: FallbackModel(cfg, listeners=ls),
+        "Breakers": lambda ls: Breakers(listeners=ls),
+        "CircuitBreaker": lambda ls: CircuitBreaker("c", listeners=ls),
+        "InputGuard": lambda ls: InputGuard(listeners=ls),
+    }
+
+
+@pytest.mark.parametrize("owner", list(_makers()))
+def test_a_listener_that_cannot_be_called_is_refused_when_it_is_given(owner: str) -> None:
+    from agentops.errors import ConfigError
+
+    make = _makers()[owner]
+    telemetry = Telemetry(registry=CollectorRegistry())
+    for bad, named in ((telemetry, "Telemetry"), ([telemetry], "Telemetry"), (["telemetry.listener"], "str")):
+        with pytest.raises(
+            ConfigError, match=rf"{owner}: listeners must be callables.*got {named}.*telemetry\.listener"
+        ):
+            make(bad)
+    assert make([telemetry.listener]).listeners == (telemetry.listener,)
+    assert make(()).listeners == ()

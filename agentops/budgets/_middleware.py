@@ -43,7 +43,7 @@ from agentops.budgets._ledger import (
     to_nano,
 )
 from agentops.errors import AgentOpsError, ConfigError, OutputError
-from agentops.listeners import BUDGET_REFUSED, Listener, notify
+from agentops.listeners import BUDGET_REFUSED, Listener, checked_listeners, notify
 from agentops.usage import UnpricedModelWarning, cost_usd, require_price, served_response
 
 log = logging.getLogger("agentops.budgets")
@@ -180,7 +180,7 @@ class BudgetMiddleware:
         self.budgets = tuple(budgets)
         self.max_completion_tokens = max_completion_tokens
         self.chars_per_token = chars_per_token
-        self.listeners = tuple(listeners)
+        self.listeners = checked_listeners(listeners, "BudgetMiddleware")
         self.token = uuid.uuid4().hex[:16]  # call ids are "<token>:<n>": unique across factories and hosts
         self._calls = itertools.count(1)
         self._lock = threading.Lock()

@@ -43,7 +43,7 @@ from pydantic import Field
 from agentops import _identity  # noqa: F401
 from agentops.config import Spec
 from agentops.errors import ConfigError, ProviderError, is_retryable
-from agentops.listeners import BREAKER, Listener, notify
+from agentops.listeners import BREAKER, Listener, checked_listeners, notify
 
 __all__ = [
     "BreakerSettings",
@@ -254,7 +254,7 @@ class CircuitBreaker:
         self.settings = settings or BreakerSettings()
         self.store: BreakerStore = store or MemoryBreakerStore()
         self.clock = clock
-        self.listeners = tuple(listeners)
+        self.listeners = checked_listeners(listeners, "CircuitBreaker")
         self._state: State = "closed"
         self._opened_at = 0.0
         self.transitions: list[Transition] = []
@@ -330,7 +330,7 @@ class Breakers:
         self.settings = settings or BreakerSettings()
         self.store: BreakerStore = store or MemoryBreakerStore()
         self.clock = clock
-        self.listeners = tuple(listeners)
+        self.listeners = checked_listeners(listeners, "Breakers")
         self._breakers: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
 

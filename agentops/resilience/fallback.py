@@ -55,7 +55,7 @@ from ag2.events import (
 from agentops import _identity  # noqa: F401
 from agentops._wrapper import LazyClients, last_request_text, no_overrides
 from agentops.errors import AgentOpsError, ConfigError, ProviderError
-from agentops.listeners import FALLBACK, Listener, notify
+from agentops.listeners import FALLBACK, Listener, checked_listeners, notify
 from agentops.resilience.breaker import Breakers, CircuitOpen, dependency_name
 from agentops.resilience.retries import RetryPolicy, as_provider_error
 from agentops.resilience.validation import check_output
@@ -245,7 +245,7 @@ class FallbackModel(ModelConfig):
             breakers.get(name)  # every circuit is reported (closed) from the start
         self.bulkheads = {n: Bulkhead(n, bulkhead, bulkhead_wait_s) for n in names} if bulkhead else {}
         self.cache, self.degraded = cache, degraded
-        self.listeners, self.clock = tuple(listeners), clock
+        self.listeners, self.clock = checked_listeners(listeners, "FallbackModel"), clock
         self.served: Counter[str] = Counter()
         self._lock = threading.Lock()
 

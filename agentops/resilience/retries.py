@@ -65,7 +65,7 @@ from agentops.errors import (
     ServerError,
     is_retryable,
 )
-from agentops.listeners import RETRY, Listener, notify
+from agentops.listeners import RETRY, Listener, checked_listeners, notify
 from agentops.resilience.validation import _with_message, check_output
 from agentops.usage import served_response
 
@@ -241,7 +241,7 @@ class RetryPolicy:
         base = settings or RetrySettings()
         self.settings = RetrySettings(**{**base.model_dump(), **overrides}) if overrides else base
         self.output_schema = output_schema
-        self.listeners = tuple(listeners)
+        self.listeners = checked_listeners(listeners, "RetryPolicy")
         self.sleep, self.clock = sleep, clock
         self._rng = random.Random(seed)
         self._lock = threading.Lock()

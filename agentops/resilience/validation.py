@@ -42,7 +42,7 @@ from agentops.errors import (
     OutputError,
     TruncatedOutputError,
 )
-from agentops.listeners import GUARDRAIL_FINDING, Listener, notify
+from agentops.listeners import GUARDRAIL_FINDING, Listener, checked_listeners, notify
 
 __all__ = ["InputGuard", "InputLimits", "InputRejected", "check_input", "check_output"]
 
@@ -137,7 +137,7 @@ class InputGuard:
     def __init__(self, limits: InputLimits | None = None, *, agent: str = "", listeners: Iterable[Listener] = ()):
         self.limits = limits or InputLimits()
         self.agent = agent
-        self.listeners = tuple(listeners)
+        self.listeners = checked_listeners(listeners, "InputGuard")
 
     def __call__(self, event: BaseEvent, context: Any) -> BaseMiddleware:
         return _GuardTurn(event, context, guard=self)
