@@ -22,12 +22,13 @@ every time. Answering the model, as OpenAI-style agent loops do, gives it what i
 itself (or to answer without the tool) and costs one more call in the same turn. So: with a resilience
 stack and no guard, the error is retried and then raised, clear and retryable; with ``ToolCallGuard``
 the model is told. Either way the tool never runs and the model call is booked once, for what was
-served (:func:`agentops.usage.served_response`), as a served call counted malformed — never as an
-error: ``UsageMeter.malformed_calls``, budget outcome ``"malformed"``, Prometheus
-``agentops_malformed_answers_total`` (the guard reports each answer it fixed to its ``listeners``). Put the guard
-*outermost* (first in ``middleware=[...]``): it answers the call before any other tool middleware
-(authorization and its audit log, a per-call tool cost, the vault) sees it, and a ``RetryPolicy``
-inside it gets its retries first.
+served (:func:`agentops.usage.served_response`; with a ``RetryPolicy`` inside, every attempt), as a
+served call counted malformed — never as an error: ``UsageMeter.malformed_calls`` and budget outcome
+``"malformed"`` for meters and budgets inside the guard, Prometheus ``agentops_malformed_answers_total``
+(the guard reports each answer it fixed to its ``listeners``). Put the guard *outermost* (first in
+``middleware=[...]``): it answers the call before any other tool middleware (authorization and its
+audit log, a per-call tool cost, the vault) sees it, and a ``RetryPolicy`` inside it gets its retries
+first.
 
 Example::
 

@@ -280,3 +280,27 @@ def test_a_listener_that_cannot_be_called_is_refused_when_it_is_given(owner: str
             make(bad)
     assert make([telemetry.listener]).listeners == (telemetry.listener,)
     assert make(()).listeners == ()
+
+
+async def test_the_guard_answers_with_every_attempt_a_retry_policy_inside_it_was_served(allow_model_requests):
+    from agentops.testing import chat_completion
+
+    ran.clear()
+    cut = chat_completion(None, tool_calls=[("get_weather", CUT)], finish_reason="length", usage=(20, 64))
+    cfg = _fake(
+        cut,
+        cut,  # the policy asks twice, then gives up: the guard answers the model
+        chat_completion(None, tool_calls=[("get_weather", '{"city": "Paris"}')], usage=(40, 10)),
+        chat_completion("It is sunny in Paris.", usage=(60, 6)),
+    )
+    outer, inner = UsageMeter(), UsageMeter()
+    ledger, budget = _budget(cfg)
+    policy = RetryPolicy(max_attempts=2, sleep=no_wait, seed=0)
+    guard = ToolCallGuard(max_tool_rounds=3)
+    stack = [budget, outer.middleware(), guard, policy, inner.middleware()]
+    reply = await ag2.Agent("ops", config=cfg, tools=[get_weather], middleware=stack).ask("Weather in Paris?")
+    assert reply.body == "It is sunny in Paris." and ran == ["Paris"] and guard.malformed == 1
+    assert ledger.accounts()[0]["spent_tokens"] == outer.tokens == inner.tokens == 84 + 84 + 50 + 66
+    assert (outer.calls, outer.errors, outer.malformed_calls) == (3, 0, 0)  # the guard answered: served calls
+    assert (inner.calls, inner.errors, inner.malformed_calls) == (4, 0, 2)
+    assert budget.usage_frame().outcome.tolist() == ["ok", "ok", "ok"]
