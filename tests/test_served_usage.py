@@ -304,3 +304,42 @@ async def test_the_guard_answers_with_every_attempt_a_retry_policy_inside_it_was
     assert (outer.calls, outer.errors, outer.malformed_calls) == (3, 0, 0)  # the guard answered: served calls
     assert (inner.calls, inner.errors, inner.malformed_calls) == (4, 0, 2)
     assert budget.usage_frame().outcome.tolist() == ["ok", "ok", "ok"]
+
+
+def _bad_inputs():
+    from agentops.resilience import Breakers, Bulkhead, CircuitBreaker, FallbackModel
+
+    cfg = OfflineModel(seed=0)
+    return {
+        "ledger clock": (lambda: InProcessLedger(clock=5), r"clock must be a callable returning seconds"),
+        "policy sleep": (lambda: RetryPolicy(sleep=5), r"RetryPolicy: sleep must be an async callable"),
+        "policy clock": (lambda: RetryPolicy(clock="now"), r"RetryPolicy: clock must be a callable"),
+        "policy schema": (lambda: RetryPolicy(output_schema=5), r"output_schema must be a pydantic model class"),
+        "budget list": (
+            lambda: BudgetMiddleware(InProcessLedger(), agent="a", model=cfg, budgets=Budget("b", max_tokens=5)),
+            r"budgets must be a list of Budget.*budgets=\[Budget",
+        ),
+        "bulkhead text": (lambda: Bulkhead("n", "x"), r"bulkhead 'n': limit must be a whole number ≥ 1"),
+        "bulkhead float": (lambda: Bulkhead("n", 1.5), r"bulkhead 'n': limit must be a whole number ≥ 1"),
+        "fallback bulkhead 0": (lambda: FallbackModel(cfg, bulkhead=0), r"limit must be a whole number ≥ 1.*None"),
+        "fallback model": (lambda: FallbackModel("gpt-4o"), r"FallbackModel takes AG2 model configs.*got str"),
+        "fallback retry": (lambda: FallbackModel(cfg, retry=3), r"retry must be a RetryPolicy or None, got int"),
+        "fallback cache": (lambda: FallbackModel(cfg, cache=5), r"cache must be an AnswerCache.*got int"),
+        "breakers settings": (
+            lambda: Breakers({"failure_threshold": 3}),
+            r"Breakers: settings must be a BreakerSettings.*BreakerSettings\(failure_threshold=",
+        ),
+        "breaker settings": (
+            lambda: CircuitBreaker("c", {"x": 1}),
+            r"CircuitBreaker: settings must be a BreakerSettings",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_inputs()))
+def test_bad_resilience_and_budget_inputs_fail_where_they_are_given(case: str) -> None:
+    from agentops.errors import ConfigError
+
+    make, message = _bad_inputs()[case]
+    with pytest.raises(ConfigError, match=message):
+        make()

@@ -164,6 +164,10 @@ class BudgetMiddleware:
             raise ConfigError("ledger must be an InProcessLedger or RedisLedger (see agentops.budgets)")
         if not agent or not isinstance(agent, str):
             raise ConfigError("BudgetMiddleware needs the agent's name: BudgetMiddleware(ledger, agent='writer', ...)")
+        if isinstance(budgets, Budget) or not isinstance(budgets, Sequence):
+            raise ConfigError(
+                f"budgets must be a list of Budget objects, got {type(budgets).__name__}; pass budgets=[Budget(...)]"
+            )
         if not budgets or not all(isinstance(b, Budget) for b in budgets):
             raise ConfigError("BudgetMiddleware needs at least one Budget(...), and only Budget objects")
         names = [b.name for b in budgets]

@@ -251,7 +251,7 @@ class CircuitBreaker:
         listeners: Iterable[Listener] = (),
     ) -> None:
         self.name = name
-        self.settings = settings or BreakerSettings()
+        self.settings = _settings(settings, "CircuitBreaker")
         self.store: BreakerStore = store or MemoryBreakerStore()
         self.clock = clock
         self.listeners = checked_listeners(listeners, "CircuitBreaker")
@@ -316,6 +316,17 @@ class CircuitBreaker:
         return result
 
 
+def _settings(settings: Any, owner: str) -> BreakerSettings:
+    if settings is None:
+        return BreakerSettings()
+    if not isinstance(settings, BreakerSettings):
+        raise ConfigError(
+            f"{owner}: settings must be a BreakerSettings, got {type(settings).__name__}; pass e.g. "
+            "BreakerSettings(failure_threshold=5, reset_timeout_s=30)"
+        )
+    return settings
+
+
 class Breakers:
     """One :class:`CircuitBreaker` per dependency (``provider/model``), sharing settings, clock and store."""
 
@@ -327,7 +338,7 @@ class Breakers:
         clock: Callable[[], float] = time.monotonic,
         listeners: Iterable[Listener] = (),
     ) -> None:
-        self.settings = settings or BreakerSettings()
+        self.settings = _settings(settings, "Breakers")
         self.store: BreakerStore = store or MemoryBreakerStore()
         self.clock = clock
         self.listeners = checked_listeners(listeners, "Breakers")

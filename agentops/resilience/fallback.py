@@ -100,8 +100,13 @@ class Bulkhead:
     """
 
     def __init__(self, name: str, limit: int, max_wait_s: float = 0.0) -> None:
-        if limit < 1 or max_wait_s < 0:
-            raise ConfigError(f"bulkhead {name!r}: limit must be ≥ 1 and max_wait_s ≥ 0 (got {limit}, {max_wait_s})")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(
+                f"bulkhead {name!r}: limit must be a whole number ≥ 1 (calls in flight), got {limit!r}; "
+                "use None for no bulkhead"
+            )
+        if isinstance(max_wait_s, bool) or not isinstance(max_wait_s, (int, float)) or not 0 <= max_wait_s < 1e9:
+            raise ConfigError(f"bulkhead {name!r}: max_wait_s must be a number of seconds ≥ 0, got {max_wait_s!r}")
         self.name, self.limit, self.max_wait_s = name, limit, max_wait_s
         self._sem = asyncio.Semaphore(limit)
         self._lock = threading.Lock()
@@ -206,6 +211,27 @@ def _degraded(text: str, step: str) -> ModelResponse:
     )
 
 
+def _check_chain(models: Sequence[Any], retry: Any, breakers: Any, cache: Any) -> None:
+    """One ConfigError naming the argument and the fix, at construction rather than mid-outage."""
+    if not models:
+        raise ConfigError("FallbackModel needs at least one model config (the primary)")
+    bad = next((m for m in models if not callable(getattr(m, "create", None))), None)  # ModelConfig: a Protocol
+    if bad is not None:
+        raise ConfigError(
+            f"FallbackModel takes AG2 model configs (e.g. model_config('openai', 'gpt-4o-mini')), got "
+            f"{type(bad).__name__}: {bad!r}"[:300]
+        )
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigError(f"FallbackModel: retry must be a RetryPolicy or None, got {type(retry).__name__}")
+    if breakers is not None and not isinstance(breakers, Breakers):
+        raise ConfigError(f"FallbackModel: breakers must be a Breakers or None, got {type(breakers).__name__}")
+    if cache is not None and not (callable(cache) or callable(getattr(cache, "lookup", None))):
+        raise ConfigError(
+            "FallbackModel: cache must be an AnswerCache, an object with lookup(request), or a function "
+            f"request -> answer | None; got {type(cache).__name__}"
+        )
+
+
 class FallbackModel(ModelConfig):
     """An AG2 ``ModelConfig`` trying ``models`` in order, then a cached answer, then a canned reply.
 
@@ -233,8 +259,7 @@ class FallbackModel(ModelConfig):
         listeners: Iterable[Listener] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not models:
-            raise ConfigError("FallbackModel needs at least one model config (the primary)")
+        _check_chain(models, retry, breakers, cache)
         names: list[str] = []
         for m in models:  # the same model twice (two regions, two keys) gets "#2", "#3"...
             name = dependency_name(m)
@@ -243,7 +268,7 @@ class FallbackModel(ModelConfig):
         self.retry, self.breakers = retry, breakers
         for name in names if breakers is not None else ():
             breakers.get(name)  # every circuit is reported (closed) from the start
-        self.bulkheads = {n: Bulkhead(n, bulkhead, bulkhead_wait_s) for n in names} if bulkhead else {}
+        self.bulkheads = {n: Bulkhead(n, bulkhead, bulkhead_wait_s) for n in names} if bulkhead is not None else {}
         self.cache, self.degraded = cache, degraded
         self.listeners, self.clock = checked_listeners(listeners, "FallbackModel"), clock
         self.served: Counter[str] = Counter()

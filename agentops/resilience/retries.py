@@ -58,6 +58,7 @@ from agentops import _identity  # noqa: F401
 from agentops.config import Spec
 from agentops.errors import (
     AgentOpsError,
+    ConfigError,
     MalformedOutputError,
     ProviderError,
     ProviderTimeout,
@@ -214,6 +215,21 @@ def _carry_served(exc: BaseException, served: list[ModelResponse]) -> None:
         exc.served = ModelResponse(usage=total, model=last.model, provider=last.provider)  # type: ignore[attr-defined]
 
 
+def _check_hooks(sleep: Any, clock: Any, output_schema: Any) -> None:
+    """Refuse what would only fail at the first retry, deep inside a turn."""
+    if not callable(sleep):
+        raise ConfigError(
+            f"RetryPolicy: sleep must be an async callable like asyncio.sleep, got {type(sleep).__name__}"
+        )
+    if not callable(clock):
+        raise ConfigError(f"RetryPolicy: clock must be a callable returning seconds, got {type(clock).__name__}")
+    if output_schema is not None and not (isinstance(output_schema, type) and hasattr(output_schema, "model_validate")):
+        raise ConfigError(
+            f"RetryPolicy: output_schema must be a pydantic model class (class Answer(BaseModel): ...), "
+            f"got {output_schema!r}"[:300]
+        )
+
+
 class RetryPolicy:
     """AG2 middleware factory: call-level retries composed with AG2's ``RetryMiddleware``.
 
@@ -240,6 +256,7 @@ class RetryPolicy:
     ) -> None:
         base = settings or RetrySettings()
         self.settings = RetrySettings(**{**base.model_dump(), **overrides}) if overrides else base
+        _check_hooks(sleep, clock, output_schema)
         self.output_schema = output_schema
         self.listeners = checked_listeners(listeners, "RetryPolicy")
         self.sleep, self.clock = sleep, clock
