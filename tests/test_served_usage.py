@@ -8,6 +8,7 @@ an attempt the provider never answered (rate limit, timeout) books nothing.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import ag2
@@ -343,3 +344,22 @@ def test_bad_resilience_and_budget_inputs_fail_where_they_are_given(case: str) -
     make, message = _bad_inputs()[case]
     with pytest.raises(ConfigError, match=message):
         make()
+
+
+@pytest.mark.redis
+async def test_on_redis_too_a_retry_policy_inside_a_budget_books_every_served_attempt_once(redis_client) -> None:
+    from agentops.budgets import RedisLedger
+
+    cfg = OfflineModel(seed=2, faults=Faults(malformed=0.3, empty=0.15, rate_limit=0.15))
+    ledger = RedisLedger(redis_client, prefix="served")
+    caps = [Budget("total", scope="global", max_tokens=100_000, max_usd=10.0)]
+    budget = BudgetMiddleware(ledger, agent="w", model=cfg, max_completion_tokens=64, budgets=caps)
+    outer = UsageMeter()
+    policy = RetryPolicy(max_attempts=3, sleep=no_wait, seed=2)
+    agent = ag2.Agent("w", "Be brief.", config=cfg, middleware=[outer.middleware(), budget, policy])
+    for i in range(8):
+        with contextlib.suppress(ProviderError):  # a policy that gave up: what was served is still booked
+            await agent.ask(f"question number {i} about the weather")
+    assert cfg.calls_frame().fault.isin(["malformed", "empty"]).any()
+    (row,) = ledger.accounts()
+    assert row["spent_tokens"] == outer.tokens == _served_tokens(cfg) and row["reserved_tokens"] == 0
