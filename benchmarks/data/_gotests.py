@@ -207,7 +207,7 @@ def _table_starts(toks: list[tuple[str, str]]) -> list[int]:
 
 
 def _want(p: _Parser) -> tuple[tuple[str, ...], ...]:
-    kind, val = p.peek()
+    val = p.peek()[1]
     if val == "nil":
         p.take()
         return ()
@@ -228,7 +228,7 @@ def _case(p: _Parser) -> dict[str, object]:
     fields: dict[str, object] = {}
     p.take()  # {
     while p.peek() != ("op", "}") and p.peek()[0] != "eof":
-        kind, field = p.take()
+        field = p.take()[1]
         if p.take() != ("op", ":"):
             raise Unresolved("positional case")
         start = p.i

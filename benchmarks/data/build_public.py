@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _gotests import Unresolved, cases  # noqa: E402
+from _gotests import Unresolved, cases
 
 OUT = Path(__file__).parent / "public"
 
@@ -93,7 +93,9 @@ TRUFFLEHOG_COVERED = (
     # credentials in URLs and connection strings (context rules, not catalogue formats)
     "uri", "postgres", "redis", "mongodb", "jdbc", "ftp", "ldap", "rabbitmq", "sqlserver",
 )  # fmt: skip
-_ENDPOINT = re.compile(r"[a-z][a-z0-9+.-]*://[^@\s]*|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|(?:[\w-]+\.)+[a-z]{2,12}(?::\d{1,5})?")
+_ENDPOINT = re.compile(
+    r"[a-z][a-z0-9+.-]*://[^@\s]*|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|(?:[\w-]+\.)+[a-z]{2,12}(?::\d{1,5})?"
+)
 _SECRET_FIELD = re.compile(r"key|secret|token|pass|cred|auth", re.I)
 
 # Entity names of the data sets that map onto ours; other labelled types are ignored when scoring.
