@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _gotests import Unresolved, cases
+from _gotests import cases
 
 OUT = Path(__file__).parent / "public"
 
@@ -241,50 +241,46 @@ def _spans(text: str, want: tuple[tuple[str, ...], ...]) -> list[tuple[int, int]
     return [(s, e) for s, e in merged]
 
 
-def trufflehog(clone: Path) -> dict[str, tuple[list[dict], int]]:
-    """Both trufflehog sources: {name: (records, skipped cases)}; identical inputs are kept once."""
+def trufflehog(clone: Path) -> dict[str, tuple[list[dict], str]]:
+    """Both trufflehog sources: {name: (records, what was left out)}; identical inputs are kept once."""
     commit = SOURCES["trufflehog"]["commit"]
     listing = subprocess.run(
         ["git", "-C", str(clone), "ls-tree", "-r", "--name-only", commit, "pkg/detectors"],
         check=True, capture_output=True, text=True,
     ).stdout.split()  # fmt: skip
-    out: dict[str, tuple[list[dict], int]] = {"trufflehog_catalogue": ([], 0), "trufflehog_other": ([], 0)}
+    names = ("trufflehog_catalogue", "trufflehog_other")
+    rows: dict[str, list[dict]] = {n: [] for n in names}
+    left = {n: {"non-literal": 0, "wanted secret not in the input": 0, "duplicate input": 0} for n in names}
     seen: set[str] = set()
     for path in sorted(p for p in listing if p.endswith("_test.go") and "integ" not in p):
         rel = path.removeprefix("pkg/detectors/")
         if "/" not in rel:
             continue  # the framework's own tests, not a detector's
         covered = any(rel.startswith((c + "/", c + "_")) for c in TRUFFLEHOG_COVERED)
-        name = "trufflehog_catalogue" if covered else "trufflehog_other"
-        rows, skipped = out[name]
-        try:
-            found, n_skipped = cases(_show(clone, commit, path))
-        except (Unresolved, IndexError, ValueError):
-            out[name] = (rows, skipped + 1)
-            continue
-        skipped += n_skipped
+        name = names[0] if covered else names[1]
+        found, n_skipped = cases(_show(clone, commit, path))
+        left[name]["non-literal"] += n_skipped
         for case in found:
             spans = _spans(case.input, case.want) if case.want else []
             if spans is None or not case.input.strip():
-                skipped += 1
-                continue
-            if case.input in seen:
-                continue
-            seen.add(case.input)
-            ents = [{"type": "SECRET", "start": s, "end": e} for s, e in spans]
-            prefix = "thc" if covered else "tho"
-            rows.append({"id": f"{prefix}-{len(rows):04d}", "text": case.input, "entities": ents,
-                         "origin": f"{path} :: {case.name}"})  # fmt: skip
-        out[name] = (rows, skipped)
-    return out
+                left[name]["wanted secret not in the input"] += 1
+            elif case.input in seen:
+                left[name]["duplicate input"] += 1
+            else:
+                seen.add(case.input)
+                ents = [{"type": "SECRET", "start": s, "end": e} for s, e in spans]
+                rows[name].append({"id": f"{'thc' if covered else 'tho'}-{len(rows[name]):04d}", "text": case.input,
+                                   "entities": ents, "origin": f"{path} :: {case.name}"})  # fmt: skip
+    return {n: (rows[n], ", ".join(f"{v} {k}" for k, v in left[n].items()) + " cases left out") for n in names}
 
 
-def _write(name: str, rows: list[dict], skipped: int) -> None:
+def _write(name: str, rows: list[dict], left_out: int | str) -> None:
     with (OUT / f"{name}.jsonl").open("w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps({**r, "source": name}, ensure_ascii=False) + "\n")
     n_ent = sum(len(r["entities"]) for r in rows)
-    print(f"{name}: {len(rows)} records, {n_ent} labelled entities, {skipped} non-literal cases skipped")
+    note = f"{left_out} non-literal cases skipped" if isinstance(left_out, int) else left_out
+    print(f"{name}: {len(rows)} records, {n_ent} labelled entities; {note}")
 
 
 def main() -> None:
@@ -302,8 +298,8 @@ def main() -> None:
     ):
         _write(name, *fn(clone))
     if args.trufflehog is not None:
-        for name, (rows, skipped) in trufflehog(args.trufflehog).items():
-            _write(name, rows, skipped)
+        for name, (rows, left_out) in trufflehog(args.trufflehog).items():
+            _write(name, rows, left_out)
 
 
 if __name__ == "__main__":
