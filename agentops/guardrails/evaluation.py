@@ -2,7 +2,10 @@
 
 Sources are listed in ``data/public_sources.yaml`` with their repository, commit, licence and a
 ``status``: *held-out* (patterns written without reading this source's errors: an estimate for text
-nobody here wrote) or *tuned* (errors were read and fixed: a regression check). The records are
+nobody here wrote) or *tuned* (errors were read and fixed: a regression check); ``first_score`` keeps
+the numbers a source gave when it was first scored, before anyone read its errors. Findings are matched
+to labels by :func:`~agentops.guardrails.score_scanner` (overlap; a second piece of a found span is a
+split, neither a true nor a false positive). The records are
 rebuilt locally by ``benchmarks/data/build_public.py`` into ``benchmarks/data/public/``; where they
 are not present (a fresh install, CI), :func:`scorecard` returns the numbers recorded by the last
 benchmark run (``data/scorecard.json``), marked ``measured="recorded"``.
