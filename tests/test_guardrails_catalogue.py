@@ -166,6 +166,9 @@ def test_scorecard_measures_records_that_are_present(tmp_path: Path) -> None:
     assert now.loc["EMAIL_ADDRESS", "f1"] == 1.0
     assert now.loc["PHONE_NUMBER", "precision"] == 0.0  # the phone was not labelled: a false positive
     assert set(now["source"]) == {"presidio_research_synth"}
+    recorded = frame[frame["measured"] == "recorded"]  # the sources not rebuilt here come from the recording
+    assert "presidio_research_synth" not in set(recorded["source"])
+    assert {"detect_secrets_tests", "trufflehog_other"} <= set(recorded["source"])
 
 
 def test_packaged_corpora_are_the_test_corpora() -> None:

@@ -111,8 +111,8 @@ def record(frame: Any, path: Path = RECORDED) -> None:
 def scorecard(data_dir: str | Path | None = None, *, scanner: str | None = None) -> Any:
     """Per-source, per-entity precision/recall/F1 of the scanner (and of Presidio, where recorded).
 
-    Measured now when the public records are present (``benchmarks/data/build_public.py``), else the
-    numbers recorded by the last benchmark run. ``status`` separates held-out sources from tuned ones.
+    Measured now for the sources whose public records are present (``benchmarks/data/build_public.py``),
+    the numbers recorded by the last benchmark run for the others. ``status`` separates held-out sources from tuned ones.
 
     Args:
         data_dir: where the rebuilt records are (default: :func:`default_public_dir`).
@@ -131,9 +131,12 @@ def scorecard(data_dir: str | Path | None = None, *, scanner: str | None = None)
                 "python benchmarks/guardrails.py --record"
             )
         frame = pd.DataFrame(json.loads(RECORDED.read_text(encoding="utf-8")), columns=_COLUMNS)
-    elif RECORDED.is_file():  # other scanners (Presidio) come from the recording: they are slow to load
+    elif RECORDED.is_file():
+        # other scanners (Presidio) come from the recording: they are slow to load; so do the sources whose
+        # records are not rebuilt on this machine
         recorded = pd.DataFrame(json.loads(RECORDED.read_text(encoding="utf-8")), columns=_COLUMNS)
-        frame = pd.concat([frame, recorded[recorded["scanner"] != "agentops"]], ignore_index=True)
+        missing = ~recorded["source"].isin(set(frame["source"]))
+        frame = pd.concat([frame, recorded[(recorded["scanner"] != "agentops") | missing]], ignore_index=True)
     if scanner is not None:
         frame = frame[frame["scanner"] == scanner]
     return frame.sort_values(["status", "source", "scanner", "entity"]).reset_index(drop=True)
