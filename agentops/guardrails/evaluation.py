@@ -112,7 +112,8 @@ def scorecard(data_dir: str | Path | None = None, *, scanner: str | None = None)
     """Per-source, per-entity precision/recall/F1 of the scanner (and of Presidio, where recorded).
 
     Measured now for the sources whose public records are present (``benchmarks/data/build_public.py``),
-    the numbers recorded by the last benchmark run for the others. ``status`` separates held-out sources from tuned ones.
+    the numbers recorded by the last benchmark run for the others. ``status`` separates held-out sources
+    from tuned ones.
 
     Args:
         data_dir: where the rebuilt records are (default: :func:`default_public_dir`).
