@@ -55,14 +55,13 @@ from ag2.events import (
     ToolCallEvent,
     ToolCallsEvent,
     ToolResultEvent,
-    Usage,
 )
 from ag2.middleware import BaseMiddleware
 
 from agentops import _identity  # noqa: F401
 from agentops.errors import ConfigError, MalformedOutputError
 from agentops.listeners import MALFORMED_ANSWER, Listener, checked_listeners, notify
-from agentops.usage import served_response
+from agentops.usage import keep_served_before, served_response
 
 __all__ = ["ToolCallGuard", "check_arguments", "check_tool_calls", "checked_client"]
 
@@ -194,7 +193,7 @@ class _GuardTurn(BaseMiddleware):
                 raise
             served = served_response(exc)  # a retry policy inside adds what its earlier attempts served
             if served is not None and served is not answer:
-                answer = _rebuilt(answer, answer.message, list(answer.tool_calls.calls), usage=served.usage)
+                answer = _rebuilt(served, answer.message, list(answer.tool_calls.calls))
             response = answer
         calls = list(response.tool_calls.calls) if response.tool_calls else []
         if not calls:
@@ -234,19 +233,16 @@ class _GuardTurn(BaseMiddleware):
 
 
 def _rebuilt(
-    response: ModelResponse,
-    message: ModelMessage | None,
-    calls: list[ToolCallEvent],
-    finish_reason: str | None = None,
-    usage: Usage | None = None,
+    response: ModelResponse, message: ModelMessage | None, calls: list[ToolCallEvent], finish_reason: str | None = None
 ) -> ModelResponse:
-    return ModelResponse(
+    copy = ModelResponse(
         message,
         tool_calls=ToolCallsEvent(calls),
-        usage=usage if usage is not None else response.usage,
+        usage=response.usage,
         files=response.files,
         model=response.model,
         provider=response.provider,
         finish_reason=finish_reason or response.finish_reason,
         response_id=response.response_id,
     )
+    return keep_served_before(response, copy)

@@ -363,3 +363,47 @@ async def test_on_redis_too_a_retry_policy_inside_a_budget_books_every_served_at
     assert cfg.calls_frame().fault.isin(["malformed", "empty"]).any()
     (row,) = ledger.accounts()
     assert row["spent_tokens"] == outer.tokens == _served_tokens(cfg) and row["reserved_tokens"] == 0
+
+
+# -- a fallback chain: what each model served is booked at its own price --------------------------------
+
+
+async def test_a_fallback_chain_books_what_each_model_served_at_its_own_price() -> None:
+    from agentops.resilience import FallbackModel
+
+    register_price("fallback-second", input_per_1k=2.0, output_per_1k=4.0)
+    first = OfflineModel(seed=0, faults=Faults(malformed=1.0))  # every answer cut: refused, but billed
+    second = OfflineModel("fallback-second", seed=1)
+    chain = FallbackModel(first, second, retry=RetryPolicy(max_attempts=2, sleep=no_wait, seed=0))
+    telemetry, meter = Telemetry(registry=CollectorRegistry()), UsageMeter()
+    ledger, budget = _budget(chain, agent="w")
+    agent = ag2.Agent("w", "Be brief.", config=chain, middleware=[meter.middleware(), budget])
+    telemetry.instrument(agent)
+    await agent.ask("hello")
+    assert first.calls == 2 and second.calls == 1
+    cost_first, cost_second = cost_usd(first.usage, "offline-1"), cost_usd(second.usage, "fallback-second")
+    assert meter.tokens == ledger.accounts()[0]["spent_tokens"] == _served_tokens(first) + _served_tokens(second)
+    assert (meter.calls, meter.errors, meter.malformed_calls) == (1, 0, 0)
+    assert math.isclose(meter.cost_usd, cost_first + cost_second, rel_tol=1e-9)
+    assert math.isclose(ledger.accounts()[0]["spent_usd"], cost_first + cost_second, abs_tol=1e-9)
+    r = telemetry.registry
+    assert math.isclose(_sample(r, "agentops_cost_usd_total", model="offline-1"), cost_first, rel_tol=1e-9)
+    assert math.isclose(_sample(r, "agentops_cost_usd_total", model="fallback-second"), cost_second, rel_tol=1e-9)
+
+
+async def test_a_fallback_chain_that_ends_degraded_still_books_what_was_served() -> None:
+    from agentops.resilience import FallbackExhausted, FallbackModel, is_degraded
+
+    first = OfflineModel(seed=0, faults=Faults(malformed=1.0))
+    second = OfflineModel(seed=1, faults=Faults(empty=1.0))
+    meter = UsageMeter()
+    canned = FallbackModel(first, second, retry=RetryPolicy(max_attempts=2, sleep=no_wait, seed=0))
+    reply = await ag2.Agent("w", "Be brief.", config=canned, middleware=[meter.middleware()]).ask("hello")
+    assert is_degraded(reply) and meter.tokens == _served_tokens(first) + _served_tokens(second) > 0
+    exhausted = FallbackModel(first, second, degraded=None)
+    meter = UsageMeter()
+    before = _served_tokens(first) + _served_tokens(second)
+    with pytest.raises(FallbackExhausted) as info:
+        await ag2.Agent("w", "Be brief.", config=exhausted, middleware=[meter.middleware()]).ask("hello again")
+    assert meter.tokens == _served_tokens(first) + _served_tokens(second) - before > 0
+    assert (meter.calls, meter.errors) == (1, 1) and served_response(info.value) is not None

@@ -44,7 +44,7 @@ from agentops.budgets._ledger import (
 )
 from agentops.errors import AgentOpsError, ConfigError, OutputError
 from agentops.listeners import BUDGET_REFUSED, Listener, checked_listeners, notify
-from agentops.usage import UnpricedModelWarning, cost_usd, require_price, served_response
+from agentops.usage import UnpricedModelWarning, cost_usd, require_price, served_parts, served_response
 
 log = logging.getLogger("agentops.budgets")
 
@@ -230,6 +230,20 @@ class BudgetMiddleware:
                 return usd
         return cost_usd(usage, self.model, self.provider or None)
 
+    def _earlier(self, response: ModelResponse) -> tuple[float, int]:
+        """(USD, tokens) other models served for the same call before ``response`` (see
+        :func:`agentops.usage.served_parts`); a part with impossible or missing usage adds nothing."""
+        usd, tokens = 0.0, 0
+        for part in served_parts(response)[:-1]:
+            try:
+                amounts = _usage_amounts(part.usage)
+            except ConfigError:
+                continue
+            if amounts is not None:
+                usd += self.cost_usd(part.usage, part.model, part.provider) or 0.0
+                tokens += sum(amounts)
+        return usd, tokens
+
     def estimate(self, events: Sequence[BaseEvent], context: Any) -> tuple[int, int]:
         """(nano-USD, tokens) reserved for one call: prompt estimate + ``max_completion_tokens``."""
         prompt = sum(estimated_tokens(e, self.chars_per_token) for e in events)
@@ -365,8 +379,10 @@ class _BudgetTurn(BaseMiddleware):
             f._record(*head, outcome, None, usd / NANO_USD, tokens, usd / NANO_USD, tokens)
             return True
         actual = f.cost_usd(served.usage, served.model, served.provider or f.provider)
-        f.ledger.settle(key, to_nano(actual) if actual is not None else 0, sum(amounts))
-        f._record(*head, outcome, None, usd / NANO_USD, tokens, actual, sum(amounts))
+        more_usd, more_tokens = f._earlier(served)
+        spent_usd = (actual or 0.0) + more_usd if actual is not None or more_usd else None
+        f.ledger.settle(key, to_nano(spent_usd) if spent_usd is not None else 0, sum(amounts) + more_tokens)
+        f._record(*head, outcome, None, usd / NANO_USD, tokens, spent_usd, sum(amounts) + more_tokens)
         return True
 
     async def on_llm_call(self, call_next: Any, events: Sequence[BaseEvent], context: Any) -> ModelResponse:
@@ -405,6 +421,8 @@ class _BudgetTurn(BaseMiddleware):
             f._record(*head, "ok", None, usd / NANO_USD, tokens, usd / NANO_USD, tokens)
             return resp
         actual = f.cost_usd(resp.usage, resp.model, resp.provider or f.provider)
-        f.ledger.settle(key, to_nano(actual) if actual is not None else 0, sum(amounts))
-        f._record(*head, "ok", None, usd / NANO_USD, tokens, actual, sum(amounts))
+        more_usd, more_tokens = f._earlier(resp)  # what other models served for this call (a fallback chain)
+        spent_usd = (actual or 0.0) + more_usd if actual is not None or more_usd else None
+        f.ledger.settle(key, to_nano(spent_usd) if spent_usd is not None else 0, sum(amounts) + more_tokens)
+        f._record(*head, "ok", None, usd / NANO_USD, tokens, spent_usd, sum(amounts) + more_tokens)
         return resp

@@ -14,8 +14,11 @@ When every model failed, a **cached answer** (a pluggable lookup; :class:`Answer
 last good answer per request — never one written after a tool round, which reports actions of its own
 request) and finally a **canned reply that says it is degraded** are served —
 after a tool round, the canned reply reports the tools' results verbatim, so work already done is not
-hidden. Each step is reported to listeners (``resilience.fallback``) and counted in :attr:`FallbackModel.served`;
-a degraded answer is marked in the reply (:func:`is_degraded`, :func:`served_by` read the marks:
+hidden. Each step is reported to listeners (``resilience.fallback``) and counted in
+:attr:`FallbackModel.served`. What a failed step's model served before it was refused (an answer cut
+at the token limit, say) is booked with the answer returned, priced at that model
+(:func:`agentops.usage.served_parts`), or carried by the error when the chain gives up. A degraded
+answer is marked in the reply (:func:`is_degraded`, :func:`served_by` read the marks:
 ``metadata["agentops.served_by"]`` and ``metadata["agentops.degraded"]`` on the message, ``provider ==
 "agentops-fallback"``) and in metrics. Refusals and configuration errors are never "fallen back" from:
 they propagate.
@@ -59,6 +62,7 @@ from agentops.listeners import FALLBACK, Listener, checked_listeners, notify
 from agentops.resilience.breaker import Breakers, CircuitOpen, dependency_name
 from agentops.resilience.retries import RetryPolicy, as_provider_error
 from agentops.resilience.validation import check_output
+from agentops.usage import combine_served, served_response
 
 __all__ = [
     "DEGRADED_ANSWER",
@@ -318,6 +322,15 @@ class FallbackModel(ModelConfig):
             store(request, text)
 
 
+def _carry(exc: BaseException, served: list[ModelResponse]) -> None:
+    """Put what the chain's models served on ``exc`` (see :func:`agentops.usage.served_response`)."""
+    if not served:
+        return
+    own = served_response(exc)
+    with contextlib.suppress(AttributeError):
+        exc.served = combine_served(served, own) if own is not None else combine_served(served[:-1], served[-1])  # type: ignore[attr-defined]
+
+
 class _FallbackClient(LazyClients):
     """Per-ask client: creates each model's client on first use."""
 
@@ -337,6 +350,7 @@ class _FallbackClient(LazyClients):
         chain, tools = self.chain, list(tools)
         request = last_request_text(messages)
         errors: list[str] = []
+        served: list[ModelResponse] = []  # what failed steps' models served (and billed): booked with the answer
         for i, name in enumerate(chain.names):
             step = self._step(i, name, tools, response_schema, serializer)
             try:
@@ -345,7 +359,11 @@ class _FallbackClient(LazyClients):
                 )
             except AgentOpsError as exc:
                 if not isinstance(exc, ProviderError):
+                    _carry(exc, served)
                     raise  # a refusal or a configuration error: not the provider's fault, never fallen back from
+                answered = served_response(exc)
+                if answered is not None:
+                    served.append(answered)
                 errors.append(f"{name}: {type(exc).__name__}")
                 outcome = {CircuitOpen: "circuit_open", BulkheadFull: "bulkhead_full"}.get(type(exc), "failed")
                 chain._event(i, name, outcome, type(exc).__name__)
@@ -356,8 +374,12 @@ class _FallbackClient(LazyClients):
             chain._event(i, name, "served")
             if not _tool_results_text(messages):  # an answer about actions taken is not a reusable answer
                 chain._store(request, response)
-            return response
-        return await self._last_resort(messages, context, request, errors)
+            return combine_served(served, response)
+        try:
+            return combine_served(served, await self._last_resort(messages, context, request, errors))
+        except BaseException as exc:
+            _carry(exc, served)
+            raise
 
     def _step(self, i: int, name: str, tools: list[Any], schema: Any, serializer: Any) -> Any:
         chain = self.chain

@@ -67,8 +67,8 @@ from agentops.errors import (
     is_retryable,
 )
 from agentops.listeners import RETRY, Listener, checked_listeners, notify
-from agentops.resilience.validation import _with_message, check_output
-from agentops.usage import served_response
+from agentops.resilience.validation import check_output
+from agentops.usage import combine_served, served_response
 
 __all__ = ["RETRY", "AttemptTimeout", "RetryPolicy", "RetrySettings", "as_provider_error", "retry_after_of"]
 
@@ -206,13 +206,11 @@ def _model_label(context: Any) -> str:
 
 
 def _carry_served(exc: BaseException, served: list[ModelResponse]) -> None:
-    """Put the total usage of ``served`` on ``exc`` as ``exc.served`` (see :func:`served_response`)."""
+    """Put what ``served`` holds on ``exc`` as ``exc.served`` (see :func:`served_response`)."""
     if not served:
         return
-    last = served[-1]
-    total = sum((r.usage for r in served[1:]), served[0].usage)
     with contextlib.suppress(AttributeError):  # an exception type that takes no attributes cannot carry it
-        exc.served = ModelResponse(usage=total, model=last.model, provider=last.provider)  # type: ignore[attr-defined]
+        exc.served = combine_served(served[:-1], served[-1])  # type: ignore[attr-defined]
 
 
 def _check_hooks(sleep: Any, clock: Any, output_schema: Any) -> None:
@@ -304,8 +302,9 @@ class RetryPolicy:
 
         Usage is never lost: an attempt the provider served and that then failed (an answer cut at the
         token limit, empty, with unusable tool arguments) was billed, so its usage is added to the
-        answer returned, or — when the policy gives up or is cancelled — carried by the error as
-        ``exc.served`` (:func:`agentops.usage.served_response`). Meters and budgets outside the policy
+        answer returned (kept as a part priced at its own model when another model answered it, see
+        :func:`agentops.usage.served_parts`), or — when the policy gives up or is cancelled — carried by
+        the error as ``exc.served`` (:func:`agentops.usage.served_response`). Meters and budgets outside the policy
         therefore book every served attempt once; attempts that served nothing add nothing.
         """
         s, started, attempt = self.settings, self.clock(), 0
@@ -344,10 +343,7 @@ class RetryPolicy:
         except BaseException as exc:
             _carry_served(exc, served)
             raise
-        if served:
-            total = sum((r.usage for r in served), response.usage)
-            response = _with_message(response, response.message, usage=total)
-        return response
+        return combine_served(served, response)  # the same model's attempts summed, another's kept as parts
 
     async def _attempt(self, call_next: Any, ev: Any, ctx: Any, attempt: int, started: float) -> ModelResponse:
         s = self.settings

@@ -43,6 +43,7 @@ from agentops.errors import (
     TruncatedOutputError,
 )
 from agentops.listeners import GUARDRAIL_FINDING, Listener, checked_listeners, notify
+from agentops.usage import keep_served_before
 
 __all__ = ["InputGuard", "InputLimits", "InputRejected", "check_input", "check_output"]
 
@@ -238,4 +239,4 @@ def _with_message(response: ModelResponse, message: ModelMessage | None, **chang
         "finish_reason": response.finish_reason,
         "response_id": response.response_id,
     }
-    return ModelResponse(message, **{**fields, **changes})
+    return keep_served_before(response, ModelResponse(message, **{**fields, **changes}))

@@ -27,7 +27,7 @@ from agentops.errors import OutputError
 from agentops.listeners import MALFORMED_ANSWER
 from agentops.telemetry._redact import redact
 from agentops.telemetry.logs import current_ids, emit
-from agentops.usage import served_response
+from agentops.usage import served_parts, served_response
 
 if TYPE_CHECKING:
     from agentops.telemetry.facade import Telemetry
@@ -237,6 +237,12 @@ class _AgentOpsMiddleware(BaseMiddleware):
             named["agentops.cost_usd"] = usd
         else:
             f.cost_counter(False, provider, model).inc()
+        parts = served_parts(response)
+        if len(parts) > 1:  # other models served this call first (a fallback chain): each at its price
+            for part in parts[:-1]:
+                _, _, more = self._book_usage(part.usage, part.model, part.provider)
+                if more is not None and usd is not None:
+                    named["agentops.cost_usd"] = named["agentops.cost_usd"] + more
         span = _ag2.hook_span(_ag2.SPAN_TYPE_LLM)
         if span is not None:
             self._annotate(span, named, start, latency, None)
@@ -277,20 +283,28 @@ class _AgentOpsMiddleware(BaseMiddleware):
         self, served: Any, model: str | None, provider: str | None, exc: BaseException
     ) -> tuple[int, int, float | None]:
         """Tokens and cost of what was served before the call failed; a refused answer counts as malformed."""
+        *earlier, _ = served_parts(served)
+        n_in, n_out, usd = self._book_usage(served.usage, model, provider)
+        for part in earlier:
+            p_in, p_out, p_usd = self._book_usage(part.usage, part.model, part.provider)
+            n_in, n_out = n_in + p_in, n_out + p_out
+            usd = usd + p_usd if usd is not None and p_usd is not None else usd
+        if isinstance(exc, OutputError):
+            self.f.telemetry.listener(MALFORMED_ANSWER, {"agent": self.f.agent_name, "model": model or ""})
+        return n_in, n_out, usd
+
+    def _book_usage(self, usage: Any, model: str | None, provider: str | None) -> tuple[int, int, float | None]:
+        """Add one served usage to the turn's totals and the cost counters; returns tokens in, out and USD."""
         f = self.f
-        t = f.telemetry
-        usage = served.usage
         n_in, n_out = int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
         self.turn_in += n_in
         self.turn_out += n_out
-        usd = t.price(usage, model, provider)
+        usd = f.telemetry.price(usage, model, provider)
         if usd is not None:
             self.turn_cost += usd
             f.cost_counter(True, provider, model).inc(usd)
         else:
             f.cost_counter(False, provider, model).inc()
-        if isinstance(exc, OutputError):
-            t.listener(MALFORMED_ANSWER, {"agent": f.agent_name, "model": model or ""})
         return n_in, n_out, usd
 
     # -- tool call -------------------------------------------------------------------------------
