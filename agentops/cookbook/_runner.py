@@ -175,7 +175,9 @@ def _named_provisioner(km: Any) -> bool:
 @contextmanager
 def _forkserver(enabled: bool) -> Iterator[ForkServer | None]:
     """The zygote kernels fork from (started now: its imports overlap the first chapters' set-up), closed after."""
-    server = ForkServer().start() if enabled else None
+    server = ForkServer() if enabled else None
+    if server is not None:
+        server.start()
     try:
         yield server
     finally:
