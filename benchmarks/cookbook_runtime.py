@@ -9,7 +9,7 @@ cookbook's budget: under 60 s on 2 cores (target 50 s) — with kernels forked f
 process it waited for: kernels, the fork server): on a loaded machine, CPU-seconds / cores estimates the quiet
 wall time. ``--jobs 2,3,4`` times the whole run once per value instead of the default; ``--only-whole`` skips
 the per-chapter timings.
-Usage: ``python benchmarks/cookbook_runtime.py [--repeat N] [--whole [--ab] [--jobs 2,3] [--only-whole]] [CHAPTER ...]``.
+Usage: ``python benchmarks/cookbook_runtime.py [--repeat N] [--whole [--ab] [--jobs 2,3] [--only-whole]] [NN ...]``.
 """
 
 from __future__ import annotations
