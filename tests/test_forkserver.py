@@ -25,6 +25,8 @@ PROBE = [  # folder, environment, pandas and matplotlib set-up, a figure, who th
     "os.environ.get('MPLBACKEND'))",
     "print(pd.get_option('display.max_columns'), matplotlib.get_backend())",
     "import matplotlib.pyplot as plt\n_ = plt.plot([1, 2])\nplt.show()",
+    "import opentelemetry.sdk.metrics._internal.export as otel  # binds sys.stdout at import\n"
+    "_ = otel.stdout.write(f'into the notebook, tty={otel.stdout.isatty()}\\n')",
     "import pathlib\nparent = pathlib.Path(f'/proc/{os.getppid()}/cmdline').read_bytes()\n"
     f"print({ZYGOTE!r}.encode() in parent, os.getppid(), os.getpgid(0) == os.getpid())",
 ]
@@ -87,9 +89,10 @@ def test_forked_kernel_matches_a_normal_launch_and_leaves_no_process(tmp_path, m
     assert cwd == str(book.resolve()) and env == "passed-through module://matplotlib_inline.backend_inline"
     assert _last_line(forked[2]) == ["20", "module://matplotlib_inline.backend_inline"]
     assert "image/png" in forked[3][0]["data"] and forked[:4] == normal[:4]  # the same figure, byte for byte
-    is_forked, zygote, own_group = _last_line(forked[4])
+    assert forked[4] == normal[4] and _last_line(forked[4]) == ["into", "the", "notebook,", "tty=False"]
+    is_forked, zygote, own_group = _last_line(forked[5])
     assert (is_forked, own_group) == ("True", "True") and _gone(int(zygote))
-    assert _last_line(normal[4])[::2] == ["False", "True"]
+    assert _last_line(normal[5])[::2] == ["False", "True"]
     assert os.environ["MPLBACKEND"] == "Agg"
 
 
@@ -105,7 +108,7 @@ def test_forked_kernel_matches_a_normal_launch_and_leaves_no_process(tmp_path, m
 def test_a_zygote_that_cannot_fork_falls_back_to_the_normal_launch(tmp_path, monkeypatch, command):
     monkeypatch.setattr(runner_module, "ForkServer", lambda: ForkServer(command=command))
     run([], {}, tmp_path / "out", notebooks_dir=_book(tmp_path), progress=False).raise_for_failures()
-    assert _last_line(_outputs(tmp_path / "out")[4])[::2] == ["False", "True"]
+    assert _last_line(_outputs(tmp_path / "out")[5])[::2] == ["False", "True"]
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,21 @@ Anything unusual falls back to the normal launch: no ``fork`` (not Linux), a ker
 could have seen, or a zygote that failed to start, found threads, or died. ``AGENTOPS_FORK_KERNELS=0``
 (or ``run(..., fork_kernels=False)``, ``agentops run --no-fork``) turns it off.
 
-Hand-written because no maintained library does it: IPython/Jupyter have no fork-server mode (the
-"jupyter-forkserver" style experiments are unmaintained), and ``multiprocessing``'s forkserver runs
-Python functions, not a kernel with its own session, environment and folder behind jupyter_client.
+What a kernel would have seen importing those modules itself is reproduced: pandas picks its display
+defaults under a ``get_ipython()`` that looks like a kernel's, ``sys.stdout``/``sys.stderr`` bound at import
+follow the kernel's streams, the inline matplotlib backend is chosen as ipykernel would, the kernel's parent
+is the zygote (it exits if the zygote goes), and ``random``/``numpy.random`` are reseeded per kernel.
+
+Hand-written because no maintained library does it: jupyter_client and ipykernel start every kernel as a
+fresh process and offer no fork server, and ``multiprocessing``'s forkserver runs Python functions, not a
+kernel with its own session, environment and folder behind jupyter_client's kernel manager.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import signal
@@ -39,12 +45,13 @@ __all__ = ["ForkServer", "ForkedProcess", "fork_enabled", "fork_provisioner"]
 
 OPT_OUT_ENV = "AGENTOPS_FORK_KERNELS"
 _INLINE = "module://matplotlib_inline.backend_inline"
-# What the zygote imports: the kernel's own stack and everything the chapters share. The inline backend is
-# left out on purpose: its import configures the kernel's IPython shell, which only exists in the child.
+# What the zygote imports. First the kernel's own stack, which a kernel imports before ipykernel replaces
+# sys.stdout/sys.stderr; then what the chapters import from cells, while those are already the kernel's
+# streams (see _Stream). The inline backend is left out on purpose: its import configures the kernel's
+# IPython shell, which only exists in the child.
+KERNEL_STACK = ("ipykernel.kernelapp", "ipykernel.ipkernel")
 PRELOAD = (
     "pandas",  # first, and as inside a kernel: its display defaults depend on it (see _as_in_a_kernel)
-    "ipykernel.kernelapp",
-    "ipykernel.ipkernel",
     "ag2",
     "numpy",
     "matplotlib.pyplot",
@@ -297,6 +304,52 @@ def _send(fd: int, message: dict[str, Any]) -> None:
         os.write(fd, json.dumps(message).encode() + b"\n")
 
 
+class _Stream(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr`` while the zygote imports: a module that keeps it writes to the kernel's later.
+
+    In a normal kernel, ``sys.stdout`` is already ipykernel's stream when a cell imports a module, so a module
+    that binds it at import (OpenTelemetry's console exporters, for one) prints into the notebook. Bound to
+    this instead, it writes to whatever ``sys.stdout`` is then — the kernel's stream — and, like that stream,
+    is no terminal.
+    """
+
+    def __init__(self, name: str, real: Any) -> None:
+        self._name, self._real = name, real
+
+    def _target(self) -> Any:
+        current = getattr(sys, self._name)
+        return self._real if current is self or current is None else current
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        target = self._target()
+        return False if target is self._real else target.isatty()
+
+    def fileno(self) -> int:
+        return self._target().fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._target().encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self._target().errors
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._target(), name)
+
+
 @contextlib.contextmanager
 def _as_in_a_kernel() -> Iterator[None]:
     """``get_ipython()`` answers as in a kernel while importing: pandas picks its display defaults at import time.
@@ -324,6 +377,10 @@ def _preload(reply_fd: int) -> bool:
         del sys.path[0]
     if not os.environ.get("MPLBACKEND"):
         os.environ["MPLBACKEND"] = _INLINE
+    for module in KERNEL_STACK:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+    sys.stdout, sys.stderr = _Stream("stdout", sys.stdout), _Stream("stderr", sys.stderr)
     for module in PRELOAD:
         with contextlib.suppress(Exception), _as_in_a_kernel() if module == "pandas" else contextlib.nullcontext():
             importlib.import_module(module)
@@ -415,6 +472,10 @@ def _become_kernel(request: dict[str, Any]) -> None:
     """In the child: the folder, environment, argv and fresh random state of a newly started kernel."""
     import random
 
+    for name in ("stdout", "stderr"):  # the kernel starts on the real streams; what modules kept follows it
+        stream = getattr(sys, name)
+        if isinstance(stream, _Stream):
+            setattr(sys, name, stream._real)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
