@@ -300,9 +300,11 @@ def default_jobs(chapters: Sequence[Chapter], typed: Mapping[str, Mapping[str, A
     real model.
 
     Offline chapters are CPU-bound and independent, but each kernel also waits — on its client between
-    cells, on kernel start — so one chapter per core leaves a core idle about a fifth of the time; one
-    more fills it (2 cores, 11 chapters: 62–65 s with 3 at a time against 66–68 s with 2, measured back to
-    back with ``python -m agentops run -j N``). A real provider gets
+    cells, on kernel start — so one chapter per core leaves a core idle part of the time; one more fills it.
+    Measured back to back on 2 cores, 11 chapters, kernels forked (``benchmarks/cookbook_runtime.py --whole
+    --only-whole --jobs 2,3,4,4,3,2``, a machine under other load): 2 at a time 68 s, 3 at a time 46–65 s,
+    4 at a time 48–50 s, each 39–46 CPU-seconds — 3 and 4 are within the noise, 2 is clearly slower; before
+    kernels were forked it was 62–65 s with 3 against 66–68 s with 2 on a quiet machine. A real provider gets
     one chapter at a time: a local server answers one request at a time, and a hosted one has rate limits.
     """
     real = any(str(typed[c.name].get("llm_backend", "offline")) not in _OFFLINE_BACKENDS for c in chapters)
