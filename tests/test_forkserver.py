@@ -210,3 +210,17 @@ def test_a_runner_killed_outright_takes_the_zygote_with_it():
         runner.kill()
         runner.wait()
     assert _gone(zygote, 30)
+
+
+@pytest.mark.parametrize(("argv", "fork"), [([], None), (["--no-fork"], False)])
+def test_the_no_fork_flag_reaches_run(monkeypatch, tmp_path, argv, fork):
+    import types
+
+    import agentops.cookbook._cli as cli
+    from agentops.__main__ import main
+
+    seen = {}
+    report = types.SimpleNamespace(results=[], failures=[], ok=True, index_html=tmp_path / "i.html", index_md=Path("i"))
+    monkeypatch.setattr(cli, "run", lambda *_a, **kw: seen.update(kw) or report)
+    assert main(["run", "00", "--output", str(tmp_path / "o"), "-q", *argv]) == 0
+    assert seen["fork_kernels"] is fork
