@@ -20,6 +20,7 @@ from agentops.cookbook._forkserver import OPT_OUT_ENV, ForkedProcess, ForkServer
 
 ROOT = Path(__file__).resolve().parent.parent
 ZYGOTE = "_forkserver import main"
+ZYGOTE_ARGV = "agentops.cookbook._zygote"  # in the zygote's command line
 PROBE = [  # folder, environment, pandas and matplotlib set-up, a figure, who the parent is
     "import os, sys, pandas as pd, matplotlib\nprint(os.getcwd())\nprint(os.environ.get('AO_MARK'), "
     "os.environ.get('MPLBACKEND'))",
@@ -28,7 +29,7 @@ PROBE = [  # folder, environment, pandas and matplotlib set-up, a figure, who th
     "import opentelemetry.sdk.metrics._internal.export as otel  # binds sys.stdout at import\n"
     "_ = otel.stdout.write(f'into the notebook, tty={otel.stdout.isatty()}\\n')",
     "import pathlib\nparent = pathlib.Path(f'/proc/{os.getppid()}/cmdline').read_bytes()\n"
-    f"print({ZYGOTE!r}.encode() in parent, os.getppid(), os.getpgid(0) == os.getpid())",
+    f"print({ZYGOTE_ARGV!r}.encode() in parent, os.getppid(), os.getpgid(0) == os.getpid())",
 ]
 
 
@@ -185,7 +186,7 @@ def test_a_signal_kills_forked_kernels_and_the_zygote_and_writes_the_index(tmp_p
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.2)
         pids = [int(p) for p in marker.read_text().split()]
-        assert ZYGOTE in Path(f"/proc/{pids[1]}/cmdline").read_text()
+        assert ZYGOTE_ARGV in Path(f"/proc/{pids[1]}/cmdline").read_text()
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
     finally:

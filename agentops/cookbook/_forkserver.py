@@ -67,7 +67,7 @@ PRELOAD = (
 # environment than the kernel's, and that kernel is launched normally.
 _PER_KERNEL = ("JPY_", "PYDEVD_")
 _READY_TIMEOUT = 120.0
-_ZYGOTE = "import sys; from agentops.cookbook._forkserver import main; sys.exit(main())"
+_ZYGOTE = ["-m", "agentops.cookbook._zygote"]  # not -c: see agentops/cookbook/_zygote.py
 
 
 def fork_enabled(requested: bool | None = None) -> bool:
@@ -143,7 +143,7 @@ class ForkServer:
 
     def __init__(self, env: Mapping[str, str] | None = None, command: list[str] | None = None) -> None:
         self.env = dict(os.environ if env is None else env)
-        self.command = command or [sys.executable, "-c", _ZYGOTE]
+        self.command = command or [sys.executable, *_ZYGOTE]
         self.failure: str | None = None
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -296,7 +296,7 @@ def fork_provisioner() -> type:
     return ForkProvisioner
 
 
-# ---------------------------------------------------------------- the zygote (``python -c _ZYGOTE <fd>``)
+# ------------------------------------------------------ the zygote (``python -m agentops.cookbook._zygote <fd>``)
 
 
 def _send(fd: int, message: dict[str, Any]) -> None:
