@@ -159,6 +159,11 @@ def parse_verdict(text: str | None) -> JudgeVerdict:
     if text is None or not str(text).strip():
         raise VerdictError("the judge returned an empty answer")
     candidates = find_json_objects(str(text))
+    if not candidates and str(text).count("{") > str(text).count("}"):  # an object opened, never closed
+        raise VerdictError(
+            f"the judge's JSON is cut off before its end (it likely ran out of max_tokens; give the judge's "
+            f"model config a larger max_tokens): {_short(str(text), 80)!r}"
+        )
     if not candidates:
         raise VerdictError(f"no JSON object in the judge's answer: {_short(str(text), 80)!r}")
     flats = [_flatten(c) for c in candidates]
