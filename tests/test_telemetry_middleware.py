@@ -149,6 +149,8 @@ async def test_unpriced_model_counts_and_warns_once(telemetry):
     warnings = [x for x in log_lines(telemetry) if x["event"] == "cost.unpriced"]
     assert len(warnings) == 1 and "register_price" in warnings[0]["error"]
     assert telemetry.store.llm_calls()["cost_usd"].isna().all()
+    assert telemetry.store.turns()["cost_usd"].isna().all()  # the turn's cost is unknown, not $0
+    assert [x["cost_usd"] for x in log_lines(telemetry) if x["event"] == "agent.turn"] == [None, None]
     assert scrape(telemetry.registry)[("agentops_unpriced_llm_calls_total", (("model", "no-such-model-xyz"),))] == 2
 
 

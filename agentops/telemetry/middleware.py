@@ -114,6 +114,7 @@ class _AgentOpsMiddleware(BaseMiddleware):
         self.initial_event, self.context = event, context  # BaseMiddleware's two fields, set directly
         self.f = factory
         self.turn_cost = 0.0
+        self.turn_unpriced = False  # a call had no known price: the turn's cost is unknown, not 0
         self.turn_in = 0
         self.turn_out = 0
 
@@ -185,18 +186,20 @@ class _AgentOpsMiddleware(BaseMiddleware):
         f = self.f
         t = f.telemetry
         span = _ag2.hook_span(_ag2.SPAN_TYPE_AGENT)
+        cost = None if self.turn_unpriced else self.turn_cost  # unknown, not $0, when a call was unpriced
         if span is not None:  # the turn's tokens are summed from its chat spans by the trace store
-            attrs: dict[str, Any] = {"agentops.cost_usd": self.turn_cost}
+            attrs: dict[str, Any] = {} if cost is None else {"agentops.cost_usd": cost}
             if f.workflow:
                 attrs["agentops.workflow"] = f.workflow
             self._annotate(span, attrs, start, latency, exc)
-        f.turn_cost.observe(self.turn_cost)
+        if cost is not None:
+            f.turn_cost.observe(cost)
         level = _INFO if exc is None else _ERROR
         if t.logger.isEnabledFor(level):
             measures: dict[str, Any] = {
                 "input_tokens": self.turn_in,
                 "output_tokens": self.turn_out,
-                "cost_usd": round(self.turn_cost, 8),
+                "cost_usd": None if cost is None else round(cost, 8),
             }
             if t.capture_content:
                 measures["request"] = redact(request_text(event))[:_MAX_TEXT]
@@ -236,6 +239,7 @@ class _AgentOpsMiddleware(BaseMiddleware):
             f.cost_counter(True, provider, model).inc(usd)
             named["agentops.cost_usd"] = usd
         else:
+            self.turn_unpriced = True
             f.cost_counter(False, provider, model).inc()
         parts = served_parts(response)
         if len(parts) > 1:  # other models served this call first (a fallback chain): each at its price
@@ -304,6 +308,7 @@ class _AgentOpsMiddleware(BaseMiddleware):
             self.turn_cost += usd
             f.cost_counter(True, provider, model).inc(usd)
         else:
+            self.turn_unpriced = True
             f.cost_counter(False, provider, model).inc()
         return n_in, n_out, usd
 
