@@ -32,10 +32,12 @@ from pydantic import BaseModel, ValidationError
 
 from agentops.errors import ConfigError, EmptyOutputError, MalformedOutputError
 
-__all__ = ["find_json_objects", "parse_json_object", "unfence"]
+__all__ = ["CUT_OFF_HINT", "cut_off", "find_json_objects", "parse_json_object", "unfence"]
 
 M = TypeVar("M", bound=BaseModel)
 
+# What a JSON answer that opens an object and never closes it most likely means, and the fix
+CUT_OFF_HINT = "cut off before its end (the model likely ran out of max_tokens: raise max_tokens)"
 _MAX_FAILED_ANCESTORS = 3
 _QUOTE_MODES = ("\"'", '"', "")
 _LANGUAGE_TAG = re.compile(r"[A-Za-z0-9_+.-]*")
@@ -60,6 +62,15 @@ def find_json_objects(text: str) -> list[dict[str, Any]]:
     return []
 
 
+def cut_off(text: str | None) -> bool:
+    """Whether ``text`` opens more JSON objects than it closes: an answer stopped mid-object (by max_tokens).
+
+    >>> cut_off('{"route": "billing", "rea'), cut_off("no json here"), cut_off('{"a": 1}')
+    (True, False, False)
+    """
+    return isinstance(text, str) and text.count("{") > text.count("}")
+
+
 def parse_json_object(text: str | None, model: type[M] | None = None) -> Any:
     """The first object in ``text`` (the first that validates against ``model`` when given).
 
@@ -73,6 +84,8 @@ def parse_json_object(text: str | None, model: type[M] | None = None) -> Any:
     if text is None or not str(text).strip():
         raise EmptyOutputError("the model returned no text; expected a JSON object")
     objects = find_json_objects(str(text))
+    if not objects and cut_off(str(text)):
+        raise MalformedOutputError(f"the JSON object in the answer is {CUT_OFF_HINT}: {_snippet(str(text))!r}")
     if not objects:
         raise MalformedOutputError(f"no JSON object in the answer: {_snippet(str(text))!r}")
     if model is None:

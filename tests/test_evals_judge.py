@@ -63,7 +63,7 @@ def test_parse_verdict_fractions_aliases_missing_fields_and_reasoning():
         ('{"overall": [8]}', "expected a number"),
         ('{"overall": "3/0"}', "denominator"),
         ('{"overall": NaN}', "outside"),
-        ('{"overall": 8', "cut off before its end .*larger max_tokens"),  # truncated
+        ('{"overall": 8', "cut off before its end .*raise max_tokens"),  # truncated
         ('{ "correctness": 8, "helpful', "cut off before its end"),  # a json_schema answer stopped at max_tokens
         ("Rating: 8} out of 10", "no JSON object"),
     ],

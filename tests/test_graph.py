@@ -201,7 +201,7 @@ def test_parse_route_tolerates_prose_and_fences(text):
         ("", "no text"),
         ("billing please", "no JSON object"),
         ('{"route": "billing", "reason": "r", "confidence": 1.7}', "confidence"),
-        ('{"route": "billing", "reason": "r"', "no JSON object"),
+        ('{"route": "billing", "reason": "r"', "cut off before its end .*raise max_tokens"),
         ('{"route": "sales", "reason": "r", "confidence": 0.5}', "not one of"),
     ],
 )

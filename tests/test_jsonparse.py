@@ -65,6 +65,8 @@ def test_parse_json_object_first_valid_for_a_model():
         (None, EmptyOutputError, "no text"),
         ("   ", EmptyOutputError, "no text"),
         ("I pick billing.", MalformedOutputError, "no JSON object in the answer: 'I pick billing.'"),
+        ('{ "json": { "steps": [', MalformedOutputError, r"cut off before its end \(.*raise max_tokens\)"),
+        ("Rating: 8} of 10", MalformedOutputError, "no JSON object in the answer"),
         ('{"route": "x", "confidence": 7}', MalformedOutputError, r"valid Route \(confidence: Input should be"),
     ],
 )

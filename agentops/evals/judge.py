@@ -37,7 +37,7 @@ from agentops.evals._usage import spend_of
 from agentops.evals.assertions import _short, _Spec
 from agentops.evals.cases import RUBRIC, SCALE, EvalCase, _check_thresholds
 from agentops.evals.errors import EvalError, UnknownKeyError, VerdictError
-from agentops.jsonparse import find_json_objects
+from agentops.jsonparse import CUT_OFF_HINT, cut_off, find_json_objects
 
 __all__ = ["JUDGE_SYSTEM_PROMPT", "Judge", "JudgeResult", "JudgeVerdict", "VerdictError", "parse_verdict"]
 
@@ -159,11 +159,8 @@ def parse_verdict(text: str | None) -> JudgeVerdict:
     if text is None or not str(text).strip():
         raise VerdictError("the judge returned an empty answer")
     candidates = find_json_objects(str(text))
-    if not candidates and str(text).count("{") > str(text).count("}"):  # an object opened, never closed
-        raise VerdictError(
-            f"the judge's JSON is cut off before its end (it likely ran out of max_tokens; give the judge's "
-            f"model config a larger max_tokens): {_short(str(text), 80)!r}"
-        )
+    if not candidates and cut_off(str(text)):
+        raise VerdictError(f"the judge's JSON is {CUT_OFF_HINT}: {_short(str(text), 80)!r}")
     if not candidates:
         raise VerdictError(f"no JSON object in the judge's answer: {_short(str(text), 80)!r}")
     flats = [_flatten(c) for c in candidates]

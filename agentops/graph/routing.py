@@ -25,7 +25,7 @@ from agentops import _identity  # noqa: F401
 from agentops._ag2 import packet_body
 from agentops.config import Spec
 from agentops.errors import ConfigError, MalformedOutputError
-from agentops.jsonparse import find_json_objects
+from agentops.jsonparse import CUT_OFF_HINT, cut_off, find_json_objects
 
 __all__ = ["STOP_ROUTE", "RouteDecision", "RouteParseError", "RouterTarget", "parse_route", "route_body"]
 
@@ -83,6 +83,8 @@ def parse_route(text: str | None, routes: Iterable[str] | None = None) -> RouteD
     if problems:
         raise RouteParseError(f"router answer did not validate ({problems[0]})")
     snippet = " ".join(text.split())[:60]
+    if cut_off(text):
+        raise RouteParseError(f"the router's JSON is {CUT_OFF_HINT}: {snippet!r}")
     raise RouteParseError(f"no JSON object in the router answer {snippet!r}")
 
 
