@@ -33,6 +33,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import synthetic  # noqa: E402
+
 Row = tuple[str, int]  # (text, label)
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -461,6 +464,19 @@ SOURCES += (
            "f/awesome-chatgpt-prompts role prompts (CC0-1.0), Parapet's sample"),
     Source("ultrachat", PARAPET, ultrachat, True, "MIT",
            "UltraChat opening turns (stingning/ultrachat, MIT on its dataset page), Parapet's sample"),
+)  # fmt: skip
+
+
+# Third round: public documents, and two attack shapes generated from them (``synthetic.py``).
+SOURCES += (
+    Source("alpaca_docs", synthetic._repo(), synthetic.alpaca_docs, True, "Apache-2.0",
+           "AlpacaEval answers of one model (prose, lists, e-mails, tables, code) as benign documents"),
+    Source("alpaca_instructions", synthetic._repo(), synthetic.alpaca_instructions, True, "Apache-2.0",
+           "AlpacaEval instructions"),
+    Source("doc_inject_synth", synthetic._repo(), synthetic.doc_inject_synth, True, "Apache-2.0",
+           "another model's AlpacaEval answers, clean and with an unrelated instruction inserted (generated)"),
+    Source("gcg_synth", synthetic._repo(), synthetic.gcg_synth, True, "Apache-2.0",
+           "AlpacaEval instructions followed by a generated adversarial-looking suffix"),
 )  # fmt: skip
 
 

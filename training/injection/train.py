@@ -51,11 +51,11 @@ ALPHA = 1e-4  # L2 penalty of the logistic regression (fitted by averaged SGD)
 EPOCHS = 20
 TARGET_FPR = 0.02  # mean false-positive rate at THRESHOLD on benign sources the model never saw
 BENIGN_FOLDS = (
-    ("p3_prompts", "gpteacher_codegen"),
-    ("gsm8k", "notinject", "jbb_benign", "chat_bench", "gpteacher_toolformer", "ultrachat"),
+    ("p3_prompts", "gpteacher_codegen", "alpaca_docs"),
+    ("gsm8k", "notinject", "jbb_benign", "chat_bench", "gpteacher_toolformer", "ultrachat", "alpaca_instructions"),
     ("wildguard_benign", "self_instruct", "gpteacher_roleplay", "awesome_chatgpt"),
 )
-MIXED = ("deepset", "bipia")
+MIXED = ("deepset", "bipia", "doc_inject_synth")
 
 
 def load(path: Path) -> list[dict]:
