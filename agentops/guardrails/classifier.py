@@ -79,6 +79,9 @@ TAIL_CHARS = 8_192
 WEIGHTS_FILE = "injection_classifier.npz"
 
 BITS = 18
+HEAD_BYTES = 256  # words after the first 256 bytes of a text are "body" words (their own features)
+RARE_RUN = 48  # the gibberish feature: the densest run of this many rare 4-grams
+RARE_BINS = (0.25, 0.35, 0.45, 0.55, 0.65)  # one indicator per bin the densest run reaches
 GRAM_BYTES = (4, 5)  # character n-grams, counted in UTF-8 bytes
 WORD_PREFIX = 8  # a word is hashed by its first 8 bytes (a crude stemmer: "instructions" -> "instruct")
 _PAD = b"\0" * 8
@@ -89,6 +92,7 @@ _GRAM_MASK = np.array([[(1 << (8 * k)) - 1] for k in GRAM_BYTES], dtype=np.uint6
 _GRAM_SALT = np.array([[k << 56] for k in GRAM_BYTES], dtype=np.uint64)
 _WORD_MASK = np.array([(1 << (8 * k)) - 1 for k in range(WORD_PREFIX)] + [(1 << 64) - 1], dtype=np.uint64)
 _BIGRAM = np.uint64(0xC2B2AE3D27D4EB4F)  # odd: bigram = first * this + second
+_BODY_SALT = np.uint64(0x5A17 << 48)  # marks a word hash as a "body" word (see _hashes)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: keep the high bits of h * 2**64/phi
 # ASCII letters and digits and every byte of a multi-byte UTF-8 character are word bytes; the rest
 # (punctuation, spaces, controls) become spaces.
@@ -125,11 +129,13 @@ def _u64_at_each_byte(data: bytes) -> np.ndarray:
     return np.ndarray((len(data),), dtype="<u8", buffer=data + _PAD, strides=(1,))
 
 
-def _hashes(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _hashes(data: bytes, head: int = HEAD_BYTES) -> tuple[np.ndarray, np.ndarray]:
     """Unmixed 64-bit hashes of every n-gram of ``data``, and the byte where each word starts.
 
     In order: character 4-grams and 5-grams at every byte, word unigrams (first 8 bytes of each
-    word), word bigrams (a bigram sits where its first word starts).
+    word), word bigrams (a bigram sits where its first word starts). Words starting at or after byte
+    ``head`` are salted apart ("body" words: an instruction deep inside a document is not the same
+    signal as the same words at the start of a request).
     """
     grams = _u64_at_each_byte(data) & _GRAM_MASK
     grams += _GRAM_SALT
@@ -138,6 +144,8 @@ def _hashes(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     edges = np.flatnonzero(is_word[1:] != is_word[:-1])  # alternately a word's start and its end, +1
     starts, ends = edges[0::2], edges[1::2]
     uni = _u64_at_each_byte(spaced)[starts + 1] & _WORD_MASK[np.minimum(ends - starts, WORD_PREFIX)]
+    if head < len(data):
+        uni[starts >= head] ^= _BODY_SALT
     return np.concatenate((grams.ravel(), uni, uni[:-1] * _BIGRAM + uni[1:])), starts
 
 
@@ -204,27 +212,58 @@ def _first_of_each(buckets: np.ndarray, size: int) -> np.ndarray:
     return buckets[table[buckets] == pos]
 
 
+def rare_bins(grams4: np.ndarray, common: np.ndarray) -> np.ndarray:
+    """The gibberish feature of a window: which of :data:`RARE_BINS` the densest run of
+    :data:`RARE_RUN` rare 4-grams reaches (1.0 per bin reached), given the window's 4-gram buckets and a
+    table saying which buckets hold a 4-gram common in ordinary text. An adversarial suffix (word
+    pieces, capitals and punctuation runs) is a dense run of rare 4-grams; prose is not.
+
+    Example:
+        >>> common = np.zeros(8, dtype=bool); common[:4] = True
+        >>> rare_bins(np.array([0, 1, 2, 3] * 12 + [5] * 48), common).tolist()
+        [1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    rare = ~common[grams4]
+    if len(rare) <= RARE_RUN:
+        densest = np.count_nonzero(rare) / RARE_RUN
+    else:
+        c = np.cumsum(rare, dtype=np.int32)
+        densest = max(int(c[RARE_RUN - 1]), int((c[RARE_RUN:] - c[:-RARE_RUN]).max())) / RARE_RUN
+    return (densest >= _RARE_EDGES).astype(np.float32)
+
+
+_RARE_EDGES = np.array(RARE_BINS)
+
+
 @dataclass(frozen=True)
 class LinearModel:
     """Weights of a logistic regression over the set of hashed n-grams present in a window, scaled by
-    1/sqrt(set size) (the L2-normalised binary vector: repeating text does not raise its score)."""
+    1/sqrt(set size) (the L2-normalised binary vector: repeating text does not raise its score), plus
+    the gibberish indicators (:func:`rare_bins`) with their own weights when the model has them."""
 
     weights: np.ndarray  # float32, 2**bits
     bias: float
     meta: dict
+    common: np.ndarray | None = None  # bool per bucket: holds a 4-gram common in ordinary text
+    dense: np.ndarray | None = None  # float32 weights of the RARE_BINS indicators
 
-    def _window_logit(self, data: bytes) -> float:
+    def _window_logit(self, data: bytes, head: int = HEAD_BYTES) -> float:
         bits = len(self.weights).bit_length() - 1
-        idx = _first_of_each(_bucket(_hashes(data)[0], bits), len(self.weights))
+        buckets = _bucket(_hashes(data, head)[0], bits)
+        z = self.bias
+        if self.dense is not None and len(data) > 3:  # the last 3 4-grams run into the padding
+            z += float(self.dense @ rare_bins(buckets[: len(data) - 3], self.common))
+        idx = _first_of_each(buckets, len(self.weights))
         if len(idx) == 0:
-            return self.bias
-        return float(self.weights[idx].sum()) / math.sqrt(len(idx)) + self.bias
+            return z
+        return float(self.weights[idx].sum()) / math.sqrt(len(idx)) + z
 
     def logit(self, data: bytes) -> float:
-        """Logit of folded UTF-8 text (:func:`clip`): the highest of its windows' (:func:`windows`)."""
+        """Logit of folded UTF-8 text (:func:`clip`): the highest of its windows' (:func:`windows`);
+        only the first window has a head (:data:`HEAD_BYTES`)."""
         if len(data) <= WINDOW:
             return self._window_logit(data)
-        return max(self._window_logit(data[lo:hi]) for lo, hi in windows(len(data)))
+        return max(self._window_logit(data[lo:hi], HEAD_BYTES if lo == 0 else 0) for lo, hi in windows(len(data)))
 
     def score(self, text: str) -> float:
         """Probability in [0, 1] that ``text`` is an injection: the highest window's."""
@@ -232,11 +271,15 @@ class LinearModel:
 
     def save(self, path: Path) -> None:
         """Write the model as ``.npz`` (float16 weights; meta as JSON)."""
+        extra = {}
+        if self.dense is not None:
+            extra = {"common": np.packbits(self.common), "dense": self.dense.astype(np.float32)}
         np.savez_compressed(
             path,
             weights=self.weights.astype(np.float16),
             bias=np.float64(self.bias),
             meta=np.array(json.dumps(self.meta, sort_keys=True)),
+            **extra,
         )
 
     @classmethod
@@ -248,6 +291,8 @@ class LinearModel:
                 weights = z["weights"].astype(np.float32)
                 bias = float(z["bias"])
                 meta = json.loads(str(z["meta"]))
+                dense = z["dense"].astype(np.float32) if "dense" in z else None
+                common = np.unpackbits(z["common"]).astype(bool) if "common" in z else None
         except FileNotFoundError as exc:
             raise ClassifierLoadError(f"injection classifier weights not found at {path}: {fix}") from exc
         except (OSError, ValueError, KeyError) as exc:
@@ -255,7 +300,9 @@ class LinearModel:
         n = len(weights)
         if n < 2 or n & (n - 1) or meta.get("bits") != int(np.log2(n)):
             raise ClassifierLoadError(f"injection classifier weights at {path} have {n} buckets, not 2**bits: {fix}")
-        return cls(weights, bias, meta)
+        if dense is not None and (len(dense) != len(RARE_BINS) or common is None or len(common) != n):
+            raise ClassifierLoadError(f"injection classifier weights at {path} have a malformed gibberish table: {fix}")
+        return cls(weights, bias, meta, common, dense)
 
 
 @functools.cache

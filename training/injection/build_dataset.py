@@ -477,6 +477,8 @@ SOURCES += (
            "another model's AlpacaEval answers, clean and with an unrelated instruction inserted (generated)"),
     Source("gcg_synth", synthetic._repo(), synthetic.gcg_synth, True, "Apache-2.0",
            "AlpacaEval instructions followed by a generated adversarial-looking suffix"),
+    Source("reference", synthetic._repo(), synthetic.reference, False, "Apache-2.0",
+           "a third model's AlpacaEval answers: define which 4-grams are common (never trained or scored on)"),
 )  # fmt: skip
 
 

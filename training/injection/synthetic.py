@@ -121,3 +121,13 @@ def gcg_synth(snap) -> Iterator[tuple[str, int]]:
     for r in rows:
         if len(r["instruction"]) <= 300 and rng.random() < 0.5:
             yield r["instruction"].rstrip() + " " + _suffix(rng, vocab), 1
+
+
+REFERENCE_MODEL = "Mixtral-8x22B-Instruct-v0.1"
+
+
+def reference(snap) -> Iterator[tuple[str, int]]:
+    """A third model's answers: only count which 4-grams are common in ordinary text (never trained
+    or scored on)."""
+    for r in _outputs(snap, REFERENCE_MODEL):
+        yield r["output"], 0

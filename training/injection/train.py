@@ -56,28 +56,69 @@ BENIGN_FOLDS = (
     ("wildguard_benign", "self_instruct", "gpteacher_roleplay", "awesome_chatgpt"),
 )
 MIXED = ("deepset", "bipia", "doc_inject_synth")
+REFERENCE = "reference"  # rows that only define the common 4-grams (never trained or scored on)
 
 
 def load(path: Path) -> list[dict]:
+    """The dataset's rows (without the ``reference`` rows: see :func:`load_reference`)."""
     with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+        return [r for r in map(json.loads, f) if r["source"] != REFERENCE]
 
 
-def featurize(texts: list[str], bits: int = clf.BITS) -> sparse.csr_matrix:
-    """One row per text: the buckets present in its first :data:`TRAIN_WINDOWS` windows, scaled by
-    1/sqrt(number present) (what :meth:`~agentops.guardrails.classifier.LinearModel.logit` scores)."""
-    indptr, indices, data = [0], [], []
-    for text in texts:
-        head = clf.clip(clf.fold(text))[: TRAIN_WINDOWS * clf.WINDOW].decode("utf-8", "ignore")
-        b = clf.distinct(clf.ngram_buckets(head, bits))
-        indices.append(b)
-        data.append(np.full(len(b), 1.0 / np.sqrt(max(len(b), 1)), dtype=np.float32))
-        indptr.append(indptr[-1] + len(b))
+def load_reference(path: Path) -> list[str]:
+    """The reference texts (ordinary prose and code) that define which 4-grams are common."""
+    with path.open(encoding="utf-8") as f:
+        return [r["text"] for r in map(json.loads, f) if r["source"] == REFERENCE]
+
+
+def common_table(texts: list[str], bits: int = clf.BITS, min_docs: int = 2) -> np.ndarray:
+    """Which buckets hold a 4-gram seen in at least ``min_docs`` of the reference texts."""
+    df = np.zeros(1 << bits, dtype=np.int32)
+    for data in clipped(texts):
+        n = len(data)
+        if n > 3:
+            df[np.unique(clf._bucket(clf._hashes(data, 0)[0][: n - 3], bits))] += 1
+    return df >= min_docs
+
+
+def _row(data: bytes, head: int, bits: int, common: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    buckets = clf._bucket(clf._hashes(data, head)[0], bits)
+    b = clf.distinct(buckets).astype(np.int64)
+    v = np.full(len(b), 1.0 / np.sqrt(max(len(b), 1)), dtype=np.float32)
+    if common is None:
+        return b, v
+    dense = clf.rare_bins(buckets[: max(len(data) - 3, 0)], common) if len(data) > 3 else np.zeros(len(clf.RARE_BINS))
+    on = np.flatnonzero(dense)
+    return np.r_[b, (1 << bits) + on], np.r_[v, np.ones(len(on), dtype=np.float32)]
+
+
+def _matrix(parts: list[tuple[np.ndarray, np.ndarray]], bits: int, common) -> sparse.csr_matrix:
+    n_cols = (1 << bits) + (len(clf.RARE_BINS) if common is not None else 0)
+    indptr = np.r_[0, np.cumsum([len(b) for b, _ in parts])]
     m = sparse.csr_matrix(
-        (np.concatenate(data), np.concatenate(indices), np.array(indptr)), shape=(len(texts), 1 << bits)
+        (np.concatenate([v for _, v in parts]), np.concatenate([b for b, _ in parts]), indptr),
+        shape=(len(parts), n_cols),
     )
     m.sum_duplicates()
     return m
+
+
+def featurize(texts: list[str], common: np.ndarray | None = None, bits: int = clf.BITS) -> sparse.csr_matrix:
+    """One row per text: the buckets present in its first :data:`TRAIN_WINDOWS` windows, scaled by
+    1/sqrt(number present), and the gibberish indicators when ``common`` is given (what
+    :meth:`~agentops.guardrails.classifier.LinearModel.logit` scores)."""
+    parts = [_row(d[: TRAIN_WINDOWS * clf.WINDOW], clf.HEAD_BYTES, bits, common) for d in clipped(texts)]
+    return _matrix(parts, bits, common)
+
+
+def window_matrix(data: list[bytes], common: np.ndarray | None = None, bits: int = clf.BITS):
+    """One row per window exactly as scored at run time, and the text each window belongs to."""
+    parts, owner = [], []
+    for i, d in enumerate(data):
+        for lo, hi in clf.windows(len(d)):
+            parts.append(_row(d[lo:hi], clf.HEAD_BYTES if lo == 0 else 0, bits, common))
+            owner.append(i)
+    return _matrix(parts, bits, common), np.array(owner)
 
 
 def clipped(texts: list[str]) -> list[bytes]:
@@ -85,10 +126,13 @@ def clipped(texts: list[str]) -> list[bytes]:
     return [clf.clip(clf.fold(t)) for t in texts]
 
 
-def runtime_scores(model: clf.LinearModel, data: list[bytes]) -> np.ndarray:
-    """Per-text probabilities exactly as :meth:`LinearModel.score` computes them (float16 weights)."""
-    shipped = clf.LinearModel(model.weights.astype(np.float16).astype(np.float32), model.bias, model.meta)
-    z = np.array([shipped.logit(d) for d in data])
+def window_scores(model: clf.LinearModel, xw: sparse.csr_matrix, owner: np.ndarray) -> np.ndarray:
+    """Per-text probabilities as :meth:`LinearModel.score` computes them (float16 weights): the
+    highest window's logit."""
+    w = model.weights.astype(np.float16).astype(np.float32)
+    if model.dense is not None:
+        w = np.r_[w, model.dense]
+    z = np.maximum.reduceat(xw @ w + model.bias, np.r_[0, np.flatnonzero(np.diff(owner)) + 1])
     return 1 / (1 + np.exp(-z))
 
 
@@ -103,11 +147,15 @@ def weights_for(sources: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return w * len(labels) / w.sum()
 
 
-def fit(x: sparse.csr_matrix, y: np.ndarray, w: np.ndarray) -> clf.LinearModel:
+def fit(x: sparse.csr_matrix, y: np.ndarray, w: np.ndarray, common: np.ndarray | None = None) -> clf.LinearModel:
     model = SGDClassifier(loss="log_loss", alpha=ALPHA, max_iter=EPOCHS, tol=None, random_state=0, average=True)
     model.fit(x, y, sample_weight=w)
-    meta = {"bits": int(np.log2(x.shape[1])), "gram_bytes": list(clf.GRAM_BYTES), "word_ns": [1, 2], "alpha": ALPHA}
-    return clf.LinearModel(model.coef_[0].astype(np.float32), float(model.intercept_[0]), meta)
+    bits = clf.BITS
+    meta = {"bits": bits, "gram_bytes": list(clf.GRAM_BYTES), "word_ns": [1, 2], "alpha": ALPHA,
+            "head_bytes": clf.HEAD_BYTES}  # fmt: skip
+    coef = model.coef_[0].astype(np.float32)
+    dense = coef[1 << bits :] if common is not None else None
+    return clf.LinearModel(coef[: 1 << bits], float(model.intercept_[0]), meta, common, dense)
 
 
 def tpr_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
