@@ -54,6 +54,7 @@ from agentops.errors import AgentOpsError, ConfigError
 from agentops.guardrails._normalize import squash_spaces
 
 __all__ = [
+    "HEAD_BYTES",
     "MAX_CHARS",
     "OVERLAP",
     "TAIL_CHARS",
@@ -80,8 +81,6 @@ WEIGHTS_FILE = "injection_classifier.npz"
 
 BITS = 18
 HEAD_BYTES = 256  # words after the first 256 bytes of a text are "body" words (their own features)
-RARE_RUN = 48  # the gibberish feature: the densest run of this many rare 4-grams
-RARE_BINS = (0.25, 0.35, 0.45, 0.55, 0.65)  # one indicator per bin the densest run reaches
 GRAM_BYTES = (4, 5)  # character n-grams, counted in UTF-8 bytes
 WORD_PREFIX = 8  # a word is hashed by its first 8 bytes (a crude stemmer: "instructions" -> "instruct")
 _PAD = b"\0" * 8
@@ -135,7 +134,7 @@ def _hashes(data: bytes, head: int = HEAD_BYTES) -> tuple[np.ndarray, np.ndarray
     In order: character 4-grams and 5-grams at every byte, word unigrams (first 8 bytes of each
     word), word bigrams (a bigram sits where its first word starts). Words starting at or after byte
     ``head`` are salted apart ("body" words: an instruction deep inside a document is not the same
-    signal as the same words at the start of a request).
+    signal as the same words opening a request); pass ``head=0`` for a window that is not the first.
     """
     grams = _u64_at_each_byte(data) & _GRAM_MASK
     grams += _GRAM_SALT
@@ -212,51 +211,21 @@ def _first_of_each(buckets: np.ndarray, size: int) -> np.ndarray:
     return buckets[table[buckets] == pos]
 
 
-def rare_bins(grams4: np.ndarray, common: np.ndarray) -> np.ndarray:
-    """The gibberish feature of a window: which of :data:`RARE_BINS` the densest run of
-    :data:`RARE_RUN` rare 4-grams reaches (1.0 per bin reached), given the window's 4-gram buckets and a
-    table saying which buckets hold a 4-gram common in ordinary text. An adversarial suffix (word
-    pieces, capitals and punctuation runs) is a dense run of rare 4-grams; prose is not.
-
-    Example:
-        >>> common = np.zeros(8, dtype=bool); common[:4] = True
-        >>> rare_bins(np.array([0, 1, 2, 3] * 12 + [5] * 48), common).tolist()
-        [1.0, 1.0, 1.0, 1.0, 1.0]
-    """
-    rare = ~common[grams4]
-    if len(rare) <= RARE_RUN:
-        densest = np.count_nonzero(rare) / RARE_RUN
-    else:
-        c = np.cumsum(rare, dtype=np.int32)
-        densest = max(int(c[RARE_RUN - 1]), int((c[RARE_RUN:] - c[:-RARE_RUN]).max())) / RARE_RUN
-    return (densest >= _RARE_EDGES).astype(np.float32)
-
-
-_RARE_EDGES = np.array(RARE_BINS)
-
-
 @dataclass(frozen=True)
 class LinearModel:
     """Weights of a logistic regression over the set of hashed n-grams present in a window, scaled by
-    1/sqrt(set size) (the L2-normalised binary vector: repeating text does not raise its score), plus
-    the gibberish indicators (:func:`rare_bins`) with their own weights when the model has them."""
+    1/sqrt(set size) (the L2-normalised binary vector: repeating text does not raise its score)."""
 
     weights: np.ndarray  # float32, 2**bits
     bias: float
     meta: dict
-    common: np.ndarray | None = None  # bool per bucket: holds a 4-gram common in ordinary text
-    dense: np.ndarray | None = None  # float32 weights of the RARE_BINS indicators
 
     def _window_logit(self, data: bytes, head: int = HEAD_BYTES) -> float:
         bits = len(self.weights).bit_length() - 1
-        buckets = _bucket(_hashes(data, head)[0], bits)
-        z = self.bias
-        if self.dense is not None and len(data) > 3:  # the last 3 4-grams run into the padding
-            z += float(self.dense @ rare_bins(buckets[: len(data) - 3], self.common))
-        idx = _first_of_each(buckets, len(self.weights))
+        idx = _first_of_each(_bucket(_hashes(data, head)[0], bits), len(self.weights))
         if len(idx) == 0:
-            return z
-        return float(self.weights[idx].sum()) / math.sqrt(len(idx)) + z
+            return self.bias
+        return float(self.weights[idx].sum()) / math.sqrt(len(idx)) + self.bias
 
     def logit(self, data: bytes) -> float:
         """Logit of folded UTF-8 text (:func:`clip`): the highest of its windows' (:func:`windows`);
@@ -271,15 +240,11 @@ class LinearModel:
 
     def save(self, path: Path) -> None:
         """Write the model as ``.npz`` (float16 weights; meta as JSON)."""
-        extra = {}
-        if self.dense is not None:
-            extra = {"common": np.packbits(self.common), "dense": self.dense.astype(np.float32)}
         np.savez_compressed(
             path,
             weights=self.weights.astype(np.float16),
             bias=np.float64(self.bias),
             meta=np.array(json.dumps(self.meta, sort_keys=True)),
-            **extra,
         )
 
     @classmethod
@@ -291,8 +256,6 @@ class LinearModel:
                 weights = z["weights"].astype(np.float32)
                 bias = float(z["bias"])
                 meta = json.loads(str(z["meta"]))
-                dense = z["dense"].astype(np.float32) if "dense" in z else None
-                common = np.unpackbits(z["common"]).astype(bool) if "common" in z else None
         except FileNotFoundError as exc:
             raise ClassifierLoadError(f"injection classifier weights not found at {path}: {fix}") from exc
         except (OSError, ValueError, KeyError) as exc:
@@ -300,9 +263,7 @@ class LinearModel:
         n = len(weights)
         if n < 2 or n & (n - 1) or meta.get("bits") != int(np.log2(n)):
             raise ClassifierLoadError(f"injection classifier weights at {path} have {n} buckets, not 2**bits: {fix}")
-        if dense is not None and (len(dense) != len(RARE_BINS) or common is None or len(common) != n):
-            raise ClassifierLoadError(f"injection classifier weights at {path} have a malformed gibberish table: {fix}")
-        return cls(weights, bias, meta, common, dense)
+        return cls(weights, bias, meta)
 
 
 @functools.cache

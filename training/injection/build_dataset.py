@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import synthetic  # noqa: E402
+import extra_sources
 
 Row = tuple[str, int]  # (text, label)
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -467,18 +467,14 @@ SOURCES += (
 )  # fmt: skip
 
 
-# Third round: public documents, and two attack shapes generated from them (``synthetic.py``).
+# Third round: benign documents and requests (``extra_sources.py``).
 SOURCES += (
-    Source("alpaca_docs", synthetic._repo(), synthetic.alpaca_docs, True, "Apache-2.0",
+    Source("alpaca_docs", extra_sources.alpaca_repo(), extra_sources.alpaca_docs, True, "Apache-2.0",
            "AlpacaEval answers of one model (prose, lists, e-mails, tables, code) as benign documents"),
-    Source("alpaca_instructions", synthetic._repo(), synthetic.alpaca_instructions, True, "Apache-2.0",
+    Source("alpaca_instructions", extra_sources.alpaca_repo(), extra_sources.alpaca_instructions, True, "Apache-2.0",
            "AlpacaEval instructions"),
-    Source("doc_inject_synth", synthetic._repo(), synthetic.doc_inject_synth, True, "Apache-2.0",
-           "another model's AlpacaEval answers, clean and with an unrelated instruction inserted (generated)"),
-    Source("gcg_synth", synthetic._repo(), synthetic.gcg_synth, True, "Apache-2.0",
-           "AlpacaEval instructions followed by a generated adversarial-looking suffix"),
-    Source("reference", synthetic._repo(), synthetic.reference, False, "Apache-2.0",
-           "a third model's AlpacaEval answers: define which 4-grams are common (never trained or scored on)"),
+    Source("secret_help", Repo("this project", "-", "project"), extra_sources.secret_help, True, "project",
+           "hand-written benign requests about passwords, secrets and word games"),
 )  # fmt: skip
 
 

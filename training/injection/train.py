@@ -53,72 +53,45 @@ TARGET_FPR = 0.02  # mean false-positive rate at THRESHOLD on benign sources the
 BENIGN_FOLDS = (
     ("p3_prompts", "gpteacher_codegen", "alpaca_docs"),
     ("gsm8k", "notinject", "jbb_benign", "chat_bench", "gpteacher_toolformer", "ultrachat", "alpaca_instructions"),
-    ("wildguard_benign", "self_instruct", "gpteacher_roleplay", "awesome_chatgpt"),
+    ("wildguard_benign", "self_instruct", "gpteacher_roleplay", "awesome_chatgpt", "secret_help"),
 )
-MIXED = ("deepset", "bipia", "doc_inject_synth")
-REFERENCE = "reference"  # rows that only define the common 4-grams (never trained or scored on)
+MIXED = ("deepset", "bipia")
+FAMILIES: dict[str, tuple[str, ...]] = {}
+FAMILY_OF = {s: f for f, members in FAMILIES.items() for s in members}
 
 
 def load(path: Path) -> list[dict]:
-    """The dataset's rows (without the ``reference`` rows: see :func:`load_reference`)."""
     with path.open(encoding="utf-8") as f:
-        return [r for r in map(json.loads, f) if r["source"] != REFERENCE]
+        return [json.loads(line) for line in f]
 
 
-def load_reference(path: Path) -> list[str]:
-    """The reference texts (ordinary prose and code) that define which 4-grams are common."""
-    with path.open(encoding="utf-8") as f:
-        return [r["text"] for r in map(json.loads, f) if r["source"] == REFERENCE]
+def _row(data: bytes, head: int, bits: int) -> np.ndarray:
+    return clf.distinct(clf._bucket(clf._hashes(data, head)[0], bits)).astype(np.int64)
 
 
-def common_table(texts: list[str], bits: int = clf.BITS, min_docs: int = 2) -> np.ndarray:
-    """Which buckets hold a 4-gram seen in at least ``min_docs`` of the reference texts."""
-    df = np.zeros(1 << bits, dtype=np.int32)
-    for data in clipped(texts):
-        n = len(data)
-        if n > 3:
-            df[np.unique(clf._bucket(clf._hashes(data, 0)[0][: n - 3], bits))] += 1
-    return df >= min_docs
-
-
-def _row(data: bytes, head: int, bits: int, common: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    buckets = clf._bucket(clf._hashes(data, head)[0], bits)
-    b = clf.distinct(buckets).astype(np.int64)
-    v = np.full(len(b), 1.0 / np.sqrt(max(len(b), 1)), dtype=np.float32)
-    if common is None:
-        return b, v
-    dense = clf.rare_bins(buckets[: max(len(data) - 3, 0)], common) if len(data) > 3 else np.zeros(len(clf.RARE_BINS))
-    on = np.flatnonzero(dense)
-    return np.r_[b, (1 << bits) + on], np.r_[v, np.ones(len(on), dtype=np.float32)]
-
-
-def _matrix(parts: list[tuple[np.ndarray, np.ndarray]], bits: int, common) -> sparse.csr_matrix:
-    n_cols = (1 << bits) + (len(clf.RARE_BINS) if common is not None else 0)
-    indptr = np.r_[0, np.cumsum([len(b) for b, _ in parts])]
-    m = sparse.csr_matrix(
-        (np.concatenate([v for _, v in parts]), np.concatenate([b for b, _ in parts]), indptr),
-        shape=(len(parts), n_cols),
-    )
+def _matrix(rows: list[np.ndarray], bits: int) -> sparse.csr_matrix:
+    """One row per bucket set, each present bucket scaled by 1/sqrt(number present)."""
+    data = [np.full(len(b), 1.0 / np.sqrt(max(len(b), 1)), dtype=np.float32) for b in rows]
+    indptr = np.r_[0, np.cumsum([len(b) for b in rows])]
+    m = sparse.csr_matrix((np.concatenate(data), np.concatenate(rows), indptr), shape=(len(rows), 1 << bits))
     m.sum_duplicates()
     return m
 
 
-def featurize(texts: list[str], common: np.ndarray | None = None, bits: int = clf.BITS) -> sparse.csr_matrix:
+def featurize(texts: list[str], bits: int = clf.BITS) -> sparse.csr_matrix:
     """One row per text: the buckets present in its first :data:`TRAIN_WINDOWS` windows, scaled by
-    1/sqrt(number present), and the gibberish indicators when ``common`` is given (what
-    :meth:`~agentops.guardrails.classifier.LinearModel.logit` scores)."""
-    parts = [_row(d[: TRAIN_WINDOWS * clf.WINDOW], clf.HEAD_BYTES, bits, common) for d in clipped(texts)]
-    return _matrix(parts, bits, common)
+    1/sqrt(number present) (what :meth:`~agentops.guardrails.classifier.LinearModel.logit` scores)."""
+    return _matrix([_row(d[: TRAIN_WINDOWS * clf.WINDOW], clf.HEAD_BYTES, bits) for d in clipped(texts)], bits)
 
 
-def window_matrix(data: list[bytes], common: np.ndarray | None = None, bits: int = clf.BITS):
-    """One row per window exactly as scored at run time, and the text each window belongs to."""
-    parts, owner = [], []
+def window_matrix(data: list[bytes], bits: int = clf.BITS) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """One row per window exactly as :meth:`LinearModel.logit` scores it, and the text of each window."""
+    rows, owner = [], []
     for i, d in enumerate(data):
         for lo, hi in clf.windows(len(d)):
-            parts.append(_row(d[lo:hi], clf.HEAD_BYTES if lo == 0 else 0, bits, common))
+            rows.append(_row(d[lo:hi], clf.HEAD_BYTES if lo == 0 else 0, bits))
             owner.append(i)
-    return _matrix(parts, bits, common), np.array(owner)
+    return _matrix(rows, bits), np.array(owner)
 
 
 def clipped(texts: list[str]) -> list[bytes]:
@@ -130,15 +103,15 @@ def window_scores(model: clf.LinearModel, xw: sparse.csr_matrix, owner: np.ndarr
     """Per-text probabilities as :meth:`LinearModel.score` computes them (float16 weights): the
     highest window's logit."""
     w = model.weights.astype(np.float16).astype(np.float32)
-    if model.dense is not None:
-        w = np.r_[w, model.dense]
     z = np.maximum.reduceat(xw @ w + model.bias, np.r_[0, np.flatnonzero(np.diff(owner)) + 1])
     return 1 / (1 + np.exp(-z))
 
 
 def weights_for(sources: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Each (class, source) pair gets the same total weight; the two classes weigh the same overall."""
+    """Each (class, source) pair gets the same total weight; the two classes weigh the same overall.
+    Sources of one :data:`FAMILIES` entry share one source's weight."""
     w = np.zeros(len(labels))
+    sources = np.array([FAMILY_OF.get(s, s) for s in sources])
     for label in (0, 1):
         in_class = labels == label
         names = Counter(sources[in_class])
@@ -147,15 +120,12 @@ def weights_for(sources: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return w * len(labels) / w.sum()
 
 
-def fit(x: sparse.csr_matrix, y: np.ndarray, w: np.ndarray, common: np.ndarray | None = None) -> clf.LinearModel:
+def fit(x: sparse.csr_matrix, y: np.ndarray, w: np.ndarray) -> clf.LinearModel:
     model = SGDClassifier(loss="log_loss", alpha=ALPHA, max_iter=EPOCHS, tol=None, random_state=0, average=True)
     model.fit(x, y, sample_weight=w)
-    bits = clf.BITS
-    meta = {"bits": bits, "gram_bytes": list(clf.GRAM_BYTES), "word_ns": [1, 2], "alpha": ALPHA,
+    meta = {"bits": int(np.log2(x.shape[1])), "gram_bytes": list(clf.GRAM_BYTES), "word_ns": [1, 2], "alpha": ALPHA,
             "head_bytes": clf.HEAD_BYTES}  # fmt: skip
-    coef = model.coef_[0].astype(np.float32)
-    dense = coef[1 << bits :] if common is not None else None
-    return clf.LinearModel(coef[: 1 << bits], float(model.intercept_[0]), meta, common, dense)
+    return clf.LinearModel(model.coef_[0].astype(np.float32), float(model.intercept_[0]), meta)
 
 
 def tpr_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
@@ -219,15 +189,17 @@ def crossval(rows: list[dict], x: sparse.csr_matrix, data: list[bytes]) -> dict:
     # detect_injection discounts the classifier on short texts about injection: mark them once
     about = np.array([injection._about_injection_discount(r["text"], 1.0) < 1.0 for r in rows])
     cache: dict = {}
+    xw, owner = window_matrix(data)
 
     def scores(held: tuple[str, ...]) -> np.ndarray:
-        if held not in cache:
-            keep = trainable & ~np.isin(src, held)
+        keep = trainable & ~np.isin(src, held)
+        key = keep.tobytes()  # an evaluation-only source leaves the training set as it is
+        if key not in cache:
             t0 = time.time()
             model = fit(x[keep], y[keep], weights_for(src[keep], y[keep]))
-            cache[held] = runtime_scores(model, data)
+            cache[key] = window_scores(model, xw, owner)
             print(f"  trained without {', '.join(held)}: {time.time() - t0:.0f}s", file=sys.stderr)
-        return cache[held]
+        return cache[key]
 
     attack_only = [str(s) for s in dict.fromkeys(src[y == 1]) if s not in MIXED]
     unseen_benign: dict = defaultdict(list)
