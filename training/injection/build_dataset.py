@@ -325,7 +325,7 @@ SOURCES: tuple[Source, ...] = (
         "gandalf",
         PARAPET,
         gandalf,
-        False,  # password-game attacks: trained on, "reset my password" scored 0.85
+        True,  # with secret_help's benign password questions, and a quarter of a source's weight with mosscap
         "MIT",
         "Lakera/gandalf_ignore_instructions (MIT on its dataset page), mirrored as YAML",
     ),
@@ -333,7 +333,7 @@ SOURCES: tuple[Source, ...] = (
         "mosscap",
         PARAPET,
         mosscap,
-        False,  # likewise: evaluation only
+        True,  # likewise (train.FAMILIES: the two games share one weight)
         "MIT",
         "Lakera/mosscap_prompt_injection sample (MIT on its dataset page), mirrored as YAML",
     ),

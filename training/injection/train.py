@@ -56,7 +56,11 @@ BENIGN_FOLDS = (
     ("wildguard_benign", "self_instruct", "gpteacher_roleplay", "awesome_chatgpt", "secret_help"),
 )
 MIXED = ("deepset", "bipia")
-FAMILIES: dict[str, tuple[str, ...]] = {}
+# Sources of one family share one source's sample weight (two password games of one vendor).
+FAMILIES: dict[str, tuple[str, ...]] = {"password_games": ("gandalf", "mosscap")}
+# Reported a second time with the sibling held out too (the stricter never-seen number).
+SIBLINGS: dict[str, tuple[str, ...]] = {"gandalf": ("mosscap",), "mosscap": ("gandalf",)}
+FAMILY_WEIGHT = {"password_games": 0.25}  # one topic: a quarter of a source's weight (more cost deepset)
 FAMILY_OF = {s: f for f, members in FAMILIES.items() for s in members}
 
 
@@ -109,14 +113,14 @@ def window_scores(model: clf.LinearModel, xw: sparse.csr_matrix, owner: np.ndarr
 
 def weights_for(sources: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Each (class, source) pair gets the same total weight; the two classes weigh the same overall.
-    Sources of one :data:`FAMILIES` entry share one source's weight."""
+    Sources of one :data:`FAMILIES` entry share one source's weight, scaled by :data:`FAMILY_WEIGHT`."""
     w = np.zeros(len(labels))
-    sources = np.array([FAMILY_OF.get(s, s) for s in sources])
+    groups = np.array([FAMILY_OF.get(s, s) for s in sources])
     for label in (0, 1):
         in_class = labels == label
-        names = Counter(sources[in_class])
+        names = Counter(groups[in_class])
         for name, n in names.items():
-            w[in_class & (sources == name)] = 1.0 / (n * len(names))
+            w[in_class & (groups == name)] = FAMILY_WEIGHT.get(name, 1.0) / (n * len(names))
     return w * len(labels) / w.sum()
 
 
@@ -130,10 +134,14 @@ def fit(x: sparse.csr_matrix, y: np.ndarray, w: np.ndarray) -> clf.LinearModel:
 
 def tpr_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
     """TPR at the lowest threshold whose FPR on ``neg`` is at most ``fpr`` (strictly greater = flagged)."""
+    return float(np.mean(pos > _score_at_fpr(neg, fpr)))
+
+
+def _score_at_fpr(neg: np.ndarray, fpr: float) -> float:
+    """The lowest score whose FPR on ``neg`` is at most ``fpr`` (a text scoring above it is flagged)."""
     neg = np.sort(neg)[::-1]
     k = int(np.floor(fpr * len(neg)))
-    t = neg[k] if k < len(neg) else -np.inf
-    return float(np.mean(pos > t))
+    return float(neg[k]) if k < len(neg) else 0.0
 
 
 def metrics(pos: np.ndarray, neg: np.ndarray) -> dict:
@@ -142,6 +150,8 @@ def metrics(pos: np.ndarray, neg: np.ndarray) -> dict:
         "auc": float(roc_auc_score(y, np.r_[pos, neg])),
         "tpr_fpr05": tpr_at_fpr(pos, neg, 0.05),
         "tpr_fpr10": tpr_at_fpr(pos, neg, 0.10),
+        "score_at_fpr05": _score_at_fpr(neg, 0.05),  # the operating points of the two TPR columns
+        "score_at_fpr10": _score_at_fpr(neg, 0.10),
         "tpr_at_threshold": float(np.mean(pos >= clf.THRESHOLD)),
         "fpr_at_threshold": float(np.mean(neg >= clf.THRESHOLD)),
     }
@@ -235,6 +245,20 @@ def crossval(rows: list[dict], x: sparse.csr_matrix, data: list[bytes]) -> dict:
         entry = {"kind": "attack", "n_attack": int(np.sum((src == name) & (y == 1))), "n_benign": n_benign}
         entry.update({scorer: _mean(f) for scorer, f in folds.items()})
         entry["classifier_per_fold"] = folds["classifier"]
+        if name in SIBLINGS:  # stricter: its sibling source left out of training too
+            family = (name, *SIBLINGS[name])
+            entry["family_held_out"] = {
+                scorer: _mean(
+                    [
+                        metrics(
+                            scorers((*family, *fold))[scorer][src == name],
+                            scorers((*family, *fold))[scorer][np.isin(src, fold)],
+                        )
+                        for fold in BENIGN_FOLDS
+                    ]
+                )
+                for scorer in ("classifier", "both")
+            }
         out["sources"][name] = entry
     for name, by_scorer in benign.items():
         entry = {"kind": "benign", "n_benign": int(np.sum(src == name))}
