@@ -112,6 +112,19 @@ def test_a_word_is_hashed_by_its_first_eight_bytes() -> None:
     assert last[2] != last[3]  # "ignore" and "ignored" differ within 8 bytes
 
 
+def test_words_after_the_head_are_hashed_apart_but_byte_ngrams_are_not() -> None:
+    head = "write a poem"
+    body = "x" * clf.HEAD_BYTES + " write a poem"
+    n_grams = len(clf.GRAM_BYTES) * len(head)
+    at_start = clf.ngram_buckets(head)
+    deep = clf.ngram_buckets(body)
+    words = slice(len(clf.GRAM_BYTES) * len(body), None)
+    assert set(at_start[n_grams:].tolist()).isdisjoint(deep[words].tolist())  # words: body features
+    assert set(at_start[: len(head) - 3].tolist()) <= set(deep.tolist())  # 4-grams: shared
+    same = clf._hashes(body.encode(), head=len(body) + 1)[0]  # no head limit: the words of the start
+    assert set(at_start[n_grams:].tolist()) <= set(clf._bucket(same, clf.BITS)[words].tolist())
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("abZ09_-.,! \n\u00e9\u4e2d\u0416")), max_size=80))
 def test_word_starts_are_the_runs_of_letters_digits_and_non_ascii(text: str) -> None:
@@ -232,7 +245,8 @@ def test_distinct_is_numpy_unique(values: list[int]) -> None:
 
 
 def test_a_user_giving_a_login_tool_their_password_is_not_an_injection() -> None:
-    """Password-game attack sets are evaluation only: the word "password" is not an attack signal."""
+    """Password-game attacks are trained on beside benign password questions (at a quarter of a
+    source's weight): the word "password" alone is not an attack signal."""
     for text in ('log in as ana, password = "Tr0ub4dor&3 x"', "reset my password please", "log in with [SECRET_1]"):
         assert clf.score(text) < clf.THRESHOLD, text
 

@@ -11,14 +11,17 @@ it never saw (``benchmarks/injection_classifier.py``).
 Operating points (measured rates: ``training/injection/DATA_CARD.md``):
 
 * :data:`THRESHOLD` (0.5) for messages a user types. The model's bias is calibrated so that, on
-  average, 2 % of the texts of benign sources a model had never seen reach it (cross-validated);
+  average over 15 public benign sources, 1.5 % of the texts of a source a model had never seen reach
+  it (cross-validated; no source rose above its rate under the previous model);
 * :data:`TOOL_RESULT_THRESHOLD` (0.7) for tool results and retrieved documents: text nobody typed at
   the agent, longer and more varied, where a false alarm withholds data the task needs.
 
 Features: the UTF-8 bytes of the folded text (NFKC, lower case, zero-width characters and
 confusable letters removed), every byte 4-gram and 5-gram, and every word unigram and bigram, a word
 being a run of ASCII letters and digits or non-ASCII bytes, hashed by its first 8 bytes (a crude
-stemmer). A window's logit is the sum of the weights of the distinct n-gram buckets it contains,
+stemmer). Words that start after the first :data:`HEAD_BYTES` bytes of the text are hashed apart
+("body" words), so an instruction inside a document is not the same feature as the same words
+opening a request. A window's logit is the sum of the weights of the distinct n-gram buckets it contains,
 divided by the square root of their number, plus the bias.
 
 Length policy: text is scored in windows of :data:`WINDOW` bytes overlapping by :data:`OVERLAP`, so an
