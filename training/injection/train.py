@@ -49,7 +49,7 @@ from agentops.guardrails import classifier as clf  # noqa: E402
 TRAIN_WINDOWS = 4
 ALPHA = 1e-4  # L2 penalty of the logistic regression (fitted by averaged SGD)
 EPOCHS = 20
-TARGET_FPR = 0.015  # mean false-positive rate at THRESHOLD on benign sources the model never saw
+TARGET_FPR = 0.01  # mean false-positive rate at THRESHOLD on benign sources the model never saw
 BENIGN_FOLDS = (
     ("p3_prompts", "gpteacher_codegen", "alpaca_docs"),
     ("gsm8k", "notinject", "jbb_benign", "chat_bench", "gpteacher_toolformer", "ultrachat", "alpaca_instructions"),
