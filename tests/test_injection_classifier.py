@@ -61,7 +61,7 @@ def test_empty_and_whitespace_text_score_low() -> None:
 
 
 def test_known_heldout_attacks_score_above_the_threshold() -> None:
-    attacks = _by_id("held-015", "held-016", "held-021", "held-035", "held-040")
+    attacks = _by_id("held-015", "held-016", "held-021", "held-023", "held-040")
     assert [clf.score(t) >= clf.THRESHOLD for t in attacks] == [True] * len(attacks)
 
 
@@ -76,7 +76,7 @@ def test_heldout_slice_rates_stay_at_their_measured_level() -> None:
     attack = np.array([clf.score(r["text"]) for r in rows if r["label"] == 1])
     benign = np.array([clf.score(r["text"]) for r in rows if r["label"] == 0])
     assert len(attack) >= 50 and len(benign) >= 45
-    assert np.mean(attack >= clf.THRESHOLD) >= 0.08  # measured 0.09 (5 of 56); the rules catch more
+    assert np.mean(attack >= clf.THRESHOLD) >= 0.08  # measured 0.11 (6 of 56); the rules catch more
     assert np.mean(benign >= clf.THRESHOLD) <= 0.02  # measured 0.00 (0 of 50)
 
 
@@ -245,7 +245,7 @@ def test_distinct_is_numpy_unique(values: list[int]) -> None:
 
 
 def test_a_user_giving_a_login_tool_their_password_is_not_an_injection() -> None:
-    """Password-game attacks are trained on beside benign password questions (at a quarter of a
+    """Password-game attacks are trained on beside benign password questions (at half a
     source's weight): the word "password" alone is not an attack signal."""
     for text in ('log in as ana, password = "Tr0ub4dor&3 x"', "reset my password please", "log in with [SECRET_1]"):
         assert clf.score(text) < clf.THRESHOLD, text

@@ -82,7 +82,7 @@ MAX_CHARS = 65_536
 TAIL_CHARS = 8_192
 WEIGHTS_FILE = "injection_classifier.npz"
 
-BITS = 18
+BITS = 16
 HEAD_BYTES = 256  # words after the first 256 bytes of a text are "body" words (their own features)
 GRAM_BYTES = (4, 5)  # character n-grams, counted in UTF-8 bytes
 WORD_PREFIX = 8  # a word is hashed by its first 8 bytes (a crude stemmer: "instructions" -> "instruct")

@@ -325,7 +325,7 @@ SOURCES: tuple[Source, ...] = (
         "gandalf",
         PARAPET,
         gandalf,
-        True,  # with secret_help's benign password questions, and a quarter of a source's weight with mosscap
+        True,  # with secret_help's benign password questions, and half a source's weight with mosscap
         "MIT",
         "Lakera/gandalf_ignore_instructions (MIT on its dataset page), mirrored as YAML",
     ),

@@ -60,7 +60,7 @@ MIXED = ("deepset", "bipia")
 FAMILIES: dict[str, tuple[str, ...]] = {"password_games": ("gandalf", "mosscap")}
 # Reported a second time with the sibling held out too (the stricter never-seen number).
 SIBLINGS: dict[str, tuple[str, ...]] = {"gandalf": ("mosscap",), "mosscap": ("gandalf",)}
-FAMILY_WEIGHT = {"password_games": 0.25}  # one topic: a quarter of a source's weight (more cost deepset)
+FAMILY_WEIGHT = {"password_games": 0.5}  # one topic: half a source's weight (more cost deepset)
 FAMILY_OF = {s: f for f, members in FAMILIES.items() for s in members}
 
 
