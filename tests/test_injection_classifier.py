@@ -76,7 +76,7 @@ def test_heldout_slice_rates_stay_at_their_measured_level() -> None:
     attack = np.array([clf.score(r["text"]) for r in rows if r["label"] == 1])
     benign = np.array([clf.score(r["text"]) for r in rows if r["label"] == 0])
     assert len(attack) >= 50 and len(benign) >= 45
-    assert np.mean(attack >= clf.THRESHOLD) >= 0.08  # measured 0.11 (6 of 56); the rules catch more
+    assert np.mean(attack >= clf.THRESHOLD) >= 0.08  # measured 0.09 (5 of 56); the rules catch more
     assert np.mean(benign >= clf.THRESHOLD) <= 0.02  # measured 0.00 (0 of 50)
 
 

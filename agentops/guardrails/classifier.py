@@ -2,7 +2,7 @@
 
 :func:`score` returns the probability in [0, 1] that a text is a prompt injection or jailbreak.
 :func:`~agentops.guardrails.detect_injection` combines it with the rules, which stay to say *why*.
-The weights (``agentops/data/injection_classifier.npz``, about 0.5 MB) ship inside the package and
+The weights (``agentops/data/injection_classifier.npz``, about 120 KB) ship inside the package and
 are loaded once, on the first call; nothing is downloaded. The model was trained on public labelled
 prompt-injection, jailbreak and benign sets (``training/injection/DATA_CARD.md`` lists each source,
 its commit and licence; ``training/injection/train.py`` rebuilds the file) and evaluated on sources
