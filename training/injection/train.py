@@ -9,7 +9,10 @@ Usage (needs the ``train`` extra: scikit-learn)::
 Features and scoring are the package's own (:mod:`agentops.guardrails.classifier`), so the model is
 trained on exactly what it sees at run time. One row per text: the n-grams present in its windows (the
 first :data:`TRAIN_WINDOWS`), scaled by 1/sqrt(number present). Sample weights give every source the same total
-weight within its class, so a big source does not drown a small one.
+weight within its class, so a big source does not drown a small one; the sources of one
+:data:`FAMILIES` entry (the two password games) share one source's weight, scaled by
+:data:`FAMILY_WEIGHT`. Scores in the cross-validation are the run-time ones: every window of every
+text, one sparse product per model (:func:`window_matrix`, :func:`window_scores`).
 
 Cross-source evaluation (``--crossval``): no number comes from a source the model was trained on.
 
@@ -18,7 +21,8 @@ Cross-source evaluation (``--crossval``): no number comes from a source the mode
   without F, then TPR on A at the threshold where the FPR on F is 5% / 10%; reported per fold and
   as the mean over the three folds;
 * a benign source B is reported with the FPR at the shipped thresholds, averaged over the models
-  that did not see it.
+  that did not see it;
+* a source with a sibling (:data:`SIBLINGS`) is reported a second time with the sibling held out too.
 
 Evaluation-only sources (licence unclear) are never trained on, not even for the shipped model.
 
