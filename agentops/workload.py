@@ -15,7 +15,10 @@ __all__ = ["run_workload"]
 
 async def run_workload(agent: Any, questions: list[str], *, semantic: Any = None, exact: Any = None) -> Any:
     """Ask each question (semantic cache first, then the agent); one row per request with where the answer
-    came from, which tier answered and what it cost (USD)."""
+    came from, which tier answered and what it cost (USD).
+
+    A request answered by a model with no known price costs ``None`` (NaN in the frame): unknown, not $0.
+    """
     import pandas as pd
 
     from agentops.usage import cost_usd
@@ -29,7 +32,8 @@ async def run_workload(agent: Any, questions: list[str], *, semantic: Any = None
         hits_before = exact.stats.hits if exact is not None else 0
         reply = await agent.ask(q)
         report = await reply.usage()
-        cost = sum(cost_usd(r.usage, r.model) or 0.0 for r in report.records)
+        costs = [cost_usd(r.usage, r.model) for r in report.records]
+        cost = None if any(c is None for c in costs) else sum(costs)
         models = sorted({r.model for r in report.records})
         source = "exact cache" if exact is not None and exact.stats.hits > hits_before else "model"
         tokens = int(report.total.total_tokens or 0)

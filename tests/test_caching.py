@@ -114,6 +114,19 @@ async def test_hit_skips_model_reports_no_usage_and_counts_savings():
     assert (await second.usage()).total.total_tokens is None
     assert (cache.stats.hits, cache.stats.misses, cache.stats.stores) == (1, 1, 1)
     assert cache.stats.saved_tokens > 0 and cache.stats.saved_usd > 0
+    assert cache.stats.unpriced_hits == 0
+
+
+async def test_a_hit_on_an_unpriced_model_is_counted_as_an_unknown_saving_not_zero(monkeypatch):
+    from agentops import usage as usage_mod
+
+    monkeypatch.setattr(usage_mod, "_warned", {("ghost-cache-model", None)})
+    cache = ResponseCache()
+    agent = _agent(cache.wrap(OfflineModel(model="ghost-cache-model")))
+    for _ in range(3):
+        await agent.ask("What are your opening hours?")
+    assert (cache.stats.hits, cache.stats.unpriced_hits, cache.stats.saved_usd) == (2, 2, 0.0)
+    assert cache.stats.saved_tokens > 0
 
 
 async def test_different_sampling_or_prompt_is_a_different_key():
@@ -217,7 +230,16 @@ def test_canonical_request_has_no_volatile_fields():
 
 def test_stats_frame_columns():
     frame = ResponseCache().stats_frame()
-    assert list(frame.columns) == ["hits", "misses", "stores", "hit_rate", "saved_tokens", "saved_usd", "not_stored"]
+    assert list(frame.columns) == [
+        "hits",
+        "misses",
+        "stores",
+        "hit_rate",
+        "saved_tokens",
+        "saved_usd",
+        "unpriced_hits",
+        "not_stored",
+    ]
 
 
 def test_cached_response_roundtrip_keeps_message():

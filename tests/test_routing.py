@@ -120,3 +120,14 @@ async def test_run_workload_reports_sources_and_costs():
     assert list(frame["source"]) == ["model", "semantic cache", "model"]
     assert frame["cost_usd"].iloc[1] == 0.0 and frame["cost_usd"].iloc[0] > 0
     assert list(frame["tier"]) == ["offline-mini", "-", "offline-mini"]
+
+
+async def test_run_workload_shows_an_unpriced_model_as_unknown_cost_not_zero(monkeypatch):
+    from agentops import usage as usage_mod
+    from agentops.models import OfflineModel
+    from agentops.workload import run_workload
+
+    monkeypatch.setattr(usage_mod, "_warned", {("ghost-workload-model", None)})
+    agent = ag2.Agent("s", SUPPORT_PROMPT, config=OfflineModel(model="ghost-workload-model"))
+    frame = await run_workload(agent, ["Do you ship to Canada?"])
+    assert frame["tokens"].iloc[0] > 0 and frame["cost_usd"].isna().iloc[0]

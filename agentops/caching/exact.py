@@ -120,13 +120,18 @@ def request_key(canonical: dict[str, Any]) -> str:
 
 @dataclass
 class CacheStats:
-    """Counters for one cache; ``skipped`` counts responses not stored, by reason."""
+    """Counters for one cache; ``skipped`` counts responses not stored, by reason.
+
+    ``saved_usd`` sums the hits whose model has a price; ``unpriced_hits`` counts the others (their saving
+    is unknown, not $0).
+    """
 
     hits: int = 0
     misses: int = 0
     stores: int = 0
     saved_tokens: int = 0
     saved_usd: float = 0.0
+    unpriced_hits: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -171,7 +176,11 @@ class ResponseCache:
                 from agentops.usage import cost_usd
 
                 self.stats.saved_tokens += int(response.usage.total_tokens or 0)
-                self.stats.saved_usd += cost_usd(response.usage, response.model) or 0.0
+                saved = cost_usd(response.usage, response.model)
+                if saved is None:
+                    self.stats.unpriced_hits += 1
+                else:
+                    self.stats.saved_usd += saved
 
     def invalidate_prefix(self, prefix: str) -> int:
         """Drop entries whose key starts with ``prefix`` (``"acme:"`` = one tenant)."""
@@ -195,6 +204,7 @@ class ResponseCache:
                     "hit_rate": round(s.hit_rate, 3),
                     "saved_tokens": s.saved_tokens,
                     "saved_usd": round(s.saved_usd, 6),
+                    "unpriced_hits": s.unpriced_hits,
                     "not_stored": sum(s.skipped.values()),
                 }
             ]
