@@ -85,6 +85,10 @@ def squash_spaces(t: str) -> str:
         >>> squash_spaces("  a \n b ")
         ' a b '
     """
+    if t.isascii() and t.isprintable():  # spaces are its only whitespace: halve runs of them in C
+        while "  " in t:
+            t = t.replace("  ", " ")
+        return t
     core = " ".join(t.split())
     if not core:
         return " " if t else ""

@@ -44,9 +44,14 @@ _SPACED_HINT_IMAGE = re.compile(rb"sls{1,3}ls")
 
 
 def _spaced_hint(t: str) -> bool:
-    """``_SPACED_HINT.search(t) is not None``, on a byte image when ``t`` is ASCII."""
+    """``_SPACED_HINT.search(t) is not None``, on a byte image when ``t`` is ASCII.
+
+    On the image the hint is one of three substrings ("sl", one to three "s", "ls"): three ``in``
+    tests are cheaper than the regex, which stops at every separator.
+    """
     if t.isascii():
-        return _SPACED_HINT_IMAGE.search(t.encode("ascii").translate(_SPACED_IMAGE)) is not None
+        image = t.encode("ascii").translate(_SPACED_IMAGE)
+        return b"slsls" in image or b"slssls" in image or b"slsssls" in image
     return _SPACED_HINT.search(t) is not None
 
 
@@ -66,13 +71,19 @@ def normalize(text: str) -> str:
         >>> normalize("I g n o r e  previous")
         'ignore previous'
     """
+    return _normalize(text)[0]
+
+
+def _normalize(text: str) -> tuple[str, bool]:
+    """:func:`normalize` and whether the spaced-letter hint held on the folded text."""
     if text.isascii():  # tag, zero-width and confusable characters are all outside ASCII
         t = text.lower()
     else:
         t = unicodedata.normalize("NFKC", text.translate(_TAGS)).translate(_ZERO_WIDTH).lower().translate(_CONFUSABLES)
-    if _spaced_hint(t):
+    hint = _spaced_hint(t)
+    if hint:
         t = _SPACED.sub(lambda m: re.sub(r"[ .\-_*/|]", "", m.group()), t)
-    return squash_spaces(t)
+    return squash_spaces(t), hint
 
 
 _HEX_RUN = re.compile(r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}[ :]?){12,2048}(?![0-9A-Za-z])")
@@ -103,10 +114,13 @@ _MARKERS_ROT13 = tuple(w.translate(_ROT13) for w in _MARKERS)
 _MARKERS_REV = tuple(w[::-1] for w in _MARKERS)
 
 
-def _encoded_variants(text: str, norm: str, decoded: list[str] | None = None) -> list[tuple[str, str]]:
+def _encoded_variants(
+    text: str, norm: str, decoded: list[str] | None = None, present: frozenset[str] | None = None
+) -> list[tuple[str, str]]:
     """Readable forms of text hidden by encoding: URL-encoding, hex, rot13, reversal, nested base64.
 
-    ``decoded`` is :func:`_b64_decoded` of ``text`` when the caller already has it.
+    ``decoded`` is :func:`_b64_decoded` of ``text`` and ``present`` is :data:`_VARIANT_NEEDLES` of
+    ``norm`` when the caller already has them.
     """
     out: list[tuple[str, str]] = []
     if "%" in text:
@@ -122,7 +136,7 @@ def _encoded_variants(text: str, norm: str, decoded: list[str] | None = None) ->
             out.append(("hex ", normalize(decoded)))
     # A marker in the rot13 (reversed) text is the marker's rot13 (reversal) in ``norm``: test that
     # first and build the variant only when it is there.
-    contains = norm.__contains__
+    contains = norm.__contains__ if present is None else present.__contains__
     if (any(map(contains, _MARKERS_ROT13)) or any(map(contains, _MARKERS_REV))) and not any(map(contains, _MARKERS)):
         rot = norm.translate(_ROT13)
         if any(w in rot for w in _MARKERS):
@@ -136,13 +150,37 @@ def _encoded_variants(text: str, norm: str, decoded: list[str] | None = None) ->
     return out
 
 
+def _b64_tokens(text: str) -> list[str]:
+    """``[m.group() for m in _B64.finditer(text)]``; on ASCII text from the runs of "b" in the byte image
+    (a token is a whole run of 16-4096 base64 characters, not after "=", then at most two "=" and no
+    further base64 character or "=")."""
+    if not text.isascii():
+        return [m.group() for m in _B64.finditer(text)] if _long_token(text) else []
+    image = text.encode("ascii").translate(_B64ISH)
+    if len(text) < 16 or b"b" * 16 not in image:
+        return []
+    tokens: list[str] = []
+    n = len(text)
+    for m in _B64_RUN.finditer(image):
+        s, e = m.span()
+        if e - s > 4096 or (s and text[s - 1] == "="):
+            continue
+        k = e
+        while k < n and k - e < 3 and text[k] == "=":
+            k += 1
+        if k - e <= 2 and (k == n or text[k] not in _B64_OR_PAD):
+            tokens.append(text[s:k])
+    return tokens
+
+
+_B64_RUN = re.compile(rb"b{16,}")
+_B64_OR_PAD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
 def _b64_decoded(text: str) -> list[str]:
     """Every base64 token of ``text`` that decodes to UTF-8, decoded, in order."""
     out: list[str] = []
-    if not _long_token(text):
-        return out
-    for m in _B64.finditer(text):
-        token = m.group()
+    for token in _b64_tokens(text):
         if len(token) % 4 == 1:
             continue
         try:
@@ -413,6 +451,8 @@ _TRIGGER_SETS = tuple(tuple(frozenset(group) for group in rule) for rule in _TRI
 # ten times cheaper than ninety substring searches), else ``in``.
 _presence = Needles(_NEEDLES)
 _NEEDLE_SET = _presence.matcher
+# The same pass also tells which of the encoded variants' markers occur (rule_score's first variant).
+_VARIANT_NEEDLES = Needles((*_NEEDLES, *_MARKERS, *_MARKERS_ROT13, *_MARKERS_REV))
 
 
 def _triggered(groups: tuple[frozenset[str], ...], present: frozenset[str]) -> bool:
@@ -550,8 +590,9 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
         (0.9, ('instruction override',))
     """
     variants: list[tuple[str, str]] = []
-    norm = normalize(text)
-    code_free = _CODE_SPAN.sub(" ", norm)
+    norm, hint = _normalize(text)
+    code_free = _CODE_SPAN.sub(" ", norm) if "`" in norm else norm
+    present = _VARIANT_NEEDLES(code_free)
     variants.append(("", code_free))
     leet = code_free.translate(_LEET) if any(c in code_free for c in _LEET_CHARS) else code_free
     if leet != code_free:
@@ -559,21 +600,25 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
     decoded = _b64_decoded(text)
     for payload in [d for d in decoded if _readable(d)][:64]:
         variants.append(("base64 ", normalize(payload)))
-    variants.extend(_encoded_variants(text, norm, decoded))
+    variants.extend(_encoded_variants(text, norm, decoded, present if code_free is norm else None))
     weights: dict[str, float] = {}
 
     def add(key: str, weight: float) -> None:
         weights[key] = max(weights.get(key, 0.0), weight)
 
     for prefix, variant in variants:
-        for reason, weight, pattern, negatable in _rules_for(_presence(variant)):
+        for reason, weight, pattern, negatable in _rules_for(present if variant is code_free else _presence(variant)):
             if not _matches(pattern, variant, negatable):
                 continue
             if prefix == "leetspeak " and reason in weights:
                 continue  # already found without unfolding leetspeak
             add(prefix + reason, weight)
-    folded = text if text.isascii() else unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
-    if _spaced_hint(folded) and _SPACED.search(folded):
+    if text.isascii():
+        folded = text  # its byte image is that of text.lower(): normalize's hint answers
+    else:
+        folded = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+        hint = _spaced_hint(folded)
+    if hint and _SPACED.search(folded):
         squashed = _LETTERS_ONLY.sub("", leet)
         for reason, weight, pattern in _SQUASHED_RULES:
             if _matches(pattern, squashed, False):
