@@ -348,9 +348,12 @@ def scan_ibans(text: str, out: list[Finding]) -> None:
     """IBANs grouped by spaces, dashes or dots in any way; the country fixes the length. Lower-case IBANs
     are looked for only where the text says "iban" (an upper-case start lets the engine skip ahead)."""
     n = len(text)
-    any_case = "iban" in text or "IBAN" in text or "Iban" in text
     shape = text.encode("ascii", "replace").translate(_SHAPE)  # two letters then two digits, or no IBAN
-    if not (b"AAdd" in shape or (any_case and any(map(shape.__contains__, (b"Aadd", b"aAdd", b"aadd"))))):
+    upper = b"AAdd" in shape
+    if not upper and not any(map(shape.__contains__, (b"Aadd", b"aAdd", b"aadd"))):
+        return
+    any_case = "iban" in text or "IBAN" in text or "Iban" in text
+    if not (upper or any_case):
         return
     head = _IBAN_HEAD_ANY_CASE if any_case else _IBAN_HEAD
     for m in head.finditer(text):

@@ -423,7 +423,10 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     if spans is None:
         spans = long_runs(text)
     if spans:
-        present = _FORMAT_NEEDLES(text)  # no prefix and no literal in the text: no format can match
+        # Formats match only inside the runs: look for their prefixes and literals there (in most text
+        # the runs are a small part of it). No prefix and no literal: no format can match.
+        runs = "\n".join([text[s:e] for s, e in spans]) if len(spans) < 64 else text
+        present = _FORMAT_NEEDLES(runs if len(runs) < len(text) else text)
         if not present.isdisjoint(_PREFIXED):
             _scan_prefixed(text, spans, out)
         if present:
@@ -435,7 +438,11 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lower-cased; keep offsets aligned
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-    present = _KEY_NEEDLES(low)
+    # Key words matter only before an operator or in prose ("my password is ..."): look for them only then.
+    if "=" in text or ":" in text or " is " in low or " ist " in low or " est " in low:
+        present = _KEY_NEEDLES(low)
+    else:
+        present = frozenset()
     keyed = not present.isdisjoint(_KEY_GATE)
     starts: list[int] | None = None
     if keyed and ("=" in text or ":" in text):
