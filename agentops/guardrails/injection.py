@@ -31,6 +31,12 @@ _CONFUSABLES = str.maketrans({
 })  # fmt: skip
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
 _LEET_CHARS = "013457@$!"
+_LEET_BYTES = bytes.maketrans(b"013457@$!", b"oieastasi")
+
+
+def _leet(t: str) -> str:
+    """``t.translate(_LEET)``; through bytes when ``t`` is ASCII (a table look-up per byte)."""
+    return t.encode("ascii").translate(_LEET_BYTES).decode("ascii") if t.isascii() else t.translate(_LEET)
 _SPACED = re.compile(r"(?<![^\W_])(?:[^\W\d_][ .\-_*/|]{1,3}){3,200}[^\W\d_](?![^\W_])")
 # A spaced-out run (4+ single letters between separators) always holds "sep letter sep{1,3} letter sep":
 # this pattern starts with a character set, so the regex engine skips ahead to separators quickly.
@@ -161,19 +167,25 @@ def _b64_tokens(text: str) -> list[str]:
         return []
     tokens: list[str] = []
     n = len(text)
-    for m in _B64_RUN.finditer(image):
-        s, e = m.span()
+    s = image.find(_B64_16)
+    while s != -1:  # the first 16 "b" after a "." start a run (the image holds only "b" and ".")
+        e = image.find(b".", s)
+        if e == -1:
+            e = n
+        nxt = image.find(_B64_16, e)
         if e - s > 4096 or (s and text[s - 1] == "="):
+            s = nxt
             continue
         k = e
         while k < n and k - e < 3 and text[k] == "=":
             k += 1
         if k - e <= 2 and (k == n or text[k] not in _B64_OR_PAD):
             tokens.append(text[s:k])
+        s = nxt
     return tokens
 
 
-_B64_RUN = re.compile(rb"b{16,}")
+_B64_16 = b"b" * 16
 _B64_OR_PAD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
@@ -594,7 +606,7 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
     code_free = _CODE_SPAN.sub(" ", norm) if "`" in norm else norm
     present = _VARIANT_NEEDLES(code_free)
     variants.append(("", code_free))
-    leet = code_free.translate(_LEET) if any(c in code_free for c in _LEET_CHARS) else code_free
+    leet = _leet(code_free) if any(c in code_free for c in _LEET_CHARS) else code_free
     if leet != code_free:
         variants.append(("leetspeak ", leet))
     decoded = _b64_decoded(text)
