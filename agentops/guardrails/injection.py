@@ -102,6 +102,27 @@ def _maybe_hex_run(text: str) -> bool:
     return b"h" * 24 in text.encode("utf-8", "surrogatepass").translate(_HEXISH)
 
 
+def _hex_runs(text: str) -> list[re.Match[str]]:
+    """``list(_HEX_RUN.finditer(text))``; on ASCII text the pattern runs only over the byte image's runs of
+    24+ "h" (every match lies inside one; the window keeps the character after it for the look-ahead)."""
+    if not text.isascii():
+        return list(_HEX_RUN.finditer(text)) if _maybe_hex_run(text) else []
+    image = text.encode("ascii").translate(_HEXISH)
+    n = len(text)
+    found: list[re.Match[str]] = []
+    s = image.find(_H24)
+    while s != -1:  # the first 24 "h" after a "." start a run (the image holds only "h" and ".")
+        e = image.find(b".", s)
+        if e == -1:
+            e = n
+        found.extend(_HEX_RUN.finditer(text, s, min(n, e + 1)))
+        s = image.find(_H24, e)
+    return found
+
+
+_H24 = b"h" * 24
+
+
 # Base64 characters -> "b", every other byte -> ".".
 _B64ISH = bytes(98 if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/") else 46 for b in range(256))
 
@@ -133,7 +154,7 @@ def _encoded_variants(
         decoded = urllib.parse.unquote(text)
         if decoded != text:
             out.append(("url-encoded ", normalize(decoded)))
-    for m in _HEX_RUN.finditer(text) if _maybe_hex_run(text) else ():
+    for m in _hex_runs(text):
         try:
             decoded = bytes.fromhex(re.sub(r"[ :]", "", m.group())).decode("utf-8")
         except ValueError:
