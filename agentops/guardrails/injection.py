@@ -37,6 +37,8 @@ _LEET_BYTES = bytes.maketrans(b"013457@$!", b"oieastasi")
 def _leet(t: str) -> str:
     """``t.translate(_LEET)``; through bytes when ``t`` is ASCII (a table look-up per byte)."""
     return t.encode("ascii").translate(_LEET_BYTES).decode("ascii") if t.isascii() else t.translate(_LEET)
+
+
 _SPACED = re.compile(r"(?<![^\W_])(?:[^\W\d_][ .\-_*/|]{1,3}){3,200}[^\W\d_](?![^\W_])")
 # A spaced-out run (4+ single letters between separators) always holds "sep letter sep{1,3} letter sep":
 # this pattern starts with a character set, so the regex engine skips ahead to separators quickly.
