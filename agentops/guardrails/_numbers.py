@@ -10,6 +10,7 @@ candidates.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -342,6 +343,18 @@ _IBAN_BODY = {
     want: re.compile(rf"(?:[ \-.]?[A-Za-z0-9]){{{want - 4}}}") for want in sorted(set(_IBAN_LENGTHS.values()))
 }
 _NO_IBAN_SEPARATORS = str.maketrans("", "", " -.")
+_HEAD_SHAPES = (b"AAdd", b"Aadd", b"aAdd", b"aadd")
+
+
+def _places(shape: bytes, needles: tuple[bytes, ...]) -> list[int]:
+    """Sorted offsets in ``shape`` where one of ``needles`` starts."""
+    found: list[int] = []
+    for needle in needles:
+        i = shape.find(needle)
+        while i != -1:
+            found.append(i)
+            i = shape.find(needle, i + 1)
+    return sorted(found)
 
 
 def scan_ibans(text: str, out: list[Finding]) -> None:
@@ -356,7 +369,10 @@ def scan_ibans(text: str, out: list[Finding]) -> None:
     if not (upper or any_case):
         return
     head = _IBAN_HEAD_ANY_CASE if any_case else _IBAN_HEAD
-    for m in head.finditer(text):
+    # A head's four characters are two letters and two digits: it can start only where the shape says so
+    # (offsets agree: one byte per character), so the pattern is tried there and nowhere else.
+    places = _places(shape, _HEAD_SHAPES if any_case else _HEAD_SHAPES[:1])
+    for m in filter(None, map(head.match, itertools.repeat(text), places)):
         if m.start() and text[m.start() - 1].isalnum():
             continue
         want = _IBAN_LENGTHS.get(m.group()[:2].upper())
