@@ -425,20 +425,3 @@ def test_leetspeak_through_bytes_is_the_translation() -> None:
     text = "".join(map(chr, range(128))) + " h3ll0 w0rld! $5 @"
     assert injection._leet(text) == text.translate(injection._LEET)
     assert injection._leet(text + "é") == (text + "é").translate(injection._LEET)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        st.sampled_from(
-            ["1gnore ", "ignore ", "all ", "prev1ous ", "instruct1ons", "y0u ", "$ecret", "x" * 30, " ", "4"]
-        ),
-        max_size=40,
-    )
-)
-def test_leet_presence_covers_the_leet_text(pieces: list[str]) -> None:
-    plain = "".join(pieces)
-    leet = injection._leet(plain)
-    if leet != plain:
-        got = injection._leet_presence(plain, leet, injection._VARIANT_NEEDLES(plain))
-        assert injection._presence(leet) <= got

@@ -488,37 +488,6 @@ _presence = Needles(_NEEDLES)
 _NEEDLE_SET = _presence.matcher
 # The same pass also tells which of the encoded variants' markers occur (rule_score's first variant).
 _VARIANT_NEEDLES = Needles((*_NEEDLES, *_MARKERS, *_MARKERS_ROT13, *_MARKERS_REV))
-_NEEDLE_MAX = max(map(len, _NEEDLES))
-
-
-def _leet_presence(plain: str, leet: str, present: frozenset[str]) -> frozenset[str]:
-    """A superset of ``_presence(leet)`` (enough for a pre-check) from ``present``, the needles of
-    ``plain``: a needle of ``leet`` that covers no folded character is in ``plain`` too, so only the
-    stretches around folded characters are searched, unless they are most of the text."""
-    reach = _NEEDLE_MAX - 1
-    if sum(map(plain.count, _LEET_CHARS)) * 8 > len(plain):
-        return _presence(leet)
-    marks = sorted(i for c in _LEET_CHARS for i in _positions(plain, c))
-    pieces: list[str] = []
-    lo, hi = marks[0] - reach, marks[0] + reach + 1
-    for i in marks[1:]:
-        if i - reach > hi:
-            pieces.append(leet[max(0, lo) : hi])
-            lo = i - reach
-        hi = i + reach + 1
-    pieces.append(leet[max(0, lo) : hi])
-    if sum(map(len, pieces)) * 2 > len(leet):
-        return _presence(leet)
-    return present | _presence("\x00".join(pieces))
-
-
-def _positions(text: str, c: str) -> list[int]:
-    out: list[int] = []
-    i = text.find(c)
-    while i != -1:
-        out.append(i)
-        i = text.find(c, i + 1)
-    return out
 
 
 def _triggered(groups: tuple[frozenset[str], ...], present: frozenset[str]) -> bool:
@@ -673,13 +642,7 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
         weights[key] = max(weights.get(key, 0.0), weight)
 
     for prefix, variant in variants:
-        if variant is code_free:
-            found = present
-        elif variant is leet:
-            found = _leet_presence(code_free, leet, present)
-        else:
-            found = _presence(variant)
-        for reason, weight, pattern, negatable in _rules_for(found):
+        for reason, weight, pattern, negatable in _rules_for(present if variant is code_free else _presence(variant)):
             if not _matches(pattern, variant, negatable):
                 continue
             if prefix == "leetspeak " and reason in weights:
