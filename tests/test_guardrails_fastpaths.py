@@ -425,3 +425,13 @@ def test_leetspeak_through_bytes_is_the_translation() -> None:
     text = "".join(map(chr, range(128))) + " h3ll0 w0rld! $5 @"
     assert injection._leet(text) == text.translate(injection._LEET)
     assert injection._leet(text + "é") == (text + "é").translate(injection._LEET)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0 9+().-/\nxé")), max_size=80), st.integers(0, 80))
+def test_run_start_is_the_run_search(text: str, pos: int) -> None:
+    from agentops.guardrails import _numbers as n
+
+    image = text.encode("ascii", "replace").translate(n._RUN_IMAGE)
+    m = n._RUN.search(text, pos)
+    assert n._run_start(image, pos) == (m.start() if m else -1)

@@ -293,11 +293,33 @@ def _start_ok(text: str, start: int, raw: str) -> bool:
     return prev not in _BAD_BEFORE and not prev.isdigit()
 
 
+# Byte image of the text for finding runs: a run's first characters ("+", "(", digits) -> "d", its other
+# characters -> "c", everything else (non-ASCII characters are one "?" each, so offsets are kept) -> ".".
+_RUN_IMAGE = bytes(100 if chr(b) in "+(0123456789" else 99 if chr(b) in " )./\n-" else 46 for b in range(256))
+
+
+def _run_start(image: bytes, pos: int) -> int:
+    """Where ``_RUN.search(text, pos)`` matches (-1: nowhere): the first "d" at or after ``pos`` followed by
+    five run characters. A "." among those five rules out every start before it, so the search resumes
+    after it; memchr does the skipping."""
+    n = len(image)
+    while True:
+        i = image.find(b"d", pos)
+        if i == -1 or i + 6 > n:
+            return -1
+        j = image.find(b".", i + 1, i + 6)
+        if j == -1:
+            return i
+        pos = j + 1
+
+
 def scan_numbers(text: str, out: list[Finding]) -> None:
     """Cards, SSNs, phone numbers and IPv4 addresses in one pass over runs of digits and separators."""
     n = len(text)
     pos = 0
-    while (m := _RUN.search(text, pos)) is not None:
+    image = text.encode("ascii", "replace").translate(_RUN_IMAGE)
+    while (i := _run_start(image, pos)) != -1:
+        m = _RUN.match(text, i)
         start, raw = m.start(), m.group()
         pos = m.end()
         if len(raw) >= _RUN_MAX:  # a long run: read it up to its last whitespace, continue from there
