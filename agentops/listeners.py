@@ -33,11 +33,13 @@ __all__ = [
     "GUARDRAIL_FINDING",
     "HANDOFF_REFUSED",
     "KINDS",
+    "MALFORMED_ANSWER",
     "PAYLOAD_KEYS",
     "RETRY",
     "STAGE",
     "TOOL_DENIED",
     "Listener",
+    "checked_listeners",
     "notify",
 ]
 
@@ -55,6 +57,7 @@ AGENT_CALL = "agent.call"  # orchestrated call: {"agent", "capability", "outcome
 RETRY = "resilience.retry"  # a model call or idempotent tool is tried again: {"model", "attempt", "error", "wait_s"}
 BREAKER = "resilience.breaker"  # a circuit changed state: {"breaker", "from", "to"}
 FALLBACK = "resilience.fallback"  # one step of a fallback chain: {"step", "model", "outcome"}
+MALFORMED_ANSWER = "llm.malformed"  # a served answer was unusable (bad tool arguments...): {"agent", "model"}
 KINDS = (
     GUARDRAIL_FINDING,
     TOOL_DENIED,
@@ -68,6 +71,7 @@ KINDS = (
     RETRY,
     BREAKER,
     FALLBACK,
+    MALFORMED_ANSWER,
 )
 
 #: The payload keys every event of a kind carries (emitters may add more).
@@ -84,9 +88,33 @@ PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
     RETRY: ("model", "attempt", "error", "wait_s"),
     BREAKER: ("breaker", "from", "to"),
     FALLBACK: ("step", "model", "outcome"),
+    MALFORMED_ANSWER: ("agent", "model"),
 }
 
 logger = logging.getLogger(__name__)
+
+
+def checked_listeners(listeners: Iterable[Listener], owner: str) -> tuple[Listener, ...]:
+    """``listeners`` as a tuple, or one ``ConfigError`` naming ``owner`` and the fix.
+
+    :func:`notify` never lets a listener break a run, so a listener that cannot even be called (the
+    ``Telemetry`` object where ``telemetry.listener`` was meant) would only log a warning per event;
+    it is refused where it is given instead.
+
+    >>> checked_listeners([print], "RetryPolicy")
+    (<built-in function print>,)
+    """
+    from agentops.errors import ConfigError
+
+    fix = "pass callables listener(kind, payload), e.g. listeners=[telemetry.listener]"
+    if isinstance(listeners, (str, bytes)) or not isinstance(listeners, Iterable):
+        got = type(listeners).__name__
+        raise ConfigError(f"{owner}: listeners must be callables in a list, got {got}; {fix}")
+    out = tuple(listeners)
+    bad = next((x for x in out if not callable(x)), None)
+    if bad is not None:
+        raise ConfigError(f"{owner}: listeners must be callables, got {type(bad).__name__}; {fix}")
+    return out
 
 
 def notify(listeners: Iterable[Listener], kind: str, payload: Mapping[str, Any]) -> int:

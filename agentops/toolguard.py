@@ -22,10 +22,13 @@ every time. Answering the model, as OpenAI-style agent loops do, gives it what i
 itself (or to answer without the tool) and costs one more call in the same turn. So: with a resilience
 stack and no guard, the error is retried and then raised, clear and retryable; with ``ToolCallGuard``
 the model is told. Either way the tool never runs and the model call is booked once, for what was
-served (:class:`~agentops.usage.UsageMeter` and budgets book ``exc.response``'s usage). Put the guard
-*outermost* (first in ``middleware=[...]``): it answers the call before any other tool middleware
-(authorization and its audit log, a per-call tool cost, the vault) sees it, and a ``RetryPolicy``
-inside it gets its retries first.
+served (:func:`agentops.usage.served_response`; with a ``RetryPolicy`` inside, every attempt), as a
+served call counted malformed — never as an error: ``UsageMeter.malformed_calls`` and budget outcome
+``"malformed"`` for meters and budgets inside the guard, Prometheus ``agentops_malformed_answers_total``
+(the guard reports each answer it fixed to its ``listeners``). Put the guard *outermost* (first in
+``middleware=[...]``): it answers the call before any other tool middleware (authorization and its
+audit log, a per-call tool cost, the vault) sees it, and a ``RetryPolicy`` inside it gets its retries
+first.
 
 Example::
 
@@ -41,15 +44,24 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ag2.config import LLMClient
-from ag2.events import BaseEvent, ModelMessage, ModelResponse, ToolCallEvent, ToolCallsEvent, ToolResultEvent
+from ag2.events import (
+    BaseEvent,
+    ModelMessage,
+    ModelResponse,
+    ToolCallEvent,
+    ToolCallsEvent,
+    ToolResultEvent,
+)
 from ag2.middleware import BaseMiddleware
 
 from agentops import _identity  # noqa: F401
 from agentops.errors import ConfigError, MalformedOutputError
+from agentops.listeners import MALFORMED_ANSWER, Listener, checked_listeners, notify
+from agentops.usage import keep_served_before, served_response
 
 __all__ = ["ToolCallGuard", "check_arguments", "check_tool_calls", "checked_client"]
 
@@ -121,12 +133,18 @@ class ToolCallGuard:
 
     Args:
         max_tool_rounds: model responses with tool calls allowed per turn; later ones end the turn.
+        agent: the agent's name, in the events reported to ``listeners``.
+        listeners: receive ``("llm.malformed", {"agent", "model", "tools"})`` for each answer whose tool
+            calls the guard answered (``Telemetry.listener`` counts it in
+            ``agentops_malformed_answers_total``, as it counts a malformed answer that was raised).
     """
 
-    def __init__(self, max_tool_rounds: int = 4) -> None:
+    def __init__(self, max_tool_rounds: int = 4, *, agent: str = "", listeners: Iterable[Listener] = ()) -> None:
         if isinstance(max_tool_rounds, bool) or not isinstance(max_tool_rounds, int) or max_tool_rounds < 1:
             raise ConfigError(f"max_tool_rounds must be a positive int, got {max_tool_rounds!r}")
         self.max_tool_rounds = max_tool_rounds
+        self.agent = agent
+        self.listeners = checked_listeners(listeners, "ToolCallGuard")
         self._lock = threading.Lock()
         self.malformed = 0
         self.capped = 0
@@ -170,9 +188,13 @@ class _GuardTurn(BaseMiddleware):
         try:
             response = await call_next(events, context)
         except MalformedOutputError as exc:
-            response = getattr(exc, "response", None)
-            if response is None:  # structured output, not tool arguments: not this guard's to answer
+            answer = getattr(exc, "response", None)
+            if answer is None or not getattr(exc, "problems", None):  # not tool arguments: not this guard's
                 raise
+            served = served_response(exc)  # a retry policy inside adds what its earlier attempts served
+            if served is not None and served is not answer:
+                answer = _rebuilt(served, answer.message, list(answer.tool_calls.calls))
+            response = answer
         calls = list(response.tool_calls.calls) if response.tool_calls else []
         if not calls:
             return response
@@ -194,6 +216,8 @@ class _GuardTurn(BaseMiddleware):
                 call = ToolCallEvent(call.name, id=call.id, arguments="{}")
             fixed.append(call)
         if self.bad:
+            payload = {"agent": self.guard.agent, "model": response.model or "", "tools": len(self.bad)}
+            notify(self.guard.listeners, MALFORMED_ANSWER, payload)
             return _rebuilt(response, response.message, fixed)
         return response
 
@@ -211,7 +235,7 @@ class _GuardTurn(BaseMiddleware):
 def _rebuilt(
     response: ModelResponse, message: ModelMessage | None, calls: list[ToolCallEvent], finish_reason: str | None = None
 ) -> ModelResponse:
-    return ModelResponse(
+    copy = ModelResponse(
         message,
         tool_calls=ToolCallsEvent(calls),
         usage=response.usage,
@@ -221,3 +245,4 @@ def _rebuilt(
         finish_reason=finish_reason or response.finish_reason,
         response_id=response.response_id,
     )
+    return keep_served_before(response, copy)

@@ -39,7 +39,15 @@ from agentops import _identity
 from agentops.errors import ConfigError, UnknownModelPrice
 from agentops.pricing import Price, price
 
-__all__ = ["UnpricedModelWarning", "UsageMeter", "cost_usd", "require_price"]
+__all__ = [
+    "UnpricedModelWarning",
+    "UsageMeter",
+    "combine_served",
+    "cost_usd",
+    "require_price",
+    "served_parts",
+    "served_response",
+]
 
 
 class UnpricedModelWarning(UserWarning):
@@ -150,15 +158,116 @@ def require_price(model: str, provider: str | None = None, *, what: str = "a USD
         ) from None
 
 
+def served_response(exc: BaseException) -> ModelResponse | None:
+    """What the provider served (and billed) for a model call that then raised ``exc``, or ``None``.
+
+    The package's one convention for usage that must not be lost when a call fails after the provider
+    answered: the error carries the answer. :func:`agentops.resilience.validation.check_output` and
+    :func:`agentops.toolguard.check_tool_calls` set ``exc.response`` (the refused answer);
+    :class:`~agentops.resilience.RetryPolicy` and :class:`~agentops.resilience.FallbackModel`, when they give
+    up or are cancelled, set ``exc.served`` to what every attempt served (one model's attempts summed,
+    other models' kept as :func:`served_parts`). Meters, budgets and telemetry book it once, each part
+    at its own price; an error with neither (a refused connection, a timeout) booked nothing.
+
+    >>> err = ValueError("cut")
+    >>> served_response(err) is None
+    True
+    >>> err.response = ModelResponse(usage=Usage(prompt_tokens=3, completion_tokens=2))
+    >>> served_response(err).usage.prompt_tokens
+    3
+    """
+    for attr in ("served", "response"):
+        found = getattr(exc, attr, None)
+        if isinstance(found, ModelResponse):
+            return found
+    return None
+
+
+_EARLIER = "agentops_served_before"  # an attribute of the ModelResponse (AG2 events take attributes)
+
+
+def served_parts(response: ModelResponse) -> tuple[ModelResponse, ...]:
+    """What was served for one model call, in order: answers *other models* served before ``response``
+    (a fallback chain's failed steps, a retry's attempts that another model answered), then ``response``.
+
+    Each part is priced at its own model. Copies the package makes of a response keep the parts
+    (:func:`keep_served_before`).
+
+    >>> a = ModelResponse(usage=Usage(prompt_tokens=5), model="m-1")
+    >>> b = combine_served([a], ModelResponse(usage=Usage(prompt_tokens=7), model="m-2"))
+    >>> [(p.model, p.usage.prompt_tokens) for p in served_parts(b)]
+    [('m-1', 5), ('m-2', 7)]
+    """
+    return (*getattr(response, _EARLIER, ()), response)
+
+
+def combine_served(earlier: list[ModelResponse], final: ModelResponse) -> ModelResponse:
+    """``final`` with what was served before it for the same call: answers of the same model and provider
+    are added to its usage (one price), answers of other models are kept as parts (:func:`served_parts`).
+
+    >>> first = ModelResponse(usage=Usage(prompt_tokens=5, completion_tokens=1), model="m")
+    >>> combine_served([first], ModelResponse(usage=Usage(prompt_tokens=5, completion_tokens=2), model="m")).usage
+    Usage(prompt_tokens=10, completion_tokens=3, total_tokens=None, cache_read_input_tokens=None, \
+cache_creation_input_tokens=None, thinking_tokens=None)
+    """
+    parts = [p for e in earlier for p in served_parts(e)]
+    if not parts:
+        return final
+    same = [p for p in parts if (p.model, p.provider) == (final.model, final.provider)]
+    other = [p for p in parts if (p.model, p.provider) != (final.model, final.provider)]
+    usage = sum((p.usage for p in same), final.usage) if same else final.usage
+    combined = _copy(final, usage)
+    setattr(combined, _EARLIER, (*other, *getattr(final, _EARLIER, ())))
+    return combined
+
+
+def keep_served_before(source: ModelResponse, copy: ModelResponse) -> ModelResponse:
+    """Give ``copy`` (a rebuilt ``source``) the parts served before ``source``; returns ``copy``."""
+    earlier = getattr(source, _EARLIER, ())
+    if earlier:
+        setattr(copy, _EARLIER, earlier)
+    return copy
+
+
+def _copy(response: ModelResponse, usage: Usage) -> ModelResponse:
+    return ModelResponse(
+        response.message,
+        tool_calls=response.tool_calls,
+        usage=usage,
+        response_force=response.response_force,
+        files=response.files,
+        model=response.model,
+        provider=response.provider,
+        finish_reason=response.finish_reason,
+        response_id=response.response_id,
+    )
+
+
+def _refused_answer(exc: BaseException) -> bool:
+    """True when ``exc`` refused an answer the provider served (an output error), not a failed call."""
+    from agentops.errors import OutputError
+
+    return isinstance(exc, OutputError)
+
+
 class UsageMeter:
     """Thread- and asyncio-safe tally of model calls, tokens and USD cost, fed by AG2 middleware.
 
-    ``meter.middleware()`` adds every LLM call's ``Usage`` to the meter, including calls of attempts
-    that later fail, and counts failed calls; an answer refused after the provider served it (an
-    error carrying ``response``, e.g. malformed tool-call arguments) adds its usage and counts as failed.
-    Cost comes from :func:`cost_usd` for the model the provider
-    reported (or ``model_name`` when the provider reports none); calls to unpriced models add their
-    tokens and are counted in ``unpriced_calls`` instead of ``cost_usd``.
+    ``meter.middleware()`` adds every LLM call's ``Usage`` to the meter, including what the provider
+    served for a call that then raised (:func:`served_response`: failed attempts of a retry policy
+    inside, an answer refused after it was served). Outcomes of the ``calls``:
+
+    * ``errors`` — the call failed without an answer (a refused connection, a timeout, a rate limit or
+      server error that outlived the retries); what earlier attempts served, if any, is still booked;
+    * ``malformed_calls`` — the provider served an answer that was unusable (tool-call arguments that
+      are not a JSON object, an answer cut at the token limit, an empty one, invalid structured
+      output): its tokens are booked and it is **not** an error, whether
+      :class:`~agentops.toolguard.ToolCallGuard` then answered it, a retry asked again, or it was raised;
+    * the rest succeeded.
+
+    Cost comes from :func:`cost_usd` for the model the provider reported (or ``model_name`` when the
+    provider reports none); calls to unpriced models add their tokens and are counted in
+    ``unpriced_calls`` instead of ``cost_usd``.
     """
 
     def __init__(self, model_name: str = "") -> None:
@@ -166,6 +275,7 @@ class UsageMeter:
         self._lock = threading.Lock()
         self.calls = 0
         self.errors = 0
+        self.malformed_calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.cost_usd = 0.0
@@ -182,13 +292,14 @@ class UsageMeter:
         """True when every call so far had a price (so ``cost_usd`` is the whole spend)."""
         return self.unpriced_calls == 0
 
-    def add(self, usage: Usage | None, model: str | None, provider: str | None) -> float | None:
-        """Record one call's usage; returns its cost (``None`` when unpriced)."""
+    def add(self, usage: Usage | None, model: str | None, provider: str | None, *, call: bool = True) -> float | None:
+        """Record one call's usage (``call=False``: more usage of a call already counted); returns its cost
+        (``None`` when unpriced)."""
         usage = usage or Usage()
         name = model or self.model_name
         spent = cost_usd(usage, name, provider)
         with self._lock:
-            self.calls += 1
+            self.calls += call
             self.prompt_tokens += int(usage.prompt_tokens or 0)
             self.completion_tokens += int(usage.completion_tokens or 0)
             if spent is None:
@@ -203,19 +314,41 @@ class UsageMeter:
         try:
             response = await call_next(events, context)
         except BaseException as exc:
-            served = getattr(exc, "response", None)  # an answer refused after it was served (bad tool arguments)
-            if isinstance(served, ModelResponse):
-                self.add(served.usage, served.model, served.provider)
+            served = served_response(exc)
+            try:
+                if served is not None:
+                    self._book(served)  # counts the call; usage is booked
+            except ConfigError:  # impossible counts on a failed call: its own error is the one to raise
+                served = None
+            if served is None:
+                self.fail()
+                raise
+            if _refused_answer(exc):
+                with self._lock:
+                    self.malformed_calls += 1
+            else:  # served attempts, then a failure that served nothing (e.g. a retry policy gave up)
                 with self._lock:
                     self.errors += 1
-            else:
-                self.fail()
             raise
-        self.add(response.usage, response.model, response.provider)
+        try:
+            self._book(response)
+        except ConfigError as exc:  # impossible counts: the call is counted as failed, the client named
+            self.fail()
+            raise ConfigError(
+                f"the model client reported usage {response.usage}: {exc}; the call was counted as failed "
+                "and nothing was booked — fix the client's usage reporting"
+            ) from None
         return response
 
+    def _book(self, response: ModelResponse) -> None:
+        """One call: what other models served before ``response`` (:func:`served_parts`), then it."""
+        *earlier, last = served_parts(response)
+        for part in earlier:
+            self.add(part.usage, part.model, part.provider, call=False)
+        self.add(last.usage, last.model, last.provider)
+
     def fail(self) -> None:
-        """Count a call that raised."""
+        """Count a call that raised before the provider served anything."""
         with self._lock:
             self.calls += 1
             self.errors += 1

@@ -216,6 +216,14 @@ def crossval_section(data: Path | None) -> None:
             f"{f(c, 'tpr_fpr05')} | {f(c, 'tpr_fpr10')} | {f(c, 'tpr_at_threshold')} | {f(c, 'fpr_at_threshold')} | "
             f"{f(c, 'fpr_at_tool_threshold')} | {f(rules, 'tpr_fpr10')} | {f(both, 'tpr_fpr10')} |"
         )
+    for name, r in sorted(table["sources"].items()):
+        if "family_held_out" in r:  # stricter: its sibling source was left out of training too
+            c, both = r["family_held_out"]["classifier"], r["family_held_out"]["both"]
+            print(
+                f"{name} with {', '.join(r.get('siblings', [])) or 'its sibling'} held out too: ROC-AUC "
+                f"{c['auc']:.2f}, TPR@FPR≤5% {c['tpr_fpr05']:.2f}, TPR@FPR≤10% {c['tpr_fpr10']:.2f} "
+                f"(rules + classifier {both['tpr_fpr10']:.2f})"
+            )
     print(f"attack-only sources: benign side = held-out folds {table['folds']} (mean over folds)")
     print()
 

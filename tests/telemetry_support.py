@@ -25,6 +25,7 @@ EVENTS = [
         {"rule": "refund_over_500", "severity": "high", "handler": "human", "outcome": "approved"},
     ),
     ("handoff.refused", {"from": "planner", "to": "reviewer", "reason": "edge not allowed"}),
+    ("llm.malformed", {"agent": "writer", "model": "offline-1"}),
 ]
 
 

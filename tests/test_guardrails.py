@@ -196,6 +196,23 @@ def test_score_scanner_counts_overlaps_types_and_micro() -> None:
     assert micro.precision == 0.25 and micro.recall == 0.5 and abs(micro.f1 - 1 / 3) < 1e-12
 
 
+def test_score_scanner_counts_a_split_finding_once() -> None:
+    text = "aws id AKIA2OGYBAH6STMMNXNF secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz0"
+    whole = [{"type": "SECRET", "start": 0, "end": len(text)}]
+    rows = [{"text": text, "entities": whole}, {"text": "no", "entities": []}]
+
+    def pieces(t: str) -> list[Finding]:
+        # two findings inside one whole-string label, one outside any label
+        return (
+            [Finding("SECRET", 7, 27, 1.0), Finding("SECRET", 35, len(t), 1.0)]
+            if len(t) > 2
+            else [Finding("SECRET", 0, 2, 1.0)]
+        )
+
+    s = score_scanner(rows, pieces, entities=["SECRET"])
+    assert s.loc["SECRET", ["tp", "fp", "fn"]].tolist() == [1, 1, 0]  # the second piece is neither tp nor fp
+
+
 # ------------------------------------------------------------------------------------------------
 # redact and the vault
 # ------------------------------------------------------------------------------------------------

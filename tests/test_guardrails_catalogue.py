@@ -115,6 +115,28 @@ def test_github_checksum_raises_confidence() -> None:
     assert [round(f.score, 2) for f in scan(f"t {bad} x")] == [0.95]
 
 
+_R = "Qm7vT2xK9pL4wN8rB3zH6cJ1dF5gY0sA"  # 32 random-looking url-safe characters
+
+
+@pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        ("glptt-" + _R + "_k3-Zp9w", True),  # 40 url-safe characters, not only hex
+        ("glptt-" + _R + "_k3-Zp9wQab1", False),  # GitLab issues exactly 40
+        ("GR1348941" + _R + "_tail_9Kq2", True),  # longer than 20
+        ("glcbt-" + _R[:20], True),
+        ("glcbt-eyJhbGciOiJSUzI1NiJ9." + _R, True),  # newer job tokens carry a JWT
+        ("glagent-" + _R + "-" + _R[:26], True),  # 59 characters
+        ("FlyV1 fm2_" + (_R * 4).replace("_", "+"), True),
+        ("fm2_" + _R[:20], False),  # too short for a macaroon
+        ("key-3ax6xnjp29jd6fds4gc373sgvjxteol0", True),  # Mailgun's documented key shape
+        ("SG." + _R[:21] + "." + _R + _R[:11], True),  # 21 + 43
+    ],
+)
+def test_provider_formats_take_the_bodies_providers_issue(value: str, found: bool) -> None:
+    assert [f.entity_type for f in scan(f"cfg {value} end")] == (["SECRET"] if found else [])
+
+
 # -- the scorecard ----------------------------------------------------------------------------------
 
 
@@ -144,6 +166,9 @@ def test_scorecard_measures_records_that_are_present(tmp_path: Path) -> None:
     assert now.loc["EMAIL_ADDRESS", "f1"] == 1.0
     assert now.loc["PHONE_NUMBER", "precision"] == 0.0  # the phone was not labelled: a false positive
     assert set(now["source"]) == {"presidio_research_synth"}
+    recorded = frame[frame["measured"] == "recorded"]  # the sources not rebuilt here come from the recording
+    assert "presidio_research_synth" not in set(recorded["source"])
+    assert {"detect_secrets_tests", "trufflehog_other"} <= set(recorded["source"])
 
 
 def test_packaged_corpora_are_the_test_corpora() -> None:

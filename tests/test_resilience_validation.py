@@ -130,3 +130,21 @@ def test_check_output_refuses_tool_arguments_that_are_not_a_json_object_before_t
         finish_reason="tool_calls",
     )
     assert check_output(whole) is whole
+
+
+def test_importing_resilience_does_not_import_the_guardrails() -> None:
+    """The retry policy, the fallback chain and the breakers load without the guardrails catalogue
+    (0.3-0.65 s in a notebook kernel); only check_input, which needs its normaliser, loads it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, agentops.resilience as r\n"
+        "import agentops.resilience.retries, agentops.resilience.validation, agentops.resilience.fallback\n"
+        "import agentops.resilience.breaker, agentops.resilience.idempotency, agentops.resilience.health\n"
+        "assert 'agentops.guardrails' not in sys.modules, sorted(m for m in sys.modules if 'guardrails' in m)\n"
+        "assert r.RetryPolicy.__name__ == 'RetryPolicy' and 'agentops.guardrails' not in sys.modules\n"
+        "assert r.check_input('hello') == 'hello' and 'agentops.guardrails' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]

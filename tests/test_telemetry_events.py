@@ -63,6 +63,7 @@ def test_listener_turns_each_event_into_counter_span_event_and_log(telemetry):
         == 1
     )
     assert m[("agentops_handoff_refusals_total", (("source", "planner"), ("target", "reviewer")))] == 1
+    assert m[("agentops_malformed_answers_total", (("agent", "writer"), ("model", "offline-1")))] == 1
     events = telemetry.store.events()
     assert list(events["event"]) == [k for k, _ in EVENTS]
     assert events["attributes"].iloc[1]["reason"] == "scope files:write missing"

@@ -8,7 +8,7 @@ import warnings
 
 import ag2
 import pytest
-from telemetry_support import get_weather, weather_model
+from telemetry_support import CANARY, get_weather, weather_model
 
 from agentops.errors import ConfigError, MissingDependencyError
 from agentops.models import OfflineModel
@@ -261,3 +261,38 @@ def test_a_normal_exit_without_shutdown_exports_every_span(tmp_path):
         _kill(proc)
     assert proc.returncode == 0, err
     assert len(TraceStore.from_jsonl(path).turns()) == 3
+
+
+def test_a_failing_span_records_a_redacted_one_line_message_and_no_stack_trace():
+
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agentops.telemetry.spans import span_record
+
+    t = Telemetry()
+    raw = InMemorySpanExporter()  # sees the live span, before the export-time redaction
+    t.tracer_provider.add_span_processor(SimpleSpanProcessor(raw))
+    message = f"payment failed for key {CANARY}\n  while calling the gateway " + "retrying " * 60
+    with pytest.raises(RuntimeError), t.span("workflow failing"):
+        raise RuntimeError(message)
+    cut = "word " * 900 + CANARY  # a secret past the scanned part must not leave a fragment behind
+    with pytest.raises(ValueError), t.span("workflow long"):
+        raise ValueError(cut)
+    for exported in (t.span_exporter.get_finished_spans(), raw.get_finished_spans()):
+        records = {s.name: span_record(s) for s in exported}
+        assert CANARY not in json.dumps(records) and "sk-canary" not in json.dumps(records)
+        failing = records["workflow failing"]
+        expected = "RuntimeError: payment failed for key [SECRET] while calling the gateway retrying"
+        assert failing["status"] == "ERROR" and failing["status_description"].startswith(expected)
+        assert "\n" not in failing["status_description"] and len(failing["status_description"]) <= 200
+        assert failing["status_description"].endswith("…")
+        (event,) = failing["events"]
+        assert event["name"] == "exception" and "exception.stacktrace" not in event["attributes"]
+        assert event["attributes"]["exception.type"] == "RuntimeError"
+        assert event["attributes"]["exception.message"] == failing["status_description"].split(": ", 1)[1]
+        long = records["workflow long"]["status_description"]
+        assert long.startswith("ValueError: word word") and len(long) <= 200
+    spans = t.store.spans()
+    failing = spans[spans["name"] == "workflow failing"].iloc[0]
+    assert failing["outcome"] == "error" and failing["error_type"] == "RuntimeError"

@@ -128,7 +128,8 @@ async def test_provider_config_raises_before_the_tool_runs_and_books_only_what_w
     with pytest.raises(MalformedOutputError, match=r"called tool .get_weather. with unusable arguments.*max_tokens"):
         await agent.ask("Weather in Paris?")
     assert ran == [] and registry.calls_frame().empty and registry.spend() == 0.0  # not run, not audited, not billed
-    assert (meter.calls, meter.errors, meter.tokens) == (1, 1, 84)  # the model call was served: booked once
+    # the model call was served: booked once, counted malformed, not an error
+    assert (meter.calls, meter.errors, meter.malformed_calls, meter.tokens) == (1, 0, 1, 84)
     account = ledger.accounts()[0]
     assert account["spent_tokens"] == 84 and ledger.in_flight() == 0
 
@@ -185,7 +186,7 @@ async def test_retry_policy_asks_again_and_the_valid_call_runs(allow_model_reque
     reply = await agent.ask("Weather in Paris?")
     assert reply.body == "It is sunny in Paris." and ran == ["Paris"]
     assert policy.retries["MalformedOutputError"] == 1 and registry.calls_frame().outcome.tolist() == ["ok"]
-    assert (meter.calls, meter.errors, meter.tokens) == (3, 1, 84 + 30 + 46)
+    assert (meter.calls, meter.errors, meter.malformed_calls, meter.tokens) == (3, 0, 1, 84 + 30 + 46)
 
 
 async def test_offline_model_cut_at_max_tokens_is_retried_then_refused_clearly():

@@ -289,6 +289,8 @@ class InProcessLedger:
         self._done: OrderedDict[str, tuple] = OrderedDict()
         self._max_done = _check_count("max_settled", max_settled, low=1)
         self._overruns = 0
+        if not callable(clock):
+            raise ConfigError(f"clock must be a callable returning seconds (e.g. time.time), got {clock!r}")
         self.clock = clock
 
     def reserve(self, key: str, lines: Sequence[Line]) -> Reservation:

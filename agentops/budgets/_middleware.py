@@ -6,7 +6,14 @@ budget (``HistoryLimiter``, ``TokenLimiter``, assembly policies) and whatever or
 in. A retry of the same call — ``RetryMiddleware`` placed *outside* the budget re-invoking it with the
 very same events after an attempt failed — keeps the call's id and counts as its next attempt; the
 failed attempt's reservation was released, so each attempt that reaches the provider is booked once.
-With the retry *inside* the budget, one reservation covers every attempt and the answer is settled once.
+With the retry *inside* the budget, one reservation covers every attempt and is settled once, with
+the usage of every attempt the provider served: :class:`~agentops.resilience.RetryPolicy` adds its
+failed attempts' usage to the answer it returns, or to the error it gives up with
+(:func:`agentops.usage.served_response`). A failure after the provider answered is booked at what was
+served (outcome ``"malformed"`` for an answer refused as unusable); one where it served nothing books
+nothing. A reservation covers one attempt, so for a cap that is never overshot put the retry policy
+*outside* the budget (each attempt is then reserved before it is made); inside, the extra attempts are
+still booked truthfully and counted in ``overruns()``.
 """
 
 from __future__ import annotations
@@ -35,9 +42,9 @@ from agentops.budgets._ledger import (
     Line,
     to_nano,
 )
-from agentops.errors import AgentOpsError, ConfigError
-from agentops.listeners import BUDGET_REFUSED, Listener, notify
-from agentops.usage import UnpricedModelWarning, cost_usd, require_price
+from agentops.errors import AgentOpsError, ConfigError, OutputError
+from agentops.listeners import BUDGET_REFUSED, Listener, checked_listeners, notify
+from agentops.usage import UnpricedModelWarning, cost_usd, require_price, served_parts, served_response
 
 log = logging.getLogger("agentops.budgets")
 
@@ -157,6 +164,10 @@ class BudgetMiddleware:
             raise ConfigError("ledger must be an InProcessLedger or RedisLedger (see agentops.budgets)")
         if not agent or not isinstance(agent, str):
             raise ConfigError("BudgetMiddleware needs the agent's name: BudgetMiddleware(ledger, agent='writer', ...)")
+        if isinstance(budgets, Budget) or not isinstance(budgets, Sequence):
+            raise ConfigError(
+                f"budgets must be a list of Budget objects, got {type(budgets).__name__}; pass budgets=[Budget(...)]"
+            )
         if not budgets or not all(isinstance(b, Budget) for b in budgets):
             raise ConfigError("BudgetMiddleware needs at least one Budget(...), and only Budget objects")
         names = [b.name for b in budgets]
@@ -173,7 +184,7 @@ class BudgetMiddleware:
         self.budgets = tuple(budgets)
         self.max_completion_tokens = max_completion_tokens
         self.chars_per_token = chars_per_token
-        self.listeners = tuple(listeners)
+        self.listeners = checked_listeners(listeners, "BudgetMiddleware")
         self.token = uuid.uuid4().hex[:16]  # call ids are "<token>:<n>": unique across factories and hosts
         self._calls = itertools.count(1)
         self._lock = threading.Lock()
@@ -218,6 +229,20 @@ class BudgetMiddleware:
             if usd is not None:
                 return usd
         return cost_usd(usage, self.model, self.provider or None)
+
+    def _earlier(self, response: ModelResponse) -> tuple[float, int]:
+        """(USD, tokens) other models served for the same call before ``response`` (see
+        :func:`agentops.usage.served_parts`); a part with impossible or missing usage adds nothing."""
+        usd, tokens = 0.0, 0
+        for part in served_parts(response)[:-1]:
+            try:
+                amounts = _usage_amounts(part.usage)
+            except ConfigError:
+                continue
+            if amounts is not None:
+                usd += self.cost_usd(part.usage, part.model, part.provider) or 0.0
+                tokens += sum(amounts)
+        return usd, tokens
 
     def estimate(self, events: Sequence[BaseEvent], context: Any) -> tuple[int, int]:
         """(nano-USD, tokens) reserved for one call: prompt estimate + ``max_completion_tokens``."""
@@ -332,6 +357,34 @@ class _BudgetTurn(BaseMiddleware):
             return failed[1], failed[2] + 1
         return self.f.next_call(), 1
 
+    def _book_failure(self, exc: BaseException, key: str, head: tuple, usd: int, tokens: int) -> bool:
+        """Settle what the provider served before ``exc`` (True), or release the reservation (False).
+
+        Served usage (:func:`agentops.usage.served_response`: an answer refused after it was served,
+        a retry policy's earlier attempts) is booked once; usage with impossible counts is charged the
+        reservation, never nothing. The caller re-raises ``exc`` either way.
+        """
+        f, served = self.f, served_response(exc)
+        if served is None:
+            f.ledger.release(key)
+            f._record(*head, "error", None, usd / NANO_USD, tokens, 0.0, 0)
+            return False
+        outcome = "malformed" if isinstance(exc, OutputError) else "error"
+        try:
+            amounts = _usage_amounts(served.usage)
+        except ConfigError:
+            amounts, outcome = None, "bad usage"
+        if amounts is None:  # served without usable usage: charge the reservation, never nothing
+            f.ledger.settle(key, usd, tokens)
+            f._record(*head, outcome, None, usd / NANO_USD, tokens, usd / NANO_USD, tokens)
+            return True
+        actual = f.cost_usd(served.usage, served.model, served.provider or f.provider)
+        more_usd, more_tokens = f._earlier(served)
+        spent_usd = (actual or 0.0) + more_usd if actual is not None or more_usd else None
+        f.ledger.settle(key, to_nano(spent_usd) if spent_usd is not None else 0, sum(amounts) + more_tokens)
+        f._record(*head, outcome, None, usd / NANO_USD, tokens, spent_usd, sum(amounts) + more_tokens)
+        return True
+
     async def on_llm_call(self, call_next: Any, events: Sequence[BaseEvent], context: Any) -> ModelResponse:
         f = self.f
         stream_id = str(getattr(getattr(context, "stream", None), "id", "") or id(context))
@@ -353,16 +406,8 @@ class _BudgetTurn(BaseMiddleware):
         try:
             resp: ModelResponse = await call_next(events, context)
         except BaseException as exc:
-            served = getattr(exc, "response", None)  # refused after it was served: book what was served
-            amounts = _usage_amounts(served.usage) if isinstance(served, ModelResponse) else None
-            if amounts is None:
-                f.ledger.release(key)
+            if not self._book_failure(exc, key, head, usd, tokens):
                 self._failed = (seen, call, attempt)
-                f._record(*head, "error", None, usd / NANO_USD, tokens, 0.0, 0)
-                raise
-            actual = f.cost_usd(served.usage, served.model, served.provider or f.provider)
-            f.ledger.settle(key, to_nano(actual) if actual is not None else 0, sum(amounts))
-            f._record(*head, "error", None, usd / NANO_USD, tokens, actual, sum(amounts))
             raise
         try:
             amounts = _usage_amounts(resp.usage)
@@ -376,6 +421,8 @@ class _BudgetTurn(BaseMiddleware):
             f._record(*head, "ok", None, usd / NANO_USD, tokens, usd / NANO_USD, tokens)
             return resp
         actual = f.cost_usd(resp.usage, resp.model, resp.provider or f.provider)
-        f.ledger.settle(key, to_nano(actual) if actual is not None else 0, sum(amounts))
-        f._record(*head, "ok", None, usd / NANO_USD, tokens, actual, sum(amounts))
+        more_usd, more_tokens = f._earlier(resp)  # what other models served for this call (a fallback chain)
+        spent_usd = (actual or 0.0) + more_usd if actual is not None or more_usd else None
+        f.ledger.settle(key, to_nano(spent_usd) if spent_usd is not None else 0, sum(amounts) + more_tokens)
+        f._record(*head, "ok", None, usd / NANO_USD, tokens, spent_usd, sum(amounts) + more_tokens)
         return resp

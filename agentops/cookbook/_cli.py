@@ -48,6 +48,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "force": args.force,
         "render": not args.no_html,
         "jobs": args.jobs,
+        "fork_kernels": False if args.no_fork else None,
     }
     with warnings.catch_warnings():
         warnings.simplefilter("always", ParameterWarning)
@@ -111,6 +112,11 @@ def register_cli(sub: Any) -> None:
         "--jobs",
         type=int,
         help="chapters executed at once (default: one more than the cores, at most 4, offline; 1 with a real model)",
+    )
+    p_run.add_argument(
+        "--no-fork",
+        action="store_true",
+        help="start every kernel as its own process instead of forking it from one that imported AG2 once",
     )
     p_run.set_defaults(func=_cmd_run)
 

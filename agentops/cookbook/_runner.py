@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -31,6 +32,7 @@ from agentops.cookbook._chapters import (
     partial_parameter_message,
     undeclared_parameters,
 )
+from agentops.cookbook._forkserver import ForkServer, fork_enabled
 from agentops.cookbook._output import check_output_dir
 from agentops.cookbook._providers import check_providers
 from agentops.cookbook._report import (
@@ -118,14 +120,17 @@ def _remove_stale_kernel_dirs() -> None:
 
 
 @contextmanager
-def _ipc_kernels() -> Iterator[Any]:
+def _ipc_kernels(forkserver: ForkServer | None = None) -> Iterator[Any]:
     """A kernel-manager class whose kernels talk over IPC sockets in a private temporary directory.
 
     Local kernels need no TCP port; over IPC nothing listens on the network and ipykernel does not
     warn (once per chapter) that TCP traffic is unencrypted. The directory is removed afterwards, and
-    the class keeps its instances (``started``) so an interrupted run can stop their kernels.
+    the class keeps its instances (``started``) so an interrupted run can stop their kernels. With a
+    ``forkserver``, kernels are forked from it (:mod:`agentops.cookbook._forkserver`) when they can be.
     """
     from jupyter_client.manager import AsyncKernelManager
+
+    from agentops.cookbook._forkserver import fork_provisioner
 
     _remove_stale_kernel_dirs()
     root = Path(tempfile.mkdtemp(prefix=f"{_KERNEL_DIR_PREFIX}{os.getpid()}-", dir=_kernel_base()))
@@ -134,6 +139,7 @@ def _ipc_kernels() -> Iterator[Any]:
     class IPCKernelManager(AsyncKernelManager):
         started: ClassVar[list[AsyncKernelManager]] = []
         kernel_cwd: ClassVar[str | None] = None
+        forkserver: ClassVar[ForkServer | None] = None
 
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
@@ -146,12 +152,37 @@ def _ipc_kernels() -> Iterator[Any]:
             # changes the directory of the whole process, which races when chapters run on threads.
             if self.kernel_cwd and not kwargs.get("cwd"):
                 kwargs["cwd"] = self.kernel_cwd
+            if self.forkserver is not None and self.provisioner is None and not _named_provisioner(self):
+                self.kernel_id = self.kernel_id or kwargs.pop("kernel_id", None) or str(uuid.uuid4())
+                self.provisioner = fork_provisioner()(
+                    kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self
+                )
             await super().start_kernel(**kwargs)
+
+    IPCKernelManager.forkserver = forkserver
 
     try:
         yield IPCKernelManager
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _named_provisioner(km: Any) -> bool:
+    """Whether the kernel spec asks for a provisioner of its own (then it is used, not the fork server)."""
+    return bool((km.kernel_spec.metadata or {}).get("kernel_provisioner"))
+
+
+@contextmanager
+def _forkserver(enabled: bool) -> Iterator[ForkServer | None]:
+    """The zygote kernels fork from (started now: its imports overlap the first chapters' set-up), closed after."""
+    server = ForkServer() if enabled else None
+    if server is not None:
+        server.start()
+    try:
+        yield server
+    finally:
+        if server is not None:
+            server.close()
 
 
 def _kill_kernels(manager: Any) -> None:
@@ -269,9 +300,11 @@ def default_jobs(chapters: Sequence[Chapter], typed: Mapping[str, Mapping[str, A
     real model.
 
     Offline chapters are CPU-bound and independent, but each kernel also waits — on its client between
-    cells, on kernel start — so one chapter per core leaves a core idle about a fifth of the time; one
-    more fills it (2 cores, 11 chapters: 62–65 s with 3 at a time against 66–68 s with 2, measured back to
-    back with ``python -m agentops run -j N``). A real provider gets
+    cells, on kernel start — so one chapter per core leaves a core idle part of the time; one more fills it.
+    Measured back to back on 2 cores, 11 chapters, kernels forked (``benchmarks/cookbook_runtime.py --whole
+    --only-whole --jobs 2,3,4,4,3,2``, a machine under other load): 2 at a time 68 s, 3 at a time 46–65 s,
+    4 at a time 48–50 s, each 39–46 CPU-seconds — 3 and 4 are within the noise, 2 is clearly slower; before
+    kernels were forked it was 62–65 s with 3 against 66–68 s with 2 on a quiet machine. A real provider gets
     one chapter at a time: a local server answers one request at a time, and a hosted one has rate limits.
     """
     real = any(str(typed[c.name].get("llm_backend", "offline")) not in _OFFLINE_BACKENDS for c in chapters)
@@ -382,10 +415,13 @@ def run(
     force: bool = False,
     render: bool = True,
     jobs: int | None = None,
+    fork_kernels: bool | None = None,
 ) -> RunReport:
     """Check everything, execute the chapters into ``output_dir``, render them and write the index.
 
     ``jobs`` chapters execute at once (default: :func:`default_jobs`); results and the index keep chapter order.
+    Kernels are forked from one process that imported AG2, pandas and matplotlib once (Linux; ``fork_kernels=False``
+    or ``AGENTOPS_FORK_KERNELS=0`` starts each the usual way): see :mod:`agentops.cookbook._forkserver`.
 
     Raises:
         ParameterError: an unknown chapter or parameter, a badly typed value, or ``jobs`` < 1 — nothing executed.
@@ -394,36 +430,45 @@ def run(
             (pass ``force=True``) — nothing executed.
         RunInterrupted: SIGINT or SIGTERM arrived; kernels were stopped and the index written first.
     """
-    from tqdm.auto import tqdm
-
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ParameterError(f"jobs must be a whole number >= 1, got {jobs!r}: --jobs 1 runs one chapter at a time")
     parameters = dict(parameters or {})
     chapters, typed = _validate(names, parameters, notebooks_dir)
     out = check_output_dir(output_dir, force=force, protect=[notebooks_root(notebooks_dir)])
     jobs = jobs or default_jobs(chapters, typed)
-    stopped: tuple[int, str | None] | None = None
     # the environment is set once for every kernel: changing it per chapter would race between threads
-    with _ipc_kernels() as manager, _stop_on_signals(lambda: _kill_kernels(manager)), _kernel_env():
-        pool = _Pool(chapters, typed, out, kernel, manager)
-        bar = tqdm(total=len(chapters), desc="chapters", unit="chapter", disable=not progress, file=sys.stderr)
-        try:
-            _wait_all(pool, chapters, jobs, render, bar)
-            results, _ = pool.ordered()
-        except _Stop as stop:
-            _quiet_event_loop()
-            results, current = pool.ordered(stop.signum)
-            stopped = (stop.signum, current)
-        finally:
-            bar.close()
-        versions = package_versions()
-        signame = signal.Signals(stopped[0]).name if stopped else None
-        md, html_path = write_index(results, versions, out, signame)
-    failures = [r for r in results if r.status == "failed"]
-    report = RunReport(results, versions, md, html_path, failures, interrupted_by=signame)
+    with (
+        _kernel_env(),
+        _forkserver(fork_enabled(fork_kernels)) as server,
+        _ipc_kernels(server) as manager,
+        _stop_on_signals(lambda: _kill_kernels(manager)),
+    ):
+        report, stopped = _run_pool(_Pool(chapters, typed, out, kernel, manager), jobs, render, progress)
     if stopped:
         raise RunInterrupted(report, *stopped)
     return report
+
+
+def _run_pool(pool: _Pool, jobs: int, render: bool, progress: bool) -> tuple[RunReport, tuple[int, str | None] | None]:
+    """Execute every chapter on the pool and write the index, even after a signal (then ``stopped`` is set)."""
+    from tqdm.auto import tqdm
+
+    stopped: tuple[int, str | None] | None = None
+    bar = tqdm(total=len(pool.chapters), desc="chapters", unit="chapter", disable=not progress, file=sys.stderr)
+    try:
+        _wait_all(pool, pool.chapters, jobs, render, bar)
+        results, _ = pool.ordered()
+    except _Stop as stop:
+        _quiet_event_loop()
+        results, current = pool.ordered(stop.signum)
+        stopped = (stop.signum, current)
+    finally:
+        bar.close()
+    versions = package_versions()
+    signame = signal.Signals(stopped[0]).name if stopped else None
+    md, html_path = write_index(results, versions, pool.out, signame)
+    failures = [r for r in results if r.status == "failed"]
+    return RunReport(results, versions, md, html_path, failures, interrupted_by=signame), stopped
 
 
 def _execute_in_place(client: Any) -> None:

@@ -56,7 +56,9 @@ class RunContext:
         timeout_s: the step's time limit, if any.
         timed_out: the step hit its time limit.
         calls: model calls (or attempts) made so far.
-        errors: how many of them failed.
+        errors: how many of them failed without an answer.
+        malformed: how many were served an answer that was unusable (cut at the token limit, bad tool-call
+            arguments, invalid structured output); not counted in ``errors``.
         rate_limit_remaining: requests left in the provider's window, if known.
         rate_limit_limit: size of that window, if known.
         attempt: how many times an escalation already retried this step (0 on the first check).
@@ -75,6 +77,7 @@ class RunContext:
     timed_out: bool = False
     calls: int = 0
     errors: int = 0
+    malformed: int = 0
     rate_limit_remaining: int | None = None
     rate_limit_limit: int | None = None
     attempt: int = 0

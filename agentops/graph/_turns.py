@@ -78,6 +78,7 @@ class RunState:
         self.error = ""
         self.failure: BaseException | None = None  # the exception behind ``error``, or the run's time limit
         self.tokens, self.cost, self.calls, self.errors, self.unpriced_calls = 0, 0.0, 0, 0, 0
+        self.malformed = 0
         self.started = asyncio.get_running_loop().time()
         self.listener_errors = 0
 
@@ -110,6 +111,7 @@ class RunState:
         self.cost += meter.cost_usd
         self.calls += meter.calls
         self.errors += meter.errors
+        self.malformed += meter.malformed_calls
         self.unpriced_calls += meter.unpriced_calls
         self._row(turn.role, turn.action, turn.target, turn.tokens, turn.cost, turn.detail)
 
@@ -135,6 +137,7 @@ class RunState:
             tokens=self.tokens + (pending.tokens if pending else 0),
             calls=self.calls + (pending.calls if pending else 0),
             errors=self.errors + (pending.errors if pending else 0),
+            malformed=self.malformed + (pending.malformed_calls if pending else 0),
             elapsed_s=asyncio.get_running_loop().time() - self.started,
             model=getattr(self.models.get(where), "model", ""),
         )

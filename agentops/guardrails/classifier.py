@@ -2,7 +2,7 @@
 
 :func:`score` returns the probability in [0, 1] that a text is a prompt injection or jailbreak.
 :func:`~agentops.guardrails.detect_injection` combines it with the rules, which stay to say *why*.
-The weights (``agentops/data/injection_classifier.npz``, about 0.5 MB) ship inside the package and
+The weights (``agentops/data/injection_classifier.npz``, about 120 KB) ship inside the package and
 are loaded once, on the first call; nothing is downloaded. The model was trained on public labelled
 prompt-injection, jailbreak and benign sets (``training/injection/DATA_CARD.md`` lists each source,
 its commit and licence; ``training/injection/train.py`` rebuilds the file) and evaluated on sources
@@ -11,14 +11,17 @@ it never saw (``benchmarks/injection_classifier.py``).
 Operating points (measured rates: ``training/injection/DATA_CARD.md``):
 
 * :data:`THRESHOLD` (0.5) for messages a user types. The model's bias is calibrated so that, on
-  average, 2 % of the texts of benign sources a model had never seen reach it (cross-validated);
+  average over 15 public benign sources, 1.5 % of the texts of a source a model had never seen reach
+  it (cross-validated; no source rose above its rate under the previous model);
 * :data:`TOOL_RESULT_THRESHOLD` (0.7) for tool results and retrieved documents: text nobody typed at
   the agent, longer and more varied, where a false alarm withholds data the task needs.
 
 Features: the UTF-8 bytes of the folded text (NFKC, lower case, zero-width characters and
 confusable letters removed), every byte 4-gram and 5-gram, and every word unigram and bigram, a word
 being a run of ASCII letters and digits or non-ASCII bytes, hashed by its first 8 bytes (a crude
-stemmer). A window's logit is the sum of the weights of the distinct n-gram buckets it contains,
+stemmer). Words that start after the first :data:`HEAD_BYTES` bytes of the text are hashed apart
+("body" words), so an instruction inside a document is not the same feature as the same words
+opening a request. A window's logit is the sum of the weights of the distinct n-gram buckets it contains,
 divided by the square root of their number, plus the bias.
 
 Length policy: text is scored in windows of :data:`WINDOW` bytes overlapping by :data:`OVERLAP`, so an
@@ -54,6 +57,7 @@ from agentops.errors import AgentOpsError, ConfigError
 from agentops.guardrails._normalize import squash_spaces
 
 __all__ = [
+    "HEAD_BYTES",
     "MAX_CHARS",
     "OVERLAP",
     "TAIL_CHARS",
@@ -78,7 +82,8 @@ MAX_CHARS = 65_536
 TAIL_CHARS = 8_192
 WEIGHTS_FILE = "injection_classifier.npz"
 
-BITS = 18
+BITS = 16
+HEAD_BYTES = 256  # words after the first 256 bytes of a text are "body" words (their own features)
 GRAM_BYTES = (4, 5)  # character n-grams, counted in UTF-8 bytes
 WORD_PREFIX = 8  # a word is hashed by its first 8 bytes (a crude stemmer: "instructions" -> "instruct")
 _PAD = b"\0" * 8
@@ -89,6 +94,7 @@ _GRAM_MASK = np.array([[(1 << (8 * k)) - 1] for k in GRAM_BYTES], dtype=np.uint6
 _GRAM_SALT = np.array([[k << 56] for k in GRAM_BYTES], dtype=np.uint64)
 _WORD_MASK = np.array([(1 << (8 * k)) - 1 for k in range(WORD_PREFIX)] + [(1 << 64) - 1], dtype=np.uint64)
 _BIGRAM = np.uint64(0xC2B2AE3D27D4EB4F)  # odd: bigram = first * this + second
+_BODY_SALT = np.uint64(0x5A17 << 48)  # marks a word hash as a "body" word (see _hashes)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: keep the high bits of h * 2**64/phi
 # ASCII letters and digits and every byte of a multi-byte UTF-8 character are word bytes; the rest
 # (punctuation, spaces, controls) become spaces.
@@ -125,11 +131,13 @@ def _u64_at_each_byte(data: bytes) -> np.ndarray:
     return np.ndarray((len(data),), dtype="<u8", buffer=data + _PAD, strides=(1,))
 
 
-def _hashes(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _hashes(data: bytes, head: int = HEAD_BYTES) -> tuple[np.ndarray, np.ndarray]:
     """Unmixed 64-bit hashes of every n-gram of ``data``, and the byte where each word starts.
 
     In order: character 4-grams and 5-grams at every byte, word unigrams (first 8 bytes of each
-    word), word bigrams (a bigram sits where its first word starts).
+    word), word bigrams (a bigram sits where its first word starts). Words starting at or after byte
+    ``head`` are salted apart ("body" words: an instruction deep inside a document is not the same
+    signal as the same words opening a request); pass ``head=0`` for a window that is not the first.
     """
     grams = _u64_at_each_byte(data) & _GRAM_MASK
     grams += _GRAM_SALT
@@ -138,6 +146,8 @@ def _hashes(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     edges = np.flatnonzero(is_word[1:] != is_word[:-1])  # alternately a word's start and its end, +1
     starts, ends = edges[0::2], edges[1::2]
     uni = _u64_at_each_byte(spaced)[starts + 1] & _WORD_MASK[np.minimum(ends - starts, WORD_PREFIX)]
+    if head < len(data):
+        uni[starts >= head] ^= _BODY_SALT
     return np.concatenate((grams.ravel(), uni, uni[:-1] * _BIGRAM + uni[1:])), starts
 
 
@@ -213,18 +223,19 @@ class LinearModel:
     bias: float
     meta: dict
 
-    def _window_logit(self, data: bytes) -> float:
+    def _window_logit(self, data: bytes, head: int = HEAD_BYTES) -> float:
         bits = len(self.weights).bit_length() - 1
-        idx = _first_of_each(_bucket(_hashes(data)[0], bits), len(self.weights))
+        idx = _first_of_each(_bucket(_hashes(data, head)[0], bits), len(self.weights))
         if len(idx) == 0:
             return self.bias
         return float(self.weights[idx].sum()) / math.sqrt(len(idx)) + self.bias
 
     def logit(self, data: bytes) -> float:
-        """Logit of folded UTF-8 text (:func:`clip`): the highest of its windows' (:func:`windows`)."""
+        """Logit of folded UTF-8 text (:func:`clip`): the highest of its windows' (:func:`windows`);
+        only the first window has a head (:data:`HEAD_BYTES`)."""
         if len(data) <= WINDOW:
             return self._window_logit(data)
-        return max(self._window_logit(data[lo:hi]) for lo, hi in windows(len(data)))
+        return max(self._window_logit(data[lo:hi], HEAD_BYTES if lo == 0 else 0) for lo, hi in windows(len(data)))
 
     def score(self, text: str) -> float:
         """Probability in [0, 1] that ``text`` is an injection: the highest window's."""

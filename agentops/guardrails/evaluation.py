@@ -2,7 +2,10 @@
 
 Sources are listed in ``data/public_sources.yaml`` with their repository, commit, licence and a
 ``status``: *held-out* (patterns written without reading this source's errors: an estimate for text
-nobody here wrote) or *tuned* (errors were read and fixed: a regression check). The records are
+nobody here wrote) or *tuned* (errors were read and fixed: a regression check); ``first_score`` keeps
+the numbers a source gave when it was first scored, before anyone read its errors. Findings are matched
+to labels by :func:`~agentops.guardrails.score_scanner` (overlap; a second piece of a found span is a
+split, neither a true nor a false positive). The records are
 rebuilt locally by ``benchmarks/data/build_public.py`` into ``benchmarks/data/public/``; where they
 are not present (a fresh install, CI), :func:`scorecard` returns the numbers recorded by the last
 benchmark run (``data/scorecard.json``), marked ``measured="recorded"``.
@@ -108,8 +111,9 @@ def record(frame: Any, path: Path = RECORDED) -> None:
 def scorecard(data_dir: str | Path | None = None, *, scanner: str | None = None) -> Any:
     """Per-source, per-entity precision/recall/F1 of the scanner (and of Presidio, where recorded).
 
-    Measured now when the public records are present (``benchmarks/data/build_public.py``), else the
-    numbers recorded by the last benchmark run. ``status`` separates held-out sources from tuned ones.
+    Measured now for the sources whose public records are present (``benchmarks/data/build_public.py``),
+    the numbers recorded by the last benchmark run for the others. ``status`` separates held-out sources
+    from tuned ones.
 
     Args:
         data_dir: where the rebuilt records are (default: :func:`default_public_dir`).
@@ -128,9 +132,12 @@ def scorecard(data_dir: str | Path | None = None, *, scanner: str | None = None)
                 "python benchmarks/guardrails.py --record"
             )
         frame = pd.DataFrame(json.loads(RECORDED.read_text(encoding="utf-8")), columns=_COLUMNS)
-    elif RECORDED.is_file():  # other scanners (Presidio) come from the recording: they are slow to load
+    elif RECORDED.is_file():
+        # other scanners (Presidio) come from the recording: they are slow to load; so do the sources whose
+        # records are not rebuilt on this machine
         recorded = pd.DataFrame(json.loads(RECORDED.read_text(encoding="utf-8")), columns=_COLUMNS)
-        frame = pd.concat([frame, recorded[recorded["scanner"] != "agentops"]], ignore_index=True)
+        missing = ~recorded["source"].isin(set(frame["source"]))
+        frame = pd.concat([frame, recorded[(recorded["scanner"] != "agentops") | missing]], ignore_index=True)
     if scanner is not None:
         frame = frame[frame["scanner"] == scanner]
     return frame.sort_values(["status", "source", "scanner", "entity"]).reset_index(drop=True)

@@ -20,8 +20,16 @@ def score_scanner(
     """Precision and recall of a scanner on a labelled corpus, per entity type and micro-averaged.
 
     Each row is ``{"text": ..., "entities": [{"type", "start", "end"}, ...]}`` (the format of
-    ``tests/data/pii_corpus.jsonl``). A finding counts as a true positive when it has the type of a
-    not-yet-matched gold span and overlaps it; findings and gold spans of other types are ignored.
+    ``tests/data/pii_corpus.jsonl``). Matching, one finding at a time in the scanner's order:
+
+    * a finding that overlaps a not-yet-matched gold span of its type is a true positive (and matches it);
+    * a finding that overlaps only gold spans of its type that are already matched is a *split*: another
+      piece of a secret already found (a key id and its secret inside one labelled whole string, a
+      password and the URL around it) — counted neither as a true nor as a false positive, so a span
+      found in two pieces scores as one found span, whatever granularity the labels use;
+    * any other finding is a false positive; every gold span left unmatched is a false negative.
+
+    Findings and gold spans of types outside ``entities`` are ignored.
 
     Returns:
         A pandas DataFrame indexed by entity type plus ``"micro"``, with columns support, tp, fp, fn,
@@ -35,18 +43,17 @@ def score_scanner(
     counts = {k: [0, 0, 0] for k in kinds}  # tp, fp, fn
     for row in rows:
         gold = [g for g in row["entities"] if g["type"] in wanted]
+        matched: list[Mapping[str, Any]] = []
         for f in scanner(row["text"]):
             if f.entity_type not in wanted:
                 continue
-            hit = next(
-                (g for g in gold if g["type"] == f.entity_type and f.start < g["end"] and g["start"] < f.end),
-                None,
-            )
-            if hit is None:
-                counts[f.entity_type][1] += 1
-            else:
+            hit = next((g for g in gold if g["type"] == f.entity_type and _overlap(f, g)), None)
+            if hit is not None:
                 gold.remove(hit)
+                matched.append(hit)
                 counts[f.entity_type][0] += 1
+            elif not any(g["type"] == f.entity_type and _overlap(f, g) for g in matched):
+                counts[f.entity_type][1] += 1
         for g in gold:
             counts[g["type"]][2] += 1
     counts["micro"] = [sum(c[i] for c in counts.values()) for i in range(3)]
@@ -68,6 +75,10 @@ def score_scanner(
             }
         )
     return pd.DataFrame(rows_out).set_index("entity")
+
+
+def _overlap(f: Finding, g: Mapping[str, Any]) -> bool:
+    return f.start < g["end"] and g["start"] < f.end
 
 
 class PresidioScanner:

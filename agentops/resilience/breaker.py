@@ -43,7 +43,7 @@ from pydantic import Field
 from agentops import _identity  # noqa: F401
 from agentops.config import Spec
 from agentops.errors import ConfigError, ProviderError, is_retryable
-from agentops.listeners import BREAKER, Listener, notify
+from agentops.listeners import BREAKER, Listener, checked_listeners, notify
 
 __all__ = [
     "BreakerSettings",
@@ -251,10 +251,10 @@ class CircuitBreaker:
         listeners: Iterable[Listener] = (),
     ) -> None:
         self.name = name
-        self.settings = settings or BreakerSettings()
+        self.settings = _settings(settings, "CircuitBreaker")
         self.store: BreakerStore = store or MemoryBreakerStore()
         self.clock = clock
-        self.listeners = tuple(listeners)
+        self.listeners = checked_listeners(listeners, "CircuitBreaker")
         self._state: State = "closed"
         self._opened_at = 0.0
         self.transitions: list[Transition] = []
@@ -316,6 +316,17 @@ class CircuitBreaker:
         return result
 
 
+def _settings(settings: Any, owner: str) -> BreakerSettings:
+    if settings is None:
+        return BreakerSettings()
+    if not isinstance(settings, BreakerSettings):
+        raise ConfigError(
+            f"{owner}: settings must be a BreakerSettings, got {type(settings).__name__}; pass e.g. "
+            "BreakerSettings(failure_threshold=5, reset_timeout_s=30)"
+        )
+    return settings
+
+
 class Breakers:
     """One :class:`CircuitBreaker` per dependency (``provider/model``), sharing settings, clock and store."""
 
@@ -327,10 +338,10 @@ class Breakers:
         clock: Callable[[], float] = time.monotonic,
         listeners: Iterable[Listener] = (),
     ) -> None:
-        self.settings = settings or BreakerSettings()
+        self.settings = _settings(settings, "Breakers")
         self.store: BreakerStore = store or MemoryBreakerStore()
         self.clock = clock
-        self.listeners = tuple(listeners)
+        self.listeners = checked_listeners(listeners, "Breakers")
         self._breakers: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
 

@@ -14,8 +14,11 @@ When every model failed, a **cached answer** (a pluggable lookup; :class:`Answer
 last good answer per request — never one written after a tool round, which reports actions of its own
 request) and finally a **canned reply that says it is degraded** are served —
 after a tool round, the canned reply reports the tools' results verbatim, so work already done is not
-hidden. Each step is reported to listeners (``resilience.fallback``) and counted in :attr:`FallbackModel.served`;
-a degraded answer is marked in the reply (:func:`is_degraded`, :func:`served_by` read the marks:
+hidden. Each step is reported to listeners (``resilience.fallback``) and counted in
+:attr:`FallbackModel.served`. What a failed step's model served before it was refused (an answer cut
+at the token limit, say) is booked with the answer returned, priced at that model
+(:func:`agentops.usage.served_parts`), or carried by the error when the chain gives up. A degraded
+answer is marked in the reply (:func:`is_degraded`, :func:`served_by` read the marks:
 ``metadata["agentops.served_by"]`` and ``metadata["agentops.degraded"]`` on the message, ``provider ==
 "agentops-fallback"``) and in metrics. Refusals and configuration errors are never "fallen back" from:
 they propagate.
@@ -55,10 +58,11 @@ from ag2.events import (
 from agentops import _identity  # noqa: F401
 from agentops._wrapper import LazyClients, last_request_text, no_overrides
 from agentops.errors import AgentOpsError, ConfigError, ProviderError
-from agentops.listeners import FALLBACK, Listener, notify
+from agentops.listeners import FALLBACK, Listener, checked_listeners, notify
 from agentops.resilience.breaker import Breakers, CircuitOpen, dependency_name
 from agentops.resilience.retries import RetryPolicy, as_provider_error
 from agentops.resilience.validation import check_output
+from agentops.usage import combine_served, served_response
 
 __all__ = [
     "DEGRADED_ANSWER",
@@ -100,8 +104,13 @@ class Bulkhead:
     """
 
     def __init__(self, name: str, limit: int, max_wait_s: float = 0.0) -> None:
-        if limit < 1 or max_wait_s < 0:
-            raise ConfigError(f"bulkhead {name!r}: limit must be ≥ 1 and max_wait_s ≥ 0 (got {limit}, {max_wait_s})")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(
+                f"bulkhead {name!r}: limit must be a whole number ≥ 1 (calls in flight), got {limit!r}; "
+                "use None for no bulkhead"
+            )
+        if isinstance(max_wait_s, bool) or not isinstance(max_wait_s, (int, float)) or not 0 <= max_wait_s < 1e9:
+            raise ConfigError(f"bulkhead {name!r}: max_wait_s must be a number of seconds ≥ 0, got {max_wait_s!r}")
         self.name, self.limit, self.max_wait_s = name, limit, max_wait_s
         self._sem = asyncio.Semaphore(limit)
         self._lock = threading.Lock()
@@ -206,6 +215,27 @@ def _degraded(text: str, step: str) -> ModelResponse:
     )
 
 
+def _check_chain(models: Sequence[Any], retry: Any, breakers: Any, cache: Any) -> None:
+    """One ConfigError naming the argument and the fix, at construction rather than mid-outage."""
+    if not models:
+        raise ConfigError("FallbackModel needs at least one model config (the primary)")
+    bad = next((m for m in models if not callable(getattr(m, "create", None))), None)  # ModelConfig: a Protocol
+    if bad is not None:
+        raise ConfigError(
+            f"FallbackModel takes AG2 model configs (e.g. model_config('openai', 'gpt-4o-mini')), got "
+            f"{type(bad).__name__}: {bad!r}"[:300]
+        )
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigError(f"FallbackModel: retry must be a RetryPolicy or None, got {type(retry).__name__}")
+    if breakers is not None and not isinstance(breakers, Breakers):
+        raise ConfigError(f"FallbackModel: breakers must be a Breakers or None, got {type(breakers).__name__}")
+    if cache is not None and not (callable(cache) or callable(getattr(cache, "lookup", None))):
+        raise ConfigError(
+            "FallbackModel: cache must be an AnswerCache, an object with lookup(request), or a function "
+            f"request -> answer | None; got {type(cache).__name__}"
+        )
+
+
 class FallbackModel(ModelConfig):
     """An AG2 ``ModelConfig`` trying ``models`` in order, then a cached answer, then a canned reply.
 
@@ -233,8 +263,7 @@ class FallbackModel(ModelConfig):
         listeners: Iterable[Listener] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not models:
-            raise ConfigError("FallbackModel needs at least one model config (the primary)")
+        _check_chain(models, retry, breakers, cache)
         names: list[str] = []
         for m in models:  # the same model twice (two regions, two keys) gets "#2", "#3"...
             name = dependency_name(m)
@@ -243,9 +272,9 @@ class FallbackModel(ModelConfig):
         self.retry, self.breakers = retry, breakers
         for name in names if breakers is not None else ():
             breakers.get(name)  # every circuit is reported (closed) from the start
-        self.bulkheads = {n: Bulkhead(n, bulkhead, bulkhead_wait_s) for n in names} if bulkhead else {}
+        self.bulkheads = {n: Bulkhead(n, bulkhead, bulkhead_wait_s) for n in names} if bulkhead is not None else {}
         self.cache, self.degraded = cache, degraded
-        self.listeners, self.clock = tuple(listeners), clock
+        self.listeners, self.clock = checked_listeners(listeners, "FallbackModel"), clock
         self.served: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -293,6 +322,15 @@ class FallbackModel(ModelConfig):
             store(request, text)
 
 
+def _carry(exc: BaseException, served: list[ModelResponse]) -> None:
+    """Put what the chain's models served on ``exc`` (see :func:`agentops.usage.served_response`)."""
+    if not served:
+        return
+    own = served_response(exc)
+    with contextlib.suppress(AttributeError):
+        exc.served = combine_served(served, own) if own is not None else combine_served(served[:-1], served[-1])  # type: ignore[attr-defined]
+
+
 class _FallbackClient(LazyClients):
     """Per-ask client: creates each model's client on first use."""
 
@@ -312,6 +350,7 @@ class _FallbackClient(LazyClients):
         chain, tools = self.chain, list(tools)
         request = last_request_text(messages)
         errors: list[str] = []
+        served: list[ModelResponse] = []  # what failed steps' models served (and billed): booked with the answer
         for i, name in enumerate(chain.names):
             step = self._step(i, name, tools, response_schema, serializer)
             try:
@@ -320,7 +359,11 @@ class _FallbackClient(LazyClients):
                 )
             except AgentOpsError as exc:
                 if not isinstance(exc, ProviderError):
+                    _carry(exc, served)
                     raise  # a refusal or a configuration error: not the provider's fault, never fallen back from
+                answered = served_response(exc)
+                if answered is not None:
+                    served.append(answered)
                 errors.append(f"{name}: {type(exc).__name__}")
                 outcome = {CircuitOpen: "circuit_open", BulkheadFull: "bulkhead_full"}.get(type(exc), "failed")
                 chain._event(i, name, outcome, type(exc).__name__)
@@ -331,8 +374,12 @@ class _FallbackClient(LazyClients):
             chain._event(i, name, "served")
             if not _tool_results_text(messages):  # an answer about actions taken is not a reusable answer
                 chain._store(request, response)
-            return response
-        return await self._last_resort(messages, context, request, errors)
+            return combine_served(served, response)
+        try:
+            return combine_served(served, await self._last_resort(messages, context, request, errors))
+        except BaseException as exc:
+            _carry(exc, served)
+            raise
 
     def _step(self, i: int, name: str, tools: list[Any], schema: Any, serializer: Any) -> Any:
         chain = self.chain

@@ -37,6 +37,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import random
@@ -57,6 +58,7 @@ from agentops import _identity  # noqa: F401
 from agentops.config import Spec
 from agentops.errors import (
     AgentOpsError,
+    ConfigError,
     MalformedOutputError,
     ProviderError,
     ProviderTimeout,
@@ -64,8 +66,9 @@ from agentops.errors import (
     ServerError,
     is_retryable,
 )
-from agentops.listeners import RETRY, Listener, notify
+from agentops.listeners import RETRY, Listener, checked_listeners, notify
 from agentops.resilience.validation import check_output
+from agentops.usage import combine_served, served_response
 
 __all__ = ["RETRY", "AttemptTimeout", "RetryPolicy", "RetrySettings", "as_provider_error", "retry_after_of"]
 
@@ -202,6 +205,29 @@ def _model_label(context: Any) -> str:
         return ""
 
 
+def _carry_served(exc: BaseException, served: list[ModelResponse]) -> None:
+    """Put what ``served`` holds on ``exc`` as ``exc.served`` (see :func:`served_response`)."""
+    if not served:
+        return
+    with contextlib.suppress(AttributeError):  # an exception type that takes no attributes cannot carry it
+        exc.served = combine_served(served[:-1], served[-1])  # type: ignore[attr-defined]
+
+
+def _check_hooks(sleep: Any, clock: Any, output_schema: Any) -> None:
+    """Refuse what would only fail at the first retry, deep inside a turn."""
+    if not callable(sleep):
+        raise ConfigError(
+            f"RetryPolicy: sleep must be an async callable like asyncio.sleep, got {type(sleep).__name__}"
+        )
+    if not callable(clock):
+        raise ConfigError(f"RetryPolicy: clock must be a callable returning seconds, got {type(clock).__name__}")
+    if output_schema is not None and not (isinstance(output_schema, type) and hasattr(output_schema, "model_validate")):
+        raise ConfigError(
+            f"RetryPolicy: output_schema must be a pydantic model class (class Answer(BaseModel): ...), "
+            f"got {output_schema!r}"[:300]
+        )
+
+
 class RetryPolicy:
     """AG2 middleware factory: call-level retries composed with AG2's ``RetryMiddleware``.
 
@@ -228,8 +254,9 @@ class RetryPolicy:
     ) -> None:
         base = settings or RetrySettings()
         self.settings = RetrySettings(**{**base.model_dump(), **overrides}) if overrides else base
+        _check_hooks(sleep, clock, output_schema)
         self.output_schema = output_schema
-        self.listeners = tuple(listeners)
+        self.listeners = checked_listeners(listeners, "RetryPolicy")
         self.sleep, self.clock = sleep, clock
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -271,9 +298,18 @@ class RetryPolicy:
             self.repaired += repaired
 
     async def run(self, call_next: Any, events: Any, context: Any, *, label: str = "") -> ModelResponse:
-        """One model call with this policy: ``call_next(events, context)`` is one attempt."""
+        """One model call with this policy: ``call_next(events, context)`` is one attempt.
+
+        Usage is never lost: an attempt the provider served and that then failed (an answer cut at the
+        token limit, empty, with unusable tool arguments) was billed, so its usage is added to the
+        answer returned (kept as a part priced at its own model when another model answered it, see
+        :func:`agentops.usage.served_parts`), or — when the policy gives up or is cancelled — carried by
+        the error as ``exc.served`` (:func:`agentops.usage.served_response`). Meters and budgets outside the policy
+        therefore book every served attempt once; attempts that served nothing add nothing.
+        """
         s, started, attempt = self.settings, self.clock(), 0
         label = label or _model_label(context)
+        served: list[ModelResponse] = []  # what the provider served for attempts that then failed
 
         async def one_attempt(ev: Any, ctx: Any) -> ModelResponse:
             nonlocal attempt
@@ -284,20 +320,30 @@ class RetryPolicy:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._after_failure(as_provider_error(exc), attempt, started, label)
+                error = as_provider_error(exc)
+                answered = served_response(error) or served_response(exc)
+                if answered is not None:
+                    served.append(answered)
+                await self._after_failure(error, attempt, started, label)
                 raise AssertionError("unreachable") from None  # _after_failure always raises
             self._count(repaired=bool(response.metadata.get("agentops.repaired")))
             if held is not None:
                 await _release(held, ctx, response)
             return response
 
-        if s.max_attempts == 1:
-            return await one_attempt(events, context)
-        ag2_retry = RetryMiddleware(max_retries=s.max_attempts - 1, retry_on=(_RetryNow,))(None, context)
         try:
-            return await ag2_retry.on_llm_call(one_attempt, events, context)
-        except _RetryNow as wrapped:  # AG2 refused to repeat an attempt that published output
-            raise wrapped.__cause__ from None  # type: ignore[misc]
+            if s.max_attempts == 1:
+                response = await one_attempt(events, context)
+            else:
+                ag2_retry = RetryMiddleware(max_retries=s.max_attempts - 1, retry_on=(_RetryNow,))(None, context)
+                try:
+                    response = await ag2_retry.on_llm_call(one_attempt, events, context)
+                except _RetryNow as wrapped:  # AG2 refused to repeat an attempt that published output
+                    raise wrapped.__cause__ from None  # type: ignore[misc]
+        except BaseException as exc:
+            _carry_served(exc, served)
+            raise
+        return combine_served(served, response)  # the same model's attempts summed, another's kept as parts
 
     async def _attempt(self, call_next: Any, ev: Any, ctx: Any, attempt: int, started: float) -> ModelResponse:
         s = self.settings

@@ -35,9 +35,15 @@ from pydantic import Field
 
 from agentops import _identity  # noqa: F401
 from agentops.config import Spec
-from agentops.errors import EmptyOutputError, GuardrailBlocked, MalformedOutputError, TruncatedOutputError
-from agentops.guardrails import normalize
-from agentops.listeners import GUARDRAIL_FINDING, Listener, notify
+from agentops.errors import (
+    EmptyOutputError,
+    GuardrailBlocked,
+    MalformedOutputError,
+    OutputError,
+    TruncatedOutputError,
+)
+from agentops.listeners import GUARDRAIL_FINDING, Listener, checked_listeners, notify
+from agentops.usage import keep_served_before
 
 __all__ = ["InputGuard", "InputLimits", "InputRejected", "check_input", "check_output"]
 
@@ -115,6 +121,8 @@ def check_input(data: str | bytes, limits: InputLimits | None = None) -> str:
                 "bidi_controls",
                 f"bidirectional override U+{ord(ch):04X} at position {i}; remove it (it hides what the text says)",
             )
+    from agentops.guardrails import normalize  # here, not at import: retries and fallback import this module
+
     if not normalize(text).strip():
         raise InputRejected("empty", "the request has no visible text; send a question or an instruction")
     return text
@@ -130,7 +138,7 @@ class InputGuard:
     def __init__(self, limits: InputLimits | None = None, *, agent: str = "", listeners: Iterable[Listener] = ()):
         self.limits = limits or InputLimits()
         self.agent = agent
-        self.listeners = tuple(listeners)
+        self.listeners = checked_listeners(listeners, "InputGuard")
 
     def __call__(self, event: BaseEvent, context: Any) -> BaseMiddleware:
         return _GuardTurn(event, context, guard=self)
@@ -170,14 +178,27 @@ def check_output(
 ) -> ModelResponse:
     """Return ``response`` if it can be used as an answer (repaired if ``schema`` allows), else raise.
 
+    Every error raised carries the refused answer as ``exc.response``: the provider served it, so its
+    usage is booked (:func:`agentops.usage.served_response`).
+
     Raises:
-        MalformedOutputError: a tool call's arguments are not a JSON object (``exc.response`` is the
-            answer, so its usage can still be booked).
+        MalformedOutputError: a tool call's arguments are not a JSON object (``exc.problems`` names them).
         TruncatedOutputError: finish reason ``length`` (unless ``allow_truncated``: a caller that caps
             replies on purpose), or none at all with ``require_finish_reason``.
         EmptyOutputError: no text and no tool calls.
         MalformedOutputError: ``schema`` (a pydantic model) given and no object in the text validates.
     """
+    try:
+        return _checked(response, require_finish_reason, schema, allow_truncated)
+    except OutputError as exc:
+        if getattr(exc, "response", None) is None:
+            exc.response = response  # type: ignore[attr-defined]
+        raise
+
+
+def _checked(
+    response: ModelResponse, require_finish_reason: bool, schema: type[Any] | None, allow_truncated: bool
+) -> ModelResponse:
     text = response.message.content if response.message is not None else None
     calls = list(response.tool_calls.calls) if response.tool_calls is not None else []
     who = response.model or "the model"
@@ -218,4 +239,4 @@ def _with_message(response: ModelResponse, message: ModelMessage | None, **chang
         "finish_reason": response.finish_reason,
         "response_id": response.response_id,
     }
-    return ModelResponse(message, **{**fields, **changes})
+    return keep_served_before(response, ModelResponse(message, **{**fields, **changes}))

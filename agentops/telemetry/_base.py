@@ -10,6 +10,7 @@ from agentops.listeners import (
     ESCALATION,
     GUARDRAIL_FINDING,
     HANDOFF_REFUSED,
+    MALFORMED_ANSWER,
     PAYLOAD_KEYS,
     TOOL_DENIED,
 )
@@ -19,7 +20,8 @@ __all__ = ["EVENT_KINDS", "TelemetryError"]
 #: The hook's event kinds that telemetry turns into metrics, span events and WARNING log lines, with
 #: their payload keys (any other kind becomes a span event and an INFO line).
 EVENT_KINDS: Mapping[str, tuple[str, ...]] = {
-    k: PAYLOAD_KEYS[k] for k in (GUARDRAIL_FINDING, TOOL_DENIED, BUDGET_REFUSED, ESCALATION, HANDOFF_REFUSED)
+    k: PAYLOAD_KEYS[k]
+    for k in (GUARDRAIL_FINDING, TOOL_DENIED, BUDGET_REFUSED, ESCALATION, HANDOFF_REFUSED, MALFORMED_ANSWER)
 }
 
 

@@ -142,6 +142,36 @@ def redact_text(value: str) -> str:
     return _redact_short(value) if len(value) <= _SHORT else redact(value)
 
 
+_SCANNED = 4096  # characters of an error message read at most; the rest is never shown
+
+
+def error_message(exc: BaseException, limit: int = 200) -> str:
+    r"""``"<Type>: <message>"`` for a span's status and exception event: redacted, one line, ≤ ``limit``.
+
+    What OpenTelemetry's ``record_exception`` records, minus what must not leave the process whole: the
+    message is redacted *before* it is cut (a secret cut in half would no longer be recognised), only
+    its first 4,096 characters are read, and a word cut there is dropped, so no fragment of a secret
+    past that point survives; newlines fold into spaces and a cut message ends with ``…``. No stack trace.
+
+    >>> error_message(ValueError("bad key sk-abcdefghijklmnop1234\nsecond line"))
+    'ValueError: bad key [SECRET] second line'
+    """
+    kind = type(exc).__name__
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose __str__ fails still has a type
+        return kind
+    if len(text) > _SCANNED:
+        head = text[:_SCANNED]
+        cut = max(head.rfind(c) for c in " \t\n\r")
+        text = head[:cut] if cut > 0 else ""
+    text = " ".join(redact(text).split())
+    room = max(limit - len(kind) - 2, 1)
+    if len(text) > room:
+        text = text[: room - 1].rstrip() + "…"
+    return f"{kind}: {text}" if text else kind
+
+
 @functools.lru_cache(maxsize=4096)
 def _check_name(value: str) -> str:
     if redact(value) != value:

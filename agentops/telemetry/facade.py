@@ -16,12 +16,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
 from prometheus_client import CollectorRegistry
 
 from agentops import _ag2
 from agentops.errors import ConfigError, MissingDependencyError
 from agentops.telemetry._base import EVENT_KINDS, TelemetryError
-from agentops.telemetry._redact import clean_str
+from agentops.telemetry._redact import clean_str, error_message
 from agentops.telemetry._redact import name as _name
 from agentops.telemetry.clock import Clock, WallClock
 from agentops.telemetry.logs import LOGGER_NAME, configure_json_logging, current_ids, emit
@@ -219,8 +220,10 @@ class Telemetry:
 
         The span gets any ``attributes`` given (``workflow=`` becomes ``agentops.workflow``; other
         string values are free text and redacted), ``agentops.time_s``/``agentops.latency_s`` when the
-        clock is simulated, and on an exception ``agentops.outcome="error"`` and ``error.type``; the
-        exception propagates.
+        clock is simulated, and on an exception ``agentops.outcome="error"``, ``error.type``, an ERROR
+        status and an ``exception`` event whose message is redacted, on one line and at most 200
+        characters (:func:`~agentops.telemetry._redact.error_message`; no stack trace); the exception
+        propagates.
 
         Example:
             >>> telemetry = Telemetry()
@@ -231,7 +234,8 @@ class Telemetry:
         """
         clock = self.clock
         start, t0 = clock.now(), clock.tick()
-        with self._tracer.start_as_current_span(name) as span:
+        # the exception is recorded below, redacted, on one line and without a stack trace
+        with self._tracer.start_as_current_span(name, record_exception=False, set_status_on_exception=False) as span:
             attrs: dict[str, Any] = {"agentops.time_s": start} if clock.simulated else {}
             for key, value in attributes.items():
                 key = "agentops.workflow" if key == "workflow" else key
@@ -241,7 +245,12 @@ class Telemetry:
             try:
                 yield span
             except BaseException as exc:
-                span.set_attributes({"agentops.outcome": "error", "error.type": type(exc).__name__})
+                message = error_message(exc)
+                kind = type(exc).__name__
+                span.set_attributes({"agentops.outcome": "error", "error.type": kind})
+                span.set_status(Status(StatusCode.ERROR, message))
+                detail = message[len(kind) + 2 :]
+                span.add_event("exception", {"exception.type": kind, "exception.message": detail})
                 if clock.simulated:
                     span.set_attribute("agentops.latency_s", clock.tick() - t0)
                 raise

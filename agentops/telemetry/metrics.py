@@ -15,7 +15,14 @@ from ag2.middleware.builtin import MetricsMiddleware
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from agentops.errors import ConfigError
-from agentops.listeners import BUDGET_REFUSED, ESCALATION, GUARDRAIL_FINDING, HANDOFF_REFUSED, TOOL_DENIED
+from agentops.listeners import (
+    BUDGET_REFUSED,
+    ESCALATION,
+    GUARDRAIL_FINDING,
+    HANDOFF_REFUSED,
+    MALFORMED_ANSWER,
+    TOOL_DENIED,
+)
 from agentops.telemetry._base import TelemetryError
 from agentops.telemetry._redact import name as _name
 
@@ -82,7 +89,9 @@ class AgentOpsMetrics:
     ``agentops_guardrail_findings_total{agent,entity_type,where,action}`` ·
     ``agentops_tool_denials_total{agent,tool}`` · ``agentops_budget_refusals_total{agent,budget,scope}`` ·
     ``agentops_escalations_total{rule,severity,handler,outcome}`` ·
-    ``agentops_handoff_refusals_total{source,target}``.
+    ``agentops_handoff_refusals_total{source,target}`` ·
+    ``agentops_malformed_answers_total{agent,model}`` (answers the provider served — their tokens and
+    cost are counted — that were unusable: tool-call arguments that are not JSON, cut, empty).
     """
 
     # The event counters, one per kind of the observability hook (built from _EVENT_FAMILIES).
@@ -91,6 +100,7 @@ class AgentOpsMetrics:
     budget_refusals: Counter
     escalations: Counter
     handoff_refusals: Counter
+    malformed_answers: Counter
 
     def __init__(self, registry: CollectorRegistry, *, label_limit: int = 100) -> None:
         self.registry = registry
@@ -168,6 +178,11 @@ _EVENT_FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Hand-offs refused because the edge is not allowed",
         ("source", "target"),
     ),
+    "malformed_answers": (
+        "agentops_malformed_answers",
+        "Answers the provider served (tokens and cost counted) that were unusable",
+        ("agent", "model"),
+    ),
 }
 # Event kind -> (attribute, ((bounded label set, payload key), ...)): hand-off ends are agent names.
 _EVENT_LABELS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
@@ -176,6 +191,7 @@ _EVENT_LABELS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     BUDGET_REFUSED: ("budget_refusals", tuple((k, k) for k in ("agent", "budget", "scope"))),
     ESCALATION: ("escalations", tuple((k, k) for k in ("rule", "severity", "handler", "outcome"))),
     HANDOFF_REFUSED: ("handoff_refusals", (("agent", "from"), ("agent", "to"))),
+    MALFORMED_ANSWER: ("malformed_answers", (("agent", "agent"), ("model", "model"))),
 }
 
 

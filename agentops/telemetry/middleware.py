@@ -23,8 +23,11 @@ from ag2.middleware import BaseMiddleware
 
 from agentops import _ag2
 from agentops._wrapper import request_text
+from agentops.errors import OutputError
+from agentops.listeners import MALFORMED_ANSWER
 from agentops.telemetry._redact import redact
 from agentops.telemetry.logs import current_ids, emit
+from agentops.usage import served_parts, served_response
 
 if TYPE_CHECKING:
     from agentops.telemetry.facade import Telemetry
@@ -234,6 +237,12 @@ class _AgentOpsMiddleware(BaseMiddleware):
             named["agentops.cost_usd"] = usd
         else:
             f.cost_counter(False, provider, model).inc()
+        parts = served_parts(response)
+        if len(parts) > 1:  # other models served this call first (a fallback chain): each at its price
+            for part in parts[:-1]:
+                _, _, more = self._book_usage(part.usage, part.model, part.provider)
+                if more is not None and usd is not None:
+                    named["agentops.cost_usd"] = named["agentops.cost_usd"] + more
         span = _ag2.hook_span(_ag2.SPAN_TYPE_LLM)
         if span is not None:
             self._annotate(span, named, start, latency, None)
@@ -249,16 +258,54 @@ class _AgentOpsMiddleware(BaseMiddleware):
     def _failed_call(self, start: float, latency: float, context: Any, exc: BaseException) -> None:
         f = self.f
         provider, model = model_labels(_ag2.turn_model_config(context))
+        attrs: dict[str, Any] = {}
+        measures: dict[str, Any] = {}
+        served = served_response(exc)
+        if served is not None:  # the provider answered and billed before the call failed: book it
+            model, provider = served.model or model, served.provider or provider
+            n_in, n_out, usd = self._book_served(served, model, provider, exc)
+            attrs = {"gen_ai.usage.input_tokens": n_in, "gen_ai.usage.output_tokens": n_out}
+            measures = {"input_tokens": n_in, "output_tokens": n_out, "cost_usd": None}
+            if usd is not None:
+                attrs["agentops.cost_usd"] = usd
+                measures["cost_usd"] = round(usd, 8)
         span = _ag2.hook_span(_ag2.SPAN_TYPE_LLM)
         if span is not None:
-            attrs: dict[str, Any] = {}
             if model:
                 attrs["gen_ai.request.model"] = model
             if provider:
                 attrs["gen_ai.provider.name"] = provider
             self._annotate(span, attrs, start, latency, exc)
         if f.telemetry.logger.isEnabledFor(_WARNING):
-            self._log(_WARNING, "llm.call", span, (provider, model), {}, start, latency, exc)
+            self._log(_WARNING, "llm.call", span, (provider, model), measures, start, latency, exc)
+
+    def _book_served(
+        self, served: Any, model: str | None, provider: str | None, exc: BaseException
+    ) -> tuple[int, int, float | None]:
+        """Tokens and cost of what was served before the call failed; a refused answer counts as malformed."""
+        *earlier, _ = served_parts(served)
+        n_in, n_out, usd = self._book_usage(served.usage, model, provider)
+        for part in earlier:
+            p_in, p_out, p_usd = self._book_usage(part.usage, part.model, part.provider)
+            n_in, n_out = n_in + p_in, n_out + p_out
+            usd = usd + p_usd if usd is not None and p_usd is not None else usd
+        if isinstance(exc, OutputError):
+            self.f.telemetry.listener(MALFORMED_ANSWER, {"agent": self.f.agent_name, "model": model or ""})
+        return n_in, n_out, usd
+
+    def _book_usage(self, usage: Any, model: str | None, provider: str | None) -> tuple[int, int, float | None]:
+        """Add one served usage to the turn's totals and the cost counters; returns tokens in, out and USD."""
+        f = self.f
+        n_in, n_out = int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)
+        self.turn_in += n_in
+        self.turn_out += n_out
+        usd = f.telemetry.price(usage, model, provider)
+        if usd is not None:
+            self.turn_cost += usd
+            f.cost_counter(True, provider, model).inc(usd)
+        else:
+            f.cost_counter(False, provider, model).inc()
+        return n_in, n_out, usd
 
     # -- tool call -------------------------------------------------------------------------------
     async def on_tool_execution(self, call_next: Any, event: Any, context: Any) -> Any:

@@ -126,6 +126,7 @@ class _Totals:
     calls: int
     errors: int
     unpriced_calls: int
+    malformed: int
 
 
 def _totals(meters: Sequence[UsageMeter]) -> _Totals:
@@ -135,6 +136,7 @@ def _totals(meters: Sequence[UsageMeter]) -> _Totals:
         sum(m.calls for m in meters),
         sum(m.errors for m in meters),
         sum(m.unpriced_calls for m in meters),
+        sum(m.malformed_calls for m in meters),
     )
 
 
@@ -275,6 +277,7 @@ class _Runner:
             timed_out=self.timed_out.get(stage.name, False),
             calls=totals.calls,
             errors=totals.errors,
+            malformed=totals.malformed,
             rate_limit_remaining=remaining,
             rate_limit_limit=limit,
             attempt=attempt,

@@ -33,6 +33,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import extra_sources
+
 Row = tuple[str, int]  # (text, label)
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -322,7 +325,7 @@ SOURCES: tuple[Source, ...] = (
         "gandalf",
         PARAPET,
         gandalf,
-        False,  # password-game attacks: trained on, "reset my password" scored 0.85
+        True,  # with secret_help's benign password questions, and half a source's weight with mosscap
         "MIT",
         "Lakera/gandalf_ignore_instructions (MIT on its dataset page), mirrored as YAML",
     ),
@@ -330,7 +333,7 @@ SOURCES: tuple[Source, ...] = (
         "mosscap",
         PARAPET,
         mosscap,
-        False,  # likewise: evaluation only
+        True,  # likewise (train.FAMILIES: the two games share one weight)
         "MIT",
         "Lakera/mosscap_prompt_injection sample (MIT on its dataset page), mirrored as YAML",
     ),
@@ -461,6 +464,17 @@ SOURCES += (
            "f/awesome-chatgpt-prompts role prompts (CC0-1.0), Parapet's sample"),
     Source("ultrachat", PARAPET, ultrachat, True, "MIT",
            "UltraChat opening turns (stingning/ultrachat, MIT on its dataset page), Parapet's sample"),
+)  # fmt: skip
+
+
+# Third round: benign documents and requests (``extra_sources.py``).
+SOURCES += (
+    Source("alpaca_docs", extra_sources.alpaca_repo(), extra_sources.alpaca_docs, True, "Apache-2.0",
+           "AlpacaEval answers of one model (prose, lists, e-mails, tables, code) as benign documents"),
+    Source("alpaca_instructions", extra_sources.alpaca_repo(), extra_sources.alpaca_instructions, True, "Apache-2.0",
+           "AlpacaEval instructions"),
+    Source("secret_help", Repo("this project", "-", "project"), extra_sources.secret_help, True, "project",
+           "hand-written benign requests about passwords, secrets and word games"),
 )  # fmt: skip
 
 

@@ -9,7 +9,10 @@ Usage (needs the ``train`` extra: scikit-learn)::
 Features and scoring are the package's own (:mod:`agentops.guardrails.classifier`), so the model is
 trained on exactly what it sees at run time. One row per text: the n-grams present in its windows (the
 first :data:`TRAIN_WINDOWS`), scaled by 1/sqrt(number present). Sample weights give every source the same total
-weight within its class, so a big source does not drown a small one.
+weight within its class, so a big source does not drown a small one; the sources of one
+:data:`FAMILIES` entry (the two password games) share one source's weight, scaled by
+:data:`FAMILY_WEIGHT`. Scores in the cross-validation are the run-time ones: every window of every
+text, one sparse product per model (:func:`window_matrix`, :func:`window_scores`).
 
 Cross-source evaluation (``--crossval``): no number comes from a source the model was trained on.
 
@@ -18,7 +21,8 @@ Cross-source evaluation (``--crossval``): no number comes from a source the mode
   without F, then TPR on A at the threshold where the FPR on F is 5% / 10%; reported per fold and
   as the mean over the three folds;
 * a benign source B is reported with the FPR at the shipped thresholds, averaged over the models
-  that did not see it.
+  that did not see it;
+* a source with a sibling (:data:`SIBLINGS`) is reported a second time with the sibling held out too.
 
 Evaluation-only sources (licence unclear) are never trained on, not even for the shipped model.
 
@@ -49,13 +53,19 @@ from agentops.guardrails import classifier as clf  # noqa: E402
 TRAIN_WINDOWS = 4
 ALPHA = 1e-4  # L2 penalty of the logistic regression (fitted by averaged SGD)
 EPOCHS = 20
-TARGET_FPR = 0.02  # mean false-positive rate at THRESHOLD on benign sources the model never saw
+TARGET_FPR = 0.01  # mean false-positive rate at THRESHOLD on benign sources the model never saw
 BENIGN_FOLDS = (
-    ("p3_prompts", "gpteacher_codegen"),
-    ("gsm8k", "notinject", "jbb_benign", "chat_bench", "gpteacher_toolformer", "ultrachat"),
-    ("wildguard_benign", "self_instruct", "gpteacher_roleplay", "awesome_chatgpt"),
+    ("p3_prompts", "gpteacher_codegen", "alpaca_docs"),
+    ("gsm8k", "notinject", "jbb_benign", "chat_bench", "gpteacher_toolformer", "ultrachat", "alpaca_instructions"),
+    ("wildguard_benign", "self_instruct", "gpteacher_roleplay", "awesome_chatgpt", "secret_help"),
 )
 MIXED = ("deepset", "bipia")
+# Sources of one family share one source's sample weight (two password games of one vendor).
+FAMILIES: dict[str, tuple[str, ...]] = {"password_games": ("gandalf", "mosscap")}
+# Reported a second time with the sibling held out too (the stricter never-seen number).
+SIBLINGS: dict[str, tuple[str, ...]] = {"gandalf": ("mosscap",), "mosscap": ("gandalf",)}
+FAMILY_WEIGHT = {"password_games": 0.5}  # one topic: half a source's weight (more cost deepset)
+FAMILY_OF = {s: f for f, members in FAMILIES.items() for s in members}
 
 
 def load(path: Path) -> list[dict]:
@@ -63,21 +73,33 @@ def load(path: Path) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+def _row(data: bytes, head: int, bits: int) -> np.ndarray:
+    return clf.distinct(clf._bucket(clf._hashes(data, head)[0], bits)).astype(np.int64)
+
+
+def _matrix(rows: list[np.ndarray], bits: int) -> sparse.csr_matrix:
+    """One row per bucket set, each present bucket scaled by 1/sqrt(number present)."""
+    data = [np.full(len(b), 1.0 / np.sqrt(max(len(b), 1)), dtype=np.float32) for b in rows]
+    indptr = np.r_[0, np.cumsum([len(b) for b in rows])]
+    m = sparse.csr_matrix((np.concatenate(data), np.concatenate(rows), indptr), shape=(len(rows), 1 << bits))
+    m.sum_duplicates()
+    return m
+
+
 def featurize(texts: list[str], bits: int = clf.BITS) -> sparse.csr_matrix:
     """One row per text: the buckets present in its first :data:`TRAIN_WINDOWS` windows, scaled by
     1/sqrt(number present) (what :meth:`~agentops.guardrails.classifier.LinearModel.logit` scores)."""
-    indptr, indices, data = [0], [], []
-    for text in texts:
-        head = clf.clip(clf.fold(text))[: TRAIN_WINDOWS * clf.WINDOW].decode("utf-8", "ignore")
-        b = clf.distinct(clf.ngram_buckets(head, bits))
-        indices.append(b)
-        data.append(np.full(len(b), 1.0 / np.sqrt(max(len(b), 1)), dtype=np.float32))
-        indptr.append(indptr[-1] + len(b))
-    m = sparse.csr_matrix(
-        (np.concatenate(data), np.concatenate(indices), np.array(indptr)), shape=(len(texts), 1 << bits)
-    )
-    m.sum_duplicates()
-    return m
+    return _matrix([_row(d[: TRAIN_WINDOWS * clf.WINDOW], clf.HEAD_BYTES, bits) for d in clipped(texts)], bits)
+
+
+def window_matrix(data: list[bytes], bits: int = clf.BITS) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """One row per window exactly as :meth:`LinearModel.logit` scores it, and the text of each window."""
+    rows, owner = [], []
+    for i, d in enumerate(data):
+        for lo, hi in clf.windows(len(d)):
+            rows.append(_row(d[lo:hi], clf.HEAD_BYTES if lo == 0 else 0, bits))
+            owner.append(i)
+    return _matrix(rows, bits), np.array(owner)
 
 
 def clipped(texts: list[str]) -> list[bytes]:
@@ -85,37 +107,45 @@ def clipped(texts: list[str]) -> list[bytes]:
     return [clf.clip(clf.fold(t)) for t in texts]
 
 
-def runtime_scores(model: clf.LinearModel, data: list[bytes]) -> np.ndarray:
-    """Per-text probabilities exactly as :meth:`LinearModel.score` computes them (float16 weights)."""
-    shipped = clf.LinearModel(model.weights.astype(np.float16).astype(np.float32), model.bias, model.meta)
-    z = np.array([shipped.logit(d) for d in data])
+def window_scores(model: clf.LinearModel, xw: sparse.csr_matrix, owner: np.ndarray) -> np.ndarray:
+    """Per-text probabilities as :meth:`LinearModel.score` computes them (float16 weights): the
+    highest window's logit."""
+    w = model.weights.astype(np.float16).astype(np.float32)
+    z = np.maximum.reduceat(xw @ w + model.bias, np.r_[0, np.flatnonzero(np.diff(owner)) + 1])
     return 1 / (1 + np.exp(-z))
 
 
 def weights_for(sources: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Each (class, source) pair gets the same total weight; the two classes weigh the same overall."""
+    """Each (class, source) pair gets the same total weight; the two classes weigh the same overall.
+    Sources of one :data:`FAMILIES` entry share one source's weight, scaled by :data:`FAMILY_WEIGHT`."""
     w = np.zeros(len(labels))
+    groups = np.array([FAMILY_OF.get(s, s) for s in sources])
     for label in (0, 1):
         in_class = labels == label
-        names = Counter(sources[in_class])
+        names = Counter(groups[in_class])
         for name, n in names.items():
-            w[in_class & (sources == name)] = 1.0 / (n * len(names))
+            w[in_class & (groups == name)] = FAMILY_WEIGHT.get(name, 1.0) / (n * len(names))
     return w * len(labels) / w.sum()
 
 
 def fit(x: sparse.csr_matrix, y: np.ndarray, w: np.ndarray) -> clf.LinearModel:
     model = SGDClassifier(loss="log_loss", alpha=ALPHA, max_iter=EPOCHS, tol=None, random_state=0, average=True)
     model.fit(x, y, sample_weight=w)
-    meta = {"bits": int(np.log2(x.shape[1])), "gram_bytes": list(clf.GRAM_BYTES), "word_ns": [1, 2], "alpha": ALPHA}
+    meta = {"bits": int(np.log2(x.shape[1])), "gram_bytes": list(clf.GRAM_BYTES), "word_ns": [1, 2], "alpha": ALPHA,
+            "head_bytes": clf.HEAD_BYTES}  # fmt: skip
     return clf.LinearModel(model.coef_[0].astype(np.float32), float(model.intercept_[0]), meta)
 
 
 def tpr_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
     """TPR at the lowest threshold whose FPR on ``neg`` is at most ``fpr`` (strictly greater = flagged)."""
+    return float(np.mean(pos > _score_at_fpr(neg, fpr)))
+
+
+def _score_at_fpr(neg: np.ndarray, fpr: float) -> float:
+    """The lowest score whose FPR on ``neg`` is at most ``fpr`` (a text scoring above it is flagged)."""
     neg = np.sort(neg)[::-1]
     k = int(np.floor(fpr * len(neg)))
-    t = neg[k] if k < len(neg) else -np.inf
-    return float(np.mean(pos > t))
+    return float(neg[k]) if k < len(neg) else 0.0
 
 
 def metrics(pos: np.ndarray, neg: np.ndarray) -> dict:
@@ -124,6 +154,8 @@ def metrics(pos: np.ndarray, neg: np.ndarray) -> dict:
         "auc": float(roc_auc_score(y, np.r_[pos, neg])),
         "tpr_fpr05": tpr_at_fpr(pos, neg, 0.05),
         "tpr_fpr10": tpr_at_fpr(pos, neg, 0.10),
+        "score_at_fpr05": _score_at_fpr(neg, 0.05),  # the operating points of the two TPR columns
+        "score_at_fpr10": _score_at_fpr(neg, 0.10),
         "tpr_at_threshold": float(np.mean(pos >= clf.THRESHOLD)),
         "fpr_at_threshold": float(np.mean(neg >= clf.THRESHOLD)),
     }
@@ -171,15 +203,17 @@ def crossval(rows: list[dict], x: sparse.csr_matrix, data: list[bytes]) -> dict:
     # detect_injection discounts the classifier on short texts about injection: mark them once
     about = np.array([injection._about_injection_discount(r["text"], 1.0) < 1.0 for r in rows])
     cache: dict = {}
+    xw, owner = window_matrix(data)
 
     def scores(held: tuple[str, ...]) -> np.ndarray:
-        if held not in cache:
-            keep = trainable & ~np.isin(src, held)
+        keep = trainable & ~np.isin(src, held)
+        key = keep.tobytes()  # an evaluation-only source leaves the training set as it is
+        if key not in cache:
             t0 = time.time()
             model = fit(x[keep], y[keep], weights_for(src[keep], y[keep]))
-            cache[held] = runtime_scores(model, data)
+            cache[key] = window_scores(model, xw, owner)
             print(f"  trained without {', '.join(held)}: {time.time() - t0:.0f}s", file=sys.stderr)
-        return cache[held]
+        return cache[key]
 
     attack_only = [str(s) for s in dict.fromkeys(src[y == 1]) if s not in MIXED]
     unseen_benign: dict = defaultdict(list)
@@ -215,6 +249,21 @@ def crossval(rows: list[dict], x: sparse.csr_matrix, data: list[bytes]) -> dict:
         entry = {"kind": "attack", "n_attack": int(np.sum((src == name) & (y == 1))), "n_benign": n_benign}
         entry.update({scorer: _mean(f) for scorer, f in folds.items()})
         entry["classifier_per_fold"] = folds["classifier"]
+        if name in SIBLINGS:  # stricter: its sibling source left out of training too
+            family = (name, *SIBLINGS[name])
+            entry["siblings"] = list(SIBLINGS[name])
+            entry["family_held_out"] = {
+                scorer: _mean(
+                    [
+                        metrics(
+                            scorers((*family, *fold))[scorer][src == name],
+                            scorers((*family, *fold))[scorer][np.isin(src, fold)],
+                        )
+                        for fold in BENIGN_FOLDS
+                    ]
+                )
+                for scorer in ("classifier", "both")
+            }
         out["sources"][name] = entry
     for name, by_scorer in benign.items():
         entry = {"kind": "benign", "n_benign": int(np.sum(src == name))}
