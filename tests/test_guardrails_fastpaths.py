@@ -366,3 +366,72 @@ def test_re2_twins_on_the_corpora() -> None:
                 )
                 if len(v) <= injection._WINDOW:
                     assert injection._matches(pattern, v, negatable) == want
+
+
+# -- byte-image and run-based shortcuts: same answers as the regexes they stand for ---------------------------
+
+_TOKENISH = st.text(alphabet=st.sampled_from(list("aZ09+/=_-.:%'\" \n\té")), max_size=120)
+
+
+def _with_long_pieces(draw_text: str) -> str:
+    return draw_text.replace("a", "aB3dE5gH7jK9mN1p", 1)  # one piece long enough for a base64 or hex run
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TOKENISH)
+def test_base64_tokens_are_the_regex(text: str) -> None:
+    for t in (text, _with_long_pieces(text), _with_long_pieces(text) + "=" * 3):
+        assert injection._b64_tokens(t) == [m.group() for m in injection._B64.finditer(t)]
+
+
+def test_base64_tokens_skip_runs_over_the_bound() -> None:
+    text = "x " + "A" * 5000 + " " + "QUJDREVGR0hJSktMTU5PUA==" + " =" + "B" * 20
+    assert injection._b64_tokens(text) == [m.group() for m in injection._B64.finditer(text)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0aF9g: \nz-é")), max_size=120))
+def test_hex_runs_are_the_regex(text: str) -> None:
+    for t in (text, "de ad " * 6 + text, text + "00" * 14 + "g"):
+        assert [m.span() for m in injection._hex_runs(t)] == [m.span() for m in injection._HEX_RUN.finditer(t)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TOKENISH)
+def test_quoted_values_are_the_regex(text: str) -> None:
+    from agentops.guardrails._secrets import _QUOTED, _quoted_values, long_runs
+
+    for t in (text, text.replace("a", "'" + "Ab1" * 8 + "'", 2), text.replace("Z", '"' + "x9" * 12 + '"')):
+        assert _quoted_values(t, long_runs(t)) == [m.span("v") for m in _QUOTED.finditer(t)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*"ab %[](){}", "at", "AT", "dot", "DOT", "At"]), max_size=40))
+def test_fold_bracket_triggers_are_the_substring_tests(pieces: list[str]) -> None:
+    from agentops.guardrails._normalize import _ASCII_TRIGGERS, _ascii_trigger
+
+    text = "".join(pieces)
+    for t in (text, "(" * 20 + text):
+        assert _ascii_trigger(t) == any(w in t for w in _ASCII_TRIGGERS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list(" a\t\n\r\x0b\x0c\x1c\x1fé\u00a0")), max_size=30))
+def test_squash_spaces_is_the_regex(text: str) -> None:
+    assert squash_spaces(text) == re.sub(r"\s+", " ", text)
+
+
+def test_leetspeak_through_bytes_is_the_translation() -> None:
+    text = "".join(map(chr, range(128))) + " h3ll0 w0rld! $5 @"
+    assert injection._leet(text) == text.translate(injection._LEET)
+    assert injection._leet(text + "é") == (text + "é").translate(injection._LEET)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0 9+().-/\nxé")), max_size=80), st.integers(0, 80))
+def test_run_start_is_the_run_search(text: str, pos: int) -> None:
+    from agentops.guardrails import _numbers as n
+
+    image = text.encode("ascii", "replace").translate(n._RUN_IMAGE)
+    m = n._RUN.search(text, pos)
+    assert n._run_start(image, pos) == (m.start() if m else -1)

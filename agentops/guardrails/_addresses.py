@@ -106,6 +106,7 @@ def scan_urls(text: str, out: list[Finding]) -> None:
 
 _V6_RUN = re.compile(r"[0-9A-Fa-f:.]{1,64}")
 _HEX = frozenset("0123456789abcdefABCDEF")
+_V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 _ZONE = re.compile(r"%[A-Za-z0-9_.-]{1,16}")
 _PREFIX = re.compile(r"/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9])(?![0-9])")
 
@@ -124,6 +125,11 @@ def scan_ipv6(text: str, out: list[Finding]) -> None:
     covered = -1
     i = text.find(":")
     while i != -1:
+        if i + 1 < n and text[i + 1] not in _V6_CHARS:
+            # The run ends right after this colon, holding no other: not an address ("Card: 4111").
+            covered = max(covered, i + 1)
+            i = text.find(":", i + 1)
+            continue
         if i >= covered:
             s = i
             while s > 0 and text[s - 1] in _HEX and i - s < 4:

@@ -42,6 +42,27 @@ def _decode(token: str) -> str | None:
     return _WORDS[token[1:-1].lower()]
 
 
+_BRACKET_TRIGGERS = frozenset(_ASCII_TRIGGERS[1:])
+
+
+def _ascii_trigger(text: str) -> bool:
+    """``any(t in text for t in _ASCII_TRIGGERS)``, looking only at each opening bracket (few in most text)."""
+    if "%" in text:
+        return True
+    for opener in "[({":
+        i = text.find(opener)
+        for _ in range(16):
+            if i == -1:
+                break
+            if text[i : i + 4] in _BRACKET_TRIGGERS or text[i : i + 5] in _BRACKET_TRIGGERS:
+                return True
+            i = text.find(opener, i + 1)
+        else:
+            if i != -1:  # many brackets: one substring search per trigger
+                return any(map(text.__contains__, _ASCII_TRIGGERS))
+    return False
+
+
 def fold(text: str) -> tuple[str, list[int] | None, list[int] | None]:
     """``(folded, starts, ends)``: ``folded[i]`` comes from ``text[starts[i]:ends[i]]``.
 
@@ -52,7 +73,7 @@ def fold(text: str) -> tuple[str, list[int] | None, list[int] | None]:
         >>> folded, starts[5], ends[8]
         ('card 41111111', 5, 9)
     """
-    if text.isascii() and not any(map(text.__contains__, _ASCII_TRIGGERS)):
+    if text.isascii() and not _ascii_trigger(text):
         return text, None, None
     out: list[str] = []
     starts: list[int] = []
@@ -78,6 +99,9 @@ def fold(text: str) -> tuple[str, list[int] | None, list[int] | None]:
     return folded, starts, ends
 
 
+_ASCII_SPACES = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # the ASCII whitespace of str.split() but " "
+
+
 def squash_spaces(t: str) -> str:
     r"""``re.sub(r"\s+", " ", t)`` done with ``str.split``/``join`` (C loops; several times faster).
 
@@ -85,6 +109,10 @@ def squash_spaces(t: str) -> str:
         >>> squash_spaces("  a \n b ")
         ' a b '
     """
+    if t.isascii() and not any(map(t.__contains__, _ASCII_SPACES)):  # only " ": halve runs of them in C
+        while "  " in t:
+            t = t.replace("  ", " ")
+        return t
     core = " ".join(t.split())
     if not core:
         return " " if t else ""

@@ -10,6 +10,7 @@ candidates.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -292,11 +293,33 @@ def _start_ok(text: str, start: int, raw: str) -> bool:
     return prev not in _BAD_BEFORE and not prev.isdigit()
 
 
+# Byte image of the text for finding runs: a run's first characters ("+", "(", digits) -> "d", its other
+# characters -> "c", everything else (non-ASCII characters are one "?" each, so offsets are kept) -> ".".
+_RUN_IMAGE = bytes(100 if chr(b) in "+(0123456789" else 99 if chr(b) in " )./\n-" else 46 for b in range(256))
+
+
+def _run_start(image: bytes, pos: int) -> int:
+    """Where ``_RUN.search(text, pos)`` matches (-1: nowhere): the first "d" at or after ``pos`` followed by
+    five run characters. A "." among those five rules out every start before it, so the search resumes
+    after it; memchr does the skipping."""
+    n = len(image)
+    while True:
+        i = image.find(b"d", pos)
+        if i == -1 or i + 6 > n:
+            return -1
+        j = image.find(b".", i + 1, i + 6)
+        if j == -1:
+            return i
+        pos = j + 1
+
+
 def scan_numbers(text: str, out: list[Finding]) -> None:
     """Cards, SSNs, phone numbers and IPv4 addresses in one pass over runs of digits and separators."""
     n = len(text)
     pos = 0
-    while (m := _RUN.search(text, pos)) is not None:
+    image = text.encode("ascii", "replace").translate(_RUN_IMAGE)
+    while (i := _run_start(image, pos)) != -1:
+        m = _RUN.match(text, i)
         start, raw = m.start(), m.group()
         pos = m.end()
         if len(raw) >= _RUN_MAX:  # a long run: read it up to its last whitespace, continue from there
@@ -342,18 +365,36 @@ _IBAN_BODY = {
     want: re.compile(rf"(?:[ \-.]?[A-Za-z0-9]){{{want - 4}}}") for want in sorted(set(_IBAN_LENGTHS.values()))
 }
 _NO_IBAN_SEPARATORS = str.maketrans("", "", " -.")
+_HEAD_SHAPES = (b"AAdd", b"Aadd", b"aAdd", b"aadd")
+
+
+def _places(shape: bytes, needles: tuple[bytes, ...]) -> list[int]:
+    """Sorted offsets in ``shape`` where one of ``needles`` starts."""
+    found: list[int] = []
+    for needle in needles:
+        i = shape.find(needle)
+        while i != -1:
+            found.append(i)
+            i = shape.find(needle, i + 1)
+    return sorted(found)
 
 
 def scan_ibans(text: str, out: list[Finding]) -> None:
     """IBANs grouped by spaces, dashes or dots in any way; the country fixes the length. Lower-case IBANs
     are looked for only where the text says "iban" (an upper-case start lets the engine skip ahead)."""
     n = len(text)
-    any_case = "iban" in text or "IBAN" in text or "Iban" in text
     shape = text.encode("ascii", "replace").translate(_SHAPE)  # two letters then two digits, or no IBAN
-    if not (b"AAdd" in shape or (any_case and any(map(shape.__contains__, (b"Aadd", b"aAdd", b"aadd"))))):
+    upper = b"AAdd" in shape
+    if not upper and not any(map(shape.__contains__, (b"Aadd", b"aAdd", b"aadd"))):
+        return
+    any_case = "iban" in text or "IBAN" in text or "Iban" in text
+    if not (upper or any_case):
         return
     head = _IBAN_HEAD_ANY_CASE if any_case else _IBAN_HEAD
-    for m in head.finditer(text):
+    # A head's four characters are two letters and two digits: it can start only where the shape says so
+    # (offsets agree: one byte per character), so the pattern is tried there and nowhere else.
+    places = _places(shape, _HEAD_SHAPES if any_case else _HEAD_SHAPES[:1])
+    for m in filter(None, map(head.match, itertools.repeat(text), places)):
         if m.start() and text[m.start() - 1].isalnum():
             continue
         want = _IBAN_LENGTHS.get(m.group()[:2].upper())

@@ -91,7 +91,16 @@ def long_runs(text: str) -> list[tuple[int, int]]:
         [(4, 23)]
     """
     image = text.encode("ascii", "replace").translate(_RUN_BYTES)
-    return [m.span() for m in _RUN_X.finditer(image)]
+    spans: list[tuple[int, int]] = []
+    i = image.find(_X12)  # bytes.find jumps between places; the regex only measures each run
+    while i != -1:
+        e = _RUN_X.match(image, i).end()
+        spans.append((i, e))
+        i = image.find(_X12, e)
+    return spans
+
+
+_X12 = b"x" * 12
 
 
 def _scan_prefixed(text: str, spans: list[tuple[int, int]], out: list[Finding]) -> None:
@@ -389,16 +398,34 @@ def _scan_prose(text: str, low: str, out: list[Finding], starts: list[int], pin:
             out.append(Finding("SECRET", m.start("v"), m.start("v") + len(v), 0.8))
 
 
-def _scan_quoted_entropy(text: str, out: list[Finding]) -> None:
+def _quoted_values(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ``v`` spans of ``_QUOTED.finditer(text)``, read from the long runs: a quoted value is a whole
+    run of 20-200 characters (quotes end runs, and ``v``'s characters are run characters) between two
+    equal quotes, without the run characters ``v`` leaves out (":", "%"); a closing quote is not reused
+    as the next opening one."""
+    found: list[tuple[int, int]] = []
+    n = len(text)
+    last = -1
+    for s, e in spans:
+        if not 20 <= e - s <= 200 or s == 0 or e >= n or s - 1 < last:
+            continue
+        q = text[s - 1]
+        if (q == '"' or q == "'") and text[e] == q and ":" not in text[s:e] and "%" not in text[s:e]:
+            found.append((s, e))
+            last = e + 1
+    return found
+
+
+def _scan_quoted_entropy(text: str, out: list[Finding], spans: list[tuple[int, int]]) -> None:
     """Quoted random-looking strings: three character classes and high entropy; never hashes or paths."""
-    for m in _QUOTED.finditer(text):
-        v = m.group("v")
+    for s, e in _quoted_values(text, spans):
+        v = text[s:e]
         if set(v) <= _HEXISH or v.count(".") > 1 or is_placeholder(v):
             continue
         if not (any(c.isupper() for c in v) and any(c.islower() for c in v) and any(c.isdigit() for c in v)):
             continue
         if _entropy(v) >= 4.2:
-            out.append(Finding("SECRET", m.start("v"), m.end("v"), 0.6))
+            out.append(Finding("SECRET", s, e, 0.6))
 
 
 # Cheap pre-check for the context rules: one of these must appear in the lower-cased text.
@@ -423,7 +450,10 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     if spans is None:
         spans = long_runs(text)
     if spans:
-        present = _FORMAT_NEEDLES(text)  # no prefix and no literal in the text: no format can match
+        # Formats match only inside the runs: look for their prefixes and literals there (in most text
+        # the runs are a small part of it). No prefix and no literal: no format can match.
+        runs = "\n".join([text[s:e] for s, e in spans]) if len(spans) < 64 else text
+        present = _FORMAT_NEEDLES(runs if len(runs) < len(text) else text)
         if not present.isdisjoint(_PREFIXED):
             _scan_prefixed(text, spans, out)
         if present:
@@ -435,7 +465,11 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
     low = text.lower()
     if len(low) != len(text):  # a few characters change length when lower-cased; keep offsets aligned
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-    present = _KEY_NEEDLES(low)
+    # Key words matter only before an operator or in prose ("my password is ..."): look for them only then.
+    if "=" in text or ":" in text or " is " in low or " ist " in low or " est " in low:
+        present = _KEY_NEEDLES(low)
+    else:
+        present = frozenset()
     keyed = not present.isdisjoint(_KEY_GATE)
     starts: list[int] | None = None
     if keyed and ("=" in text or ":" in text):
@@ -447,4 +481,4 @@ def scan_secrets(text: str, out: list[Finding], spans: list[tuple[int, int]] | N
             starts = _starts(low, [w for w in _KEY_STARTS if w in present])
         _scan_prose(text, low, out, starts, "pin" in present)
     if spans and ('"' in text or "'" in text):
-        _scan_quoted_entropy(text, out)
+        _scan_quoted_entropy(text, out, spans)

@@ -31,6 +31,14 @@ _CONFUSABLES = str.maketrans({
 })  # fmt: skip
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
 _LEET_CHARS = "013457@$!"
+_LEET_BYTES = bytes.maketrans(b"013457@$!", b"oieastasi")
+
+
+def _leet(t: str) -> str:
+    """``t.translate(_LEET)``; through bytes when ``t`` is ASCII (a table look-up per byte)."""
+    return t.encode("ascii").translate(_LEET_BYTES).decode("ascii") if t.isascii() else t.translate(_LEET)
+
+
 _SPACED = re.compile(r"(?<![^\W_])(?:[^\W\d_][ .\-_*/|]{1,3}){3,200}[^\W\d_](?![^\W_])")
 # A spaced-out run (4+ single letters between separators) always holds "sep letter sep{1,3} letter sep":
 # this pattern starts with a character set, so the regex engine skips ahead to separators quickly.
@@ -44,9 +52,14 @@ _SPACED_HINT_IMAGE = re.compile(rb"sls{1,3}ls")
 
 
 def _spaced_hint(t: str) -> bool:
-    """``_SPACED_HINT.search(t) is not None``, on a byte image when ``t`` is ASCII."""
+    """``_SPACED_HINT.search(t) is not None``, on a byte image when ``t`` is ASCII.
+
+    On the image the hint is one of three substrings ("sl", one to three "s", "ls"): three ``in``
+    tests are cheaper than the regex, which stops at every separator.
+    """
     if t.isascii():
-        return _SPACED_HINT_IMAGE.search(t.encode("ascii").translate(_SPACED_IMAGE)) is not None
+        image = t.encode("ascii").translate(_SPACED_IMAGE)
+        return b"slsls" in image or b"slssls" in image or b"slsssls" in image
     return _SPACED_HINT.search(t) is not None
 
 
@@ -66,13 +79,19 @@ def normalize(text: str) -> str:
         >>> normalize("I g n o r e  previous")
         'ignore previous'
     """
+    return _normalize(text)[0]
+
+
+def _normalize(text: str) -> tuple[str, bool]:
+    """:func:`normalize` and whether the spaced-letter hint held on the folded text."""
     if text.isascii():  # tag, zero-width and confusable characters are all outside ASCII
         t = text.lower()
     else:
         t = unicodedata.normalize("NFKC", text.translate(_TAGS)).translate(_ZERO_WIDTH).lower().translate(_CONFUSABLES)
-    if _spaced_hint(t):
+    hint = _spaced_hint(t)
+    if hint:
         t = _SPACED.sub(lambda m: re.sub(r"[ .\-_*/|]", "", m.group()), t)
-    return squash_spaces(t)
+    return squash_spaces(t), hint
 
 
 _HEX_RUN = re.compile(r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}[ :]?){12,2048}(?![0-9A-Za-z])")
@@ -83,6 +102,27 @@ _HEXISH = bytes(104 if chr(b) in "0123456789abcdefABCDEF :" else 46 for b in ran
 def _maybe_hex_run(text: str) -> bool:
     """False when ``text`` cannot hold a :data:`_HEX_RUN` (no 24 consecutive hex/space/colon characters)."""
     return b"h" * 24 in text.encode("utf-8", "surrogatepass").translate(_HEXISH)
+
+
+def _hex_runs(text: str) -> list[re.Match[str]]:
+    """``list(_HEX_RUN.finditer(text))``; on ASCII text the pattern runs only over the byte image's runs of
+    24+ "h" (every match lies inside one; the window keeps the character after it for the look-ahead)."""
+    if not text.isascii():
+        return list(_HEX_RUN.finditer(text)) if _maybe_hex_run(text) else []
+    image = text.encode("ascii").translate(_HEXISH)
+    n = len(text)
+    found: list[re.Match[str]] = []
+    s = image.find(_H24)
+    while s != -1:  # the first 24 "h" after a "." start a run (the image holds only "h" and ".")
+        e = image.find(b".", s)
+        if e == -1:
+            e = n
+        found.extend(_HEX_RUN.finditer(text, s, min(n, e + 1)))
+        s = image.find(_H24, e)
+    return found
+
+
+_H24 = b"h" * 24
 
 
 # Base64 characters -> "b", every other byte -> ".".
@@ -103,17 +143,20 @@ _MARKERS_ROT13 = tuple(w.translate(_ROT13) for w in _MARKERS)
 _MARKERS_REV = tuple(w[::-1] for w in _MARKERS)
 
 
-def _encoded_variants(text: str, norm: str, decoded: list[str] | None = None) -> list[tuple[str, str]]:
+def _encoded_variants(
+    text: str, norm: str, decoded: list[str] | None = None, present: frozenset[str] | None = None
+) -> list[tuple[str, str]]:
     """Readable forms of text hidden by encoding: URL-encoding, hex, rot13, reversal, nested base64.
 
-    ``decoded`` is :func:`_b64_decoded` of ``text`` when the caller already has it.
+    ``decoded`` is :func:`_b64_decoded` of ``text`` and ``present`` is :data:`_VARIANT_NEEDLES` of
+    ``norm`` when the caller already has them.
     """
     out: list[tuple[str, str]] = []
     if "%" in text:
         decoded = urllib.parse.unquote(text)
         if decoded != text:
             out.append(("url-encoded ", normalize(decoded)))
-    for m in _HEX_RUN.finditer(text) if _maybe_hex_run(text) else ():
+    for m in _hex_runs(text):
         try:
             decoded = bytes.fromhex(re.sub(r"[ :]", "", m.group())).decode("utf-8")
         except ValueError:
@@ -122,7 +165,7 @@ def _encoded_variants(text: str, norm: str, decoded: list[str] | None = None) ->
             out.append(("hex ", normalize(decoded)))
     # A marker in the rot13 (reversed) text is the marker's rot13 (reversal) in ``norm``: test that
     # first and build the variant only when it is there.
-    contains = norm.__contains__
+    contains = norm.__contains__ if present is None else present.__contains__
     if (any(map(contains, _MARKERS_ROT13)) or any(map(contains, _MARKERS_REV))) and not any(map(contains, _MARKERS)):
         rot = norm.translate(_ROT13)
         if any(w in rot for w in _MARKERS):
@@ -136,13 +179,43 @@ def _encoded_variants(text: str, norm: str, decoded: list[str] | None = None) ->
     return out
 
 
+def _b64_tokens(text: str) -> list[str]:
+    """``[m.group() for m in _B64.finditer(text)]``; on ASCII text from the runs of "b" in the byte image
+    (a token is a whole run of 16-4096 base64 characters, not after "=", then at most two "=" and no
+    further base64 character or "=")."""
+    if not text.isascii():
+        return [m.group() for m in _B64.finditer(text)] if _long_token(text) else []
+    image = text.encode("ascii").translate(_B64ISH)
+    if len(text) < 16 or b"b" * 16 not in image:
+        return []
+    tokens: list[str] = []
+    n = len(text)
+    s = image.find(_B64_16)
+    while s != -1:  # the first 16 "b" after a "." start a run (the image holds only "b" and ".")
+        e = image.find(b".", s)
+        if e == -1:
+            e = n
+        nxt = image.find(_B64_16, e)
+        if e - s > 4096 or (s and text[s - 1] == "="):
+            s = nxt
+            continue
+        k = e
+        while k < n and k - e < 3 and text[k] == "=":
+            k += 1
+        if k - e <= 2 and (k == n or text[k] not in _B64_OR_PAD):
+            tokens.append(text[s:k])
+        s = nxt
+    return tokens
+
+
+_B64_16 = b"b" * 16
+_B64_OR_PAD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
 def _b64_decoded(text: str) -> list[str]:
     """Every base64 token of ``text`` that decodes to UTF-8, decoded, in order."""
     out: list[str] = []
-    if not _long_token(text):
-        return out
-    for m in _B64.finditer(text):
-        token = m.group()
+    for token in _b64_tokens(text):
         if len(token) % 4 == 1:
             continue
         try:
@@ -413,6 +486,8 @@ _TRIGGER_SETS = tuple(tuple(frozenset(group) for group in rule) for rule in _TRI
 # ten times cheaper than ninety substring searches), else ``in``.
 _presence = Needles(_NEEDLES)
 _NEEDLE_SET = _presence.matcher
+# The same pass also tells which of the encoded variants' markers occur (rule_score's first variant).
+_VARIANT_NEEDLES = Needles((*_NEEDLES, *_MARKERS, *_MARKERS_ROT13, *_MARKERS_REV))
 
 
 def _triggered(groups: tuple[frozenset[str], ...], present: frozenset[str]) -> bool:
@@ -550,30 +625,35 @@ def rule_score(text: str) -> tuple[float, tuple[str, ...]]:
         (0.9, ('instruction override',))
     """
     variants: list[tuple[str, str]] = []
-    norm = normalize(text)
-    code_free = _CODE_SPAN.sub(" ", norm)
+    norm, hint = _normalize(text)
+    code_free = _CODE_SPAN.sub(" ", norm) if "`" in norm else norm
+    present = _VARIANT_NEEDLES(code_free)
     variants.append(("", code_free))
-    leet = code_free.translate(_LEET) if any(c in code_free for c in _LEET_CHARS) else code_free
+    leet = _leet(code_free) if any(c in code_free for c in _LEET_CHARS) else code_free
     if leet != code_free:
         variants.append(("leetspeak ", leet))
     decoded = _b64_decoded(text)
     for payload in [d for d in decoded if _readable(d)][:64]:
         variants.append(("base64 ", normalize(payload)))
-    variants.extend(_encoded_variants(text, norm, decoded))
+    variants.extend(_encoded_variants(text, norm, decoded, present if code_free is norm else None))
     weights: dict[str, float] = {}
 
     def add(key: str, weight: float) -> None:
         weights[key] = max(weights.get(key, 0.0), weight)
 
     for prefix, variant in variants:
-        for reason, weight, pattern, negatable in _rules_for(_presence(variant)):
+        for reason, weight, pattern, negatable in _rules_for(present if variant is code_free else _presence(variant)):
             if not _matches(pattern, variant, negatable):
                 continue
             if prefix == "leetspeak " and reason in weights:
                 continue  # already found without unfolding leetspeak
             add(prefix + reason, weight)
-    folded = text if text.isascii() else unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
-    if _spaced_hint(folded) and _SPACED.search(folded):
+    if text.isascii():
+        folded = text  # its byte image is that of text.lower(): normalize's hint answers
+    else:
+        folded = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+        hint = _spaced_hint(folded)
+    if hint and _SPACED.search(folded):
         squashed = _LETTERS_ONLY.sub("", leet)
         for reason, weight, pattern in _SQUASHED_RULES:
             if _matches(pattern, squashed, False):

@@ -91,12 +91,13 @@ def _detect(text: str, outer: bool) -> list[Finding]:
     scan_secrets(text, out, spans)
     if "@" in text:
         scan_emails(text, out)
-    if outer and ("://" in text or "www." in text or "WWW." in text):
+    colon = ":" in text
+    if outer and ((colon and "://" in text) or "www." in text or "WWW." in text):
         scan_urls(text, out)
     if any(d in text for d in _DIGITS):
         scan_numbers(text, out)
         scan_ibans(text, out)
-    if "::" in text or text.count(":") >= 3:
+    if colon and ("::" in text or text.count(":") >= 3):
         scan_ipv6(text, out)
     if spans and outer:
         _scan_encoded(text, spans, out)
@@ -105,7 +106,7 @@ def _detect(text: str, outer: bool) -> list[Finding]:
 
 def _scan_encoded(text: str, spans: list[tuple[int, int]], out: list[Finding]) -> None:
     """Base64 tokens that decode to readable text holding an e-mail address or a secret."""
-    for m in (m for s, e in spans for m in _B64_TOKEN.finditer(text, s, e)):
+    for m in (m for s, e in spans if e - s >= 16 for m in _B64_TOKEN.finditer(text, s, e)):
         token = m.group()
         if len(token) % 4 == 1:
             continue
