@@ -129,6 +129,7 @@ class ForkedProcess:
 
 
 def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -32,7 +32,7 @@ from agentops.cookbook._chapters import (
     partial_parameter_message,
     undeclared_parameters,
 )
-from agentops.cookbook._forkserver import ForkServer, fork_enabled
+from agentops.cookbook._forkserver import ForkServer, _alive, fork_enabled
 from agentops.cookbook._output import check_output_dir
 from agentops.cookbook._providers import check_providers
 from agentops.cookbook._report import (
@@ -88,16 +88,6 @@ def _stop_on_signals(first: Callable[[], None]) -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _kernel_base() -> Path:
