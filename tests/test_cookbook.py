@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from kernel_support import gone
 
 import agentops.cookbook._runner as runner_module
 from agentops.__main__ import SUBCOMMANDS, build_parser, main
@@ -439,18 +440,6 @@ def _slow_book(tmp_path: Path) -> Path:
     return d
 
 
-def _gone(pid: int, within_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_the_kernel_and_still_writes_the_index(tmp_path, signum, code):
     book, out, marker = _slow_book(tmp_path), tmp_path / "out", tmp_path / "kernel.pid"
@@ -470,7 +459,7 @@ def test_signal_stops_the_kernel_and_still_writes_the_index(tmp_path, signum, co
         _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
-        if kernel is not None and not _gone(kernel, 0):
+        if kernel is not None and not gone(kernel, 0):
             os.kill(kernel, signal.SIGKILL)  # the run failed to stop it: do not leave it behind
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr and "Task" not in stderr
@@ -478,7 +467,7 @@ def test_signal_stops_the_kernel_and_still_writes_the_index(tmp_path, signum, co
     index = (out / "index.md").read_text()
     assert "| 00_slow | interrupted |" in index and "| 01_after | not run |" in index
     assert f"stopped by {signum.name}" in index and (out / "index.html").exists()
-    assert _gone(kernel), "the kernel outlived the run"
+    assert gone(kernel), "the kernel outlived the run"
     assert not list(tmp.iterdir())
     tmp.rmdir()
 
@@ -503,10 +492,10 @@ def test_refresh_stopped_by_a_signal_leaves_the_chapter_untouched(tmp_path):
         _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
-        if kernel is not None and not _gone(kernel, 0):
+        if kernel is not None and not gone(kernel, 0):
             os.kill(kernel, signal.SIGKILL)
     assert proc.returncode == 143 and stderr.strip() == "interrupted by SIGTERM", stderr
-    assert chapter.read_bytes() == before and _gone(kernel)
+    assert chapter.read_bytes() == before and gone(kernel)
 
 
 def test_kernel_folders_fall_back_to_tmp_when_tmpdir_is_too_long_for_sockets(tmp_path, monkeypatch):
@@ -699,13 +688,13 @@ def test_a_signal_with_two_jobs_interrupts_both_running_chapters(tmp_path):
     finally:
         proc.kill()
         for k in kernels:
-            if not _gone(k, 0):
+            if not gone(k, 0):
                 os.kill(k, signal.SIGKILL)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted by SIGINT during chapter 00_slow" in stderr
     index = (out / "index.md").read_text()
     assert "| 00_slow | interrupted |" in index and "| 01_slow | interrupted |" in index
     assert "| 02_after | not run |" in index
-    assert all(_gone(k) for k in kernels)
+    assert all(gone(k) for k in kernels)
     assert not list(tmp.iterdir())
     tmp.rmdir()

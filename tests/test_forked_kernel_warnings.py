@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
+from kernel_support import probe_book
 
 from agentops.cookbook import run
 from agentops.cookbook._forkserver import OPT_OUT_ENV
@@ -20,15 +20,7 @@ await asyncio.sleep(0.05)"""
 
 
 def _book(tmp_path: Path) -> Path:
-    d = tmp_path / "nb"
-    d.mkdir()
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("x = 1")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# Probe"), params, nbformat.v4.new_code_cell(PROBE)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, d / "00_probe.ipynb")
-    return d
+    return probe_book(tmp_path, [PROBE])
 
 
 def _stderr(out: Path) -> str:

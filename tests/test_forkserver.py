@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from kernel_support import gone, probe_book
 
 import agentops.cookbook._runner as runner_module
 from agentops.cookbook import run
@@ -34,15 +35,7 @@ PROBE = [  # folder, environment, pandas and matplotlib set-up, a figure, who th
 
 
 def _book(tmp_path: Path) -> Path:
-    d = tmp_path / "nb"
-    d.mkdir()
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("x = 1")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# Probe"), params, *map(nbformat.v4.new_code_cell, PROBE)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, d / "00_probe.ipynb")
-    return d
+    return probe_book(tmp_path, PROBE)
 
 
 def _outputs(out: Path) -> list[list[dict]]:
@@ -52,18 +45,6 @@ def _outputs(out: Path) -> list[list[dict]]:
 
 def _last_line(outputs: list[dict]) -> list[str]:
     return "".join(outputs[0]["text"]).split()
-
-
-def _gone(pid: int, within_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
 
 
 def test_fork_enabled_reads_the_argument_then_the_opt_out_variable(monkeypatch):
@@ -92,7 +73,7 @@ def test_forked_kernel_matches_a_normal_launch_and_leaves_no_process(tmp_path, m
     assert "image/png" in forked[3][0]["data"] and forked[:4] == normal[:4]  # the same figure, byte for byte
     assert forked[4] == normal[4] and _last_line(forked[4]) == ["into", "the", "notebook,", "tty=False"]
     is_forked, zygote, own_group = _last_line(forked[5])
-    assert (is_forked, own_group) == ("True", "True") and _gone(int(zygote))
+    assert (is_forked, own_group) == ("True", "True") and gone(int(zygote))
     assert _last_line(normal[5])[::2] == ["False", "True"]
     assert os.environ["MPLBACKEND"] == "Agg"
 
@@ -192,11 +173,11 @@ def test_a_signal_kills_forked_kernels_and_the_zygote_and_writes_the_index(tmp_p
     finally:
         proc.kill()
         for pid in pids:
-            if not _gone(pid, 0):
+            if not gone(pid, 0):
                 os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 143 and "Traceback" not in stderr, stderr
     assert "| 00_slow | interrupted |" in (out / "index.md").read_text()
-    assert all(_gone(pid) for pid in pids), "a kernel or the zygote outlived the run"
+    assert all(gone(pid) for pid in pids), "a kernel or the zygote outlived the run"
 
 
 def test_a_runner_killed_outright_takes_the_zygote_with_it():
@@ -210,7 +191,7 @@ def test_a_runner_killed_outright_takes_the_zygote_with_it():
     finally:
         runner.kill()
         runner.wait()
-    assert _gone(zygote, 30)
+    assert gone(zygote, 30)
 
 
 @pytest.mark.parametrize(("argv", "fork"), [([], None), (["--no-fork"], False)])
