@@ -791,3 +791,32 @@ def test_audit_stack_validates_its_stack() -> None:
     for bad in (["history"], ["budget", "budget"], ["budget", "cache"]):
         with pytest.raises(ConfigError, match="names 'budget' once"):
             asyncio.run(audit_stack(bad))
+
+
+async def test_records_and_conversation_labels_are_bounded_by_max_records() -> None:
+    ledger = InProcessLedger()
+    bm = BudgetMiddleware(
+        ledger, agent="writer", model="offline-1", budgets=[Budget("conversation", max_tokens=10**6)], max_records=2
+    )
+    agent = ag2.Agent("writer", "Write.", config=OfflineModel(), middleware=[bm])
+    for _ in range(3):  # three conversations, one call each
+        await agent.ask("hello")
+    frame = bm.usage_frame()
+    assert frame.conversation.tolist() == ["conv-2", "conv-3"]  # the newest two; labels keep counting
+    assert len(bm._conversations) == 2
+    accounts = bm.report().account.tolist()
+    assert sum("conv-" in a for a in accounts) == 2 and len(accounts) == 3  # the oldest keeps its raw id
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10"])
+def test_max_records_must_be_a_whole_number_or_none(bad) -> None:
+    with pytest.raises(ConfigError, match="max_records must be a whole number"):
+        BudgetMiddleware(
+            InProcessLedger(), agent="a", model="offline-1", budgets=[Budget("agent", max_tokens=9)], max_records=bad
+        )
+    assert (
+        BudgetMiddleware(
+            InProcessLedger(), agent="a", model="offline-1", budgets=[Budget("agent", max_tokens=9)], max_records=None
+        ).max_records
+        is None
+    )

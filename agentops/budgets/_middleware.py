@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -146,6 +147,9 @@ class BudgetMiddleware:
             so the estimate is an upper bound.
         chars_per_token: prompt-size heuristic for the estimate (3 over-estimates for English text).
         listeners: callables receiving ``("budget.refused", {"agent", "budget", "scope"})``.
+        max_records: attempts kept for :meth:`usage_frame` and conversation labels kept for :meth:`report`
+            (the most recent ones; ``None`` keeps all). A long-running service would otherwise grow without
+            bound; the ledger's accounts, not these records, are what the caps are checked against.
     """
 
     def __init__(
@@ -159,6 +163,7 @@ class BudgetMiddleware:
         max_completion_tokens: int = 1024,
         chars_per_token: int = 3,
         listeners: Sequence[Listener] = (),
+        max_records: int | None = 10_000,
     ) -> None:
         if not isinstance(ledger, Ledger):
             raise ConfigError("ledger must be an InProcessLedger or RedisLedger (see agentops.budgets)")
@@ -176,6 +181,10 @@ class BudgetMiddleware:
         for field, value in (("max_completion_tokens", max_completion_tokens), ("chars_per_token", chars_per_token)):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10**7:
                 raise ConfigError(f"{field} must be a whole number ≥ 1, got {value!r}")
+        if max_records is not None and (
+            isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1
+        ):
+            raise ConfigError(f"max_records must be a whole number ≥ 1 or None (keep all), got {max_records!r}")
         self.model = _model_name(model)
         self.provider = provider or (None if isinstance(model, str) else str(getattr(model, "provider", "") or ""))
         self._require_prices(budgets)
@@ -188,8 +197,10 @@ class BudgetMiddleware:
         self.token = uuid.uuid4().hex[:16]  # call ids are "<token>:<n>": unique across factories and hosts
         self._calls = itertools.count(1)
         self._lock = threading.Lock()
-        self._records: list[_CallRecord] = []
-        self._conversations: dict[str, str] = {}
+        self.max_records = max_records
+        self._records: deque[_CallRecord] = deque(maxlen=max_records)
+        self._conversations: OrderedDict[str, str] = OrderedDict()
+        self._labels = itertools.count(1)
 
     def _require_prices(self, budgets: Sequence[Budget]) -> None:
         capped = [b.name for b in budgets if b.max_usd is not None]
@@ -284,7 +295,9 @@ class BudgetMiddleware:
         with self._lock:
             label = self._conversations.get(stream_id)
             if label is None:
-                label = self._conversations[stream_id] = f"conv-{len(self._conversations) + 1}"
+                label = self._conversations[stream_id] = f"conv-{next(self._labels)}"
+                if self.max_records is not None and len(self._conversations) > self.max_records:
+                    self._conversations.popitem(last=False)  # the oldest conversation keeps its raw id in reports
             return label
 
     def _record(self, *fields: Any) -> None:
@@ -296,7 +309,8 @@ class BudgetMiddleware:
         notify(self.listeners, BUDGET_REFUSED, payload)
 
     def usage_frame(self) -> Any:
-        """Per attempt: call, attempt, agent, conversation, outcome, budget, estimate/actual USD and tokens."""
+        """Per attempt (the most recent ``max_records``): call, attempt, agent, conversation, outcome, budget,
+        estimate/actual USD and tokens."""
         import pandas as pd
 
         with self._lock:
