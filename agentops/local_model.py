@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from agentops import _identity  # noqa: F401
+from agentops._pids import pid_exists
 from agentops.errors import ConfigError, MissingDependencyError, ProviderError
 
 __all__ = ["DEFAULT_ALIAS", "LocalModelError", "gguf_path", "start", "status", "stop"]
@@ -110,12 +111,8 @@ def _free_port() -> int:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_exists(pid):
         return False
-    except PermissionError:
-        return True
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():  # guard against a recycled pid
         text = cmdline.read_bytes().replace(b"\0", b" ")

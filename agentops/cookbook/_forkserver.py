@@ -41,6 +41,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from agentops._pids import pid_exists
+
 __all__ = ["ForkServer", "ForkedProcess", "fork_enabled", "fork_provisioner"]
 
 OPT_OUT_ENV = "AGENTOPS_FORK_KERNELS"
@@ -103,7 +105,7 @@ class ForkedProcess:
         self._exited.set()
 
     def poll(self) -> int | None:
-        if self.returncode is None and not self._server.alive and not _alive(self.pid):
+        if self.returncode is None and not self._server.alive and not pid_exists(self.pid):
             self._set_exit(-signal.SIGKILL)  # the zygote died; init reaped the kernel
         return self.returncode
 
@@ -126,17 +128,6 @@ class ForkedProcess:
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid exists (one we may not signal counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ForkServer:

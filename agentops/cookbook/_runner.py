@@ -22,6 +22,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
+from agentops._pids import pid_exists
 from agentops.cookbook._chapters import (
     Chapter,
     ParameterWarning,
@@ -32,7 +33,7 @@ from agentops.cookbook._chapters import (
     partial_parameter_message,
     undeclared_parameters,
 )
-from agentops.cookbook._forkserver import ForkServer, _alive, fork_enabled
+from agentops.cookbook._forkserver import ForkServer, fork_enabled
 from agentops.cookbook._output import check_output_dir
 from agentops.cookbook._providers import check_providers
 from agentops.cookbook._report import (
@@ -105,7 +106,7 @@ def _remove_stale_kernel_dirs() -> None:
     for d in _kernel_base().glob(f"{_KERNEL_DIR_PREFIX}*-*"):
         pid = d.name[len(_KERNEL_DIR_PREFIX) :].split("-", 1)[0]
         with suppress(OSError):
-            if pid.isdigit() and d.stat().st_uid == os.getuid() and not _alive(int(pid)):
+            if pid.isdigit() and d.stat().st_uid == os.getuid() and not pid_exists(int(pid)):
                 shutil.rmtree(d, ignore_errors=True)
 
 
